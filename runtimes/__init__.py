@@ -1,0 +1,1 @@
+"""segedge's runtime side: everything an app needs to run an exported model, without torch."""

@@ -1,0 +1,189 @@
+"""The model card: the one contract between export time and run time.
+
+Written as JSON into the ONNX file's `metadata_props` under `CARD_KEY` at export, read back by
+`Predictor`. A model exported elsewhere has no card; every field can then be given in code or on
+the command line (`ModelCard.for_foreign_model` + `dataclasses.replace`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import CardError
+from .palette import Color, default_class_names, voc_palette
+
+CARD_KEY = "segedge.card"
+CARD_VERSION = 1
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+OutputKind = Literal["logits", "sigmoid", "logit"]
+ColorOrder = Literal["RGB", "BGR"]
+Precision = Literal["fp32", "fp16", "int8"]
+
+_OUTPUT_KINDS = ("logits", "sigmoid", "logit")
+_COLOR_ORDERS = ("RGB", "BGR")
+_PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a runtime must know to feed a segmentation model and read its output.
+
+    Normalisation: `x = (pixel * scale - mean) / std`, per channel, in `color_order`.
+    `size_divisor`: input H and W are padded to a multiple of it (the output stride).
+    `valid_margin`: pixels lost on each border (U-Net without padding); 0 for "same" models.
+    `output_kind`: "logits" over C classes, or one channel holding a "sigmoid" probability or a
+    "logit" for binary masks.
+    """
+
+    name: str
+    architecture: str = "unknown"
+    source: str = ""
+    build_kwargs: dict[str, Any] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
+    palette: tuple[Color, ...] = ()
+    color_order: ColorOrder = "RGB"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    scale: float = 1.0 / 255.0
+    layout: str = "NCHW"
+    input_name: str = "image"
+    output_name: str = "logits"
+    input_size: tuple[int, int] = (512, 512)
+    dynamic: bool = True
+    size_divisor: int = 1
+    valid_margin: int = 0
+    output_kind: OutputKind = "logits"
+    tile_size: int | None = None
+    tile_overlap: int = 0
+    precision: Precision = "fp32"
+    opset: int | None = None
+    exporter: str | None = None
+    segedge_version: str | None = None
+    parity: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    card_version: int = CARD_VERSION
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the label map can hold (2 for a one-channel binary model)."""
+        return len(self.classes)
+
+    # -- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key in ("classes", "palette", "mean", "std", "input_size"):
+            out[key] = _to_lists(out[key])
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelCard:
+        if not isinstance(data, dict):
+            raise CardError("model card is not a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        # Fields added by a newer segedge are ignored so old runtimes keep reading new cards.
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "name" not in kwargs:
+            raise CardError("model card has no 'name'")
+        try:
+            for key in ("classes", "mean", "std", "input_size"):
+                if key in kwargs:
+                    kwargs[key] = tuple(kwargs[key])
+            if "palette" in kwargs:
+                kwargs["palette"] = tuple(tuple(int(c) for c in rgb) for rgb in kwargs["palette"])
+            return cls(**kwargs)
+        except CardError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise CardError(f"invalid model card: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelCard:
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CardError(f"model card is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def for_foreign_model(cls, name: str, num_classes: int, **fields: Any) -> ModelCard:
+        """A card for an ONNX file exported elsewhere; `fields` override the defaults."""
+        fields.setdefault("classes", default_class_names(num_classes))
+        return cls(name=name, **fields)
+
+    def with_overrides(self, **fields: Any) -> ModelCard:
+        """A copy with the given fields replaced (None values are ignored)."""
+        given = {k: v for k, v in fields.items() if v is not None}
+        unknown = set(given) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise CardError(f"unknown model card field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **given)
+
+    def colors(self) -> tuple[Color, ...]:
+        """The palette, completed with the VOC colour map when shorter than the class list."""
+        n = max(self.num_classes, 2)
+        if len(self.palette) >= n:
+            return self.palette
+        return tuple(self.palette) + voc_palette(256)[len(self.palette) : max(n, 256)]
+
+
+def _to_lists(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_to_lists(v) for v in value]
+    return value
+
+
+def _validate(card: ModelCard) -> None:
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise CardError(f"invalid model card: {message}")
+
+    need(isinstance(card.name, str) and card.name != "", "'name' must be a non-empty string")
+    need(all(isinstance(c, str) for c in card.classes), "'classes' must be strings")
+    need(card.color_order in _COLOR_ORDERS, f"'color_order' must be one of {_COLOR_ORDERS}")
+    need(card.output_kind in _OUTPUT_KINDS, f"'output_kind' must be one of {_OUTPUT_KINDS}")
+    need(card.precision in _PRECISIONS, f"'precision' must be one of {_PRECISIONS}")
+    for key in ("mean", "std"):
+        values = getattr(card, key)
+        need(
+            len(values) == 3 and all(_is_number(v) and math.isfinite(v) for v in values),
+            f"'{key}' must be three finite numbers",
+        )
+    need(all(v != 0 for v in card.std), "'std' must not contain 0")
+    need(_is_number(card.scale) and math.isfinite(card.scale) and card.scale > 0, "'scale' must be > 0")
+    need(
+        len(card.input_size) == 2 and all(_is_int(v) and v > 0 for v in card.input_size),
+        "'input_size' must be two positive integers",
+    )
+    need(_is_int(card.size_divisor) and card.size_divisor >= 1, "'size_divisor' must be >= 1")
+    need(_is_int(card.valid_margin) and card.valid_margin >= 0, "'valid_margin' must be >= 0")
+    need(card.tile_size is None or (_is_int(card.tile_size) and card.tile_size > 0), "'tile_size' must be > 0")
+    need(_is_int(card.tile_overlap) and card.tile_overlap >= 0, "'tile_overlap' must be >= 0")
+    need(
+        all(len(rgb) == 3 and all(_is_int(c) and 0 <= c <= 255 for c in rgb) for rgb in card.palette),
+        "'palette' must hold RGB triples in 0..255",
+    )
+    need(isinstance(card.build_kwargs, dict), "'build_kwargs' must be an object")
+    need(isinstance(card.parity, dict), "'parity' must be an object")
+    need(isinstance(card.calibration, dict), "'calibration' must be an object")
+    need(card.layout == "NCHW", "only the NCHW layout is supported")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)

@@ -1,0 +1,1 @@
+"""Heads and necks: plain modules that read top to bottom."""
