@@ -25,13 +25,17 @@ class SegmentationModel(nn.Module):
     """backbone -> head -> bilinear resize to the input size (torchvision's simple model).
 
     `head` takes the backbone's feature list and returns logits at some reduction; the resize
-    makes `forward` return N x C x H x W for any H and W.
+    makes `forward` return N x C x H x W for any H and W. `head_name` is the attribute the head
+    lives under: torchvision calls it `classifier` (DeepLab v3, FCN), so passing that name lets
+    torchvision checkpoints load with their keys as they are.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Module, head_name: str = "head") -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = head
+        self.head_name = head_name
+        self.add_module(head_name, head)
 
     def forward(self, x: Tensor) -> Tensor:
-        return resize_to(self.head(self.backbone(x)), x.shape[-2:])
+        head = getattr(self, self.head_name)
+        return resize_to(head(self.backbone(x)), x.shape[-2:])
