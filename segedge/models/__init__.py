@@ -1,6 +1,10 @@
 """The segedge model zoo. Importing this package registers every builder."""
 
 from . import deeplabv3plus  # noqa: F401  (registers builders)
+from . import deeplabv2  # noqa: F401
+from . import deeplabv3  # noqa: F401
+from . import pspnet  # noqa: F401
+from . import upernet  # noqa: F401
 from .registry import ModelSpec, build_model, get_spec, list_models, register_model, resolve_name
 
 __all__ = ["ModelSpec", "build_model", "get_spec", "list_models", "register_model", "resolve_name"]

@@ -1,0 +1,56 @@
+"""Adaptive average pooling to k x k bins, written in ops that ONNX has.
+
+ONNX has no adaptive pooling beyond the global one: the torch.export-based exporter bakes an
+AveragePool sized for the export resolution (wrong at every other size) and the TorchScript
+exporter refuses. PyTorch's bin i of k over a length L spans [floor(i*L/k), ceil((i+1)*L/k)),
+so each axis is a k x L 0/1 matrix built from the input's shape at run time; two MatMuls sum
+the bins and one division by the bin areas averages them. Bins may overlap and L may be < k,
+as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+OutputSize = int | tuple[int | None, int | None]
+
+
+def bin_membership(length: int, bins: int, like: Tensor) -> Tensor:
+    """A bins x length 0/1 matrix: row i marks the positions PyTorch averages into bin i."""
+    index = torch.arange(bins, device=like.device)
+    starts = (index * length) // bins
+    ends = ((index + 1) * length + bins - 1) // bins
+    positions = torch.arange(length, device=like.device)
+    inside = (positions[None, :] >= starts[:, None]) & (positions[None, :] < ends[:, None])
+    return inside.to(like.dtype)
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: OutputSize) -> Tensor:
+    """Equals `F.adaptive_avg_pool2d(x, output_size)` (None keeps that axis) and exports dynamically."""
+    bins_h, bins_w = (output_size, output_size) if isinstance(output_size, int) else output_size
+    height, width = x.shape[-2], x.shape[-1]
+    area = torch.ones((), dtype=x.dtype, device=x.device)
+    if bins_h is not None:
+        rows = bin_membership(height, bins_h, x)
+        x = torch.matmul(rows, x)
+        area = area * rows.sum(dim=1)[:, None]
+    if bins_w is not None:
+        cols = bin_membership(width, bins_w, x)
+        x = torch.matmul(x, cols.t())
+        area = area * cols.sum(dim=1)[None, :]
+    return x / area
+
+
+class ExportableAdaptiveAvgPool2d(nn.Module):
+    """Drop-in for `nn.AdaptiveAvgPool2d` that keeps dynamic H/W and parity in ONNX."""
+
+    def __init__(self, output_size: OutputSize) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
