@@ -80,6 +80,8 @@ def export_onnx(
                 else:
                     _export_torchscript(model, sample, tmp, dynamic, opset)
             proto = onnx.load(str(tmp))
+            _name_axes(proto, dynamic)
+            onnx.save(proto, str(tmp))
         except ExportError:
             raise
         except Exception as exc:  # torch raises many unrelated types; report them as one
@@ -121,6 +123,18 @@ def _export_torchscript(model: nn.Module, sample: torch.Tensor, path: Path, dyna
         opset_version=opset,
         do_constant_folding=True,
     )
+
+
+def _name_axes(proto: onnx.ModelProto, dynamic: bool) -> None:
+    """Call the dynamic axes N, H and W everywhere (the dynamo exporter names them s0, s53...)."""
+    if not dynamic:
+        return
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    rename = {dims[i].dim_param: new for i, new in ((0, "N"), (2, "H"), (3, "W")) if dims[i].dim_param}
+    for value in [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in rename:
+                dim.dim_param = rename[dim.dim_param]
 
 
 @contextlib.contextmanager

@@ -1,0 +1,3 @@
+from segedge.cli import run
+
+run()

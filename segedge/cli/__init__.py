@@ -1,0 +1,52 @@
+"""`segedge` command line: one module per verb; `main(argv)` is the one error boundary.
+
+Library code raises `SegedgeError`s; here they become one line on stderr and the exit code
+they carry (2 usage, 1 runtime). Typer's own usage errors get the same one-line treatment.
+Typer turns Ctrl-C into exit code 130 itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+from typer.exceptions import Abort, TyperException
+
+from runtimes.errors import SegedgeError
+
+from . import bench_cmd, export_cmd, info_cmd, models_cmd, verify_cmd  # noqa: F401  (register commands)
+from .app import app, err
+
+__all__ = ["app", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=list(argv) if argv is not None else None, prog_name="segedge", standalone_mode=False)
+    except (Abort, KeyboardInterrupt):
+        _fail("interrupted")
+        return 130
+    except TyperException as exc:  # click's usage errors (exit 2) and friends, vendored by Typer
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `segedge {ctx.info_name} --help`)" if ctx is not None and ctx.parent else " (see `segedge --help`)"
+        _fail(exc.format_message() + (hint if exc.exit_code == 2 else ""))
+        return exc.exit_code
+    except SegedgeError as exc:
+        _fail(str(exc))
+        return exc.exit_code
+    except OSError as exc:  # a disk or permission failure the library did not anticipate
+        _fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def _fail(message: str) -> None:
+    # One line, no rich markup interpretation of user-supplied text.
+    sys.stderr.write(f"segedge: error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""`segedge info`: what an ONNX file is and what this machine can run it on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from runtimes.onnx_info import describe_model
+from runtimes.providers import available
+
+from .app import app, out
+
+
+@app.command("info")
+def info_command(
+    model: Path = typer.Argument(..., help="An ONNX model file."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON on stdout."),
+) -> None:
+    """Show the model card, inputs/outputs, opset, file size and the available providers."""
+    info = describe_model(model)
+    data = {
+        "path": str(info.path),
+        "size_mb": round(info.size_mb, 3),
+        "opset": info.opset,
+        "producer": info.producer,
+        "inputs": list(info.inputs),
+        "outputs": list(info.outputs),
+        "available_providers": available(),
+        "card": info.card.to_dict() if info.card else None,
+    }
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    out.print(f"[bold]{info.path}[/]  {info.size_mb:.1f} MB  opset {info.opset or '?'}  ({info.producer})")
+    for line in info.inputs:
+        out.print(f"  input   {line}")
+    for line in info.outputs:
+        out.print(f"  output  {line}")
+    out.print(f"  providers available: {', '.join(available())}")
+    card = info.card
+    if card is None:
+        out.print("  no segedge model card: give mean/std/classes as options when predicting")
+        return
+    out.print(f"  card: {card.name} ({card.architecture}), {card.num_classes} classes, {card.precision}, "
+              f"{card.color_order} mean={card.mean} std={card.std}, size divisor {card.size_divisor}, "
+              f"valid margin {card.valid_margin}, exported by segedge {card.segedge_version} ({card.exporter}, opset {card.opset})")
+    out.print(f"  classes: {', '.join(card.classes)}")
+    if card.parity:
+        for row in card.parity.get("sizes", []):
+            out.print(f"  parity at export {row['size'][0]}x{row['size'][1]}: max abs {row['max_abs']:.2e} "
+                      f"(range {row['logits_range']:.1f}), argmax agreement {row['argmax_agreement']:.4%}")

@@ -1,0 +1,158 @@
+"""The export pipeline: build -> (weights) -> export -> simplify -> parity -> card -> one file.
+
+Every step reports what it did; a failed simplification keeps the unsimplified graph and says so;
+the final file appears atomically, whole, or not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from exporters.card_io import embed_card
+from exporters.checkpoint import fit_state_dict, load_state_dict
+from exporters.simplify import simplify
+from exporters.torch_to_onnx import DEFAULT_OPSET, Exporter, LogitsOnly, export_onnx
+from runtimes.card import ModelCard
+from runtimes.checks import PRESETS, Preset
+from runtimes.errors import ExportError, UsageError
+from runtimes.fileio import atomic_path
+from runtimes.palette import voc_palette
+from runtimes.session import open_session
+
+from .sources import build
+from .verify import SizeParity, compare, second_size, torch_runner
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    source: str
+    output: Path | None = None
+    weights: Path | None = None
+    num_classes: int | None = None
+    input_size: tuple[int, int] | None = None
+    dynamic: bool = True
+    opset: int = DEFAULT_OPSET
+    exporter: Exporter = Exporter.dynamo
+    simplify: bool = True
+    card_fields: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    card: ModelCard
+    simplified: bool
+    simplify_message: str
+    parity: list[SizeParity]
+    notes: list[str]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return all(p.passed for p in self.parity)
+
+
+def default_output(request: ExportRequest, card: ModelCard) -> Path:
+    return Path(f"{card.name}.onnx")
+
+
+def run_export(request: ExportRequest, progress: Progress = lambda message: None) -> ExportResult:
+    start = time.perf_counter()
+    built = build(request.source, num_classes=request.num_classes)
+    model, card = built.module, built.card
+    notes: list[str] = []
+    if request.weights is not None:
+        progress(f"loading weights {request.weights}")
+        notes += fit_state_dict(model, load_state_dict(request.weights), card.name)
+    input_size = request.input_size or card.input_size
+    card = card.with_overrides(
+        input_size=input_size,
+        dynamic=request.dynamic,
+        opset=request.opset,
+        exporter=request.exporter.value,
+        **request.card_fields,
+    )
+    wrapped = LogitsOnly(model).eval()
+    card = _complete_user_card(card, wrapped, input_size)
+    output = Path(request.output) if request.output else default_output(request, card)
+
+    with tempfile.TemporaryDirectory(prefix="segedge-export-") as workdir:
+        raw = Path(workdir) / "raw.onnx"
+        progress(f"exporting {card.name} with the {request.exporter.value} exporter")
+        proto = export_onnx(
+            wrapped, raw, input_size=input_size, dynamic=request.dynamic,
+            opset=request.opset, exporter=request.exporter,
+        )
+        simplified, message = False, "not simplified (--no-simplify)"
+        if request.simplify:
+            progress("simplifying with onnxsim")
+            result = simplify(proto, (1, 3, *input_size))
+            proto, simplified, message = result.model, result.simplified, result.message
+        candidate = Path(workdir) / "model.onnx"
+        _save(embed_card(proto, card), candidate)
+
+        progress("checking parity against PyTorch")
+        sizes = [input_size] + ([second_size(card, input_size)] if request.dynamic else [])
+        session = open_session(candidate, "cpu")
+        parity = compare(torch_runner(wrapped), session, card, sizes, PRESETS[Preset.fp32])
+        card = card.with_overrides(parity=_parity_summary(parity))
+        with atomic_path(output, suffix=".onnx") as tmp:
+            _save(embed_card(proto, card), tmp)
+    return ExportResult(output, card, simplified, message, parity, notes, time.perf_counter() - start)
+
+
+def _complete_user_card(card: ModelCard, model, input_size: tuple[int, int]) -> ModelCard:
+    """A user's model has no zoo defaults: learn classes and margin from one forward pass."""
+    if card.architecture != "user":
+        return card
+    import torch
+
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, *input_size))
+    if out.ndim != 4:
+        raise UsageError(f"{card.source} returns a tensor of shape {list(out.shape)}; segedge needs N x C x H x W logits")
+    channels = int(out.shape[1])
+    n = max(channels, 2)
+    if card.classes and len(card.classes) != n:
+        raise UsageError(f"--classes names {len(card.classes)} classes but {card.source} outputs {n}")
+    return dataclasses.replace(
+        card,
+        classes=card.classes or tuple(f"class_{i}" for i in range(n)),
+        palette=card.palette or voc_palette(n),
+        output_kind=card.output_kind if channels == 1 and card.output_kind != "logits" else ("logits" if channels > 1 else "logit"),
+        valid_margin=max(0, (input_size[0] - int(out.shape[2])) // 2),
+    )
+
+
+def _parity_summary(parity: list[SizeParity]) -> dict:
+    return {
+        "reference": "pytorch",
+        "provider": parity[0].provider,
+        "sizes": [
+            {
+                "size": list(p.size),
+                "max_abs": p.report.max_abs,
+                "logits_range": p.report.logits_range,
+                "argmax_agreement": p.report.argmax_agreement,
+                "sqnr_db": p.report.sqnr_db if p.report.sqnr_db != float("inf") else None,
+            }
+            for p in parity
+        ],
+    }
+
+
+def _save(proto: onnx.ModelProto, path: Path) -> None:
+    try:
+        onnx.save(proto, os.fspath(path))
+    except ValueError as exc:  # protobuf refuses messages over 2 GB
+        raise ExportError(f"cannot save {path}: {exc}") from None

@@ -1,0 +1,116 @@
+"""Where a model comes from: a zoo name, or the user's own `module:function` / `file.py:function`.
+
+Either way the result is an `nn.Module` in eval mode and a `ModelCard` whose `source` and
+`build_kwargs` let `segedge verify` rebuild the very same PyTorch reference later.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from runtimes.card import ModelCard
+from runtimes.errors import UsageError
+from runtimes.palette import default_class_names, voc_palette
+
+from . import __version__
+from .models import build_model, get_spec
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    module: nn.Module
+    card: ModelCard
+
+
+def is_user_source(source: str) -> bool:
+    """`pkg.mod:fn` and `path/file.py:fn` name user code; zoo names never hold a colon."""
+    return ":" in source
+
+
+def build(source: str, num_classes: int | None = None, options: dict[str, Any] | None = None) -> BuiltModel:
+    """Build the model named by `source`, with the card fields the zoo (or defaults) give it."""
+    if is_user_source(source):
+        return _build_user(source, num_classes)
+    spec = get_spec(source)
+    kwargs = dict(options or {})
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    module = build_model(spec.name, **kwargs)
+    resolved = {**spec.defaults, **kwargs}
+    n = int(resolved.get("num_classes", spec.num_classes))
+    card = ModelCard(
+        name=spec.name,
+        architecture=spec.family,
+        source=spec.name,
+        build_kwargs=kwargs,
+        classes=default_class_names(n),
+        palette=voc_palette(n),
+        mean=spec.mean,
+        std=spec.std,
+        input_size=spec.input_size,
+        size_divisor=spec.size_divisor,
+        valid_margin=spec.valid_margin(resolved),
+        output_kind="logits" if n > 1 else "logit",
+        segedge_version=__version__,
+    )
+    return BuiltModel(module, card)
+
+
+def _build_user(source: str, num_classes: int | None) -> BuiltModel:
+    function = load_user_function(source)
+    kwargs = {}
+    if num_classes is not None:
+        if "num_classes" not in inspect.signature(function).parameters:
+            raise UsageError(f"{source} does not take num_classes; drop --num-classes or add the parameter")
+        kwargs["num_classes"] = num_classes
+    try:
+        module = function(**kwargs)
+    except Exception as exc:  # user code: any failure is reported as theirs
+        raise UsageError(f"{source} raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(module, nn.Module):
+        raise UsageError(f"{source} returned {type(module).__name__}, not a torch.nn.Module")
+    card = ModelCard(
+        name=function.__name__,
+        architecture="user",
+        source=source,
+        build_kwargs=kwargs,
+        segedge_version=__version__,
+    )
+    return BuiltModel(module.eval(), card)
+
+
+def load_user_function(source: str):
+    """Import `pkg.mod:fn` or `path/file.py:fn` and return the function."""
+    target, _, attr = source.rpartition(":")
+    if not target or not attr:
+        raise UsageError(f"model source {source!r} must look like package.module:function or file.py:function")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise UsageError(f"model file not found: {path}")
+        name = f"segedge_user_{abs(hash(str(path.resolve())))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[name]
+            raise UsageError(f"cannot import {path}: {type(exc).__name__}: {exc}") from None
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise UsageError(f"cannot import module {target!r}: {exc}") from None
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise UsageError(f"{target} has no function {attr!r}")
+    return function

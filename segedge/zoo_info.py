@@ -1,0 +1,36 @@
+"""Facts about the zoo computed from the code itself (parameter counts are never typed in)."""
+
+from __future__ import annotations
+
+import torch
+
+from .models import list_models
+
+
+def count_params(name: str, **kwargs) -> int:
+    """Parameters of a registered model, counted on the meta device (no memory, no init cost)."""
+    from .models import build_model
+
+    with torch.device("meta"):
+        model = build_model(name, **kwargs)
+    return sum(p.numel() for p in model.parameters())
+
+
+def zoo_rows() -> list[dict]:
+    rows = []
+    for spec in list_models():
+        rows.append(
+            {
+                "name": spec.name,
+                "aliases": list(spec.aliases),
+                "family": spec.family,
+                "paper": spec.paper,
+                "num_classes": spec.num_classes,
+                "input_size": list(spec.input_size),
+                "size_divisor": spec.size_divisor,
+                "params": count_params(spec.name),
+                "reference_params": spec.reference_params,
+                "reference_note": spec.reference_note,
+            }
+        )
+    return rows
