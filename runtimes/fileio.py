@@ -60,3 +60,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def ensure_writable(target: str | os.PathLike[str]) -> Path:
+    """Fail early, before any long work, when `target` cannot be written."""
+    target = Path(target)
+    if target.is_dir():
+        raise OutputError(f"output path {target} is a directory")
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to {folder}: permission denied")
+    return target

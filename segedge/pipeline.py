@@ -23,7 +23,7 @@ from exporters.torch_to_onnx import DEFAULT_OPSET, Exporter, LogitsOnly, export_
 from runtimes.card import ModelCard
 from runtimes.checks import PRESETS, Preset
 from runtimes.errors import ExportError, UsageError
-from runtimes.fileio import atomic_path
+from runtimes.fileio import atomic_path, ensure_writable
 from runtimes.palette import voc_palette
 from runtimes.session import open_session
 
@@ -62,12 +62,14 @@ class ExportResult:
         return all(p.passed for p in self.parity)
 
 
-def default_output(request: ExportRequest, card: ModelCard) -> Path:
+def default_output(card: ModelCard) -> Path:
     return Path(f"{card.name}.onnx")
 
 
 def run_export(request: ExportRequest, progress: Progress = lambda message: None) -> ExportResult:
     start = time.perf_counter()
+    if request.output is not None:
+        ensure_writable(request.output)
     built = build(request.source, num_classes=request.num_classes)
     model, card = built.module, built.card
     notes: list[str] = []
@@ -84,7 +86,7 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
     )
     wrapped = LogitsOnly(model).eval()
     card = _complete_user_card(card, wrapped, input_size)
-    output = Path(request.output) if request.output else default_output(request, card)
+    output = ensure_writable(request.output or default_output(card))
 
     with tempfile.TemporaryDirectory(prefix="segedge-export-") as workdir:
         raw = Path(workdir) / "raw.onnx"

@@ -1,0 +1,156 @@
+"""The CLI through `segedge.cli.main` (in process) and through real `segedge` subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from segedge import __version__
+from segedge.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = "tests/tiny_models.py:build"
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("segedge: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "tiny.onnx"
+    assert main(["export", TINY, "--input-size", "48x40", "-o", str(path)]) == 0
+    return path
+
+
+def test_version(capsys):
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0 and out.strip() == f"segedge {__version__}"
+
+
+def test_models_json_lists_the_zoo(capsys):
+    code, out, _ = run_cli(capsys, "models", "--json")
+    rows = json.loads(out)
+    names = {r["name"] for r in rows}
+    assert code == 0 and "deeplabv3plus_resnet50" in names
+    row = next(r for r in rows if r["name"] == "deeplabv3plus_resnet50")
+    assert row["aliases"] == ["deeplabv3plus"] and row["num_classes"] == 21
+    assert row["input_size"] == [512, 512] and 39e6 < row["params"] < 42e6
+
+
+def test_export_json_summary(capsys, tmp_path):
+    path = tmp_path / "m.onnx"
+    code, out, err = run_cli(capsys, "export", TINY, "--input-size", "32x48", "-o", str(path), "--json",
+                             "--exporter", "torchscript", "--classes", "a,b,c,d")
+    data = json.loads(out)
+    assert code == 0 and data["passed"] and data["path"] == str(path)
+    assert data["card"]["classes"] == ["a", "b", "c", "d"] and data["card"]["exporter"] == "torchscript"
+    assert [p["size"] for p in data["parity"]][0] == [32, 48]
+    assert path.stat().st_size == data["size_bytes"]
+
+
+def test_info_and_verify(capsys, tiny_onnx):
+    code, out, _ = run_cli(capsys, "info", str(tiny_onnx), "--json")
+    info = json.loads(out)
+    assert code == 0 and info["card"]["name"] == "build" and info["inputs"][0].startswith("image: tensor(float) [Nx3xHxW]")
+    assert "CPUExecutionProvider" in info["available_providers"]
+    code, out, _ = run_cli(capsys, "verify", str(tiny_onnx), "--sizes", "48x40,33x71", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["passed"] and [r["size"] for r in report["results"]] == [[48, 40], [33, 71]]
+    for r in report["results"]:
+        assert r["max_abs"] <= 1e-4 * r["logits_range"] and r["argmax_agreement"] >= 0.9999
+        assert r["cosine"] > 0.999999 and r["sqnr_db"] > 80
+
+
+def test_verify_fails_with_exit_1_on_impossible_tolerance(capsys, tiny_onnx):
+    code, _, err = run_cli(capsys, "verify", str(tiny_onnx), "--sizes", "32x32", "--atol", "0", "--rtol", "0")
+    # An exact zero tolerance fails unless ORT and torch agree bit for bit; both outcomes are
+    # legitimate, but the exit code must follow the report.
+    if code == 1:
+        assert "does not match PyTorch" in one_error_line(err)
+    else:
+        assert code == 0
+
+
+def test_bench_json_has_both_runtimes(capsys, tiny_onnx):
+    code, out, _ = run_cli(capsys, "bench", str(tiny_onnx), "--runs", "3", "--warmup", "1", "--threads", "1", "--json")
+    data = json.loads(out)
+    assert code == 0 and [r["runtime"].split()[0] for r in data["rows"]] == ["onnxruntime", "torch"]
+    assert data["active_providers"] == ["CPUExecutionProvider"] and data["threads"] == 1
+    for row in data["rows"]:
+        assert row["runs"] == 3 and 0 < row["p50_ms"] <= row["p99_ms"] and row["throughput"] > 0
+    assert data["machine"]["cpu"]["usable_cpus"] >= 1 and "onnxruntime" in data["machine"]["versions"]
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["export", "no_such_model"], 2, "unknown model 'no_such_model'"),
+        (["export", TINY, "--input-size", "big"], 2, "must look like HxW"),
+        (["export", TINY, "--input-size", "0x5"], 2, "1 <= H, W"),
+        (["export", TINY, "--opset", "99"], 2, "--opset"),
+        (["export", TINY, "--exporter", "tflite"], 2, "--exporter must be dynamo or torchscript"),
+        (["export", TINY, "--mean", "1,2"], 2, "three comma-separated numbers"),
+        (["export", TINY, "--weights", "/nonexistent/w.pt"], 1, "checkpoint not found"),
+        (["export", TINY, "-o", "/proc/forbidden/x.onnx"], 1, "cannot"),
+        (["info", "/nonexistent.onnx"], 1, "model file not found"),
+        (["info", "pyproject.toml"], 1, "cannot load as an ONNX model"),
+        (["verify", "pyproject.toml"], 1, "cannot load as an ONNX model"),
+        (["bench", "/nonexistent.onnx", "--no-torch"], 1, "model file not found"),
+        (["bench", "x.onnx", "--provider", "gpu"], 2, "--provider"),
+        (["models", "--bogus"], 2, "No such option"),
+    ],
+)
+def test_bad_input_is_one_line_and_an_exit_code(capsys, monkeypatch, args, code, message):
+    monkeypatch.chdir(ROOT)
+    got, _, err = run_cli(capsys, *args)
+    assert got == code
+    assert message in one_error_line(err)
+
+
+def test_unavailable_provider_is_an_error_not_a_cpu_run(capsys, tiny_onnx):
+    code, _, err = run_cli(capsys, "bench", str(tiny_onnx), "--provider", "cuda", "--no-torch")
+    line = one_error_line(err)
+    assert code == 1 and "cuda provider" in line and "onnxruntime-gpu" in line
+
+
+def test_model_without_card_needs_input_size(capsys, tmp_path, tiny_onnx):
+    import onnx
+
+    proto = onnx.load(str(tiny_onnx))
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, str(bare))
+    code, _, err = run_cli(capsys, "bench", str(bare), "--no-torch")
+    assert code == 1 and "--input-size" in one_error_line(err)
+    code, out, _ = run_cli(capsys, "bench", str(bare), "--no-torch", "--input-size", "32x32", "--runs", "2", "--json")
+    assert code == 0 and json.loads(out)["rows"][0]["name"] == "onnxruntime fp32"
+
+
+def test_real_subprocess_runs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    version = subprocess.run([sys.executable, "-m", "segedge", "--version"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert version.returncode == 0 and version.stdout.strip() == f"segedge {__version__}"
+    out = tmp_path / "sub.onnx"
+    export = subprocess.run(
+        [sys.executable, "-m", "segedge", "export", TINY, "--input-size", "32x32", "-o", str(out), "--json"],
+        capture_output=True, text=True, env=env, cwd=ROOT,
+    )
+    assert export.returncode == 0, export.stderr
+    assert json.loads(export.stdout)["passed"] is True and out.is_file()
+    bad = subprocess.run([sys.executable, "-m", "segedge", "export", "nope"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("segedge: error: unknown model 'nope'")
+    assert "Traceback" not in bad.stderr and bad.stdout == ""
