@@ -34,3 +34,23 @@ def zoo_rows() -> list[dict]:
             }
         )
     return rows
+
+
+def fidelity_table() -> str:
+    """The README's model table: parameters counted from the code beside the reference count."""
+    lines = [
+        "| model | aliases | family | classes | params (segedge) | reference | note |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    for row in zoo_rows():
+        ref = row["reference_params"]
+        diff = f" ({(row['params'] - ref) / ref:+.1%})" if ref else ""
+        lines.append(
+            f"| `{row['name']}` | {', '.join(f'`{a}`' for a in row['aliases']) or '-'} | {row['family']} | "
+            f"{row['num_classes']} | {row['params']:,} | {f'{ref:,}{diff}' if ref else '-'} | {row['reference_note'] or ''} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(fidelity_table())
