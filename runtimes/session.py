@@ -11,6 +11,7 @@ import onnxruntime as ort
 
 from .card import CARD_KEY, ModelCard
 from .errors import ModelFileError
+from .external_data import check_external_data
 from .machine import usable_cpus
 from .providers import Provider, ProviderOptions, check_active, provider_chain, resolve
 
@@ -45,6 +46,7 @@ def check_model_path(path: str | os.PathLike[str]) -> Path:
         raise ModelFileError(f"model file not found: {path}")
     if not path.is_file():
         raise ModelFileError(f"model path is not a file: {path}")
+    check_external_data(path)
     return path
 
 
