@@ -1,0 +1,46 @@
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+
+from exporters.torch_to_onnx import export_onnx
+from segedge.models.adaptive_pool import ExportableAdaptiveAvgPool2d, adaptive_avg_pool2d
+
+BINS = (1, 2, 3, 6)
+
+
+@pytest.mark.parametrize("output_size", [*BINS, (2, 5), (None, 3), (4, None)])
+def test_equals_torch_at_every_length(output_size) -> None:
+    torch.manual_seed(0)
+    for height in range(1, 41):  # includes lengths below the bin count (overlapping bins)
+        for width in (1, 5, 13, 47, 129):
+            x = torch.randn(2, 3, height, width)
+            expected = F.adaptive_avg_pool2d(x, output_size)
+            got = adaptive_avg_pool2d(x, output_size)
+            assert got.shape == expected.shape
+            torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+class Pyramid(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pools = torch.nn.ModuleList(ExportableAdaptiveAvgPool2d(k) for k in BINS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([pool(x).flatten(1) for pool in self.pools], dim=1)
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_exports_with_dynamic_height_and_width(exporter: str, tmp_path) -> None:
+    path = tmp_path / "pyramid.onnx"
+    proto = export_onnx(Pyramid(), path, input_size=(64, 64), exporter=exporter)
+    ops = {node.op_type for node in proto.graph.node}
+    assert "AveragePool" not in ops and "MatMul" in ops
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for size in ((97, 129), (65, 47), (80, 56), (5, 3), (64, 64)):
+        x = rng.standard_normal((2, 3, *size)).astype(np.float32)
+        expected = torch.cat([F.adaptive_avg_pool2d(torch.from_numpy(x), k).flatten(1) for k in BINS], 1)
+        got = session.run(None, {"image": x})[0]
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5, atol=1e-6)

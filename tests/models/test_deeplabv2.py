@@ -1,0 +1,5 @@
+from .base import ModelTestBase
+
+
+class TestDeepLabV2(ModelTestBase):
+    name = "deeplabv2"
