@@ -25,7 +25,7 @@ from PIL import Image
 from .card import ModelCard
 from .errors import UsageError
 
-__all__ = ["Placement", "to_model_input", "from_model_output", "model_window", "model_side", "reflect_indices"]
+__all__ = ["Placement", "to_model_input", "from_model_output", "model_input_size", "model_window", "model_side", "reflect_indices"]
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,10 @@ def to_model_input(
     """
     _check_rgb(image_rgb)
     image_size = (int(image_rgb.shape[0]), int(image_rgb.shape[1]))
-    scaled_size = image_size if resize_long is None else long_side_size(image_size, resize_long)
+    scaled_size, input_size = model_input_size(image_size, card, resize_long)
     if scaled_size != image_size:
         image_rgb = resize_rgb(image_rgb, scaled_size)
     margin = card.valid_margin
-    input_size = (model_side(scaled_size[0] + 2 * margin, card, 0), model_side(scaled_size[1] + 2 * margin, card, 1))
     placement = Placement(image_size, scaled_size, input_size, top=margin, left=margin, margin=margin)
     return model_window(image_rgb, -margin, -margin, input_size, card), placement
 
@@ -104,6 +103,15 @@ def normalize(pixels: np.ndarray, card: ModelCard) -> np.ndarray:
         np.multiply(pixels[:, :, source], np.float32(card.scale / card.std[c]), out=out[c], casting="unsafe")
         out[c] -= np.float32(card.mean[c] / card.std[c])
     return out
+
+
+def model_input_size(
+    image_size: tuple[int, int], card: ModelCard, resize_long: int | None = None
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(size after `resize_long`, model input size) that `to_model_input` gives an image of `image_size`."""
+    scaled = image_size if resize_long is None else long_side_size(image_size, resize_long)
+    margin = card.valid_margin
+    return scaled, (model_side(scaled[0] + 2 * margin, card, 0), model_side(scaled[1] + 2 * margin, card, 1))
 
 
 def model_side(min_side: int, card: ModelCard, axis: int) -> int:

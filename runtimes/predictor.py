@@ -1,0 +1,181 @@
+"""`Predictor`: what an app embeds. An image in, a class mask of the image's size out.
+
+    from runtimes import Predictor
+    predictor = Predictor("model.onnx")
+    mask = predictor.predict("photo.jpg")          # H x W uint8 class indices
+
+One Predictor may be shared by any number of threads: it holds no per-call state, and ONNX
+Runtime sessions are safe to run concurrently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import postprocess
+from .card import ModelCard
+from .errors import ModelFileError, UsageError
+from .image import ImageLike, load_image
+from .preprocess import from_model_output, model_input_size, resize_plane, resize_rgb, to_model_input
+from .providers import Provider
+from .session import ModelSession, open_session
+from .tiling import plan_tiles, tiled_logits
+
+Finish = Callable[[np.ndarray], np.ndarray]
+
+
+class Predictor:
+    """Run a segmentation ONNX model on images of any kind and size.
+
+    `providers`: a segedge provider name ("cpu", "cuda", "auto", ...; default "cpu"); a provider
+    that does not start is an error, never a silent CPU run. `threads`: ONNX Runtime's intra-op
+    threads (default: the CPUs this process may use).
+    `resize_long`: resize each image so that its longer side has this many pixels before the
+    model sees it (the output is resized back); None pads to a size the model takes instead.
+    `threshold`: foreground probability above which a one-channel model's pixel is labelled 1.
+    `batch_size`: tiles (or images in `predict_batch`) per model run.
+    `max_pixels`: replaces Pillow's decompression-bomb limit for the files this Predictor reads.
+    `card_overrides`: model card fields (mean, std, scale, color_order, classes, palette,
+    output_kind, size_divisor, valid_margin, tile_size, tile_overlap, ...) replacing the card's;
+    they describe a model exported elsewhere, which has no card. `tile_size` turns on tiling for
+    images whose model input would be larger; without `tile_overlap`, tiles of a "same" model
+    overlap by a quarter of the tile size, those of a valid-mode model by nothing (their margin
+    already gives every output pixel its context).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        providers: Provider | str | None = None,
+        threads: int | None = None,
+        *,
+        resize_long: int | None = None,
+        threshold: float = 0.5,
+        batch_size: int = 4,
+        max_pixels: int | None = None,
+        **card_overrides: Any,
+    ) -> None:
+        if batch_size < 1:
+            raise UsageError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0.0 <= threshold <= 1.0:
+            raise UsageError(f"threshold must lie in 0..1, got {threshold}")
+        if resize_long is not None and resize_long < 1:
+            raise UsageError(f"resize_long must be a positive number of pixels, got {resize_long}")
+        self.session: ModelSession = open_session(path, providers or Provider.cpu, threads)
+        self.card: ModelCard = _card(self.session, card_overrides)
+        self.resize_long = resize_long
+        self.threshold = threshold
+        self.batch_size = batch_size
+        self.max_pixels = max_pixels
+        self.tile_overlap = _default_overlap(self.card, "tile_overlap" in card_overrides)
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The ONNX Runtime providers really active."""
+        return self.session.active_providers
+
+    # -- public API ---------------------------------------------------------------------------
+    def predict(self, image: ImageLike) -> np.ndarray:
+        """H x W label map (uint8; uint16 beyond 256 classes), the size of `image`."""
+        return self._predict(load_image(image, max_pixels=self.max_pixels), self._labels)
+
+    def predict_proba(self, image: ImageLike) -> np.ndarray:
+        """C x H x W float32 class probabilities (2 x H x W for a one-channel model)."""
+        return self._predict(load_image(image, max_pixels=self.max_pixels), self._probabilities)
+
+    def predict_batch(self, images: Sequence[ImageLike]) -> list[np.ndarray]:
+        """Label maps of several images; images whose model inputs agree in size share model runs."""
+        pixels = [load_image(image, max_pixels=self.max_pixels) for image in images]
+        results: list[np.ndarray | None] = [None] * len(pixels)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, rgb in enumerate(pixels):
+            if self._tile_size_for(rgb) is not None:
+                results[i] = self._predict(rgb, self._labels)
+            else:
+                groups.setdefault(model_input_size(_size(rgb), self.card, self.resize_long)[1], []).append(i)
+        for members in groups.values():
+            for first in range(0, len(members), self.batch_size):
+                chunk = members[first : first + self.batch_size]
+                prepared = [to_model_input(pixels[i], self.card, resize_long=self.resize_long) for i in chunk]
+                outputs = self._run(np.stack([x for x, _ in prepared]))
+                for i, output, (_, placement) in zip(chunk, outputs, prepared):
+                    results[i] = self._labels(from_model_output(output, placement))
+        return results  # type: ignore[return-value]
+
+    # -- one image ----------------------------------------------------------------------------
+    def _predict(self, rgb: np.ndarray, finish: Finish) -> np.ndarray:
+        tile_size = self._tile_size_for(rgb)
+        if tile_size is None:
+            x, placement = to_model_input(rgb, self.card, resize_long=self.resize_long)
+            return finish(from_model_output(self._run(x[None])[0], placement))
+        size = _size(rgb)
+        scaled_size, _ = model_input_size(size, self.card, self.resize_long)
+        scaled = rgb if scaled_size == size else resize_rgb(rgb, scaled_size)
+        grid = plan_tiles(scaled_size, self.card, tile_size, self.tile_overlap)
+        blocks = tiled_logits(scaled, self.card, grid, self._run, self.batch_size)
+        if scaled_size == size:
+            return _assemble(((top, finish(block)) for top, block in blocks), size)
+        logits = np.concatenate([block for _, block in blocks], axis=1)
+        return finish(np.stack([resize_plane(plane, size) for plane in logits]))
+
+    def _tile_size_for(self, rgb: np.ndarray) -> int | None:
+        """The tile size when this image's model input would be larger than a tile, else None."""
+        tile = self.card.tile_size
+        if tile is None:
+            return None
+        h, w = model_input_size(_size(rgb), self.card, self.resize_long)[1]
+        return tile if max(h, w) > tile else None
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        output = self.session.run(np.ascontiguousarray(batch))
+        expected = (batch.shape[2] - 2 * self.card.valid_margin, batch.shape[3] - 2 * self.card.valid_margin)
+        if output.ndim != 4 or output.shape[2:] != expected:
+            raise ModelFileError(
+                f"{self.session.path}: a {batch.shape[2]} x {batch.shape[3]} input gave an output of shape "
+                f"{output.shape}, expected N x C x {expected[0]} x {expected[1]}; set valid_margin / size_divisor "
+                "to describe the model"
+            )
+        return output
+
+    def _labels(self, output: np.ndarray) -> np.ndarray:
+        return postprocess.labels(output, self.card.output_kind, self.threshold)
+
+    def _probabilities(self, output: np.ndarray) -> np.ndarray:
+        return postprocess.probabilities(output, self.card.output_kind)
+
+
+def _size(rgb: np.ndarray) -> tuple[int, int]:
+    return int(rgb.shape[0]), int(rgb.shape[1])
+
+
+def _card(session: ModelSession, overrides: dict[str, Any]) -> ModelCard:
+    """The file's card with `overrides`; for a model without a card, one made from the overrides."""
+    fields = {key: tuple(value) if isinstance(value, list) else value for key, value in overrides.items()}
+    if session.card is not None:
+        return session.card.with_overrides(**fields)
+    channels = session.session.get_outputs()[0].shape[1]
+    num_classes = channels if isinstance(channels, int) else 0
+    if num_classes == 1:  # a binary mask: background and foreground
+        num_classes = 2
+    return ModelCard.for_foreign_model(session.path.stem, num_classes, **{k: v for k, v in fields.items() if v is not None})
+
+
+def _default_overlap(card: ModelCard, given: bool) -> int:
+    if given or card.tile_overlap > 0 or card.tile_size is None or card.valid_margin > 0:
+        return card.tile_overlap
+    return card.tile_size // 4
+
+
+def _assemble(blocks: Iterator[tuple[int, np.ndarray]], size: tuple[int, int]) -> np.ndarray:
+    """Stack row blocks (..., rows, W) from top to bottom into one (..., H, W) array."""
+    result: np.ndarray | None = None
+    for top, block in blocks:
+        if result is None:
+            result = np.empty(block.shape[:-2] + size, dtype=block.dtype)
+        result[..., top : top + block.shape[-2], :] = block
+    assert result is not None  # a grid has at least one row of tiles
+    return result
