@@ -16,6 +16,8 @@ from .machine import usable_cpus
 from .providers import Provider, ProviderOptions, check_active, provider_chain, resolve
 
 _FLOAT_TYPES = ("tensor(float)", "tensor(float16)")
+# A declared input dimension past this is a hostile or broken model, not a real image or batch.
+_MAX_STATIC_DIM = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ def open_session(
             f"{path}: input {image.name!r} is {image.type} of rank {len(image.shape)}; "
             "segedge needs a float N x 3 x H x W image input"
         )
+    too_big = [d for d in image.shape if isinstance(d, int) and d > _MAX_STATIC_DIM]
+    if too_big:
+        raise ModelFileError(f"{path}: input {image.name!r} declares a dimension of {too_big[0]}, beyond any real image")
     return ModelSession(
         session=session,
         path=path,

@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a disk or permission failure the library did not anticipate
         _fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
         return 1
+    if result == 130:  # Typer turned a Ctrl-C into exit code 130
+        _fail("interrupted")
     return result if isinstance(result, int) else 0
 
 
