@@ -1,0 +1,34 @@
+"""Child side of `runtimes.isolate.probe_model`: open a model and run it once.
+
+    python -m runtimes.probe MODEL.onnx PROVIDER H W
+
+Exit 0 when it worked; otherwise one line `segedge: error: ...` on stderr and exit 1 (or the
+signal that killed the process, which is what the parent is there to catch).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .errors import SegedgeError
+from .session import open_session
+
+
+def main(argv: list[str]) -> int:
+    path, provider, h, w = argv
+    try:
+        session = open_session(path, provider, threads=1)
+        session.run(np.zeros((1, 3, int(h), int(w)), np.float32))
+    except SegedgeError as exc:
+        sys.stderr.write(f"segedge: error: {exc}\n")
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the runtime's own failures, reported to the parent
+        sys.stderr.write(f"segedge: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
