@@ -7,6 +7,7 @@ from . import pspnet  # noqa: F401
 from . import upernet  # noqa: F401
 from . import mobilenetv3_seg  # noqa: F401
 from . import deeplabv3plus_mobilenet  # noqa: F401
+from . import deeplabv3plus_xception  # noqa: F401
 from .registry import ModelSpec, build_model, get_spec, list_models, register_model, resolve_name
 
 __all__ = ["ModelSpec", "build_model", "get_spec", "list_models", "register_model", "resolve_name"]

@@ -1,0 +1,5 @@
+from .base import ModelTestBase
+
+
+class TestDeepLabV3PlusXception65(ModelTestBase):
+    name = "deeplabv3plus_xception65"
