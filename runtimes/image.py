@@ -1,8 +1,10 @@
-"""Whatever image an app holds -> H x W x 3 RGB on the 0..255 scale, ready for `to_model_input`.
+"""Whatever image an app holds -> an H x W x 3 RGB array, ready for `to_model_input`.
 
 Accepted: a path, a PIL image, or a numpy array (H x W, H x W x 1/2/3/4; uint8, uint16, float).
-The result is uint8 for 8-bit sources and float32 for deeper ones: 16-bit values are scaled
-(x * 255 / 65535), never clipped, so no precision is thrown away before normalisation.
+The result keeps the source's depth, and its dtype says its range: uint8 (0..255), uint16
+(0..65535: 16-bit PNG and TIFF) or float32 (0..1). `to_model_input` scales each to 0..255 before
+normalising, so 16-bit values are scaled, never clipped, and `load_image` of its own result
+returns it unchanged.
 
 Conventions, chosen to match how training pipelines read images (`Image.open(p).convert("RGB")`):
 - EXIF orientation is applied (a phone photo comes out the way it is displayed).
@@ -32,7 +34,6 @@ from .errors import ImageError
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
-_UINT16_TO_255 = np.float32(255.0 / 65535.0)
 _ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
 _PIL_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError)
 # Image.MAX_IMAGE_PIXELS is process-wide; a call with its own limit swaps it only under this lock.
@@ -40,7 +41,7 @@ _LIMIT_LOCK = threading.Lock()
 
 
 def load_image(source: ImageLike, *, max_pixels: int | None = None) -> np.ndarray:
-    """Read `source` into an H x W x 3 RGB array (uint8, or float32 in 0..255 for deeper images).
+    """Read `source` into an H x W x 3 RGB array: uint8, uint16 (16-bit sources) or float32 (0..1).
 
     `max_pixels` replaces Pillow's decompression-bomb limit for this file (None keeps Pillow's).
     """
@@ -54,7 +55,7 @@ def load_image(source: ImageLike, *, max_pixels: int | None = None) -> np.ndarra
 
 
 def pil_to_rgb(image: Image.Image) -> np.ndarray:
-    """A decoded PIL image (any mode) -> H x W x 3 RGB on the 0..255 scale."""
+    """A decoded PIL image (any mode) -> H x W x 3 RGB: uint8, uint16 (16-bit modes) or float32 (F)."""
     mode = image.mode
     if mode == "RGB":
         return np.asarray(image)
@@ -65,11 +66,13 @@ def pil_to_rgb(image: Image.Image) -> np.ndarray:
         return pil_to_rgb(image.convert(_ALPHA_MODES[mode]))
     if mode in ("1", "L"):
         return _gray_to_rgb(np.asarray(image.convert("L")))
-    if mode.startswith("I;16") or mode == "I":
-        # "I" is how Pillow hands over 16-bit greyscale from some formats; read it as 16-bit.
-        return _gray_to_rgb(np.asarray(image).astype(np.float32) * _UINT16_TO_255)
+    if mode.startswith("I;16"):
+        return _gray_to_rgb(np.asarray(image).astype(np.uint16))  # native byte order
+    if mode == "I":
+        # Pillow hands over 16-bit greyscale from some formats as 32-bit "I"; read it as 16-bit.
+        return _gray_to_rgb(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
     if mode == "F":
-        return _gray_to_rgb(np.asarray(image, dtype=np.float32) * np.float32(255.0))
+        return _gray_to_rgb(np.asarray(image, dtype=np.float32))
     try:
         return np.asarray(image.convert("RGB"))
     except ValueError as exc:
@@ -77,7 +80,10 @@ def pil_to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def array_to_rgb(array: np.ndarray) -> np.ndarray:
-    """H x W or H x W x C (C = 1, 2, 3, 4; alpha dropped) of uint8, uint16 or float (0..1) -> RGB."""
+    """H x W or H x W x C (C = 1, 2, 3, 4; alpha dropped) of uint8, uint16 or float (0..1) -> RGB.
+
+    uint8 and uint16 keep their dtype, floats become float32, booleans uint8 0 / 255.
+    """
     if array.ndim == 3 and array.shape[2] in (1, 2):
         array = array[:, :, 0]
     elif array.ndim == 3 and array.shape[2] == 4:
@@ -86,12 +92,10 @@ def array_to_rgb(array: np.ndarray) -> np.ndarray:
         raise ImageError(f"an image array must be H x W or H x W x 1/2/3/4, got shape {array.shape}")
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ImageError(f"image array has no pixels: shape {array.shape}")
-    if array.dtype == np.uint8:
+    if array.dtype in (np.uint8, np.uint16):
         pixels = array
-    elif array.dtype == np.uint16:
-        pixels = array.astype(np.float32) * _UINT16_TO_255
     elif array.dtype.kind == "f":
-        pixels = array.astype(np.float32) * np.float32(255.0)
+        pixels = array.astype(np.float32, copy=False)
     elif array.dtype == np.bool_:
         pixels = array.astype(np.uint8) * np.uint8(255)
     else:
@@ -114,6 +118,8 @@ def _load_file(path: Path, max_pixels: int | None) -> np.ndarray:
         limit = max_pixels or 2 * (Image.MAX_IMAGE_PIXELS or 0)
         raise ImageError(f"{path}: larger than the decompression-bomb limit of {limit} pixels; "
                          "pass max_pixels to read it anyway") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image (no decoder recognises its content)") from None
     except _PIL_DECODE_ERRORS as exc:
         raise ImageError(f"{path}: not a readable image ({_reason(exc)})") from None
 

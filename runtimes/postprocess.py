@@ -15,6 +15,7 @@ from PIL import Image
 
 from .errors import CardError, OutputError, UsageError
 from .fileio import atomic_path, write_bytes_atomic
+from .preprocess import pixel_scale
 
 Color = tuple[int, int, int]
 
@@ -48,6 +49,13 @@ def probabilities(output: np.ndarray, kind: str) -> np.ndarray:
     e = np.exp(output - output.max(axis=0, keepdims=True))
     e /= e.sum(axis=0, keepdims=True)
     return e
+
+
+def labels_from_probabilities(probs: np.ndarray, kind: str, threshold: float = 0.5) -> np.ndarray:
+    """The label map of `probabilities(output, kind)`, equal to `labels(output, kind, threshold)`."""
+    if kind == "logits":
+        return argmax_classes(probs)
+    return (probs[1] > threshold).astype(np.uint8)
 
 
 def foreground_probability(channel: np.ndarray, kind: str) -> np.ndarray:
@@ -85,14 +93,17 @@ def palette_image(label_map: np.ndarray, colors: Sequence[Color]) -> Image.Image
     return image
 
 
-def overlay(image_rgb: np.ndarray, label_map: np.ndarray, colors: Sequence[Color], alpha: float = 0.5) -> np.ndarray:
-    """Blend class colours over the image (uint8 RGB, H x W x 3); class 0 (background) stays clear."""
+def overlay_image(image_rgb: np.ndarray, label_map: np.ndarray, colors: Sequence[Color], alpha: float = 0.5) -> Image.Image:
+    """The image with class colours blended over it (RGB); class 0 (background) stays clear.
+
+    `image_rgb` as `load_image` gives it (uint8, uint16 or float 0..1).
+    """
     table = np.zeros((max(len(colors), int(label_map.max(initial=0)) + 1), 3), dtype=np.float32)
     table[: len(colors)] = np.asarray(colors, dtype=np.float32).reshape(-1, 3)
-    base = np.clip(image_rgb, 0, 255).astype(np.float32)
+    base = np.clip(image_rgb.astype(np.float32) * np.float32(pixel_scale(image_rgb.dtype)), 0, 255)
     painted = label_map > 0
     base[painted] = (1.0 - alpha) * base[painted] + alpha * table[label_map[painted]]
-    return np.round(base).astype(np.uint8)
+    return Image.fromarray(np.round(base).astype(np.uint8))
 
 
 def save_png(image: Image.Image, path: str | os.PathLike[str]) -> None:

@@ -3,9 +3,10 @@
 `to_model_input` is the one preprocessing path: `Predictor` uses it, and so does int8 calibration,
 so that calibration images are prepared by the very code that prepares images at run time.
 
-Pixels come in as H x W x 3 RGB on the 0..255 scale: uint8, or float32 for images with more than
-8 bits (`runtimes.image.load_image` scales 16-bit images into 0..255 rather than clipping them).
-The card's normalisation `(pixel * scale - mean) / std` is applied in its colour order.
+Pixels come in as H x W x 3 RGB whose dtype says their range, as `runtimes.image.load_image`
+returns them: uint8 (0..255), uint16 (0..65535) or float (0..1). Each is brought to the 0..255
+scale the card's normalisation `(pixel * scale - mean) / std` expects (16-bit values scaled, not
+clipped), and the channels are put in the card's colour order.
 
 Sizes: the image is padded by mirror reflection (at the bottom and right) to a side the model
 accepts, and the output is cropped back; with `resize_long` it is first resized so that its
@@ -55,7 +56,8 @@ def to_model_input(
 ) -> tuple[np.ndarray, Placement]:
     """Prepare one image for `card`'s model: returns (3 x H' x W' float32, its Placement).
 
-    `image_rgb`: H x W x 3 RGB, uint8 or float on the 0..255 scale (see `runtimes.image`).
+    `image_rgb`: H x W x 3 RGB: uint8 (0..255), uint16 (0..65535) or float (0..1), e.g. the result
+    of `runtimes.image.load_image`.
     `resize_long`: resize so that the longer side has this many pixels (aspect ratio kept);
     None keeps the image's own size. Batch several results with `np.stack` when their
     `input_size`s agree. `from_model_output` turns the model's output back to the image's size.
@@ -95,14 +97,27 @@ def model_window(image_rgb: np.ndarray, top: int, left: int, size: tuple[int, in
 
 
 def normalize(pixels: np.ndarray, card: ModelCard) -> np.ndarray:
-    """H x W x 3 RGB (0..255 scale) -> 3 x H x W float32 in the card's colour order and normalisation."""
+    """H x W x 3 RGB (uint8, uint16 or float 0..1) -> 3 x H x W float32, normalised as the card says."""
     order = (0, 1, 2) if card.color_order == "RGB" else (2, 1, 0)
+    to_255 = pixel_scale(pixels.dtype)
     out = np.empty((3, pixels.shape[0], pixels.shape[1]), dtype=np.float32)
     for c, source in enumerate(order):
-        # (p * scale - mean) / std folded into one multiply and one subtract per channel.
-        np.multiply(pixels[:, :, source], np.float32(card.scale / card.std[c]), out=out[c], casting="unsafe")
+        # (p * to_255 * scale - mean) / std folded into one multiply and one subtract per channel.
+        factor = np.float32(to_255 * card.scale / card.std[c])
+        np.multiply(pixels[:, :, source], factor, out=out[c], casting="unsafe")
         out[c] -= np.float32(card.mean[c] / card.std[c])
     return out
+
+
+def pixel_scale(dtype: np.dtype) -> float:
+    """The factor that brings pixels of `dtype` to the 0..255 scale."""
+    if dtype == np.uint8:
+        return 1.0
+    if dtype == np.uint16:
+        return 255.0 / 65535.0
+    if np.issubdtype(dtype, np.floating):
+        return 255.0
+    raise UsageError(f"image pixels must be uint8, uint16 or float (0..1), got {dtype}")
 
 
 def model_input_size(
@@ -152,10 +167,13 @@ def long_side_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
 
 
 def resize_rgb(image_rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize H x W x 3 to `size` (H, W): bilinear with antialiasing (Pillow)."""
+    """Resize H x W x 3 to `size` (H, W): bilinear with antialiasing (Pillow); the dtype is kept."""
     if image_rgb.dtype == np.uint8:
         return np.asarray(Image.fromarray(image_rgb).resize(size[::-1], Image.Resampling.BILINEAR))
-    return np.stack([resize_plane(image_rgb[:, :, c], size) for c in range(3)], axis=-1)
+    planes = np.stack([resize_plane(image_rgb[:, :, c], size) for c in range(3)], axis=-1)
+    if image_rgb.dtype == np.uint16:
+        return np.clip(np.round(planes), 0, 65535).astype(np.uint16)
+    return planes
 
 
 def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -170,6 +188,7 @@ def _check_rgb(image_rgb: np.ndarray) -> None:
         raise UsageError(f"to_model_input takes an H x W x 3 RGB array, got {shape} (load images with runtimes.load_image)")
     if image_rgb.shape[0] < 1 or image_rgb.shape[1] < 1:
         raise UsageError(f"image has no pixels: {image_rgb.shape[0]} x {image_rgb.shape[1]}")
+    pixel_scale(image_rgb.dtype)
 
 
 def _is_run(indices: np.ndarray) -> bool:
