@@ -5,30 +5,55 @@ import torch
 import torch.nn.functional as F
 
 from exporters.torch_to_onnx import export_onnx
-from segedge.models.adaptive_pool import ExportableAdaptiveAvgPool2d, adaptive_avg_pool2d
+from segedge.models.adaptive_pool import (
+    ExportableAdaptiveAvgPool2d,
+    ExportableAdaptiveMaxPool2d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+)
 
 BINS = (1, 2, 3, 6)
+OUTPUT_SIZES = [*BINS, (2, 5), (None, 3), (4, None)]
 
 
-@pytest.mark.parametrize("output_size", [*BINS, (2, 5), (None, 3), (4, None)])
-def test_equals_torch_at_every_length(output_size) -> None:
-    torch.manual_seed(0)
+def every_shape():
     for height in range(1, 41):  # includes lengths below the bin count (overlapping bins)
         for width in (1, 5, 13, 47, 129):
-            x = torch.randn(2, 3, height, width)
-            expected = F.adaptive_avg_pool2d(x, output_size)
-            got = adaptive_avg_pool2d(x, output_size)
-            assert got.shape == expected.shape
-            torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+            yield height, width
+
+
+@pytest.mark.parametrize("output_size", OUTPUT_SIZES)
+def test_average_equals_torch_at_every_length(output_size) -> None:
+    torch.manual_seed(0)
+    for height, width in every_shape():
+        x = torch.randn(2, 3, height, width)
+        expected = F.adaptive_avg_pool2d(x, output_size)
+        got = adaptive_avg_pool2d(x, output_size)
+        assert got.shape == expected.shape
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)  # sums in another order
+
+
+@pytest.mark.parametrize("output_size", OUTPUT_SIZES)
+def test_max_is_bit_exact_at_every_length(output_size) -> None:
+    torch.manual_seed(0)
+    for height, width in every_shape():
+        x = torch.randn(2, 3, height, width)
+        assert torch.equal(adaptive_max_pool2d(x, output_size), F.adaptive_max_pool2d(x, output_size))
 
 
 class Pyramid(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.pools = torch.nn.ModuleList(ExportableAdaptiveAvgPool2d(k) for k in BINS)
+        self.avg = torch.nn.ModuleList(ExportableAdaptiveAvgPool2d(k) for k in BINS)
+        self.max = torch.nn.ModuleList(ExportableAdaptiveMaxPool2d(k) for k in BINS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([pool(x).flatten(1) for pool in self.pools], dim=1)
+        return torch.cat([pool(x).flatten(1) for pool in [*self.avg, *self.max]], dim=1)
+
+
+def torch_pyramid(x: torch.Tensor) -> torch.Tensor:
+    pooled = [F.adaptive_avg_pool2d(x, k) for k in BINS] + [F.adaptive_max_pool2d(x, k) for k in BINS]
+    return torch.cat([p.flatten(1) for p in pooled], dim=1)
 
 
 @pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
@@ -36,11 +61,10 @@ def test_exports_with_dynamic_height_and_width(exporter: str, tmp_path) -> None:
     path = tmp_path / "pyramid.onnx"
     proto = export_onnx(Pyramid(), path, input_size=(64, 64), exporter=exporter)
     ops = {node.op_type for node in proto.graph.node}
-    assert "AveragePool" not in ops and "MatMul" in ops
+    assert not ops & {"AveragePool", "MaxPool"} and "MatMul" in ops
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     for size in ((97, 129), (65, 47), (80, 56), (5, 3), (64, 64)):
         x = rng.standard_normal((2, 3, *size)).astype(np.float32)
-        expected = torch.cat([F.adaptive_avg_pool2d(torch.from_numpy(x), k).flatten(1) for k in BINS], 1)
         got = session.run(None, {"image": x})[0]
-        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got, torch_pyramid(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
