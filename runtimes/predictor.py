@@ -154,7 +154,7 @@ def _size(rgb: np.ndarray) -> tuple[int, int]:
 
 def _card(session: ModelSession, overrides: dict[str, Any]) -> ModelCard:
     """The file's card with `overrides`; for a model without a card, one made from the overrides."""
-    fields = {key: tuple(value) if isinstance(value, list) else value for key, value in overrides.items()}
+    fields = {key: _tuples(value) for key, value in overrides.items()}
     if session.card is not None:
         return session.card.with_overrides(**fields)
     channels = session.session.get_outputs()[0].shape[1]
@@ -162,6 +162,11 @@ def _card(session: ModelSession, overrides: dict[str, Any]) -> ModelCard:
     if num_classes == 1:  # a binary mask: background and foreground
         num_classes = 2
     return ModelCard.for_foreign_model(session.path.stem, num_classes, **{k: v for k, v in fields.items() if v is not None})
+
+
+def _tuples(value: Any) -> Any:
+    """Lists (e.g. from JSON or a CLI) -> the tuples a card holds, nested ones included."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def _default_overlap(card: ModelCard, given: bool) -> int:

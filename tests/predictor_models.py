@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
@@ -111,3 +112,15 @@ def _unet(path: Path) -> Path | None:
     card = ModelCard(name="unet", architecture="unet", classes=("a", "b", "c"), input_size=(188, 188),
                      size_divisor=VALID_STEP, valid_margin=VALID_MARGIN)
     return export_with_card(unet(num_classes=3, base_channels=4).eval(), path, card, input_size=(188, 188))
+
+
+def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """An RGB uint8 image of coloured rectangles on a noisy grey ground: several classes, sharp edges."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(60, 120, (height, width, 3), dtype=np.uint8)
+    for _ in range(max(3, height * width // 4000)):
+        y, x = rng.integers(0, height), rng.integers(0, width)
+        h, w = rng.integers(1, max(2, height // 3)), rng.integers(1, max(2, width // 3))
+        image[y : y + h, x : x + w] = 0
+        image[y : y + h, x : x + w, rng.integers(0, 3)] = 255
+    return image
