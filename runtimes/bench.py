@@ -1,7 +1,8 @@
 """Timing inference the way peers do (ORT perf_test, benchmark_app): warm-up, then timed runs.
 
 Several runners are timed in interleaved rounds (A B C A B C ...) so that noise from a shared
-machine hits every row alike instead of whichever ran during the noisy minute.
+machine hits every row alike instead of whichever ran during the noisy minute. A runner that
+cannot be built or fails while running becomes a `FailedRun` row with its reason; the others go on.
 """
 
 from __future__ import annotations
@@ -10,21 +11,40 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import psutil
 
+from .machine import process_gpu_memory_mb
+from .session import ModelSession
+
+
+def _identity(x: np.ndarray) -> Any:
+    return x
+
 
 @dataclass
 class Runner:
-    """One thing to time: `run(x)` on a prepared input; `setup_s` is what creating it cost."""
+    """One thing to time.
+
+    `prepare(x)` runs once, untimed (e.g. copies the input to the GPU for IO binding), and `run`
+    is timed on what it returns. `setup_s` is what creating the runner cost (session creation,
+    model build); `compile_s` is a compiler's one-time cost, reported apart from the latency.
+    `gpu_memory_mb`, when given, reports the runner's own peak device memory (torch knows its
+    own; otherwise the process's growth on the GPU is measured).
+    """
 
     name: str
     runtime: str
     provider: str
-    run: Callable[[np.ndarray], object]
+    run: Callable[[Any], object]
     setup_s: float = 0.0
+    prepare: Callable[[np.ndarray], Any] = _identity
+    compile_s: float | None = None
+    gpu_memory_mb: Callable[[], float] | None = None
     notes: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -44,13 +64,50 @@ class TimingStats:
     first_run_ms: float
     setup_s: float
     memory_mb: float
+    gpu_memory_mb: float | None = None
+    compile_s: float | None = None
     notes: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    status: str = "ok"
+
+    @property
+    def ok(self) -> bool:
+        return True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def summarize(runner: Runner, latencies_s: Sequence[float], batch: int, first_run_s: float, memory_mb: float) -> TimingStats:
+@dataclass(frozen=True)
+class FailedRun:
+    """A row that could not be timed: what it was, and why, in one line."""
+
+    name: str
+    runtime: str
+    provider: str
+    reason: str
+    tags: dict[str, str] = field(default_factory=dict)
+    status: str = "failed"
+
+    @property
+    def ok(self) -> bool:
+        return False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Row = TimingStats | FailedRun
+
+
+def summarize(
+    runner: Runner,
+    latencies_s: Sequence[float],
+    batch: int,
+    first_run_s: float,
+    memory_mb: float,
+    gpu_memory_mb: float | None = None,
+) -> TimingStats:
     ms = np.asarray(latencies_s) * 1000.0
     return TimingStats(
         name=runner.name,
@@ -68,43 +125,130 @@ def summarize(runner: Runner, latencies_s: Sequence[float], batch: int, first_ru
         first_run_ms=first_run_s * 1000.0,
         setup_s=runner.setup_s,
         memory_mb=memory_mb,
+        gpu_memory_mb=gpu_memory_mb,
+        compile_s=runner.compile_s,
         notes=tuple(runner.notes),
+        tags=dict(runner.tags),
     )
 
 
+def failed(runner: Runner, exc: BaseException) -> FailedRun:
+    return FailedRun(runner.name, runner.runtime, runner.provider, one_line(exc), dict(runner.tags))
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
 def time_runners(
-    runners: Sequence[Runner],
+    runners: Sequence[Runner | FailedRun],
     make_input: Callable[[Runner], np.ndarray],
     batch: int,
     warmup: int = 3,
     runs: int = 20,
     on_round: Callable[[int], None] = lambda i: None,
-) -> list[TimingStats]:
+    gpu: bool = False,
+) -> list[Row]:
     """Time every runner on its input: first run, `warmup` untimed runs, then `runs` interleaved rounds.
 
     `memory_mb` is the growth of this process's resident memory from before the runner's first
-    run to the highest value seen right after any of its runs.
+    run to the highest value seen right after any of its runs. With `gpu`, the process's GPU
+    memory growth over the first runs is recorded too (unless the runner reports its own).
+    A runner that raises is reported as a `FailedRun` and leaves the rounds; a `FailedRun` given
+    in `runners` (a peer that could not even be built) keeps its place in the rows.
     """
     process = psutil.Process()
-    inputs = [make_input(r) for r in runners]
-    first, base, peak = [], [], []
-    for runner, x in zip(runners, inputs):
-        base.append(process.memory_info().rss)
-        t0 = time.perf_counter()
-        runner.run(x)
-        first.append(time.perf_counter() - t0)
-        for _ in range(warmup):
-            runner.run(x)
-        peak.append(process.memory_info().rss)
-    latencies: list[list[float]] = [[] for _ in runners]
-    for i in range(runs):
-        for k, (runner, x) in enumerate(zip(runners, inputs)):
+    rows: list[Row | None] = [None] * len(runners)
+    live: list[int] = []
+    prepared: dict[int, Any] = {}
+    first, base, peak, gpu_mb = {}, {}, {}, {}
+    for k, runner in enumerate(runners):
+        if isinstance(runner, FailedRun):
+            rows[k] = runner
+            continue
+        try:
+            x = runner.prepare(make_input(runner))
+            base[k] = process.memory_info().rss
+            gpu_before = process_gpu_memory_mb() if gpu else None
             t0 = time.perf_counter()
             runner.run(x)
-            latencies[k].append(time.perf_counter() - t0)
+            first[k] = time.perf_counter() - t0
+            for _ in range(warmup):
+                runner.run(x)
+            peak[k] = process.memory_info().rss
+            gpu_mb[k] = _gpu_growth(runner, gpu_before, gpu)
+        except Exception as exc:  # a peer that cannot run is a row saying why, not a crash
+            rows[k] = failed(runner, exc)
+            continue
+        prepared[k] = x
+        live.append(k)
+    latencies: dict[int, list[float]] = {k: [] for k in live}
+    for i in range(runs):
+        for k in list(live):
+            runner = runners[k]
+            try:
+                t0 = time.perf_counter()
+                runner.run(prepared[k])
+                latencies[k].append(time.perf_counter() - t0)
+            except Exception as exc:
+                rows[k] = failed(runner, exc)
+                live.remove(k)
+                continue
             peak[k] = max(peak[k], process.memory_info().rss)
         on_round(i)
-    return [
-        summarize(r, lat, batch, f, max(0.0, (p - b) / 2**20))
-        for r, lat, f, b, p in zip(runners, latencies, first, base, peak)
-    ]
+    for k in live:
+        rows[k] = summarize(runners[k], latencies[k], batch, first[k], max(0.0, (peak[k] - base[k]) / 2**20), gpu_mb[k])
+    return [r for r in rows if r is not None]
+
+
+def _gpu_growth(runner: Runner, before: float | None, gpu: bool) -> float | None:
+    if runner.gpu_memory_mb is not None:
+        return runner.gpu_memory_mb()
+    if not gpu or before is None:
+        return None
+    after = process_gpu_memory_mb()
+    return None if after is None else max(0.0, after - before)
+
+
+def ort_runner(session: ModelSession, setup_s: float, io_binding: bool = False, device_id: int = 0,
+               name: str | None = None) -> Runner:
+    """An ONNX Runtime session as a runner.
+
+    With `io_binding`, the input is copied to the provider's device once, untimed, and the output
+    stays there: the timing is the model's alone, without host <-> device copies.
+    """
+    precision = session.card.precision if session.card else "fp32"
+    runner = Runner(
+        name=name or f"onnxruntime {precision}",
+        runtime="onnxruntime",
+        provider=",".join(session.active_providers),
+        run=session.run,
+        setup_s=setup_s,
+        tags={"precision": precision, "runtime": "onnxruntime", "provider": session.provider.value},
+    )
+    if io_binding:
+        device = "cuda" if session.provider.value in ("cuda", "tensorrt") else "cpu"
+        runner.prepare, runner.run = _bound(session, device, device_id)
+        runner.notes.append(f"IO binding on {device}: host copies excluded")
+    return runner
+
+
+def _bound(session: ModelSession, device: str, device_id: int):
+    import onnxruntime as ort
+
+    binding = session.session.io_binding()
+
+    def prepare(x: np.ndarray) -> Any:
+        if session.input_type == "tensor(float16)":
+            x = x.astype(np.float16)
+        value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x), device, device_id)
+        binding.bind_ortvalue_input(session.input_name, value)
+        binding.bind_output(session.output_name, device, device_id)
+        return value  # kept alive by the caller for as long as the binding is used
+
+    def run(_: Any) -> object:
+        session.session.run_with_iobinding(binding)
+        return binding
+
+    return prepare, run

@@ -2,11 +2,14 @@
 
 ONNX Runtime quietly runs on the CPU when a requested provider cannot start. segedge compares the
 providers really active after session creation with the request and raises `ProviderError`
-naming what is missing instead.
+naming what is missing instead: the onnxruntime build (wheel), the GPU libraries, or the device.
 """
 
 from __future__ import annotations
 
+import ctypes
+import importlib.metadata
+import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -28,6 +31,15 @@ class Provider(str, Enum):
     directml = "directml"
     auto = "auto"
 
+    @property
+    def on_gpu(self) -> bool:
+        """Providers that run on an accelerator, so a node on the CPU provider is a fallback."""
+        return self in (Provider.cuda, Provider.tensorrt, Provider.coreml, Provider.directml)
+
+    @property
+    def ort_name(self) -> str:
+        return ORT_NAMES[self]
+
 
 ORT_NAMES: dict[Provider, str] = {
     Provider.cpu: CPU,
@@ -42,12 +54,23 @@ ORT_NAMES: dict[Provider, str] = {
 # the first time, which a user asking for "whatever is best" does not expect.
 AUTO_ORDER = (Provider.cuda, Provider.openvino, Provider.coreml, Provider.directml, Provider.cpu)
 
+# The onnxruntime distribution that carries each provider (they conflict: install one).
+WHEELS: dict[Provider, str] = {
+    Provider.cpu: "onnxruntime",
+    Provider.cuda: "onnxruntime-gpu",
+    Provider.tensorrt: "onnxruntime-gpu",
+    Provider.openvino: "onnxruntime-openvino",
+    Provider.coreml: "onnxruntime",
+    Provider.directml: "onnxruntime-directml",
+}
+_ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
+
 _INSTALL_HINT = {
-    Provider.cuda: "install onnxruntime-gpu (instead of onnxruntime) with matching CUDA and cuDNN",
-    Provider.tensorrt: "install onnxruntime-gpu with TensorRT libraries on the library path",
-    Provider.openvino: "install onnxruntime-openvino (instead of onnxruntime)",
-    Provider.coreml: "use the onnxruntime wheel for macOS",
-    Provider.directml: "install onnxruntime-directml on Windows",
+    Provider.cuda: "pip uninstall onnxruntime && pip install onnxruntime-gpu (with CUDA 12 and cuDNN 9 libraries)",
+    Provider.tensorrt: "pip install onnxruntime-gpu and put the TensorRT libraries on the library path",
+    Provider.openvino: "pip uninstall onnxruntime && pip install onnxruntime-openvino (or use --compare openvino for OpenVINO's own runtime)",
+    Provider.coreml: "the CoreML provider ships in the macOS onnxruntime wheel only",
+    Provider.directml: "pip install onnxruntime-directml (Windows only)",
 }
 
 
@@ -64,50 +87,78 @@ class ProviderOptions:
     trt_cache_dir: Path | None = None
     openvino_device: str = "CPU"
     openvino_precision: str | None = None
+    # Escape hatch for provider options segedge does not model; merged last.
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a request resolved to, and why (for `auto`)."""
+
+    provider: Provider
+    reason: str
 
 
 def available() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def resolve(provider: Provider | str) -> Provider:
-    """`auto` -> the best provider this onnxruntime build has."""
+def parse(provider: Provider | str) -> Provider:
     try:
-        provider = Provider(provider)
+        return Provider(provider)
     except ValueError:
         choices = ", ".join(p.value for p in Provider)
         raise ProviderError(f"unknown provider {provider!r}; choose one of {choices}") from None
+
+
+def resolve(provider: Provider | str) -> Provider:
+    """`auto` -> the best provider this onnxruntime build has."""
+    return explain(provider).provider
+
+
+def explain(provider: Provider | str) -> Resolved:
+    """Like `resolve`, with the sentence `auto` owes the user about its choice."""
+    provider = parse(provider)
     if provider is not Provider.auto:
-        return provider
+        return Resolved(provider, "requested")
     have = set(available())
-    return next(p for p in AUTO_ORDER if ORT_NAMES[p] in have)
+    for candidate in AUTO_ORDER:
+        if candidate.ort_name not in have:
+            continue
+        if candidate is Provider.cuda and not has_nvidia_device():
+            continue  # an onnxruntime-gpu wheel on a machine without a GPU
+        skipped = [p.value for p in AUTO_ORDER[: AUTO_ORDER.index(candidate)]]
+        why = f"best of {', '.join(p.value for p in AUTO_ORDER if p.ort_name in have)} available"
+        if skipped:
+            why += f"; not available here: {', '.join(skipped)}"
+        return Resolved(candidate, why)
+    return Resolved(Provider.cpu, "nothing better available")
 
 
 def provider_chain(provider: Provider, options: ProviderOptions = ProviderOptions()) -> list[tuple[str, dict[str, Any]]]:
     """The (name, options) list for `InferenceSession(providers=...)`.
 
     CPU always comes last: a GPU provider hands the nodes it has no kernel for to the CPU, and
-    `strict` checks (`node_placement`) report those instead of forbidding them up front.
+    `--strict` (`runtimes.placement`) reports those instead of forbidding them up front.
     """
+    provider = resolve(provider)
     if provider is Provider.cpu:
         return [(CPU, {})]
-    name = ORT_NAMES[provider]
-    if name not in available():
-        raise ProviderError(
-            f"{provider.value} provider requested but this onnxruntime has only "
-            f"{', '.join(available())}: {_INSTALL_HINT.get(provider, 'install a build that has it')}"
-        )
-    return [(name, _options_for(provider, options)), (CPU, {})]
+    if provider.ort_name not in available():
+        raise ProviderError(missing_provider_message(provider))
+    return [(provider.ort_name, options_for(provider, options)), (CPU, {})]
 
 
-def _options_for(provider: Provider, o: ProviderOptions) -> dict[str, Any]:
+def options_for(provider: Provider, o: ProviderOptions) -> dict[str, Any]:
+    """ONNX Runtime's option dict for one provider (its keys, its string conventions)."""
     if provider is Provider.cuda:
-        opts = {"device_id": o.device_id, "cudnn_conv_algo_search": o.cudnn_conv_algo_search}
+        opts: dict[str, Any] = {"device_id": o.device_id, "cudnn_conv_algo_search": o.cudnn_conv_algo_search}
     elif provider is Provider.tensorrt:
         opts = {"device_id": o.device_id, "trt_fp16_enable": o.trt_fp16, "trt_int8_enable": o.trt_int8}
         if o.trt_cache_dir is not None:
-            opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(o.trt_cache_dir))
+            # Building an engine takes minutes; the cache makes the second session start in seconds.
+            opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(o.trt_cache_dir),
+                        trt_timing_cache_enable=True, trt_timing_cache_path=str(o.trt_cache_dir))
     elif provider is Provider.openvino:
         opts = {"device_type": o.openvino_device}
         if o.openvino_precision:
@@ -122,16 +173,86 @@ def _options_for(provider: Provider, o: ProviderOptions) -> dict[str, Any]:
 def check_active(session: ort.InferenceSession, provider: Provider) -> list[str]:
     """Raise when the requested provider is not active on `session`; return the active ones."""
     active = list(session.get_providers())
-    wanted = ORT_NAMES[provider]
-    if wanted not in active:
+    if provider.ort_name not in active:
         raise ProviderError(
-            f"{provider.value} provider did not start (active: {', '.join(active)}): "
-            f"{_why_inactive(provider)}"
+            f"{provider.value} provider did not start (active: {', '.join(active)}): {why_inactive(provider)}"
         )
     return active
 
 
-def _why_inactive(provider: Provider) -> str:
+def missing_provider_message(provider: Provider) -> str:
+    """One line: the provider is not in this onnxruntime build, which build is installed, the fix."""
+    installed = installed_ort_distributions()
+    have = ", ".join(f"{name} {version}" for name, version in installed.items()) or "an onnxruntime build"
+    message = (f"{provider.value} provider requested but {have} has only {', '.join(available())}: "
+               f"{_INSTALL_HINT.get(provider, 'install an onnxruntime build that has it')}")
+    if len(installed) > 1:
+        message += f" (several onnxruntime builds are installed and overwrite each other: keep only {WHEELS[provider]})"
+    return message
+
+
+def why_inactive(provider: Provider) -> str:
+    """The build has the provider but it did not start: name the missing device or library."""
     if provider in (Provider.cuda, Provider.tensorrt):
-        return "no usable GPU, or the CUDA/cuDNN (and TensorRT) libraries are missing from the library path"
+        if not has_nvidia_device():
+            return "no NVIDIA GPU is visible to this process (no /dev/nvidia0 or nvidia-smi; check CUDA_VISIBLE_DEVICES)"
+        missing = missing_cuda_libraries(with_tensorrt=provider is Provider.tensorrt)
+        if missing:
+            return (f"cannot load {', '.join(missing)}: install the CUDA/cuDNN runtime "
+                    "(e.g. pip install 'onnxruntime-gpu[cuda,cudnn]') or add it to LD_LIBRARY_PATH")
+        return "the GPU libraries load, but the provider failed to initialise (driver too old for this CUDA?)"
+    if provider is Provider.openvino:
+        return "OpenVINO could not open the requested device (see --openvino-device)"
     return "the provider failed to initialise on this machine"
+
+
+def installed_ort_distributions() -> dict[str, str]:
+    out = {}
+    for name in _ORT_DISTRIBUTIONS:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def has_nvidia_device() -> bool:
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return Path("/dev/nvidia0").exists() or Path("/dev/dxg").exists()  # Linux, WSL
+
+
+# The sonames onnxruntime-gpu 1.19+ loads (CUDA 12, cuDNN 9).
+_CUDA_LIBRARIES = ("libcudart.so.12", "libcublas.so.12", "libcudnn.so.9")
+_TENSORRT_LIBRARIES = ("libnvinfer.so.10",)
+
+
+def missing_cuda_libraries(with_tensorrt: bool = False) -> list[str]:
+    if os.name != "posix":
+        return []
+    _preload_pip_cuda()
+    names = _CUDA_LIBRARIES + (_TENSORRT_LIBRARIES if with_tensorrt else ())
+    missing = []
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            missing.append(name)
+    return missing
+
+
+def _preload_pip_cuda() -> None:
+    """onnxruntime-gpu can load CUDA/cuDNN from the nvidia-* pip wheels (as torch installs them)."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception:  # absent wheels are reported by the library check that follows
+        pass
+
+
+def prepare(provider: Provider) -> None:
+    """Work before session creation that makes a GPU provider start where it can."""
+    if provider in (Provider.cuda, Provider.tensorrt):
+        _preload_pip_cuda()

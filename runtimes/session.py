@@ -10,10 +10,11 @@ import numpy as np
 import onnxruntime as ort
 
 from .card import CARD_KEY, ModelCard
-from .errors import ModelFileError
+from .errors import ModelFileError, ProviderError
 from .external_data import check_external_data
 from .machine import usable_cpus
-from .providers import Provider, ProviderOptions, check_active, provider_chain, resolve
+from .placement import Placement, assigned_placement, record_assignment
+from .providers import Provider, ProviderOptions, check_active, prepare, provider_chain, resolve, why_inactive
 
 _FLOAT_TYPES = ("tensor(float)", "tensor(float16)")
 # A declared input dimension past this is a hostile or broken model, not a real image or batch.
@@ -41,6 +42,10 @@ class ModelSession:
         out = self.session.run([self.output_name], {self.input_name: batch})[0]
         return out.astype(np.float32, copy=False)
 
+    def placement(self) -> Placement | None:
+        """Nodes per provider as ORT assigned them (None when this onnxruntime cannot tell)."""
+        return assigned_placement(self.session, self.provider)
+
 
 def check_model_path(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
@@ -59,6 +64,7 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # ORT's logger writes warnings (e.g. about unused initializers) straight to stderr.
     opts.log_severity_level = 3
+    record_assignment(opts)
     return opts
 
 
@@ -77,9 +83,13 @@ def open_session(
     resolved = resolve(provider)
     chain = provider_chain(resolved, options)
     opts = sess_options or session_options(threads)
+    prepare(resolved)
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=chain)
     except Exception as exc:  # onnxruntime raises its own exception types per failure kind
+        if resolved is not Provider.cpu and _names_provider(exc):
+            raise ProviderError(f"{resolved.value} provider failed to start: {_first_line(exc)} "
+                                f"({why_inactive(resolved)})") from None
         raise ModelFileError(f"{path}: cannot load as an ONNX model: {_first_line(exc)}") from None
     active = check_active(session, resolved)
     inputs, outputs = session.get_inputs(), session.get_outputs()
@@ -112,6 +122,12 @@ def read_card(session: ort.InferenceSession) -> ModelCard | None:
     """The model card stored at export, or None for a model exported elsewhere."""
     text = session.get_modelmeta().custom_metadata_map.get(CARD_KEY)
     return None if text is None else ModelCard.from_json(text)
+
+
+def _names_provider(exc: BaseException) -> bool:
+    """A session creation failure caused by the provider (its libraries, device), not the model."""
+    text = str(exc).lower()
+    return any(word in text for word in ("executionprovider", "cuda", "cudnn", "tensorrt", "openvino", "dml", "coreml"))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,20 +1,36 @@
-"""`segedge bench`'s work: the ONNX Runtime runner and the PyTorch baseline, timed in one run."""
+"""`segedge bench`'s work: ONNX Runtime on one provider and its peers, timed in one interleaved run.
+
+Peers (`--compare`): PyTorch eager, `torch.compile` and OpenVINO's runtime on the same ONNX file.
+Every runtime gets the same input and the same intra-op thread count; a peer that cannot be built
+(no torch, no openvino package, a compiler failure) becomes a row saying so, and the rest go on.
+"""
 
 from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
-from runtimes.bench import Runner, TimingStats, time_runners
+from runtimes.bench import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 from runtimes.card import ModelCard
 from runtimes.errors import CardError
-from runtimes.machine import machine_record
-from runtimes.providers import Provider, ProviderOptions
+from runtimes.machine import machine_record, usable_cpus
+from runtimes.placement import Placement, check_strict, profile_placement
+from runtimes.providers import Provider, ProviderOptions, explain
 from runtimes.session import ModelSession, open_session
+
+Progress = Callable[[str], None]
+
+
+class Peer(str, Enum):
+    torch = "torch"
+    compile = "compile"
+    openvino = "openvino"
 
 
 @dataclass(frozen=True)
@@ -22,12 +38,22 @@ class BenchRequest:
     target: str
     provider: Provider = Provider.cpu
     torch_baseline: bool = True
+    compare: tuple[Peer, ...] = ()
     warmup: int = 3
     runs: int = 20
     input_size: tuple[int, int] | None = None
     batch: int = 1
     threads: int | None = None
     weights: Path | None = None
+    strict: bool = False
+    profile: bool = False
+    io_binding: bool = False
+    options: ProviderOptions = field(default_factory=ProviderOptions)
+
+    @property
+    def peers(self) -> tuple[Peer, ...]:
+        wanted = set(self.compare) | ({Peer.torch} if self.torch_baseline else set())
+        return tuple(p for p in Peer if p in wanted)
 
 
 @dataclass(frozen=True)
@@ -37,8 +63,11 @@ class BenchResult:
     input_size: tuple[int, int]
     batch: int
     threads: int
+    provider: str
+    provider_reason: str
     active_providers: tuple[str, ...]
-    rows: list[TimingStats]
+    placement: Placement | None
+    rows: list[Row]
     machine: dict
 
     def to_dict(self) -> dict:
@@ -47,86 +76,103 @@ class BenchResult:
             "input_size": list(self.input_size),
             "batch": self.batch,
             "threads": self.threads,
+            "provider": self.provider,
+            "provider_reason": self.provider_reason,
             "active_providers": list(self.active_providers),
+            "placement": self.placement.to_dict() if self.placement else None,
             "rows": [r.to_dict() for r in self.rows],
             "machine": self.machine,
         }
 
 
-def ort_runner(session: ModelSession, setup_s: float) -> Runner:
-    return Runner(
-        name=f"onnxruntime {session.card.precision if session.card else 'fp32'}",
-        runtime="onnxruntime",
-        provider=",".join(session.active_providers),
-        run=session.run,
-        setup_s=setup_s,
-    )
-
-
-def torch_runner(card: ModelCard, weights: Path | None, provider: Provider, threads: int) -> Runner:
-    import torch
-
-    from .verify import reference_model
-
-    torch.set_num_threads(threads)
-    device = "cuda" if provider in (Provider.cuda, Provider.tensorrt) else "cpu"
-    start = time.perf_counter()
-    model, _ = reference_model(card, weights)
-    model = model.to(device)
-    setup = time.perf_counter() - start
-
-    def run(x: np.ndarray) -> object:
-        with torch.inference_mode():
-            y = model(torch.from_numpy(x).to(device))
-            if device == "cuda":
-                torch.cuda.synchronize()
-            return y
-
-    return Runner(name="pytorch eager fp32", runtime=f"torch {torch.__version__}", provider=device, run=run, setup_s=setup)
-
-
-def run_bench(request: BenchRequest, progress=lambda message: None) -> BenchResult:
+def run_bench(request: BenchRequest, progress: Progress = lambda message: None) -> BenchResult:
+    threads = request.threads or usable_cpus()
+    chosen = explain(request.provider)
     with tempfile.TemporaryDirectory(prefix="segedge-bench-") as workdir:
-        model_path = _onnx_for(request, Path(workdir), progress)
+        model_path = onnx_for(request.target, Path(workdir), request.weights, request.input_size, progress)
         start = time.perf_counter()
-        session = open_session(model_path, request.provider, request.threads, ProviderOptions())
+        session = open_session(model_path, chosen.provider, threads, request.options)
         setup = time.perf_counter() - start
         card = session.card
         size = request.input_size or (card.input_size if card else None)
         if size is None:
             raise CardError(f"{model_path} has no model card: give --input-size")
-        runners = [ort_runner(session, setup)]
-        if request.torch_baseline:
-            if card is None:
-                raise CardError(f"{model_path} has no model card, so there is no PyTorch reference: use --no-torch")
-            progress("building the PyTorch baseline")
-            runners.append(torch_runner(card, request.weights, session.provider, session.threads))
         x = np.random.default_rng(0).standard_normal((request.batch, 3, *size)).astype(np.float32)
+        placement = session.placement()
+        if request.strict or request.profile:
+            progress("profiling one run to see where every node ran")
+            placement = profile_placement(model_path, chosen.provider, x, threads, request.options)
+            if request.strict:
+                check_strict(placement, chosen.provider)
+        runners: list[Runner | FailedRun] = [
+            ort_runner(session, setup, request.io_binding, request.options.device_id)
+        ]
+        for peer in request.peers:
+            progress(f"building the {peer.value} peer")
+            runners.append(build_peer(peer, session, card, x, threads, request))
         progress(f"timing {len(runners)} runtimes: {request.warmup} warm-up + {request.runs} interleaved runs")
-        rows = time_runners(runners, lambda r: x, request.batch, request.warmup, request.runs)
+        rows = time_runners(runners, lambda r: x, request.batch, request.warmup, request.runs,
+                            gpu=chosen.provider in (Provider.cuda, Provider.tensorrt))
     return BenchResult(
         model=request.target,
         card=card,
         input_size=size,
         batch=request.batch,
-        threads=session.threads,
+        threads=threads,
+        provider=chosen.provider.value,
+        provider_reason=chosen.reason,
         active_providers=session.active_providers,
+        placement=placement,
         rows=rows,
-        machine=machine_record(),
+        machine=machine_record(threads),
     )
 
 
-def _onnx_for(request: BenchRequest, workdir: Path, progress) -> Path:
+def build_peer(peer: Peer, session: ModelSession, card: ModelCard | None, x: np.ndarray, threads: int,
+               request: BenchRequest) -> Runner | FailedRun:
+    """One peer runner, or a failed row with the reason it could not be built."""
+    if peer is Peer.openvino:
+        try:
+            from runtimes.openvino_runtime import openvino_runner
+
+            return openvino_runner(session.path, x.shape, threads)
+        except Exception as exc:  # not installed, or OpenVINO cannot read this graph
+            return FailedRun("openvino", "openvino", "CPU", one_line(exc), {"runtime": "openvino"})
+    name = "pytorch eager fp32" if peer is Peer.torch else "pytorch torch.compile fp32"
+    kind = "torch" if peer is Peer.torch else "torch.compile"
+    if card is None:
+        return FailedRun(name, kind, "-", "the model has no card, so there is no PyTorch model to rebuild", {"runtime": kind})
+    try:
+        return torch_peer(peer, card, request.weights, session.provider.value, threads, x, request.io_binding)
+    except Exception as exc:  # missing torch, a model that no longer builds, an inductor failure
+        return FailedRun(name, kind, "-", one_line(exc), {"runtime": kind})
+
+
+def torch_peer(peer: Peer, card: ModelCard, weights: Path | None, provider: str, threads: int,
+               x: np.ndarray, exclude_copies: bool) -> Runner:
+    from .peers import device_for, torch_compile_runner, torch_eager_runner
+    from .verify import reference_model
+
+    start = time.perf_counter()
+    model, _ = reference_model(card, weights)
+    setup = time.perf_counter() - start
+    device = device_for(provider)
+    if peer is Peer.torch:
+        return torch_eager_runner(model, device, threads, exclude_copies, setup)
+    return torch_compile_runner(model, device, threads, x, exclude_copies, setup)
+
+
+def onnx_for(target: str, workdir: Path, weights: Path | None, input_size: tuple[int, int] | None,
+             progress: Progress) -> Path:
     """The ONNX file to time: the given one, or a fresh export of a zoo / user model."""
-    path = Path(request.target)
+    path = Path(target)
     if path.suffix == ".onnx" or path.exists():
         return path
     from .pipeline import ExportRequest, run_export
 
-    progress(f"exporting {request.target}")
+    progress(f"exporting {target}")
     result = run_export(
-        ExportRequest(source=request.target, output=workdir / "model.onnx", weights=request.weights,
-                      input_size=request.input_size),
+        ExportRequest(source=target, output=workdir / "model.onnx", weights=weights, input_size=input_size),
         progress,
     )
     return result.path
