@@ -1,6 +1,7 @@
 """Whatever image an app holds -> an H x W x 3 RGB array, ready for `to_model_input`.
 
-Accepted: a path, a PIL image, or a numpy array (H x W, H x W x 1/2/3/4; uint8, uint16, float).
+Accepted: a path, an open binary file (an upload's bytes in `io.BytesIO`), a PIL image, or a
+numpy array (H x W, H x W x 1/2/3/4; uint8, uint16, float).
 The result keeps the source's depth, and its dtype says its range: uint8 (0..255), uint16
 (0..65535: 16-bit PNG and TIFF) or float32 (0..1). `to_model_input` scales each to 0..255 before
 normalising, so 16-bit values are scaled, never clipped, and `load_image` of its own result
@@ -25,14 +26,14 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageLike = Union[str, os.PathLike, BinaryIO, Image.Image, np.ndarray]
 
 _ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
 _PIL_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError)
@@ -51,7 +52,9 @@ def load_image(source: ImageLike, *, max_pixels: int | None = None) -> np.ndarra
         return pil_to_rgb(_first_frame(source, "image"))
     if isinstance(source, (str, os.PathLike)):
         return _load_file(Path(source), max_pixels)
-    raise ImageError(f"cannot read an image from a {type(source).__name__}; give a path, a PIL image or a numpy array")
+    if hasattr(source, "read"):
+        return _load_file(source, max_pixels)
+    raise ImageError(f"cannot read an image from a {type(source).__name__}; give a path, a file, a PIL image or a numpy array")
 
 
 def pil_to_rgb(image: Image.Image) -> np.ndarray:
@@ -103,25 +106,26 @@ def array_to_rgb(array: np.ndarray) -> np.ndarray:
     return _gray_to_rgb(pixels) if pixels.ndim == 2 else pixels
 
 
-def _load_file(path: Path, max_pixels: int | None) -> np.ndarray:
+def _load_file(source: Path | BinaryIO, max_pixels: int | None) -> np.ndarray:
+    name = source if isinstance(source, Path) else getattr(source, "name", "<stream>")
     try:
         # Decoding stays inside: some formats check the limit again when seeking or loading.
-        with _pixel_limit(max_pixels), Image.open(path) as image:
+        with _pixel_limit(max_pixels), Image.open(source) as image:
             if max_pixels is not None and image.width * image.height > max_pixels:
                 raise Image.DecompressionBombError(f"{image.width * image.height} pixels")
-            return pil_to_rgb(_first_frame(image, str(path)))
+            return pil_to_rgb(_first_frame(image, str(name)))
     except FileNotFoundError:
-        raise ImageError(f"image file not found: {path}") from None
+        raise ImageError(f"image file not found: {name}") from None
     except IsADirectoryError:
-        raise ImageError(f"{path} is a folder, not an image") from None
+        raise ImageError(f"{name} is a folder, not an image") from None
     except Image.DecompressionBombError:
         limit = max_pixels or 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        raise ImageError(f"{path}: larger than the decompression-bomb limit of {limit} pixels; "
+        raise ImageError(f"{name}: larger than the decompression-bomb limit of {limit} pixels; "
                          "pass max_pixels to read it anyway") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image (no decoder recognises its content)") from None
+        raise ImageError(f"{name}: not an image (no decoder recognises its content)") from None
     except _PIL_DECODE_ERRORS as exc:
-        raise ImageError(f"{path}: not a readable image ({_reason(exc)})") from None
+        raise ImageError(f"{name}: not a readable image ({_reason(exc)})") from None
 
 
 def _first_frame(image: Image.Image, name: str) -> Image.Image:

@@ -236,3 +236,17 @@ def _rgb48_tiff(rgb: np.ndarray) -> bytes:
     for tag, kind, count, value in entries:
         out += struct.pack("<HHIHH", tag, kind, count, value, 0) if kind == 3 and count == 1 else struct.pack("<HHII", tag, kind, count, value)
     return out + struct.pack("<I", 0)
+
+
+def test_open_binary_files_are_read(tmp_path):
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(RGB).save(buffer, format="PNG")
+    np.testing.assert_array_equal(load_image(io.BytesIO(buffer.getvalue())), RGB)
+    with pytest.raises(ImageError, match="<stream>: not an image"):
+        load_image(io.BytesIO(b"garbage"))
+    path = tmp_path / "x.png"
+    path.write_bytes(buffer.getvalue())
+    with open(path, "rb") as handle:
+        np.testing.assert_array_equal(load_image(handle), RGB)
