@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ from runtimes.errors import CheckpointError
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
 # Heads used only in training; segedge exports the main logits, so their weights are not needed.
 IGNORED_PREFIXES = ("aux_classifier.", "aux_head.", "auxiliary_head.")
+# How torch's weights-only unpickler names a global it refused: "GLOBAL posix.system".
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -31,11 +34,14 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # weights_only refuses classes it does not know: a pickled nn.Module or a payload.
-        what = str(exc).split("\n")[-1].strip() or "unsupported pickled object"
+        # weights_only refuses the globals it does not know (a pickled nn.Module, a payload's
+        # os.system) and the opcodes it does not read (bytes that are no checkpoint at all).
+        found = _REFUSED_GLOBAL.search(str(exc))
+        if found is None:
+            raise CheckpointError(f"checkpoint {path} cannot be read (truncated or not a PyTorch file)") from None
         raise CheckpointError(
             f"checkpoint {path} holds pickled Python objects, which segedge will not execute "
-            f"(save model.state_dict() instead): {what[:160]}"
+            f"(save model.state_dict() instead): it refers to {found.group(1)[:120]}"
         ) from None
     except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on bad bytes; all mean "unreadable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -63,15 +63,26 @@ def _umask() -> int:
 
 
 def ensure_writable(target: str | os.PathLike[str]) -> Path:
-    """Fail early, before any long work, when `target` cannot be written."""
+    """Fail early, before any long work, when `target` cannot be written.
+
+    Proven by creating (and removing) a probe file in the target's folder: `os.access` says yes
+    to root on a read-only mount. Folders made for the probe are removed again, so a refused
+    request leaves nothing behind; `atomic_path` makes them when the file is really written.
+    """
     target = Path(target)
     if target.is_dir():
         raise OutputError(f"output path {target} is a directory")
     folder = target.parent if str(target.parent) else Path(".")
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
-        raise OutputError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write to {folder}: permission denied")
+        raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    finally:
+        for made in missing:
+            with contextlib.suppress(OSError):
+                made.rmdir()
     return target

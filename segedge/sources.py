@@ -110,6 +110,8 @@ def load_user_function(source: str):
             module = importlib.import_module(target)
         except ImportError as exc:
             raise UsageError(f"cannot import module {target!r}: {exc}") from None
+        except Exception as exc:  # a name importlib refuses ("../x") or the module's own code failing
+            raise UsageError(f"cannot import module {target!r}: {type(exc).__name__}: {exc}") from None
     function = getattr(module, attr, None)
     if not callable(function):
         raise UsageError(f"{target} has no function {attr!r}")

@@ -53,7 +53,10 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
-    return [parse_size(p) for p in text.split(",") if p.strip()]
+    sizes = [parse_size(p) for p in text.split(",") if p.strip()]
+    if not sizes:
+        raise UsageError(f"sizes {text!r} must be comma-separated HxW, e.g. 512x512,384x640")
+    return sizes
 
 
 def parse_triple(text: str, what: str) -> tuple[float, float, float]:

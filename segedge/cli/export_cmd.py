@@ -43,8 +43,8 @@ def export_command(
     from ..pipeline import ExportRequest, run_export
 
     card_fields = {
-        "mean": parse_triple(mean, "--mean") if mean else None,
-        "std": parse_triple(std, "--std") if std else None,
+        "mean": parse_triple(mean, "--mean") if mean is not None else None,
+        "std": parse_triple(std, "--std") if std is not None else None,
         "classes": parse_list(classes),
     }
     request = ExportRequest(
@@ -52,7 +52,7 @@ def export_command(
         output=output,
         weights=weights,
         num_classes=num_classes,
-        input_size=parse_size(input_size) if input_size else None,
+        input_size=parse_size(input_size) if input_size is not None else None,
         dynamic=dynamic,
         opset=opset,
         exporter=chosen,

@@ -53,7 +53,7 @@ def verify_command(
         for note in notes:
             err.print(f"note: {note}")
         runner = torch_runner(module)
-    checked = parse_sizes(sizes) if sizes else [card.input_size, second_size(card, card.input_size)]
+    checked = parse_sizes(sizes) if sizes is not None else [card.input_size, second_size(card, card.input_size)]
     if not card.dynamic:
         checked = [card.input_size]
     results = compare(runner, candidate, card, checked, tolerance, batch=batch, seed=seed)
