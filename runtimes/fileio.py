@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import OutputError
+
+_UMASK_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -31,7 +34,10 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:  # the writer's own failure: a full disk, a quota, an I/O error
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
         try:
             # mkstemp creates 0600 files; give the result the mode a plain open() would.
             os.chmod(tmp, 0o666 & ~_umask())
@@ -57,8 +63,17 @@ def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+    # os.umask can only be read by setting it, which races with other threads writing files;
+    # Linux shows it in /proc. Elsewhere, set a strict mask for the moment it takes.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
     return mask
 
 

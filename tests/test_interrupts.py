@@ -1,0 +1,280 @@
+"""Ctrl-C, full disks and read-only folders: exit 130 or one error line, and nothing half-written.
+
+Interrupts go to real `python -m segedge` subprocesses (SIGINT, as a terminal sends it) at a
+phase found by watching their files; full disks and read-only folders are real tmpfs mounts
+where this machine allows mounting, and an injected ENOSPC everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+
+from segedge.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = "tests/tiny_models.py:build"
+PREVIOUS = b"previous output, must survive\n"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """A private $TMPDIR (for this process and its children) that must end up free of segedge files."""
+    folder = tmp_path / "tmpdir"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.chdir(ROOT)
+    return folder
+
+
+def segedge_leftovers(tmpdir: Path, *folders: Path) -> list[str]:
+    """segedge's temporary files: export work folders in $TMPDIR, `.NAME.*` files beside outputs."""
+    found = [str(p) for p in tmpdir.glob("segedge-*")]
+    found += [str(p) for p in tmpdir.rglob("*.onnx")]
+    for folder in folders:
+        if folder.exists():
+            found += [str(p) for p in folder.rglob(".*") if p.is_file()]
+    return found
+
+
+def error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("segedge: error: "), err
+    return lines[0]
+
+
+def start(args: list[str], tmpdir: Path) -> subprocess.Popen:
+    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "segedge", *map(str, args)], cwd=ROOT, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for(condition, process: subprocess.Popen, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(f"segedge ended (rc {process.returncode}) before the phase to interrupt: {err[-2000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the phase to interrupt never came")
+        time.sleep(0.01)
+
+
+def interrupt(process: subprocess.Popen) -> tuple[int, str, list[psutil.Process]]:
+    """SIGINT, as Ctrl-C sends it; the exit code, stderr, and the children it had then."""
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    process.send_signal(signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("segedge did not stop within 120 s of SIGINT")
+    return process.returncode, err, children
+
+
+def assert_children_gone(children: list[psutil.Process]) -> None:
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"child processes outlived segedge: {alive}"
+
+
+# -- Ctrl-C during export and simplification --------------------------------------------------
+def _export_folder(tmpdir: Path) -> Path | None:
+    found = list(tmpdir.glob("segedge-export-*"))
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("phase", ["export", "simplify"])
+def test_ctrl_c_during_export_exits_130_and_leaves_nothing(scratch, tmp_path, phase):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "model.onnx"
+    target.write_bytes(PREVIOUS)
+    process = start(["export", TINY, "-o", target, "--input-size", "64x64"], scratch)
+    if phase == "export":
+        # The work folder appears when torch starts exporting into it.
+        wait_for(lambda: _export_folder(scratch) is not None, process)
+    else:
+        # The raw export is complete: onnxsim (then the parity check) runs on it.
+        wait_for(lambda: (f := _export_folder(scratch)) is not None and (f / "raw.onnx").exists(), process)
+    code, err, children = interrupt(process)
+    assert code == 130, err
+    assert error_line(err) == "segedge: error: interrupted"
+    assert_children_gone(children)
+    assert segedge_leftovers(scratch, out) == []
+    assert target.read_bytes() == PREVIOUS  # the old file, not a half-written new one
+
+
+# -- Ctrl-C during a folder prediction ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    path = tmp_path_factory.mktemp("interrupts") / "tiny.onnx"
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        assert main(["export", TINY, "--input-size", "32x32", "-o", str(path), "--no-simplify",
+                     "--exporter", "torchscript", "--json"]) == 0
+    finally:
+        os.chdir(cwd)
+    return path
+
+
+def photo_folder(folder: Path, count: int, size: int = 384) -> Path:
+    folder.mkdir(parents=True)
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    rgb = np.stack([np.add.outer(ramp, ramp) / 2, np.tile(ramp, (size, 1)), np.tile(ramp[:, None], (1, size))], -1)
+    first = folder / "img_0000.png"
+    Image.fromarray(rgb.astype(np.uint8)).save(first)
+    for i in range(1, count):
+        shutil.copyfile(first, folder / f"img_{i:04d}.png")
+    return folder
+
+
+def test_ctrl_c_during_folder_predict_keeps_whole_outputs_and_exits_130(scratch, tmp_path, tiny_onnx):
+    photos = photo_folder(tmp_path / "photos", 400)
+    out = tmp_path / "masks"
+    process = start(["predict", tiny_onnx, photos, "-o", out, "--overlay", "--threads", "1"], scratch)
+    wait_for(lambda: out.is_dir() and len(list(out.glob("*_mask.png"))) >= 3, process)
+    code, err, children = interrupt(process)
+    assert code == 130, err
+    assert [line for line in err.splitlines() if line.startswith("segedge: error: ")] == ["segedge: error: interrupted"]
+    assert_children_gone(children)
+    assert segedge_leftovers(scratch, out) == []
+    masks = sorted(out.glob("*_mask.png"))
+    assert 3 <= len(masks) < 400
+    for path in [*masks, *out.glob("*_overlay.png")]:
+        with Image.open(path) as image:
+            image.load()  # whole files only: a half-written PNG fails to decode
+            assert image.size == (384, 384)
+
+
+# -- full disks: injected ENOSPC and a real, tiny tmpfs -----------------------------------------
+def _enospc_after_half(real_save):
+    """An `onnx.save` that writes half of the file beside the target, then finds the disk full."""
+
+    def save(proto, path, *args, **kwargs):
+        name = os.fspath(path)
+        if Path(name).name.startswith(".model.onnx."):
+            data = proto.SerializeToString()
+            Path(name).write_bytes(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
+        return real_save(proto, path, *args, **kwargs)
+
+    return save
+
+
+def test_export_onto_a_full_disk_keeps_the_previous_file(scratch, tmp_path, monkeypatch, capsys):
+    import onnx
+
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "model.onnx"
+    target.write_bytes(PREVIOUS)
+    monkeypatch.setattr(onnx, "save", _enospc_after_half(onnx.save))
+    code = main(["export", TINY, "-o", str(target), "--input-size", "32x32", "--no-simplify", "--exporter", "torchscript"])
+    line = error_line(capsys.readouterr().err)
+    assert code == 1
+    assert "No space left on device" in line and str(target) in line
+    assert target.read_bytes() == PREVIOUS
+    assert segedge_leftovers(scratch, out) == []
+
+
+def test_predict_onto_a_full_disk_fails_with_one_line(scratch, tmp_path, monkeypatch, capsys, tiny_onnx):
+    photos = photo_folder(tmp_path / "photos", 3, size=48)
+    out = tmp_path / "masks"
+    out.mkdir()
+    previous = out / "img_0000_mask.png"
+    previous.write_bytes(PREVIOUS)
+    real_replace = os.replace
+
+    def full_disk(src, dst, *args, **kwargs):
+        if Path(dst).parent == out:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(src))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    code = main(["predict", str(tiny_onnx), str(photos), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert [line for line in err.splitlines() if line.startswith("segedge: error: ")] == [
+        f"segedge: error: cannot write {previous}: No space left on device"
+    ], err
+    assert "Traceback" not in err
+    assert previous.read_bytes() == PREVIOUS
+    assert sorted(p.name for p in out.iterdir()) == ["img_0000_mask.png"]
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root and mount(8)")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "segedge-test", str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_export_onto_a_real_full_tmpfs(scratch, tmp_path, capsys):
+    with tmpfs(tmp_path / "small", "size=4k") as out:
+        target = out / "model.onnx"
+        target.write_bytes(PREVIOUS)  # takes the only page
+        code = main(["export", TINY, "-o", str(target), "--input-size", "32x32", "--no-simplify", "--exporter", "torchscript"])
+        line = error_line(capsys.readouterr().err)
+        assert code == 1 and "No space left on device" in line
+        assert target.read_bytes() == PREVIOUS
+        assert sorted(p.name for p in out.iterdir()) == ["model.onnx"]
+    assert segedge_leftovers(scratch) == []
+
+
+def test_export_into_a_read_only_folder_fails_before_any_work(scratch, tmp_path, monkeypatch, capsys):
+    import segedge.pipeline
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was built although the output cannot be written")
+
+    monkeypatch.setattr(segedge.pipeline, "build", never)
+    with tmpfs(tmp_path / "ro", "size=64k") as out:
+        target = out / "model.onnx"
+        target.write_bytes(PREVIOUS)
+        remount = subprocess.run(["mount", "-o", "remount,ro", str(out)], capture_output=True, text=True)
+        if remount.returncode != 0:
+            pytest.skip(f"cannot remount read-only: {remount.stderr.strip()}")
+        for path in (target, out / "sub" / "model.onnx"):
+            code = main(["export", TINY, "-o", str(path)])
+            line = error_line(capsys.readouterr().err)
+            assert code == 1 and "Read-only file system" in line
+        assert target.read_bytes() == PREVIOUS
+        assert sorted(p.name for p in out.iterdir()) == ["model.onnx"]
+
+
+def test_export_into_proc_fails_before_any_work(scratch, monkeypatch, capsys):
+    """/proc is never writable, not even for root: the check that works without mounting."""
+    import segedge.pipeline
+
+    monkeypatch.setattr(segedge.pipeline, "build", lambda *a, **k: pytest.fail("built the model"))
+    code = main(["export", TINY, "-o", "/proc/segedge-test/model.onnx"])
+    assert code == 1 and "cannot write to /proc/segedge-test" in error_line(capsys.readouterr().err)
