@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from .errors import SegedgeError
 from .machine import process_gpu_memory_mb
 from .session import ModelSession
 
@@ -137,7 +138,10 @@ def failed(runner: Runner, exc: BaseException) -> FailedRun:
 
 
 def one_line(exc: BaseException) -> str:
+    """An exception as one line; segedge's own errors already read as sentences, others get their type."""
     text = " ".join(str(exc).split())
+    if isinstance(exc, SegedgeError) and text:
+        return text[:300]
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 

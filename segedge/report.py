@@ -1,0 +1,375 @@
+"""`segedge report`: which runtime, precision and provider to ship — one table, measured in one run.
+
+    export (fp32) -> quantize (fp16, int8) -> for every precision x provider x runtime:
+        status (ok / failed: reason), file size, argmax agreement with PyTorch fp32, mIoU (--data),
+        p50 / p90 latency, throughput, memory
+    -> the best row: the fastest whose accuracy holds (mIoU within `budget` points of PyTorch
+       fp32 when labels are given, else the argmax-agreement preset of its precision).
+
+Every row that can run is timed in the same interleaved rounds, same input, same threads. A row
+that cannot run (provider missing, quantizer failure, compiler failure) stays in the table with
+its reason: the user learns what was not tried and why.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from runtimes.bench import FailedRun, Row, Runner, one_line, ort_runner, time_runners
+from runtimes.card import ModelCard
+from runtimes.checks import PRESETS, Preset
+from runtimes.errors import CardError, UsageError
+from runtimes.fileio import ensure_writable
+from runtimes.machine import machine_record, usable_cpus
+from runtimes.metrics import compare_logits
+from runtimes.providers import Provider, ProviderOptions, resolve
+from runtimes.session import open_session
+
+from .bench import Peer, onnx_for
+from .report_data import calibration_folder, labelled_pairs, mean_iou
+
+Progress = Callable[[str], None]
+PRECISIONS = ("fp32", "fp16", "int8")
+RUNTIMES = ("onnxruntime", "openvino", "torch", "compile")
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    target: str
+    output: Path
+    precisions: tuple[str, ...] = PRECISIONS
+    providers: tuple[Provider, ...] = (Provider.cpu,)
+    runtimes: tuple[str, ...] = RUNTIMES
+    calib: Path | None = None
+    calib_count: int = 16
+    data: Path | None = None
+    data_limit: int | None = None
+    input_size: tuple[int, int] | None = None
+    threads: int | None = None
+    warmup: int = 3
+    runs: int = 20
+    weights: Path | None = None
+    budget: float = 1.0  # mIoU points a row may lose against PyTorch fp32 and still be "best"
+
+    def __post_init__(self) -> None:
+        for option, values in (("--precisions", self.precisions), ("--providers", self.providers), ("--runtimes", self.runtimes)):
+            if not values:
+                raise UsageError(f"{option}: name at least one")
+        unknown = [p for p in self.precisions if p not in PRECISIONS]
+        if unknown:
+            raise UsageError(f"--precisions: unknown {', '.join(unknown)}; choose from {', '.join(PRECISIONS)}")
+        unknown = [r for r in self.runtimes if r not in RUNTIMES]
+        if unknown:
+            raise UsageError(f"--runtimes: unknown {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
+
+
+@dataclass
+class ReportRow:
+    precision: str
+    provider: str
+    runtime: str
+    status: str = "ok"
+    reason: str = ""
+    file: str | None = None
+    size_mb: float | None = None
+    agreement: float | None = None
+    parity_ok: bool | None = None
+    miou: float | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    mean_ms: float | None = None
+    throughput: float | None = None
+    memory_mb: float | None = None
+    gpu_memory_mb: float | None = None
+    setup_s: float | None = None
+    first_run_ms: float | None = None
+    compile_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.precision} / {self.provider} / {self.runtime}"
+
+
+@dataclass(frozen=True)
+class Report:
+    model: str
+    input_size: tuple[int, int]
+    threads: int
+    rows: list[ReportRow]
+    best: str | None
+    best_reason: str
+    calibration: str | None
+    data: str | None
+    machine: dict
+    files: dict[str, str]
+    seconds: float
+
+
+@dataclass
+class _Candidate:
+    """A row to measure: its key, the ONNX file it runs, and how to build its runner."""
+
+    row: ReportRow
+    build: Callable[[], Runner]
+    precision_preset: Preset
+    runner: Runner | FailedRun | None = None
+
+
+def run_report(request: ReportRequest, progress: Progress = lambda message: None) -> Report:
+    start = time.perf_counter()
+    out = request.output
+    out.mkdir(parents=True, exist_ok=True)
+    ensure_writable(out / "report.json")
+    threads = request.threads or usable_cpus()
+    fp32 = _fp32_file(request, out, progress)
+    card = open_session(fp32, "cpu", threads).card
+    size = request.input_size or (card.input_size if card else None)
+    if size is None:
+        raise CardError(f"{fp32} has no model card: give --input-size")
+    x = _sample(card, size)
+    files, calibration = _precision_files(request, fp32, card, size, progress)
+    candidates = _candidates(request, files, card, x, threads)
+    for c in candidates:
+        progress(f"preparing {c.row.label}")
+        c.runner = _build(c)
+    progress(f"timing {sum(isinstance(c.runner, Runner) for c in candidates)} rows: "
+             f"{request.warmup} warm-up + {request.runs} interleaved runs")
+    rows = time_runners([c.runner for c in candidates], lambda r: x, 1, request.warmup, request.runs,
+                        gpu=any(p in (Provider.cuda, Provider.tensorrt) for p in request.providers))
+    for c, timed in zip(candidates, rows):
+        _fill_timing(c.row, timed)
+    progress("measuring accuracy")
+    _measure_accuracy(request, candidates, card, x, size, progress)
+    best, why = choose_best([c.row for c in candidates], request.budget)
+    return Report(
+        model=request.target, input_size=size, threads=threads, rows=[c.row for c in candidates],
+        best=best.label if best else None, best_reason=why, calibration=calibration,
+        data=str(request.data) if request.data else None, machine=machine_record(threads),
+        files={p: str(f) for p, f in files.items() if isinstance(f, Path)}, seconds=time.perf_counter() - start,
+    )
+
+
+def _fp32_file(request: ReportRequest, out: Path, progress: Progress) -> Path:
+    target = Path(request.target)
+    if target.suffix == ".onnx" or target.exists():
+        return target
+    with tempfile.TemporaryDirectory(prefix="segedge-report-") as workdir:
+        exported = onnx_for(request.target, Path(workdir), request.weights, request.input_size, progress)
+        final = out / f"{report_name(request.target)}_fp32.onnx"
+        exported.replace(final)
+    return final
+
+
+def report_name(target: str) -> str:
+    """'deeplabv3plus' -> itself, 'pkg/file.py:build' -> 'build', 'm.onnx' -> 'm'."""
+    return target.rpartition(":")[2] if ":" in target else Path(target).stem
+
+
+def _precision_files(request: ReportRequest, fp32: Path, card: ModelCard | None, size: tuple[int, int],
+                     progress: Progress) -> tuple[dict[str, Path | str], str | None]:
+    """precision -> its ONNX file, or the reason it could not be made."""
+    files: dict[str, Path | str] = {}
+    calibration = None
+    for precision in request.precisions:
+        if precision == "fp32":
+            files[precision] = fp32
+            continue
+        target = request.output / f"{fp32.stem.removesuffix('_fp32')}_{precision}.onnx"
+        progress(f"quantizing to {precision}")
+        try:
+            if precision == "fp16":
+                files[precision] = quantize_fp16(fp32, target)
+            else:
+                with calibration_folder(request.calib, size, request.calib_count) as (folder, calibration):
+                    files[precision] = quantize_int8(fp32, target, folder, request.calib_count)
+        except Exception as exc:  # the row says why; the other precisions go on
+            files[precision] = f"quantization failed: {one_line(exc)}"
+    return files, calibration
+
+
+def quantize_fp16(source: Path, target: Path) -> Path:
+    try:
+        from exporters.fp16 import convert_fp16
+    except ImportError:
+        raise UsageError("fp16 conversion is not available in this segedge (exporters.fp16 missing)") from None
+
+    convert_fp16(source, target)
+    return target
+
+
+def quantize_int8(source: Path, target: Path, calib: Path, count: int) -> Path:
+    try:
+        from exporters.int8 import quantize_int8 as quantize
+    except ImportError:
+        raise UsageError("int8 quantization is not available in this segedge (exporters.int8 missing)") from None
+
+    quantize(source, target, calib, count=count)
+    return target
+
+
+def _candidates(request: ReportRequest, files: dict[str, Path | str], card: ModelCard | None,
+                x: np.ndarray, threads: int) -> list[_Candidate]:
+    out = []
+    for precision, file in files.items():
+        preset = Preset(precision)
+        if "onnxruntime" in request.runtimes:
+            for provider in request.providers:
+                row = ReportRow(precision, provider.value, "onnxruntime")
+                out.append(_Candidate(row, _ort_factory(file, provider, threads), preset))
+        if "openvino" in request.runtimes:
+            row = ReportRow(precision, "CPU", "openvino")
+            out.append(_Candidate(row, _openvino_factory(file, x.shape, threads), preset))
+        for kind in ("torch", "compile"):
+            if precision != "fp32" or kind not in request.runtimes:
+                continue
+            for device in _torch_devices(request.providers):
+                row = ReportRow(precision, device, "torch" if kind == "torch" else "torch.compile")
+                out.append(_Candidate(row, _torch_factory(Peer(kind), card, request.weights, device, threads, x), preset))
+    for c in out:
+        if c.row.runtime in ("onnxruntime", "openvino"):
+            _attach_file(c.row, files[c.row.precision])
+    return out
+
+
+def _attach_file(row: ReportRow, file: Path | str) -> None:
+    if isinstance(file, str):  # the reason the file could not be made
+        row.status, row.reason = "failed", file
+        return
+    row.file, row.size_mb = str(file), file.stat().st_size / 2**20
+
+
+def _torch_devices(providers: tuple[Provider, ...]) -> list[str]:
+    """PyTorch on the CPU always; on CUDA too when a GPU provider is in the table."""
+    on_gpu = any(resolve(p) in (Provider.cuda, Provider.tensorrt) for p in providers)
+    return ["cpu", "cuda"] if on_gpu else ["cpu"]
+
+
+def _ort_factory(file: Path | str, provider: Provider, threads: int) -> Callable[[], Runner]:
+    def build() -> Runner:
+        start = time.perf_counter()
+        session = open_session(file, provider, threads, ProviderOptions())
+        return ort_runner(session, time.perf_counter() - start, name=f"onnxruntime {provider.value}")
+
+    return build
+
+
+def _openvino_factory(file: Path | str, shape: tuple[int, ...], threads: int) -> Callable[[], Runner]:
+    def build() -> Runner:
+        from runtimes.openvino_runtime import openvino_runner
+
+        return openvino_runner(file, shape, threads)
+
+    return build
+
+
+def _torch_factory(peer: Peer, card: ModelCard | None, weights: Path | None, device: str, threads: int,
+                   x: np.ndarray) -> Callable[[], Runner]:
+    def build() -> Runner:
+        if card is None:
+            raise CardError("the ONNX file has no model card, so there is no PyTorch model to rebuild")
+        from .bench import torch_peer
+
+        return torch_peer(peer, card, weights, device, threads, x, exclude_copies=False)
+
+    return build
+
+
+def _build(candidate: _Candidate) -> Runner | FailedRun:
+    row = candidate.row
+    if row.status == "failed":
+        return FailedRun(row.label, row.runtime, row.provider, row.reason)
+    try:
+        return candidate.build()
+    except Exception as exc:  # a runtime that cannot start here is a row with its reason
+        return FailedRun(row.label, row.runtime, row.provider, one_line(exc))
+
+
+def _fill_timing(row: ReportRow, timed: Row) -> None:
+    if not timed.ok:
+        row.status, row.reason = "failed", row.reason or timed.reason
+        return
+    row.p50_ms, row.p90_ms, row.mean_ms = timed.p50_ms, timed.p90_ms, timed.mean_ms
+    row.throughput, row.memory_mb, row.gpu_memory_mb = timed.throughput, timed.memory_mb, timed.gpu_memory_mb
+    row.setup_s, row.first_run_ms, row.compile_s = timed.setup_s, timed.first_run_ms, timed.compile_s
+    row.notes.extend(timed.notes)
+
+
+def _measure_accuracy(request: ReportRequest, candidates: list[_Candidate], card: ModelCard | None, x: np.ndarray,
+                      size: tuple[int, int], progress: Progress) -> None:
+    live = [c for c in candidates if c.row.status == "ok" and isinstance(c.runner, Runner)]
+    reference = next((c for c in live if c.row.runtime == "torch" and c.row.provider == "cpu"), None)
+    if reference is None:
+        reference_out = _torch_reference(card, request.weights, x)
+    else:
+        reference_out = _output(reference.runner, x)
+    pairs = labelled_pairs(request.data, request.data_limit) if request.data else None
+    for c in live:
+        if reference_out is not None:
+            report = compare_logits(reference_out, _output(c.runner, x))
+            c.row.agreement = report.argmax_agreement
+            c.row.parity_ok = not _preset_for(c).failures(report)
+        if pairs is not None and card is not None:
+            progress(f"mIoU of {c.row.label} on {len(pairs)} images")
+            c.row.miou = mean_iou(pairs, lambda batch, runner=c.runner: _output(runner, batch), card, size)
+
+
+def _preset_for(candidate: _Candidate):
+    """fp32 files that OpenVINO ran in bf16 are judged like fp16: agreement, not logit tolerance."""
+    preset = candidate.precision_preset
+    if preset is Preset.fp32 and any("precision bf16" in n or "precision f16" in n for n in candidate.row.notes):
+        preset = Preset.fp16
+    return PRESETS[preset]
+
+
+def _torch_reference(card: ModelCard | None, weights: Path | None, x: np.ndarray) -> np.ndarray | None:
+    """PyTorch fp32 logits when no torch row was timed; None without a card or without torch."""
+    if card is None:
+        return None
+    try:
+        import torch
+
+        from .verify import reference_model
+    except ImportError:
+        return None
+    model, _ = reference_model(card, weights)
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).float().numpy()
+
+
+def _output(runner: Runner, x: np.ndarray) -> np.ndarray:
+    return np.array(runner.run(runner.prepare(x)), dtype=np.float32)
+
+
+def _sample(card: ModelCard | None, size: tuple[int, int]) -> np.ndarray:
+    if card is None:
+        return np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
+    from .verify import sample_input
+
+    return sample_input(card, 1, size, seed=0)
+
+
+def choose_best(rows: list[ReportRow], budget: float) -> tuple[ReportRow | None, str]:
+    """The fastest row whose accuracy holds, and the rule that picked it."""
+    ok = [r for r in rows if r.status == "ok" and r.p50_ms is not None]
+    if not ok:
+        return None, "no row ran"
+    reference = next((r for r in ok if r.runtime == "torch" and r.miou is not None), None)
+    if reference is not None:
+        floor = reference.miou - budget / 100.0
+        eligible = [r for r in ok if r.miou is not None and r.miou >= floor]
+        rule = f"fastest p50 with mIoU >= PyTorch fp32's {reference.miou:.4f} - {budget:g} points"
+    elif any(r.parity_ok is not None for r in ok):
+        eligible = [r for r in ok if r.parity_ok]
+        rule = "fastest p50 whose argmax agreement with PyTorch fp32 meets its precision's preset"
+    else:
+        eligible, rule = ok, "fastest p50 (no PyTorch reference: accuracy not checked)"
+    if not eligible:
+        return None, f"no row meets the accuracy rule ({rule})"
+    return min(eligible, key=lambda r: r.p50_ms), rule

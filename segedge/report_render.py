@@ -1,0 +1,139 @@
+"""`segedge report`'s files: report.md for people, report.json for machines, a latency-vs-accuracy PNG.
+
+matplotlib is optional (`segedge[report]`): without it the PNG is skipped and the report says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+from runtimes.fileio import atomic_path, write_text_atomic
+
+from .report import Report, ReportRow
+
+SCHEMA = "segedge.report/1"
+MARKDOWN, JSON, PLOT = "report.md", "report.json", "latency_vs_accuracy.png"
+
+
+def write_report(report: Report, folder: Path) -> dict[str, Path | str]:
+    """Write the three files; returns name -> path (or, for the plot, why it was skipped)."""
+    written: dict[str, Path | str] = {"json": folder / JSON, "markdown": folder / MARKDOWN}
+    written["plot"] = write_plot(report, folder / PLOT)
+    write_text_atomic(folder / JSON, json.dumps(to_dict(report, written), indent=2))
+    write_text_atomic(folder / MARKDOWN, to_markdown(report, written))
+    return written
+
+
+def to_dict(report: Report, written: dict[str, Path | str] | None = None) -> dict:
+    return {
+        "schema": SCHEMA,
+        "model": report.model,
+        "input_size": list(report.input_size),
+        "batch": 1,
+        "threads": report.threads,
+        "best": {"row": report.best, "rule": report.best_reason},
+        "calibration": report.calibration,
+        "data": report.data,
+        "files": report.files,
+        "plot": str(written["plot"]) if written else None,
+        "seconds": report.seconds,
+        "rows": [_row_dict(r) for r in report.rows],
+        "machine": report.machine,
+    }
+
+
+def _row_dict(row: ReportRow) -> dict:
+    out = asdict(row)
+    out["label"] = row.label
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+
+
+def to_markdown(report: Report, written: dict[str, Path | str]) -> str:
+    cpu = report.machine["cpu"]
+    versions = ", ".join(f"{k} {v}" for k, v in report.machine["versions"].items())
+    gpus = "; ".join(f"{g['name']} (driver {g['driver']}, CUDA {g.get('cuda', '?')})" for g in report.machine["gpus"])
+    lines = [
+        f"# segedge report: {report.model}",
+        "",
+        f"Input 1x3x{report.input_size[0]}x{report.input_size[1]}, {report.threads} threads for every runtime; "
+        f"rows timed in interleaved rounds on the same input.",
+        "",
+        f"- CPU: {cpu['model']}, {cpu['usable_cpus']} usable CPUs of {cpu['logical_cores']}; flags: {' '.join(cpu['flags']) or 'none of note'}",
+        f"- GPU: {gpus or 'none'}",
+        f"- versions: {versions}",
+        f"- calibration (int8): {report.calibration or 'n/a'}",
+        f"- accuracy: argmax agreement with PyTorch fp32 on a generated image"
+        + (f"; mIoU on {report.data}" if report.data else " (no --data: no mIoU)"),
+        "",
+        "| precision | provider | runtime | status | size MB | agreement | mIoU | p50 ms | p90 ms | img/s | mem MB | setup s | first ms |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report.rows:
+        status = "ok" if r.status == "ok" else f"failed: {r.reason}"
+        if r.status == "ok" and r.parity_ok is False:
+            status = "ok (accuracy below preset)"
+        marker = " **best**" if r.label == report.best else ""
+        lines.append(
+            f"| {r.precision} | {r.provider} | {r.runtime}{marker} | {_escape(status)} | {_num(r.size_mb, 1)} | "
+            f"{_pct(r.agreement)} | {_num(r.miou, 4)} | {_num(r.p50_ms, 1)} | {_num(r.p90_ms, 1)} | "
+            f"{_num(r.throughput, 2)} | {_mem(r)} | {_num(r.setup_s, 2)} | {_num(r.first_run_ms, 0)} |"
+        )
+    lines += ["", f"**Best: {report.best or 'none'}** — {report.best_reason}."]
+    notes = [(r.label, n) for r in report.rows for n in r.notes]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {label}: {note}" for label, note in notes]
+    plot = written["plot"]
+    lines += ["", f"![latency vs accuracy]({PLOT})" if isinstance(plot, Path) else f"Plot skipped: {plot}.", ""]
+    lines += ["Memory is the growth of the process's resident set from before a row's first run to its peak "
+              "(GPU memory in brackets); setup is session creation or model build; first is the first run's latency.", ""]
+    return "\n".join(lines)
+
+
+def write_plot(report: Report, path: Path) -> Path | str:
+    """p50 latency against accuracy, one point per row that ran; the reason when it cannot be drawn."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install 'segedge[report]')"
+    rows = [r for r in report.rows if r.status == "ok" and r.p50_ms is not None]
+    use_miou = any(r.miou is not None for r in rows)
+    points = [(r, r.miou if use_miou else r.agreement) for r in rows]
+    points = [(r, y) for r, y in points if y is not None]
+    if not points:
+        return "no row has both a latency and an accuracy"
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for row, y in points:
+        axes.scatter(row.p50_ms, y, s=40, marker="*" if row.label == report.best else "o")
+        axes.annotate(row.label, (row.p50_ms, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    axes.set_xlabel("p50 latency (ms, lower is better)")
+    axes.set_ylabel("mIoU" if use_miou else "argmax agreement with PyTorch fp32")
+    axes.set_title(f"{report.model}: {report.input_size[0]}x{report.input_size[1]}, {report.threads} threads", fontsize=9)
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+    return path
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.2%}"
+
+
+def _mem(row: ReportRow) -> str:
+    text = _num(row.memory_mb, 0)
+    return text + (f" (+{row.gpu_memory_mb:.0f} GPU)" if row.gpu_memory_mb is not None else "")
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
