@@ -106,7 +106,7 @@ class ModelCard:
             return cls(**kwargs)
         except CardError:
             raise
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(inf) in a palette
             raise CardError(f"invalid model card: {exc}") from None
 
     @classmethod
@@ -115,6 +115,8 @@ class ModelCard:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise CardError(f"model card is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise CardError("model card is not valid JSON: nested too deeply") from None
         return cls.from_dict(data)
 
     @classmethod
@@ -158,11 +160,11 @@ def _validate(card: ModelCard) -> None:
     for key in ("mean", "std"):
         values = getattr(card, key)
         need(
-            len(values) == 3 and all(_is_number(v) and math.isfinite(v) for v in values),
+            len(values) == 3 and all(_is_finite(v) for v in values),
             f"'{key}' must be three finite numbers",
         )
     need(all(v != 0 for v in card.std), "'std' must not contain 0")
-    need(_is_number(card.scale) and math.isfinite(card.scale) and card.scale > 0, "'scale' must be > 0")
+    need(_is_finite(card.scale) and card.scale > 0, "'scale' must be > 0")
     need(
         len(card.input_size) == 2 and all(_is_int(v) and v > 0 for v in card.input_size),
         "'input_size' must be two positive integers",
@@ -183,6 +185,13 @@ def _validate(card: ModelCard) -> None:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_finite(v: Any) -> bool:
+    try:
+        return _is_number(v) and math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _is_int(v: Any) -> bool:
