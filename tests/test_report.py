@@ -1,0 +1,153 @@
+"""`segedge report` on a tiny user model: the table, the files, the JSON schema, the best row."""
+
+from __future__ import annotations
+
+import builtins
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from runtimes.providers import Provider
+from segedge import report as report_module
+from segedge.cli import main
+from segedge.data import ShapesConfig, write_shapes_dataset
+from segedge.report import ReportRequest, ReportRow, choose_best, run_report
+from segedge.report_render import SCHEMA, write_report
+
+from .test_cli import one_error_line
+
+TINY = "tests/tiny_models.py:build"
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+ROW_KEYS = {"precision", "provider", "runtime", "label", "status", "reason", "file", "size_mb", "agreement", "parity_ok",
+            "miou", "p50_ms", "p90_ms", "mean_ms", "throughput", "memory_mb", "gpu_memory_mb", "setup_s",
+            "first_run_ms", "compile_s", "notes"}
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    return write_shapes_dataset(tmp_path_factory.mktemp("shapes"), ShapesConfig(train=0, val=3, size=(48, 48)))
+
+
+def _copy_as_quantized(source: Path, target: Path, *args, **kwargs) -> Path:
+    shutil.copyfile(source, target)  # stands in for a quantizer: the table's plumbing is under test
+    return target
+
+
+def test_report_table_and_files(tmp_path, monkeypatch, labelled):
+    monkeypatch.setattr(report_module, "quantize_int8", _copy_as_quantized)
+    request = ReportRequest(target=TINY, output=tmp_path / "out", precisions=("fp32", "int8"),
+                            runtimes=("onnxruntime", "openvino", "torch"), input_size=(48, 48), threads=1,
+                            warmup=1, runs=3, data=labelled)
+    report = run_report(request)
+    written = write_report(report, request.output)
+    labels = [r.label for r in report.rows]
+    assert labels == ["fp32 / cpu / onnxruntime", "fp32 / CPU / openvino", "fp32 / cpu / torch",
+                      "int8 / cpu / onnxruntime", "int8 / CPU / openvino"]
+    by = {r.label: r for r in report.rows}
+    ort_fp32, torch_fp32 = by["fp32 / cpu / onnxruntime"], by["fp32 / cpu / torch"]
+    assert ort_fp32.status == "ok" and ort_fp32.agreement >= 0.9999 and ort_fp32.parity_ok
+    assert ort_fp32.size_mb > 0 and Path(ort_fp32.file).name == "build_fp32.onnx"
+    assert 0 <= ort_fp32.miou <= 1 and ort_fp32.miou == pytest.approx(torch_fp32.miou, abs=1e-3)
+    assert by["int8 / cpu / onnxruntime"].file.endswith("build_int8.onnx")
+    for r in report.rows:
+        if r.runtime == "openvino" and not HAS_OPENVINO:
+            assert r.status == "failed" and "segedge[openvino]" in r.reason
+            continue
+        assert r.status == "ok" and 0 < r.p50_ms <= r.p90_ms and r.throughput > 0 and r.memory_mb >= 0
+    assert report.best is not None and "mIoU" in report.best_reason
+    assert (request.output / "report.md").is_file() and (request.output / "report.json").is_file()
+
+    data = json.loads((request.output / "report.json").read_text())
+    assert data["schema"] == SCHEMA and data["input_size"] == [48, 48] and data["threads"] == 1
+    assert data["best"]["row"] == report.best and data["calibration"].startswith("16 synthetic shapes images")
+    assert set(data) >= {"model", "rows", "machine", "files", "plot", "data", "seconds"}
+    assert all(set(row) == ROW_KEYS for row in data["rows"])
+    assert data["machine"]["threads_used"] == 1 and "flags" in data["machine"]["cpu"]
+
+    markdown = (request.output / "report.md").read_text()
+    table = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(report.rows) and f"**Best: {report.best}**" in markdown
+    assert markdown.count("**best**") == 1
+    if isinstance(written["plot"], Path):
+        assert written["plot"].read_bytes()[:4] == b"\x89PNG" and "![latency vs accuracy]" in markdown
+
+
+def test_failed_quantization_is_a_row_with_its_reason(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("calibration folder holds no images")
+
+    monkeypatch.setattr(report_module, "quantize_int8", broken)
+    report = run_report(ReportRequest(target=TINY, output=tmp_path, precisions=("fp32", "int8"), runtimes=("onnxruntime",),
+                                      input_size=(32, 32), threads=1, warmup=0, runs=2))
+    fp32, int8 = report.rows
+    assert fp32.status == "ok" and report.best == fp32.label
+    assert int8.status == "failed" and int8.reason == "quantization failed: RuntimeError: calibration folder holds no images"
+    assert int8.p50_ms is None and int8.file is None
+
+
+def test_unavailable_provider_is_a_failed_row_not_a_cpu_run(tmp_path):
+    if "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers():
+        pytest.skip("CUDA is available here")
+    report = run_report(ReportRequest(target=TINY, output=tmp_path, precisions=("fp32",), providers=(Provider.cpu, Provider.cuda),
+                                      runtimes=("onnxruntime",), input_size=(32, 32), threads=1, warmup=0, runs=2))
+    cpu, cuda = report.rows
+    assert cpu.status == "ok" and cuda.status == "failed" and "onnxruntime-gpu" in cuda.reason
+
+
+def test_plot_is_skipped_without_matplotlib(tmp_path, monkeypatch):
+    report = run_report(ReportRequest(target=TINY, output=tmp_path, precisions=("fp32",), runtimes=("onnxruntime",),
+                                      input_size=(32, 32), threads=1, warmup=0, runs=2))
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    written = write_report(report, tmp_path)
+    assert "matplotlib is not installed" in written["plot"] and not (tmp_path / "latency_vs_accuracy.png").exists()
+    assert "Plot skipped: matplotlib is not installed" in (tmp_path / "report.md").read_text()
+
+
+def _row(label: str, p50: float, agreement_ok: bool | None = True, miou: float | None = None, runtime: str = "onnxruntime"):
+    precision, provider, _ = label.split("/")
+    return ReportRow(precision, provider, runtime, p50_ms=p50, parity_ok=agreement_ok, miou=miou)
+
+
+def test_best_row_rules():
+    rows = [_row("fp32/cpu/x", 100.0, True, 0.80, runtime="torch"), _row("int8/cpu/x", 30.0, False, 0.70),
+            _row("int8/CPU/x", 40.0, False, 0.795), _row("fp32/cpu/x", 90.0, True, 0.80)]
+    best, rule = choose_best(rows, budget=1.0)
+    assert best is rows[2] and "1 points" in rule  # 0.795 is within 1 mIoU point of 0.80; 0.70 is not
+    for r in rows:
+        r.miou = None
+    best, rule = choose_best(rows, budget=1.0)
+    assert best is rows[3] and "preset" in rule
+    assert choose_best([ReportRow("fp32", "cpu", "onnxruntime", status="failed", reason="x")], 1.0) == (None, "no row ran")
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--precisions", "fp64"], 2, "--precisions: unknown fp64"),
+        (["--providers", "gpu"], 2, "--providers: unknown provider 'gpu'"),
+        (["--runtimes", "tflite"], 2, "--runtimes: unknown tflite"),
+        (["--data", "/nonexistent/data", "--precisions", "fp32", "--runtimes", "onnxruntime"], 1, "expected JPEGImages/"),
+    ],
+)
+def test_cli_report_errors(capsys, tmp_path, args, code, message):
+    got = main(["report", TINY, "--input-size", "32x32", "-o", str(tmp_path), "--runs", "1", "--warmup", "0", *args])
+    assert got == code and message in one_error_line(capsys.readouterr().err)
+
+
+def test_cli_report_json(capsys, tmp_path):
+    code = main(["report", TINY, "--input-size", "32x32", "-o", str(tmp_path), "--precisions", "fp32",
+                 "--runtimes", "onnxruntime,torch", "--runs", "2", "--warmup", "0", "--threads", "1", "--json"])
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert code == 0 and data["schema"] == SCHEMA and [r["runtime"] for r in data["rows"]] == ["onnxruntime", "torch"]
+    assert data["best"]["row"] in {r["label"] for r in data["rows"]} and "markdown:" in captured.err
