@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     path, provider, h, w = argv
     try:
         session = open_session(path, provider, threads=1)
-        session.run(np.zeros((1, 3, int(h), int(w)), np.float32))
+        session.run(np.zeros(_probe_shape(session, int(h), int(w)), np.float32))
     except SegedgeError as exc:
         sys.stderr.write(f"segedge: error: {exc}\n")
         return 1
@@ -28,6 +28,13 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"segedge: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}\n")
         return 1
     return 0
+
+
+def _probe_shape(session, h: int, w: int) -> tuple[int, ...]:
+    """The input's declared sizes where they are fixed (a static export), `h` x `w` elsewhere."""
+    declared = session.session.get_inputs()[0].shape
+    wanted = (1, 3, h, w)
+    return tuple(d if isinstance(d, int) and d > 0 else default for d, default in zip(declared, wanted))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ Data goes to stdout (`out`), messages to stderr (`err`): `segedge bench --json |
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -71,6 +73,23 @@ def parse_triple(text: str, what: str) -> tuple[float, float, float]:
 
 def parse_list(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def isolate_option():
+    return typer.Option(
+        False, "--isolate",
+        help="For untrusted models: load the file and run it once in a child process under memory and "
+             "time limits first, so that a crash or an out-of-memory abort in the runtime becomes an error.",
+    )
+
+
+def probe_if_isolated(isolate: bool, model: Path, provider: str = "cpu", input_size: tuple[int, int] | None = None) -> None:
+    """With --isolate, refuse `model` unless it survives loading and one run in a limited child."""
+    if not isolate:
+        return
+    from runtimes.isolate import probe_model
+
+    probe_model(model, getattr(provider, "value", provider), input_size or (64, 64))
 
 
 def require_torch(verb: str) -> None:

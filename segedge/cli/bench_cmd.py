@@ -12,7 +12,7 @@ from rich.table import Table
 from runtimes.errors import UsageError
 from runtimes.providers import Provider, ProviderOptions
 
-from .app import app, err, out, parse_list, parse_size, require_torch
+from .app import app, err, isolate_option, out, parse_list, parse_size, probe_if_isolated, require_torch
 
 
 @app.command("bench")
@@ -36,8 +36,12 @@ def bench_command(
     trt_cache: Optional[Path] = typer.Option(None, "--trt-cache", help="TensorRT: engine cache folder (reused between runs)."),
     openvino_device: str = typer.Option("CPU", "--openvino-device", help="OpenVINO provider: CPU, GPU or NPU."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
+    isolate: bool = isolate_option(),
 ) -> None:
     """Time ONNX Runtime against its peers: p50/p90/p99, mean, std, throughput, memory, first run, setup."""
+    size = parse_size(input_size) if input_size is not None else None
+    if model.endswith(".onnx"):
+        probe_if_isolated(isolate, Path(model), provider, size)
     from ..bench import BenchRequest, Peer, run_bench
 
     peers = _parse_peers(parse_list(compare), Peer)
@@ -48,7 +52,7 @@ def bench_command(
                               openvino_device=openvino_device)
     request = BenchRequest(
         target=model, provider=provider, torch_baseline=torch_baseline, compare=peers, warmup=warmup, runs=runs,
-        input_size=parse_size(input_size) if input_size else None, batch=batch, threads=threads, weights=weights,
+        input_size=size, batch=batch, threads=threads, weights=weights,
         strict=strict, profile=profile, io_binding=io_binding, options=options,
     )
     with err.status("benchmarking") as status:

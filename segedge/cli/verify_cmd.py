@@ -14,7 +14,7 @@ from runtimes.checks import PRESETS, Preset
 from runtimes.errors import CardError, ParityError
 from runtimes.providers import Provider
 
-from .app import app, err, out, parse_sizes, require_torch
+from .app import app, err, isolate_option, out, parse_sizes, probe_if_isolated, require_torch
 
 
 @app.command("verify")
@@ -31,9 +31,14 @@ def verify_command(
     batch: int = typer.Option(1, "--batch", min=1, max=64, help="Batch size of the test inputs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generated test inputs."),
     as_json: bool = typer.Option(False, "--json", help="Print the reports as JSON on stdout."),
+    isolate: bool = isolate_option(),
 ) -> None:
     """Run the model and its reference on the same inputs; exit 1 when a check fails."""
     from runtimes.session import open_session
+
+    probe_if_isolated(isolate, model, provider)
+    if reference is not None:
+        probe_if_isolated(isolate, reference)
 
     candidate = open_session(model, provider)
     card = candidate.card
