@@ -2,9 +2,8 @@
 
 VGG16 FCNs (paper Sec. 3-4, Fig. 3): fc6/fc7 become convolutions (7x7 and 1x1, 4096 channels,
 ReLU, dropout 0.5; `fc_channels` narrows them, e.g. for fast tests), `score_fr` is a 1x1 class
-scorer. FCN-16s adds `score_pool4` to the stride-32
-scores upsampled 2x (`upscore2`); FCN-8s then adds `score_pool3` to that sum upsampled 2x
-(`upscore_pool4`). The 2x upsamplings are learnable transposed convolutions initialised to
+scorer. FCN-16s adds `score_pool4` to the stride-32 scores upsampled 2x (`upscore2`); FCN-8s
+then adds `score_pool3` to that sum upsampled 2x (`upscore_pool4`). The 2x upsamplings are learnable transposed convolutions initialised to
 bilinear; the final upsampling (32x, 16x, 8x) is fixed bilinear interpolation, as the paper fixes
 it, written as `resize_to` so it has no parameters. Layer names are the reference Caffe nets'.
 
