@@ -30,11 +30,13 @@ class TestFCNResNet101(ModelTestBase):
     name = "fcn_resnet101"
 
 
+CAFFE_FCN8S_LAYERS = ("fc6.0", "fc7.0", "score_fr", "upscore2", "score_pool4", "upscore_pool4", "score_pool3")
+
+
 def test_caffe_and_torchvision_key_names() -> None:
     vgg = build_model("fcn8s").state_dict()
-    for key in ("backbone.features.28.weight", "fc6.0.weight", "fc7.0.weight", "score_fr.weight",
-                "upscore2.weight", "score_pool4.weight", "upscore_pool4.weight", "score_pool3.weight"):
-        assert key in vgg, key
+    assert "backbone.features.28.weight" in vgg  # conv5_3 at torchvision's index
+    assert all(f"{layer}.weight" in vgg for layer in CAFFE_FCN8S_LAYERS)
     assert vgg["fc6.0.weight"].shape == (4096, 512, 7, 7)
     resnet = build_model("fcn_resnet50").state_dict()
     assert "classifier.4.bias" in resnet and not any(k.startswith("head.") for k in resnet)
