@@ -46,8 +46,9 @@ def probabilities(output: np.ndarray, kind: str) -> np.ndarray:
     if kind != "logits":
         p = foreground_probability(output[0], kind)
         return np.stack([1.0 - p, p])
-    e = np.exp(output - output.max(axis=0, keepdims=True))
-    e /= e.sum(axis=0, keepdims=True)
+    e = output - output.max(axis=0)  # in place from here on: one C x H x W array in all
+    np.exp(e, out=e)
+    e *= 1.0 / e.sum(axis=0)
     return e
 
 

@@ -161,7 +161,7 @@ def _card(session: ModelSession, overrides: dict[str, Any]) -> ModelCard:
     num_classes = channels if isinstance(channels, int) else 0
     if num_classes == 1:  # a binary mask: background and foreground
         num_classes = 2
-    return ModelCard.for_foreign_model(session.path.stem, num_classes, **{k: v for k, v in fields.items() if v is not None})
+    return ModelCard.for_foreign_model(session.path.stem, num_classes).with_overrides(**fields)
 
 
 def _tuples(value: Any) -> Any:

@@ -104,54 +104,69 @@ def tiled_logits(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Blend the tiles' outputs; yield (first row, C x rows x W block) from top to bottom.
 
-    The blocks tile the image's rows exactly once. Only one band of rows (a tile's output height)
-    is held at a time, plus one batch of tiles.
+    The blocks tile the image's rows exactly once. Held at a time: one band of rows (a tile's
+    output height, the image's width) and one batch of tiles.
     """
-    height, width = grid.image_size
-    out_h, out_w = grid.output_size
-    window = np.outer(tile_weights(out_h, grid.overlap), tile_weights(out_w, grid.overlap))
-    band_top, band, band_weight = 0, None, None
+    height = grid.image_size[0]
+    window = np.outer(tile_weights(grid.output_size[0], grid.overlap), tile_weights(grid.output_size[1], grid.overlap))
+    band: _Band | None = None
     for i, top in enumerate(grid.rows):
-        outputs = _run_row(image_rgb, card, grid, top, run, batch_size)
-        if band is None:
-            band = np.zeros((outputs[0].shape[0], out_h, width), dtype=np.float32)
-            band_weight = np.zeros((out_h, width), dtype=np.float32)
-        band, band_weight = _slide(band, band_weight, top - band_top, out_h)
-        band_top = top
-        for left, output in zip(grid.cols, outputs):
-            w = min(out_w, width - left)
-            band[:, :, left : left + w] += output[:, :, :w] * window[:, :w]
-            band_weight[:, left : left + w] += window[:, :w]
-        done = (grid.rows[i + 1] if i + 1 < len(grid.rows) else height) - band_top
-        done = min(done, height - band_top)
-        yield band_top, band[:, :done] / band_weight[:done]
+        for lefts, outputs in _run_row(image_rgb, card, grid, top, run, batch_size):
+            if band is None:
+                band = _Band(outputs.shape[1], grid.output_size[0], grid.image_size[1], top)
+            band.slide_to(top)
+            for left, output in zip(lefts, outputs):
+                band.add(left, output, window)
+        end = grid.rows[i + 1] if i + 1 < len(grid.rows) else height
+        assert band is not None  # every row of tiles has at least one tile
+        yield top, band.blended(min(end, height) - top)
 
 
-def _run_row(image_rgb: np.ndarray, card: ModelCard, grid: TileGrid, top: int, run: RunBatch, batch_size: int) -> list[np.ndarray]:
-    """The outputs of one row of tiles, run `batch_size` tiles at a time."""
+def _run_row(
+    image_rgb: np.ndarray, card: ModelCard, grid: TileGrid, top: int, run: RunBatch, batch_size: int
+) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+    """(first columns, N x C x h x w outputs) of one row of tiles, `batch_size` tiles at a time."""
     m = grid.margin
-    outputs: list[np.ndarray] = []
     for first in range(0, len(grid.cols), batch_size):
         lefts = grid.cols[first : first + batch_size]
         batch = np.stack([model_window(image_rgb, top - m, left - m, grid.input_size, card) for left in lefts])
-        result = run(batch)
-        if result.ndim != 4 or result.shape[0] != len(lefts) or result.shape[2:] != grid.output_size:
+        outputs = run(batch)
+        if outputs.ndim != 4 or outputs.shape[0] != len(lefts) or outputs.shape[2:] != grid.output_size:
             raise ModelFileError(
-                f"a {grid.input_size[0]} x {grid.input_size[1]} tile gave an output of shape {result.shape}, "
+                f"a {grid.input_size[0]} x {grid.input_size[1]} tile gave an output of shape {outputs.shape}, "
                 f"expected N x C x {grid.output_size[0]} x {grid.output_size[1]}; check the card's "
                 f"size_divisor ({card.size_divisor}) and valid_margin ({card.valid_margin})"
             )
-        outputs.extend(result)
-    return outputs
+        yield lefts, outputs
 
 
-def _slide(band: np.ndarray, weight: np.ndarray, shift: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Move the band down by `shift` rows, in place: the rows still open move up, the rest start at 0."""
-    keep = max(0, rows - shift)
-    if shift > 0:
+class _Band:
+    """Weighted sums of tile outputs (and the sums of their weights) over image rows [top, top + rows)."""
+
+    def __init__(self, channels: int, rows: int, width: int, top: int) -> None:
+        self.top = top
+        self.sums = np.zeros((channels, rows, width), dtype=np.float32)
+        self.weights = np.zeros((rows, width), dtype=np.float32)
+
+    def slide_to(self, top: int) -> None:
+        """Start the band at row `top`, in place: rows still open move up, the new ones start at 0."""
+        shift, rows = top - self.top, self.weights.shape[0]
+        if shift == 0:
+            return
+        keep = max(0, rows - shift)
         # Overlapping copies are buffered by numpy; the buffer is only the `keep` open rows.
-        band[:, :keep] = band[:, shift : shift + keep]
-        weight[:keep] = weight[shift : shift + keep]
-        band[:, keep:] = 0
-        weight[keep:] = 0
-    return band, weight
+        self.sums[:, :keep] = self.sums[:, shift : shift + keep]
+        self.weights[:keep] = self.weights[shift : shift + keep]
+        self.sums[:, keep:] = 0
+        self.weights[keep:] = 0
+        self.top = top
+
+    def add(self, left: int, output: np.ndarray, window: np.ndarray) -> None:
+        """Add one tile's C x h x w output, weighted by `window`, at column `left` (cut at the image's edge)."""
+        w = min(window.shape[1], self.weights.shape[1] - left)
+        self.sums[:, :, left : left + w] += output[:, :, :w] * window[:, :w]
+        self.weights[:, left : left + w] += window[:, :w]
+
+    def blended(self, rows: int) -> np.ndarray:
+        """The first `rows` rows, finished: weighted sums divided by summed weights (a new array)."""
+        return self.sums[:, :rows] / self.weights[:rows]

@@ -129,6 +129,8 @@ def test_unknown_or_invalid_override_is_a_card_error(predictor_models):
         Predictor(predictor_models.multiclass, colour_order="BGR")
     with pytest.raises(CardError, match="std"):
         Predictor(predictor_models.multiclass, std=(0, 1, 1))
+    with pytest.raises(CardError, match="unknown model card field.*colour_order"):
+        Predictor(predictor_models.no_card, colour_order="BGR")
 
 
 def test_wrong_valid_margin_is_reported_not_miscropped(predictor_models):

@@ -12,7 +12,7 @@ import typer
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from runtimes.errors import InputFileError, UsageError
+from runtimes.errors import ImageError, InputFileError, UsageError
 from runtimes.image import load_image
 from runtimes.postprocess import labels_from_probabilities, overlay_image, palette_image, save_npy, save_png
 from runtimes.predictor import Predictor
@@ -37,6 +37,7 @@ def predict_command(
     threshold: float = typer.Option(0.5, "--threshold", min=0, max=1, help="Foreground threshold of a one-channel model."),
     provider: Provider = typer.Option(Provider.cpu, "--provider", help="Execution provider."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="ONNX Runtime threads (default: usable CPUs)."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Read images up to N pixels (Pillow's decompression-bomb limit otherwise)."),
 ) -> None:
     """Segment images: writes NAME_mask.png (palette PNG of class indices, the image's size) per image."""
     jobs = find_images(inputs, recursive)
@@ -46,35 +47,37 @@ def predict_command(
         "mean": parse_triple(mean, "--mean") if mean else None,
         "std": parse_triple(std, "--std") if std else None,
     }
-    predictor = Predictor(model, provider, threads, resize_long=resize_long, threshold=threshold,
+    predictor = Predictor(model, provider, threads, resize_long=resize_long, threshold=threshold, max_pixels=max_pixels,
                           **{k: v for k, v in overrides.items() if v is not None})
-    colors = predictor.card.colors()
     failed = 0
     with _progress() as progress:
         task = progress.add_task("predict", total=len(jobs))
         for source, relative in jobs:
             progress.update(task, description=str(relative))
             try:
-                image = load_image(source, max_pixels=predictor.max_pixels)
-                probabilities = predictor.predict_proba(image) if proba else None
-                if probabilities is None:
-                    labels = predictor.predict(image)
-                else:  # from the probabilities already computed: no second model run
-                    labels = labels_from_probabilities(probabilities, predictor.card.output_kind, predictor.threshold)
-            except InputFileError as exc:  # this image only: report it, go on with the others
+                segment(predictor, source, output_dir / relative.parent / relative.stem, overlay, proba)
+            except ImageError as exc:  # this image only: report it, go on with the others
                 failed += 1
                 progress.console.print(f"skipped: {' '.join(str(exc).split())}", markup=False, highlight=False, soft_wrap=True)
-            else:
-                stem = output_dir / relative.parent / relative.stem
-                save_png(palette_image(labels, colors), f"{stem}_mask.png")
-                if overlay:
-                    save_png(overlay_image(image, labels, colors), f"{stem}_overlay.png")
-                if probabilities is not None:
-                    save_npy(probabilities, f"{stem}_proba.npy")
             progress.advance(task)
     err.print(f"{len(jobs) - failed} of {len(jobs)} images segmented into {output_dir}", markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise InputFileError(f"{failed} of {len(jobs)} images could not be read (listed above)")
+
+
+def segment(predictor: Predictor, source: Path, stem: Path, overlay: bool, proba: bool) -> None:
+    """Segment one image file; write STEM_mask.png, and STEM_overlay.png / STEM_proba.npy if asked."""
+    image = load_image(source, max_pixels=predictor.max_pixels)
+    colors = predictor.card.colors()
+    if proba:
+        probabilities = predictor.predict_proba(image)
+        labels = labels_from_probabilities(probabilities, predictor.card.output_kind, predictor.threshold)  # no second run
+        save_npy(probabilities, f"{stem}_proba.npy")
+    else:
+        labels = predictor.predict(image)
+    save_png(palette_image(labels, colors), f"{stem}_mask.png")
+    if overlay:
+        save_png(overlay_image(image, labels, colors), f"{stem}_overlay.png")
 
 
 def find_images(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
