@@ -11,6 +11,7 @@ from . import deeplabv3plus_xception  # noqa: F401
 from . import fcn  # noqa: F401
 from . import deeplabv1  # noqa: F401
 from . import unet  # noqa: F401
+from . import hrnet_ocr  # noqa: F401
 from .registry import ModelSpec, build_model, get_spec, list_models, register_model, resolve_name
 
 __all__ = ["ModelSpec", "build_model", "get_spec", "list_models", "register_model", "resolve_name"]

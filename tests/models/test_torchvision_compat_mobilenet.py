@@ -45,3 +45,28 @@ def test_torchvision_state_dict_loads_and_agrees(name: str, extra: dict) -> None
         assert got.shape == expected.shape
         relative = (got - expected).abs().max() / expected.abs().max()
         assert relative <= MAX_RELATIVE, (name, h, w, float(relative))
+
+
+def test_mobilenet_v2_imagenet_keys_load_into_backbone() -> None:
+    from torchvision.models import mobilenet_v2
+
+    from segedge.models.backbones.mobilenetv2 import MobileNetV2
+
+    torch.manual_seed(0)
+    reference = mobilenet_v2(weights=None)
+    with torch.no_grad():
+        randomize_batch_norm(reference)
+    reference.eval()
+    # DeepLab drops the ImageNet-only 1x1 conv to 1280 (features.18) and the classifier.
+    state = {
+        k.removeprefix("features."): v
+        for k, v in reference.state_dict().items()
+        if k.startswith("features.") and not k.startswith("features.18.")
+    }
+    ours = MobileNetV2(output_stride=32).eval()
+    ours.load_state_dict(state, strict=True)
+    x = torch.randn(2, 3, 65, 47)
+    with torch.no_grad():
+        expected, got = reference.features[:18](x), ours(x)[-1]
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() / expected.abs().max() <= MAX_RELATIVE
