@@ -120,6 +120,14 @@ USAGE_CASES = [
     (["bench", "m.onnx", "--batch", "0"], "--batch"),
     (["bench", "m.onnx", "--batch", "100000"], "--batch"),
     (["models", "extra-argument"], "unexpected extra argument"),
+    (["report", TINY, "--precisions", "fp64"], "--precisions"),
+    (["report", TINY, "--providers", "gpu"], "--providers"),
+    (["report", TINY, "--providers", ","], "--providers"),
+    (["report", TINY, "--runtimes", "bogus"], "--runtimes"),
+    (["report", TINY, "--calib-count", "0"], "--calib-count"),
+    (["report", TINY, "--budget", "-1"], "--budget"),
+    (["report", TINY, "--runs", "0"], "--runs"),
+    (["report", TINY, "--input-size", "0x0"], "1 <= H, W"),
 ]
 
 
