@@ -20,7 +20,8 @@ class UsersPSPNet(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=4, padding=1), nn.BatchNorm2d(16), nn.ReLU())
         self.stages = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d((k, k)), nn.Conv2d(16, 4, 1), nn.ReLU()) for k in (1, 2, 3, 6)
+            nn.Sequential(nn.AdaptiveAvgPool2d((k, k)), nn.Conv2d(16, 4, 1), nn.ReLU())
+            for k in (1, 2, 3, 6)
         )
         self.classifier = nn.Conv2d(16 + 4 * 4, num_classes, 1)
 
@@ -93,7 +94,8 @@ def test_rewrite_then_export_holds_at_every_size(users_model, tmp_path) -> None:
     assert not any(n.op_type == "AveragePool" for n in proto.graph.node)
     for size in (EXPORT_SIZE, *OTHER_SIZES):
         report = parity_at(users_model, path, size)
-        assert report.argmax_agreement == 1.0 and report.max_abs <= 1e-5 * report.logits_range, (size, report)
+        assert report.argmax_agreement == 1.0, (size, report)
+        assert report.max_abs <= 1e-5 * report.logits_range, (size, report)
 
 
 def test_rewrite_keeps_a_shared_pool_shared() -> None:
