@@ -47,7 +47,9 @@ class AtrousClassifierSum(nn.Module):
     family="deeplabv2",
     paper=PAPER,
     size_divisor=8,
-    reference_note="torchvision ResNet-101 (v1.5: stride on the 3x3 conv); the paper's Caffe model strides the 1x1",
+    reference_note=(
+        "torchvision ResNet-101 (v1.5: stride on the 3x3 conv); the paper's Caffe model strides the 1x1"
+    ),
 )
 def deeplabv2(*, num_classes: int = len(VOC_CLASSES)) -> nn.Module:
     backbone = resnet101(output_stride=8)

@@ -22,7 +22,10 @@ from .ops import SegmentationModel
 from .registry import register_model
 
 PAPER = "Chen et al., Rethinking Atrous Convolution for Semantic Image Segmentation, 2017"
-NO_AUX = "torchvision's count includes its training-only aux_classifier (FCNHead on layer3), which segedge omits"
+NO_AUX = (
+    "torchvision's count includes its training-only aux_classifier (FCNHead on layer3, 2,365,205 "
+    "parameters at 21 classes), which segedge omits"
+)
 
 
 class DeepLabHead(nn.Sequential):
