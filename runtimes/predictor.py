@@ -20,6 +20,7 @@ from . import postprocess
 from .card import ModelCard
 from .errors import ModelFileError, UsageError
 from .image import ImageLike, load_image
+from .isolate import probe_model
 from .preprocess import from_model_output, model_input_size, resize_plane, resize_rgb, to_model_input
 from .providers import Provider
 from .session import ModelSession, open_session
@@ -39,6 +40,8 @@ class Predictor:
     `threshold`: foreground probability above which a one-channel model's pixel is labelled 1.
     `batch_size`: tiles (or images in `predict_batch`) per model run.
     `max_pixels`: replaces Pillow's decompression-bomb limit for the files this Predictor reads.
+    `isolate`: for untrusted files, load the model and run it once in a child process under memory
+    and time limits first (`runtimes.isolate.probe_model`): a crash there is a `ModelFileError`.
     `card_overrides`: model card fields (mean, std, scale, color_order, classes, palette,
     output_kind, size_divisor, valid_margin, tile_size, tile_overlap, ...) replacing the card's;
     they describe a model exported elsewhere, which has no card. `tile_size` turns on tiling for
@@ -57,6 +60,7 @@ class Predictor:
         threshold: float = 0.5,
         batch_size: int = 4,
         max_pixels: int | None = None,
+        isolate: bool = False,
         **card_overrides: Any,
     ) -> None:
         if batch_size < 1:
@@ -65,6 +69,8 @@ class Predictor:
             raise UsageError(f"threshold must lie in 0..1, got {threshold}")
         if resize_long is not None and resize_long < 1:
             raise UsageError(f"resize_long must be a positive number of pixels, got {resize_long}")
+        if isolate:  # an untrusted file: it must survive loading and one run in a limited child first
+            probe_model(path, getattr(providers or Provider.cpu, "value", providers or Provider.cpu))
         self.session: ModelSession = open_session(path, providers or Provider.cpu, threads)
         self.card: ModelCard = _card(self.session, card_overrides)
         self.resize_long = resize_long

@@ -18,7 +18,7 @@ from runtimes.postprocess import labels_from_probabilities, overlay_image, palet
 from runtimes.predictor import Predictor
 from runtimes.providers import Provider
 
-from .app import app, err, parse_triple
+from .app import app, err, isolate_option, parse_triple
 
 
 @app.command("predict")
@@ -38,6 +38,7 @@ def predict_command(
     provider: Provider = typer.Option(Provider.cpu, "--provider", help="Execution provider."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="ONNX Runtime threads (default: usable CPUs)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Read images up to N pixels (Pillow's decompression-bomb limit otherwise)."),
+    isolate: bool = isolate_option(),
 ) -> None:
     """Segment images: writes NAME_mask.png (palette PNG of class indices, the image's size) per image."""
     jobs = find_images(inputs, recursive)
@@ -48,7 +49,7 @@ def predict_command(
         "std": parse_triple(std, "--std") if std else None,
     }
     predictor = Predictor(model, provider, threads, resize_long=resize_long, threshold=threshold, max_pixels=max_pixels,
-                          **{k: v for k, v in overrides.items() if v is not None})
+                          isolate=isolate, **{k: v for k, v in overrides.items() if v is not None})
     failed = 0
     with _progress() as progress:
         task = progress.add_task("predict", total=len(jobs))
