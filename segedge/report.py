@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from runtimes.session import open_session
 
 from .bench import Peer, onnx_for
 from .report_data import calibration_folder, labelled_pairs, mean_iou
+from .report_rows import Report, ReportRow, choose_best
 
 Progress = Callable[[str], None]
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -67,49 +68,6 @@ class ReportRequest:
         unknown = [r for r in self.runtimes if r not in RUNTIMES]
         if unknown:
             raise UsageError(f"--runtimes: unknown {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
-
-
-@dataclass
-class ReportRow:
-    precision: str
-    provider: str
-    runtime: str
-    status: str = "ok"
-    reason: str = ""
-    file: str | None = None
-    size_mb: float | None = None
-    agreement: float | None = None
-    parity_ok: bool | None = None
-    miou: float | None = None
-    p50_ms: float | None = None
-    p90_ms: float | None = None
-    mean_ms: float | None = None
-    throughput: float | None = None
-    memory_mb: float | None = None
-    gpu_memory_mb: float | None = None
-    setup_s: float | None = None
-    first_run_ms: float | None = None
-    compile_s: float | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return f"{self.precision} / {self.provider} / {self.runtime}"
-
-
-@dataclass(frozen=True)
-class Report:
-    model: str
-    input_size: tuple[int, int]
-    threads: int
-    rows: list[ReportRow]
-    best: str | None
-    best_reason: str
-    calibration: str | None
-    data: str | None
-    machine: dict
-    files: dict[str, str]
-    seconds: float
 
 
 @dataclass
@@ -353,23 +311,3 @@ def _sample(card: ModelCard | None, size: tuple[int, int]) -> np.ndarray:
     from .verify import sample_input
 
     return sample_input(card, 1, size, seed=0)
-
-
-def choose_best(rows: list[ReportRow], budget: float) -> tuple[ReportRow | None, str]:
-    """The fastest row whose accuracy holds, and the rule that picked it."""
-    ok = [r for r in rows if r.status == "ok" and r.p50_ms is not None]
-    if not ok:
-        return None, "no row ran"
-    reference = next((r for r in ok if r.runtime == "torch" and r.miou is not None), None)
-    if reference is not None:
-        floor = reference.miou - budget / 100.0
-        eligible = [r for r in ok if r.miou is not None and r.miou >= floor]
-        rule = f"fastest p50 with mIoU >= PyTorch fp32's {reference.miou:.4f} - {budget:g} points"
-    elif any(r.parity_ok is not None for r in ok):
-        eligible = [r for r in ok if r.parity_ok]
-        rule = "fastest p50 whose argmax agreement with PyTorch fp32 meets its precision's preset"
-    else:
-        eligible, rule = ok, "fastest p50 (no PyTorch reference: accuracy not checked)"
-    if not eligible:
-        return None, f"no row meets the accuracy rule ({rule})"
-    return min(eligible, key=lambda r: r.p50_ms), rule

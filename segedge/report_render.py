@@ -12,7 +12,7 @@ from pathlib import Path
 
 from runtimes.fileio import atomic_path, write_text_atomic
 
-from .report import Report, ReportRow
+from .report_rows import Report, ReportRow
 
 SCHEMA = "segedge.report/1"
 MARKDOWN, JSON, PLOT = "report.md", "report.json", "latency_vs_accuracy.png"
