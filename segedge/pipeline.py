@@ -85,7 +85,7 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
         **request.card_fields,
     )
     wrapped = LogitsOnly(model).eval()
-    card = _complete_user_card(card, wrapped, input_size)
+    card = _dry_run(card, wrapped, input_size)
     output = ensure_writable(request.output or default_output(card))
 
     with tempfile.TemporaryDirectory(prefix="segedge-export-") as workdir:
@@ -113,25 +113,35 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
     return ExportResult(output, card, simplified, message, parity, notes, time.perf_counter() - start)
 
 
-def _complete_user_card(card: ModelCard, model, input_size: tuple[int, int]) -> ModelCard:
-    """A user's model has no zoo defaults: learn classes and margin from one forward pass."""
-    if card.architecture != "user":
-        return card
+def _dry_run(card: ModelCard, model, input_size: tuple[int, int]) -> ModelCard:
+    """One forward pass at the export size before exporting.
+
+    A model that cannot run at that size (a valid-mode U-Net at 512, say) fails here with its
+    own message rather than exporting silently; a user's model, which has no zoo defaults,
+    tells its class count and valid margin.
+    """
     import torch
 
-    with torch.no_grad():
-        out = model(torch.zeros(1, 3, *input_size))
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, *input_size))
+    except (ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{card.name} cannot run at {input_size[0]}x{input_size[1]}: {first}") from None
     if out.ndim != 4:
         raise UsageError(f"{card.source} returns a tensor of shape {list(out.shape)}; segedge needs N x C x H x W logits")
+    if card.architecture != "user":
+        return card
     channels = int(out.shape[1])
     n = max(channels, 2)
     if card.classes and len(card.classes) != n:
         raise UsageError(f"--classes names {len(card.classes)} classes but {card.source} outputs {n}")
+    binary_kind = card.output_kind if card.output_kind == "sigmoid" else "logit"
     return dataclasses.replace(
         card,
         classes=card.classes or tuple(f"class_{i}" for i in range(n)),
         palette=card.palette or voc_palette(n),
-        output_kind=card.output_kind if channels == 1 and card.output_kind != "logits" else ("logits" if channels > 1 else "logit"),
+        output_kind="logits" if channels > 1 else binary_kind,
         valid_margin=max(0, (input_size[0] - int(out.shape[2])) // 2),
     )
 

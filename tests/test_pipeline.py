@@ -129,3 +129,10 @@ def test_output_into_a_directory_is_refused(tmp_path):
 
     with pytest.raises(OutputError, match="is a directory"):
         run_export(ExportRequest(source=TINY, output=tmp_path, input_size=(16, 16)))
+
+
+def test_model_that_cannot_run_at_the_export_size_is_a_usage_error(tmp_path):
+    # The paper's valid U-Net takes 188 + 16k pixels per side; 200 is not one of them.
+    with pytest.raises(UsageError, match=r"unet cannot run at 200x200: .*188"):
+        run_export(ExportRequest(source="unet", output=tmp_path / "u.onnx", input_size=(200, 200)))
+    assert list(tmp_path.iterdir()) == []
