@@ -52,7 +52,8 @@ def hrnet_w18_ocr(*, num_classes: int = CITYSCAPES_CLASSES) -> nn.Module:
     input_size=CITYSCAPES_CROP,
     size_divisor=32,
     reference_params=70_300_000,
-    reference_note="HRNet-OCR repository README, HRNetV2-W48 + OCR on Cityscapes (19 classes), rounded to 70.3M",
+    reference_note="HRNet-Semantic-Segmentation README (HRNet-OCR branch), HRNetV2-W48 + OCR, Cityscapes "
+    "(19 classes), rounded to 70.3M",
 )
 def hrnet_w48_ocr(*, num_classes: int = CITYSCAPES_CLASSES) -> nn.Module:
     return _hrnet_ocr(48, num_classes)

@@ -61,7 +61,8 @@ class HighResolutionModule(nn.Module):
         )
         # fuse_layers[i][j] carries branch j to branch i (Identity on the diagonal).
         self.fuse_layers = nn.ModuleList(
-            nn.ModuleList(self._fuse(channels, i, j) for j in range(len(channels))) for i in range(len(channels))
+            nn.ModuleList(self._fuse(channels, i, j) for j in range(len(channels)))
+            for i in range(len(channels))
         )
         self.relu = nn.ReLU(inplace=True)
 
@@ -113,10 +114,11 @@ class HRNet(Backbone):
         self.layer1 = nn.Sequential(Bottleneck(64, 64), *(Bottleneck(256, 64) for _ in range(3)))
 
         channels: tuple[int, ...] = (256,)
-        for stage, modules in enumerate(STAGE_MODULES, start=2):
+        for stage, num_modules in enumerate(STAGE_MODULES, start=2):
             widened = tuple(width * 2**k for k in range(stage))
             self.add_module(f"transition{stage - 1}", Transition(channels, widened))
-            self.add_module(f"stage{stage}", nn.Sequential(*(HighResolutionModule(widened) for _ in range(modules))))
+            hr_modules = [HighResolutionModule(widened) for _ in range(num_modules)]
+            self.add_module(f"stage{stage}", nn.Sequential(*hr_modules))
             channels = widened
         self.out_channels = channels
         self.reductions = (4, 8, 16, 32)

@@ -21,7 +21,9 @@ class LRASPPHead(nn.Module):
         self.cbr = nn.Sequential(
             nn.Conv2d(high_ch, inter_ch, 1, bias=False), nn.BatchNorm2d(inter_ch), nn.ReLU(inplace=True)
         )
-        self.scale = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(high_ch, inter_ch, 1, bias=False), nn.Sigmoid())
+        self.scale = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(high_ch, inter_ch, 1, bias=False), nn.Sigmoid()
+        )
         self.low_classifier = nn.Conv2d(low_ch, num_classes, 1)
         self.high_classifier = nn.Conv2d(inter_ch, num_classes, 1)
 

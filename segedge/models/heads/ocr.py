@@ -69,7 +69,12 @@ class SpatialOCR(nn.Module):
 
 class OCRHead(nn.Module):
     def __init__(
-        self, in_ch: int, num_classes: int, mid_channels: int = 512, key_channels: int = 256, dropout: float = 0.05
+        self,
+        in_ch: int,
+        num_classes: int,
+        mid_channels: int = 512,
+        key_channels: int = 256,
+        dropout: float = 0.05,
     ) -> None:
         super().__init__()
         self.conv3x3_ocr = nn.Sequential(
