@@ -118,8 +118,11 @@ def _load_file(source: Path | BinaryIO, max_pixels: int | None) -> np.ndarray:
         raise ImageError(f"image file not found: {name}") from None
     except IsADirectoryError:
         raise ImageError(f"{name} is a folder, not an image") from None
-    except Image.DecompressionBombError:
-        limit = max_pixels or 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow only warns between its limit and twice that; where the caller made that warning
+        # an error (`segedge predict` does), it arrives here as an exception too.
+        warned = isinstance(exc, Image.DecompressionBombWarning)
+        limit = max_pixels or (1 if warned else 2) * (Image.MAX_IMAGE_PIXELS or 0)
         raise ImageError(f"{name}: larger than the decompression-bomb limit of {limit} pixels; "
                          "pass max_pixels to read it anyway") from None
     except UnidentifiedImageError:

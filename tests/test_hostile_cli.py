@@ -458,3 +458,21 @@ def test_predict_with_a_hostile_model_exits_1(capsys, workdir):
     model.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     assert_refused(capsys, workdir, ["predict", model, image, "-o", workdir / "out"], 1, "model.onnx")
     assert_refused(capsys, workdir, ["predict", workdir / "missing.onnx", image, "-o", workdir / "out"], 1, "not found")
+
+
+def test_predict_refuses_images_pillow_only_warns_about(capsys, workdir, tiny_onnx):
+    """100 MP: above Pillow's limit, below twice it, where Pillow itself only warns."""
+    big = workdir / "big.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Image.new("1", (10000, 10000)).save(big)
+    small = workdir / "small.png"
+    _valid_png(small)
+    code, _, err = run_cli(capsys, ["predict", tiny_onnx, big, small, "-o", workdir / "out"])
+    assert code == 1 and len(error_lines(err)) == 1, err
+    assert [line for line in err.splitlines() if str(big) in line and "decompression-bomb limit" in line], err
+    assert files_under(workdir / "out") == ["small_mask.png"]
+    # --max-pixels sets the limit either way: here below the small image's 1,200 pixels.
+    code, _, err = run_cli(capsys, ["predict", tiny_onnx, small, "-o", workdir / "out2", "--max-pixels", "1000"])
+    assert code == 1 and "decompression-bomb limit of 1000 pixels" in err
+    assert not (workdir / "out2").exists()

@@ -5,6 +5,7 @@ Runs on the runtime install alone: nothing here imports torch or `segedge.models
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -51,7 +52,10 @@ def predict_command(
     predictor = Predictor(model, provider, threads, resize_long=resize_long, threshold=threshold, max_pixels=max_pixels,
                           isolate=isolate, **{k: v for k, v in overrides.items() if v is not None})
     failed = 0
-    with _progress() as progress:
+    # Pillow only warns between its decompression-bomb limit and twice that (89-179 MP): here that
+    # is a refused image too, unless --max-pixels raised the limit.
+    with warnings.catch_warnings(), _progress() as progress:
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         task = progress.add_task("predict", total=len(jobs))
         for source, relative in jobs:
             progress.update(task, description=str(relative))
