@@ -151,3 +151,10 @@ def test_cli_report_json(capsys, tmp_path):
     data = json.loads(captured.out)
     assert code == 0 and data["schema"] == SCHEMA and [r["runtime"] for r in data["rows"]] == ["onnxruntime", "torch"]
     assert data["best"]["row"] in {r["label"] for r in data["rows"]} and "markdown:" in captured.err
+
+
+def test_random_weights_are_the_same_network_in_every_row(tmp_path):
+    # Without --weights the export and every PyTorch row are separate builds: they must agree.
+    report = run_report(ReportRequest(target="tests/report_models.py:unseeded", output=tmp_path, precisions=("fp32",),
+                                      runtimes=("onnxruntime", "torch"), input_size=(32, 32), threads=1, warmup=0, runs=1))
+    assert [r.agreement for r in report.rows] == [1.0, 1.0]
