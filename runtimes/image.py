@@ -75,7 +75,7 @@ def pil_to_rgb(image: Image.Image) -> np.ndarray:
         # Pillow hands over 16-bit greyscale from some formats as 32-bit "I"; read it as 16-bit.
         return _gray_to_rgb(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
     if mode == "F":
-        return _gray_to_rgb(np.asarray(image, dtype=np.float32))
+        return _gray_to_rgb(_finite(np.asarray(image, dtype=np.float32)))
     try:
         return np.asarray(image.convert("RGB"))
     except ValueError as exc:
@@ -98,7 +98,7 @@ def array_to_rgb(array: np.ndarray) -> np.ndarray:
     if array.dtype in (np.uint8, np.uint16):
         pixels = array
     elif array.dtype.kind == "f":
-        pixels = array.astype(np.float32, copy=False)
+        pixels = _finite(array.astype(np.float32, copy=False))
     elif array.dtype == np.bool_:
         pixels = array.astype(np.uint8) * np.uint8(255)
     else:
@@ -152,6 +152,13 @@ def _pixel_limit(max_pixels: int | None) -> Iterator[None]:
             yield
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+def _finite(pixels: np.ndarray) -> np.ndarray:
+    # NaN or inf would flow through normalisation and come out as a plausible-looking label map.
+    if not np.isfinite(pixels).all():
+        raise ImageError("a float image holds NaN or infinite values")
+    return pixels
 
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:

@@ -476,3 +476,55 @@ def test_predict_refuses_images_pillow_only_warns_about(capsys, workdir, tiny_on
     code, _, err = run_cli(capsys, ["predict", tiny_onnx, small, "-o", workdir / "out2", "--max-pixels", "1000"])
     assert code == 1 and "decompression-bomb limit of 1000 pixels" in err
     assert not (workdir / "out2").exists()
+
+
+# -- the library's entry point: `Predictor` with hostile arrays and arguments ---------------------
+HOSTILE_ARRAYS = {
+    "int32": np.zeros((5, 5, 3), np.int32),
+    "int64 beyond 16 bits": np.full((4, 4), 2**40, np.int64),
+    "complex": np.zeros((5, 5), np.complex64),
+    "object": np.array([[None]]),
+    "no rows": np.zeros((0, 5), np.uint8),
+    "no columns": np.zeros((5, 0, 3), np.uint8),
+    "5 channels": np.zeros((5, 5, 5), np.uint8),
+    "1-D": np.zeros(5, np.uint8),
+    "4-D batch": np.zeros((1, 5, 5, 3), np.uint8),
+    "NaN": np.full((6, 6, 3), np.nan, np.float32),
+    "inf": np.full((6, 6), np.inf, np.float64),
+    "a list": [[1, 2], [3, 4]],
+    "bytes": b"\x89PNG\r\n\x1a\n",
+    "None": None,
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_ARRAYS))
+def test_predictor_refuses_hostile_arrays_with_an_image_error(tiny_onnx, case):
+    from runtimes.errors import ImageError
+    from runtimes.predictor import Predictor
+
+    predictor = Predictor(tiny_onnx, threads=1)
+    with pytest.raises(ImageError):
+        predictor.predict(HOSTILE_ARRAYS[case])
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"batch_size": 0}, "UsageError"),
+        ({"threshold": 2.0}, "UsageError"),
+        ({"resize_long": 0}, "UsageError"),
+        ({"tile_sise": 64}, "CardError"),
+        ({"tile_size": 0}, "CardError"),
+        ({"tile_overlap": -1}, "CardError"),
+        ({"mean": (0.5, 0.5)}, "CardError"),
+        ({"std": (0.0, 1.0, 1.0)}, "CardError"),
+        ({"size_divisor": 0}, "CardError"),
+        ({"providers": "gpu"}, "ProviderError"),
+    ],
+)
+def test_predictor_refuses_bad_arguments_with_typed_errors(tiny_onnx, kwargs, error):
+    import runtimes.errors
+    from runtimes.predictor import Predictor
+
+    with pytest.raises(getattr(runtimes.errors, error)):
+        Predictor(tiny_onnx, **kwargs)
