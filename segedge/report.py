@@ -213,7 +213,11 @@ def _ort_factory(file: Path | str, provider: Provider, threads: int) -> Callable
     def build() -> Runner:
         start = time.perf_counter()
         session = open_session(file, provider, threads, ProviderOptions())
-        return ort_runner(session, time.perf_counter() - start, name=f"onnxruntime {provider.value}")
+        runner = ort_runner(session, time.perf_counter() - start, name=f"onnxruntime {provider.value}")
+        placement = session.placement()
+        if placement is not None:
+            runner.notes.append(f"node placement: {placement.summary()}")
+        return runner
 
     return build
 

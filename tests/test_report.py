@@ -50,6 +50,7 @@ def test_report_table_and_files(tmp_path, monkeypatch, labelled):
     ort_fp32, torch_fp32 = by["fp32 / cpu / onnxruntime"], by["fp32 / cpu / torch"]
     assert ort_fp32.status == "ok" and ort_fp32.agreement >= 0.9999 and ort_fp32.parity_ok
     assert ort_fp32.size_mb > 0 and Path(ort_fp32.file).name == "build_fp32.onnx"
+    assert any(n.startswith("node placement: CPUExecutionProvider") for n in ort_fp32.notes)
     assert 0 <= ort_fp32.miou <= 1 and ort_fp32.miou == pytest.approx(torch_fp32.miou, abs=1e-3)
     assert by["int8 / cpu / onnxruntime"].file.endswith("build_int8.onnx")
     for r in report.rows:
