@@ -78,18 +78,18 @@ def wait_for(condition, process: subprocess.Popen, timeout: float = 180.0) -> No
         time.sleep(0.01)
 
 
-def interrupt(process: subprocess.Popen) -> tuple[int, str, list[psutil.Process]]:
-    """SIGINT, as Ctrl-C sends it; the exit code, stderr, and the children it had then."""
+def interrupt(process: subprocess.Popen, signum: int = signal.SIGINT) -> tuple[int, str, list[psutil.Process]]:
+    """SIGINT as Ctrl-C sends it (or SIGTERM as a service manager does); exit code, stderr, children."""
     try:
         children = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         children = []
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     try:
         _, err = process.communicate(timeout=120)
     except subprocess.TimeoutExpired:
         process.kill()
-        pytest.fail("segedge did not stop within 120 s of SIGINT")
+        pytest.fail(f"segedge did not stop within 120 s of {signal.Signals(signum).name}")
     return process.returncode, err, children
 
 
@@ -123,6 +123,19 @@ def test_ctrl_c_during_export_exits_130_and_leaves_nothing(scratch, tmp_path, ph
     assert_children_gone(children)
     assert segedge_leftovers(scratch, out) == []
     assert target.read_bytes() == PREVIOUS  # the old file, not a half-written new one
+
+
+def test_sigterm_during_export_cleans_up_and_exits_143(scratch, tmp_path):
+    """A service manager stops with SIGTERM, which Python's default would obey on the spot."""
+    target = tmp_path / "out" / "model.onnx"
+    process = start(["export", TINY, "-o", target, "--input-size", "64x64"], scratch)
+    wait_for(lambda: _export_folder(scratch) is not None, process)
+    code, err, children = interrupt(process, signal.SIGTERM)
+    assert code == 143, err
+    assert error_line(err) == "segedge: error: terminated"
+    assert_children_gone(children)
+    assert segedge_leftovers(scratch, target.parent) == []
+    assert not target.exists()
 
 
 # -- Ctrl-C during a folder prediction ---------------------------------------------------------

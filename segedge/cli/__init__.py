@@ -2,13 +2,16 @@
 
 Library code raises `SegedgeError`s; here they become one line on stderr and the exit code
 they carry (2 usage, 1 runtime). Typer's own usage errors get the same one-line treatment.
-Typer turns Ctrl-C into exit code 130 itself.
+Typer turns Ctrl-C into exit code 130 itself; SIGTERM unwinds the same way and exits 143.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 import typer
 from typer.exceptions import Abort, TyperException
@@ -22,11 +25,19 @@ __all__ = ["app", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with _terminate_like_ctrl_c() as terminated:
+        code = _main(argv, terminated)
+    if code == 130 and terminated:
+        return 143  # 128 + SIGTERM, as a shell reports it
+    return code
+
+
+def _main(argv: Sequence[str] | None, terminated: list[int]) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=list(argv) if argv is not None else None, prog_name="segedge", standalone_mode=False)
     except (Abort, KeyboardInterrupt):
-        _fail("interrupted")
+        _fail("terminated" if terminated else "interrupted")
         return 130
     except TyperException as exc:  # click's usage errors (exit 2) and friends, vendored by Typer
         ctx = getattr(exc, "ctx", None)
@@ -40,8 +51,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
         return 1
     if result == 130:  # Typer turned a Ctrl-C into exit code 130
-        _fail("interrupted")
+        _fail("terminated" if terminated else "interrupted")
     return result if isinstance(result, int) else 0
+
+
+@contextlib.contextmanager
+def _terminate_like_ctrl_c() -> Iterator[list[int]]:
+    """SIGTERM (a service manager or `kill` stopping segedge) unwinds the stack as Ctrl-C does.
+
+    Python's default for SIGTERM is to die on the spot, leaving temporary files and folders
+    behind; raised as KeyboardInterrupt, every `finally` and context manager cleans up first.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _fail(message: str) -> None:
