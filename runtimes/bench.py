@@ -70,6 +70,7 @@ class TimingStats:
     notes: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     status: str = "ok"
+    peak_rss_mb: float | None = None  # the whole process's, every runtime loaded in it included
 
     @property
     def ok(self) -> bool:
@@ -108,6 +109,7 @@ def summarize(
     first_run_s: float,
     memory_mb: float,
     gpu_memory_mb: float | None = None,
+    peak_rss_mb: float | None = None,
 ) -> TimingStats:
     ms = np.asarray(latencies_s) * 1000.0
     return TimingStats(
@@ -130,6 +132,7 @@ def summarize(
         compile_s=runner.compile_s,
         notes=tuple(runner.notes),
         tags=dict(runner.tags),
+        peak_rss_mb=peak_rss_mb,
     )
 
 
@@ -202,7 +205,8 @@ def time_runners(
             peak[k] = max(peak[k], process.memory_info().rss)
         on_round(i)
     for k in live:
-        rows[k] = summarize(runners[k], latencies[k], batch, first[k], max(0.0, (peak[k] - base[k]) / 2**20), gpu_mb[k])
+        growth = max(0.0, (peak[k] - base[k]) / 2**20)
+        rows[k] = summarize(runners[k], latencies[k], batch, first[k], growth, gpu_mb[k], peak[k] / 2**20)
     return [r for r in rows if r is not None]
 
 

@@ -179,7 +179,7 @@ def _candidates(request: ReportRequest, files: dict[str, Path | str], card: Mode
         preset = Preset(precision)
         if "onnxruntime" in request.runtimes:
             for provider in request.providers:
-                row = ReportRow(precision, provider.value, "onnxruntime")
+                row = ReportRow(precision, _provider_label(provider), "onnxruntime")
                 out.append(_Candidate(row, _ort_factory(file, provider, threads), preset))
         if "openvino" in request.runtimes:
             row = ReportRow(precision, "CPU", "openvino")
@@ -201,6 +201,11 @@ def _attach_file(row: ReportRow, file: Path | str) -> None:
         row.status, row.reason = "failed", file
         return
     row.file, row.size_mb = str(file), file.stat().st_size / 2**20
+
+
+def _provider_label(provider: Provider) -> str:
+    """'cpu'; for `auto`, what it chose: 'openvino (auto)'."""
+    return f"{resolve(provider).value} (auto)" if provider is Provider.auto else provider.value
 
 
 def _torch_devices(providers: tuple[Provider, ...]) -> list[str]:
@@ -259,6 +264,7 @@ def _fill_timing(row: ReportRow, timed: Row) -> None:
         return
     row.p50_ms, row.p90_ms, row.mean_ms = timed.p50_ms, timed.p90_ms, timed.mean_ms
     row.throughput, row.memory_mb, row.gpu_memory_mb = timed.throughput, timed.memory_mb, timed.gpu_memory_mb
+    row.peak_rss_mb = timed.peak_rss_mb
     row.setup_s, row.first_run_ms, row.compile_s = timed.setup_s, timed.first_run_ms, timed.compile_s
     row.notes.extend(timed.notes)
 

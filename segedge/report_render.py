@@ -68,8 +68,8 @@ def to_markdown(report: Report, written: dict[str, Path | str]) -> str:
         f"- accuracy: argmax agreement with PyTorch fp32 on a generated image"
         + (f"; mIoU on {report.data}" if report.data else " (no --data: no mIoU)"),
         "",
-        "| precision | provider | runtime | status | size MB | agreement | mIoU | p50 ms | p90 ms | img/s | mem MB | setup s | first ms |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| precision | provider | runtime | status | size MB | agreement | mIoU | p50 ms | p90 ms | img/s | mem MB | peak RSS MB | setup s | first ms |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report.rows:
         status = "ok" if r.status == "ok" else f"failed: {r.reason}"
@@ -79,7 +79,7 @@ def to_markdown(report: Report, written: dict[str, Path | str]) -> str:
         lines.append(
             f"| {r.precision} | {r.provider} | {r.runtime}{marker} | {_escape(status)} | {_num(r.size_mb, 1)} | "
             f"{_pct(r.agreement)} | {_num(r.miou, 4)} | {_num(r.p50_ms, 1)} | {_num(r.p90_ms, 1)} | "
-            f"{_num(r.throughput, 2)} | {_mem(r)} | {_num(r.setup_s, 2)} | {_num(r.first_run_ms, 0)} |"
+            f"{_num(r.throughput, 2)} | {_mem(r)} | {_num(r.peak_rss_mb, 0)} | {_num(r.setup_s, 2)} | {_num(r.first_run_ms, 0)} |"
         )
     lines += ["", f"**Best: {report.best or 'none'}** — {report.best_reason}."]
     notes = [(r.label, n) for r in report.rows for n in r.notes]
@@ -87,8 +87,9 @@ def to_markdown(report: Report, written: dict[str, Path | str]) -> str:
         lines += ["", "Notes:", ""] + [f"- {label}: {note}" for label, note in notes]
     plot = written["plot"]
     lines += ["", f"![latency vs accuracy]({PLOT})" if isinstance(plot, Path) else f"Plot skipped: {plot}.", ""]
-    lines += ["Memory is the growth of the process's resident set from before a row's first run to its peak "
-              "(GPU memory in brackets); setup is session creation or model build; first is the first run's latency.", ""]
+    lines += ["mem is the growth of the process's resident set from before a row's first run to its peak "
+              "(GPU memory in brackets); peak RSS is the whole process's while the row ran, every runtime loaded "
+              "in it included; setup is session creation or model build; first is the first run's latency.", ""]
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ class ReportRow:
     mean_ms: float | None = None
     throughput: float | None = None
     memory_mb: float | None = None
+    peak_rss_mb: float | None = None
     gpu_memory_mb: float | None = None
     setup_s: float | None = None
     first_run_ms: float | None = None

@@ -22,7 +22,7 @@ from .test_cli import one_error_line
 TINY = "tests/tiny_models.py:build"
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 ROW_KEYS = {"precision", "provider", "runtime", "label", "status", "reason", "file", "size_mb", "agreement", "parity_ok",
-            "miou", "p50_ms", "p90_ms", "mean_ms", "throughput", "memory_mb", "gpu_memory_mb", "setup_s",
+            "miou", "p50_ms", "p90_ms", "mean_ms", "throughput", "memory_mb", "peak_rss_mb", "gpu_memory_mb", "setup_s",
             "first_run_ms", "compile_s", "notes"}
 
 
