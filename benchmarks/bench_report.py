@@ -8,9 +8,14 @@ benchmarks/results/report.md naming each model's best row. The ONNX files stay i
 With `--ovep-python PATH` (a second venv holding onnxruntime-openvino, which conflicts with
 onnxruntime and so cannot share the first one), ONNX Runtime's OpenVINO execution provider is
 timed on the very same files too, in a subprocess: those rows are not interleaved with the others.
+That venv needs no torch:
+
+    python -m venv .venv-ovep
+    .venv-ovep/bin/pip install onnxruntime-openvino numpy psutil Pillow "typer>=0.29,<1" rich
 
     python benchmarks/bench_report.py                      # the full run: 512x512 (unet: its card size)
     python benchmarks/bench_report.py --size 128 --runs 3  # a quick end-to-end check
+    python benchmarks/bench_report.py --ovep-python .venv-ovep/bin/python
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def main() -> None:
                 threads=args.threads, warmup=args.warmup, runs=args.runs, calib=args.calib,
                 calib_count=args.calib_count, data=args.data,
             )
-            report = run_report(request, progress=lambda message: print(f"[{model}] {message}", flush=True))
+            report = run_report(request, progress=lambda message, model=model: print(f"[{model}] {message}", flush=True))
             folder = args.out / f"report_{model}"
             folder.mkdir(parents=True, exist_ok=True)
             write_report(report, folder)

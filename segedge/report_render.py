@@ -65,7 +65,7 @@ def to_markdown(report: Report, written: dict[str, Path | str]) -> str:
         f"- GPU: {gpus or 'none'}",
         f"- versions: {versions}",
         f"- calibration (int8): {report.calibration or 'n/a'}",
-        f"- accuracy: argmax agreement with PyTorch fp32 on a generated image"
+        "- accuracy: argmax agreement with PyTorch fp32 on a generated image"
         + (f"; mIoU on {report.data}" if report.data else " (no --data: no mIoU)"),
         "",
         "| precision | provider | runtime | status | size MB | agreement | mIoU | p50 ms | p90 ms | img/s | mem MB | peak RSS MB | setup s | first ms |",
