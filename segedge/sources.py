@@ -18,7 +18,7 @@ from torch import nn
 
 from runtimes.card import ModelCard
 from runtimes.errors import UsageError
-from runtimes.palette import default_class_names, voc_palette
+from runtimes.palette import default_class_names, default_palette
 
 from . import __version__
 from .models import build_model, get_spec
@@ -52,7 +52,7 @@ def build(source: str, num_classes: int | None = None, options: dict[str, Any] |
         source=spec.name,
         build_kwargs=kwargs,
         classes=default_class_names(n),
-        palette=voc_palette(n),
+        palette=default_palette(n),
         mean=spec.mean,
         std=spec.std,
         input_size=spec.input_size,
