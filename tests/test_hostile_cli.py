@@ -39,7 +39,8 @@ def workdir(tmp_path, monkeypatch):
 
 
 def files_under(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    # `import onnxruntime` (1.32) drops a `.ses` session file into $TMPDIR: not segedge's.
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.name != ".ses")
 
 
 def run_cli(capsys, args: list[str]) -> tuple[int, str, str]:
@@ -528,3 +529,30 @@ def test_predictor_refuses_bad_arguments_with_typed_errors(tiny_onnx, kwargs, er
 
     with pytest.raises(getattr(runtimes.errors, error)):
         Predictor(tiny_onnx, **kwargs)
+
+
+# -- hostile ONNX files through the verbs tests/test_hostile_models.py does not run ---------------
+@pytest.mark.parametrize("case", __import__("tests.test_hostile_models", fromlist=["CASES"]).CASES)
+def test_hostile_model_through_predict_and_verify(capsys, workdir, case):
+    from tests.test_hostile_models import hostile_files
+
+    (workdir / "models_case").mkdir()
+    model_dir, cases = hostile_files(workdir / "models_case")
+    make, message = cases[case]
+    model = model_dir / "model.onnx"
+    make(model)
+    photo = workdir / "photo.png"
+    _valid_png(photo)
+    for args in (["predict", model, photo, "-o", workdir / "out"], ["verify", model, "--sizes", "8x8"],
+                 ["info", model, "--isolate"]):
+        line = assert_refused(capsys, workdir, args, 1, "")
+        assert __import__("re").search(message, line), line
+
+
+def test_predict_into_a_file_instead_of_a_folder(capsys, workdir, tiny_onnx):
+    photo = workdir / "photo.png"
+    _valid_png(photo)
+    taken = workdir / "taken.txt"
+    taken.write_bytes(b"keep me")
+    assert_refused(capsys, workdir, ["predict", tiny_onnx, photo, "-o", taken], 1, "cannot write")
+    assert taken.read_bytes() == b"keep me"
