@@ -154,6 +154,20 @@ def test_image_loader_on_random_bytes(data):
     load_bytes(data, ".png")
 
 
+@FAST
+@given(st.sampled_from(sorted(SEED_IMAGES)), st.data())
+def test_image_loader_on_mutated_streams(fmt, data):
+    """An open binary file (what an HTTP handler holds) goes through the same decoders."""
+    stream = io.BytesIO(data.draw(mutated(SEED_IMAGES[fmt])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            rgb = load_image(stream, max_pixels=1 << 22)
+        except ImageError:
+            return
+    assert rgb.ndim == 3 and rgb.shape[2] == 3
+
+
 @pytest.mark.parametrize("fmt", sorted(SEED_IMAGES))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
