@@ -556,3 +556,15 @@ def test_predict_into_a_file_instead_of_a_folder(capsys, workdir, tiny_onnx):
     taken.write_bytes(b"keep me")
     assert_refused(capsys, workdir, ["predict", tiny_onnx, photo, "-o", taken], 1, "cannot write")
     assert taken.read_bytes() == b"keep me"
+
+
+def test_running_out_of_memory_is_one_line(capsys, workdir, tiny_onnx, monkeypatch):
+    import runtimes.predictor
+
+    def exhausted(self, batch):
+        raise MemoryError
+
+    monkeypatch.setattr(runtimes.predictor.Predictor, "_run", exhausted)
+    photo = workdir / "photo.png"
+    _valid_png(photo)
+    assert_refused(capsys, workdir, ["predict", tiny_onnx, photo, "-o", workdir / "out"], 1, "out of memory")

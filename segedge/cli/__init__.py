@@ -47,6 +47,9 @@ def _main(argv: Sequence[str] | None, terminated: list[int]) -> int:
     except SegedgeError as exc:
         _fail(str(exc))
         return exc.exit_code
+    except MemoryError:  # numpy or the runtime could not allocate: a huge image or a hostile model
+        _fail("out of memory (a smaller image, --tile, or --isolate for an untrusted model may help)")
+        return 1
     except OSError as exc:  # a disk or permission failure the library did not anticipate
         _fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
         return 1
