@@ -29,11 +29,12 @@ def probe_model(
 ) -> None:
     """Raise `ModelFileError` unless `path` loads and runs once in a limited child process."""
     path = Path(path)
-    cmd = [sys.executable, "-m", "runtimes.probe", str(path), provider, str(input_size[0]), str(input_size[1])]
+    # The child limits its own memory: a preexec_fn could deadlock a parent that runs threads
+    # (a service calling Predictor(isolate=True)), as the subprocess documentation warns.
+    cmd = [sys.executable, "-m", "runtimes.probe", str(path), provider, str(input_size[0]), str(input_size[1]), str(memory_mb)]
     try:
         done = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
-            preexec_fn=_limit_memory(memory_mb) if sys.platform.startswith("linux") else None,
             env={**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")},
         )
     except subprocess.TimeoutExpired:
@@ -50,16 +51,6 @@ def probe_model(
         message = f"ran out of memory while loading or running it (isolated, limit {memory_mb} MB)"
     message = message.removeprefix("segedge: error: ")
     raise ModelFileError(message if message.startswith(str(path)) else f"{path}: {message}")
-
-
-def _limit_memory(memory_mb: int):
-    def apply() -> None:
-        import resource
-
-        limit = memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
 
 
 def _package_root() -> str:

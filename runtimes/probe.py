@@ -1,6 +1,6 @@
 """Child side of `runtimes.isolate.probe_model`: open a model and run it once.
 
-    python -m runtimes.probe MODEL.onnx PROVIDER H W
+    python -m runtimes.probe MODEL.onnx PROVIDER H W [MEMORY_MB]
 
 Exit 0 when it worked; otherwise one line `segedge: error: ...` on stderr and exit 1 (or the
 signal that killed the process, which is what the parent is there to catch).
@@ -17,7 +17,9 @@ from .session import open_session
 
 
 def main(argv: list[str]) -> int:
-    path, provider, h, w = argv
+    path, provider, h, w = argv[:4]
+    if len(argv) > 4:
+        limit_memory(int(argv[4]))
     try:
         session = open_session(path, provider, threads=1)
         session.run(np.zeros(_probe_shape(session, int(h), int(w)), np.float32))
@@ -28,6 +30,19 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"segedge: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}\n")
         return 1
     return 0
+
+
+def limit_memory(memory_mb: int) -> None:
+    """Cap this process's address space, so that a runaway allocation fails here, not in the parent."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    limit = memory_mb * 2**20
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 def _probe_shape(session, h: int, w: int) -> tuple[int, ...]:

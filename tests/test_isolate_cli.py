@@ -112,3 +112,21 @@ def test_predictor_isolate(model, crashing_child):
     with pytest.raises(ModelFileError, match=r"crashed the runtime \(SIGSEGV\)"):
         Predictor(model, isolate=True)
     assert Predictor(model).predict(np.zeros((5, 7, 3), np.uint8)).shape == (5, 7)
+
+
+def test_a_model_that_allocates_too_much_is_stopped_by_the_childs_own_limit(tmp_path, capsys):
+    """A valid graph whose output is 20000 x 20000 x 3 floats (4.8 GB): the child's 1 GB cap stops it."""
+    from runtimes.isolate import probe_model
+
+    shape = numpy_helper.from_array(np.array([1, 3, 20000, 20000], np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["image", "image"], ["squared"]),
+         helper.make_node("ConstantOfShape", ["shape"], ["huge"]),
+         helper.make_node("Add", ["huge", "squared"], ["logits"])], "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], [shape],
+    )
+    path = tmp_path / "hungry.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString())
+    with pytest.raises(ModelFileError, match="ran out of memory|allocat"):
+        probe_model(path, memory_mb=1024, timeout_s=120)
