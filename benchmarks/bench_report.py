@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--calib-count", type=int, default=32)
     parser.add_argument("--data", type=Path, default=None, help="labelled folder for mIoU")
     parser.add_argument("--ovep-python", type=Path, default=None, help="python of a venv with onnxruntime-openvino")
+    parser.add_argument("--openvino-hint", default=None, help="OpenVINO inference precision: f32, bf16, f16")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -61,7 +62,7 @@ def main() -> None:
                 target=model, output=Path(workdir), precisions=tuple(args.precisions.split(",")),
                 runtimes=tuple(args.runtimes.split(",")), input_size=input_size(model, args.size),
                 threads=args.threads, warmup=args.warmup, runs=args.runs, calib=args.calib,
-                calib_count=args.calib_count, data=args.data,
+                calib_count=args.calib_count, data=args.data, openvino_hint=args.openvino_hint,
             )
             report = run_report(request, progress=lambda message, model=model: print(f"[{model}] {message}", flush=True))
             folder = args.out / f"report_{model}"
@@ -93,6 +94,7 @@ def ovep_rows(python: Path, report, args) -> list[dict]:
         command = [str(python), "-m", "segedge", "bench", file, "--provider", "openvino", "--no-torch", "--json",
                    "--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(report.threads),
                    "--input-size", f"{report.input_size[0]}x{report.input_size[1]}"]
+        command += ["--openvino-hint", args.openvino_hint] if args.openvino_hint else []
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
         if done.returncode != 0:
             rows.append({"precision": precision, "status": "failed", "reason": done.stderr.strip().splitlines()[-1:]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.metadata
+import json
 import os
 from dataclasses import dataclass, field
 from enum import Enum
@@ -87,6 +88,9 @@ class ProviderOptions:
     trt_cache_dir: Path | None = None
     openvino_device: str = "CPU"
     openvino_precision: str | None = None
+    # OpenVINO's INFERENCE_PRECISION_HINT (f32, bf16, f16): bf16 runs an fp32 file ~2.5x faster on
+    # CPUs with AVX512-BF16 or AMX; the OpenVINO runtime peer gets the same hint.
+    openvino_hint: str | None = None
     # Escape hatch for provider options segedge does not model; merged last.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -163,6 +167,8 @@ def options_for(provider: Provider, o: ProviderOptions) -> dict[str, Any]:
         opts = {"device_type": o.openvino_device}
         if o.openvino_precision:
             opts["precision"] = o.openvino_precision
+        if o.openvino_hint:
+            opts["load_config"] = json.dumps({o.openvino_device: {"INFERENCE_PRECISION_HINT": o.openvino_hint}})
     elif provider is Provider.directml:
         opts = {"device_id": o.device_id}
     else:

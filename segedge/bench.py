@@ -135,7 +135,7 @@ def build_peer(peer: Peer, session: ModelSession, card: ModelCard | None, x: np.
         try:
             from runtimes.openvino_runtime import openvino_runner
 
-            return openvino_runner(session.path, x.shape, threads)
+            return openvino_runner(session.path, x.shape, threads, precision_hint=request.options.openvino_hint)
         except Exception as exc:  # not installed, or OpenVINO cannot read this graph
             return FailedRun("openvino", "openvino", "CPU", one_line(exc), {"runtime": "openvino"})
     name = "pytorch eager fp32" if peer is Peer.torch else "pytorch torch.compile fp32"

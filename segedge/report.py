@@ -57,6 +57,7 @@ class ReportRequest:
     runs: int = 20
     weights: Path | None = None
     budget: float = 1.0  # mIoU points a row may lose against PyTorch fp32 and still be "best"
+    openvino_hint: str | None = None  # OpenVINO's inference precision (f32, bf16, f16); None: its own choice
 
     def __post_init__(self) -> None:
         for option, values in (("--precisions", self.precisions), ("--providers", self.providers), ("--runtimes", self.runtimes)):
@@ -65,6 +66,8 @@ class ReportRequest:
         unknown = [p for p in self.precisions if p not in PRECISIONS]
         if unknown:
             raise UsageError(f"--precisions: unknown {', '.join(unknown)}; choose from {', '.join(PRECISIONS)}")
+        if self.openvino_hint not in (None, "f32", "bf16", "f16"):
+            raise UsageError(f"--openvino-hint must be f32, bf16 or f16, got {self.openvino_hint!r}")
         unknown = [r for r in self.runtimes if r not in RUNTIMES]
         if unknown:
             raise UsageError(f"--runtimes: unknown {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
@@ -180,10 +183,11 @@ def _candidates(request: ReportRequest, files: dict[str, Path | str], card: Mode
         if "onnxruntime" in request.runtimes:
             for provider in request.providers:
                 row = ReportRow(precision, _provider_label(provider), "onnxruntime")
-                out.append(_Candidate(row, _ort_factory(file, provider, threads), preset))
+                options = ProviderOptions(openvino_hint=request.openvino_hint)
+                out.append(_Candidate(row, _ort_factory(file, provider, threads, options), preset))
         if "openvino" in request.runtimes:
             row = ReportRow(precision, "CPU", "openvino")
-            out.append(_Candidate(row, _openvino_factory(file, x.shape, threads), preset))
+            out.append(_Candidate(row, _openvino_factory(file, x.shape, threads, request.openvino_hint), preset))
         for kind in ("torch", "compile"):
             if precision != "fp32" or kind not in request.runtimes:
                 continue
@@ -214,10 +218,10 @@ def _torch_devices(providers: tuple[Provider, ...]) -> list[str]:
     return ["cpu", "cuda"] if on_gpu else ["cpu"]
 
 
-def _ort_factory(file: Path | str, provider: Provider, threads: int) -> Callable[[], Runner]:
+def _ort_factory(file: Path | str, provider: Provider, threads: int, options: ProviderOptions) -> Callable[[], Runner]:
     def build() -> Runner:
         start = time.perf_counter()
-        session = open_session(file, provider, threads, ProviderOptions())
+        session = open_session(file, provider, threads, options)
         runner = ort_runner(session, time.perf_counter() - start, name=f"onnxruntime {provider.value}")
         placement = session.placement()
         if placement is not None:
@@ -227,11 +231,11 @@ def _ort_factory(file: Path | str, provider: Provider, threads: int) -> Callable
     return build
 
 
-def _openvino_factory(file: Path | str, shape: tuple[int, ...], threads: int) -> Callable[[], Runner]:
+def _openvino_factory(file: Path | str, shape: tuple[int, ...], threads: int, hint: str | None) -> Callable[[], Runner]:
     def build() -> Runner:
         from runtimes.openvino_runtime import openvino_runner
 
-        return openvino_runner(file, shape, threads)
+        return openvino_runner(file, shape, threads, precision_hint=hint)
 
     return build
 

@@ -46,6 +46,8 @@ def test_provider_options():
     assert "trt_engine_cache_enable" not in P.options_for(Provider.tensorrt, ProviderOptions())
     assert P.options_for(Provider.openvino, ProviderOptions(openvino_device="GPU", openvino_precision="FP16")) == {
         "device_type": "GPU", "precision": "FP16"}
+    bf16 = P.options_for(Provider.openvino, ProviderOptions(openvino_hint="bf16"))
+    assert bf16 == {"device_type": "CPU", "load_config": '{"CPU": {"INFERENCE_PRECISION_HINT": "bf16"}}'}
     assert P.options_for(Provider.cuda, ProviderOptions(extra={"gpu_mem_limit": 1 << 30}))["gpu_mem_limit"] == 1 << 30
     assert P.options_for(Provider.cpu, ProviderOptions()) == {}
 

@@ -137,6 +137,7 @@ def test_best_row_rules():
         (["--precisions", "fp64"], 2, "--precisions: unknown fp64"),
         (["--providers", "gpu"], 2, "--providers: unknown provider 'gpu'"),
         (["--runtimes", "tflite"], 2, "--runtimes: unknown tflite"),
+        (["--openvino-hint", "i4"], 2, "--openvino-hint must be f32, bf16 or f16"),
         (["--data", "/nonexistent/data", "--precisions", "fp32", "--runtimes", "onnxruntime"], 1, "expected JPEGImages/"),
     ],
 )
@@ -159,3 +160,11 @@ def test_random_weights_are_the_same_network_in_every_row(tmp_path):
     report = run_report(ReportRequest(target="tests/report_models.py:unseeded", output=tmp_path, precisions=("fp32",),
                                       runtimes=("onnxruntime", "torch"), input_size=(32, 32), threads=1, warmup=0, runs=1))
     assert [r.agreement for r in report.rows] == [1.0, 1.0]
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed")
+def test_openvino_hint_reaches_the_openvino_rows(tmp_path):
+    report = run_report(ReportRequest(target=TINY, output=tmp_path, precisions=("fp32",), runtimes=("onnxruntime", "openvino"),
+                                      input_size=(32, 32), threads=1, warmup=0, runs=1, openvino_hint="f32"))
+    ov = report.rows[1]
+    assert ov.status == "ok" and "precision f32" in ov.notes[0] and ov.agreement == 1.0 and ov.parity_ok

@@ -35,6 +35,7 @@ def bench_command(
     trt_int8: bool = typer.Option(False, "--trt-int8", help="TensorRT: allow int8 kernels (QDQ models)."),
     trt_cache: Optional[Path] = typer.Option(None, "--trt-cache", help="TensorRT: engine cache folder (reused between runs)."),
     openvino_device: str = typer.Option("CPU", "--openvino-device", help="OpenVINO provider: CPU, GPU or NPU."),
+    openvino_hint: Optional[str] = typer.Option(None, "--openvino-hint", help="OpenVINO inference precision for the provider and the openvino peer: f32, bf16 or f16 (default: OpenVINO's choice, bf16 on AMX CPUs)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
     isolate: bool = isolate_option(),
 ) -> None:
@@ -48,8 +49,10 @@ def bench_command(
     wants_torch = torch_baseline or any(p is not Peer.openvino for p in peers)
     if wants_torch or not model.endswith(".onnx"):
         require_torch("bench")
+    if openvino_hint is not None and openvino_hint not in ("f32", "bf16", "f16"):
+        raise UsageError(f"--openvino-hint must be f32, bf16 or f16, got {openvino_hint!r}")
     options = ProviderOptions(device_id=device_id, trt_fp16=trt_fp16, trt_int8=trt_int8, trt_cache_dir=trt_cache,
-                              openvino_device=openvino_device)
+                              openvino_device=openvino_device, openvino_hint=openvino_hint)
     request = BenchRequest(
         target=model, provider=provider, torch_baseline=torch_baseline, compare=peers, warmup=warmup, runs=runs,
         input_size=size, batch=batch, threads=threads, weights=weights,

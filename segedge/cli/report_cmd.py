@@ -32,6 +32,7 @@ def report_command(
     runs: int = typer.Option(20, "--runs", min=1, max=100000, help="Timed interleaved rounds."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint for the export and the PyTorch rows."),
     budget: float = typer.Option(1.0, "--budget", min=0, max=100, help="mIoU points a row may lose against PyTorch fp32 and still be named best."),
+    openvino_hint: Optional[str] = typer.Option(None, "--openvino-hint", help="OpenVINO inference precision (runtime and provider): f32, bf16 or f16 (default: OpenVINO's choice)."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json on stdout too."),
 ) -> None:
     """Export, quantize, check and time every precision x provider x runtime; name the best row."""
@@ -47,7 +48,7 @@ def report_command(
         providers=_providers(providers), runtimes=parse_list(runtimes) or (),
         calib=calib, calib_count=calib_count, data=data, data_limit=data_limit,
         input_size=parse_size(input_size) if input_size else None, threads=threads, warmup=warmup, runs=runs,
-        weights=weights, budget=budget,
+        weights=weights, budget=budget, openvino_hint=openvino_hint,
     )
     with err.status("reporting") as status:
         report = run_report(request, progress=lambda message: status.update(message))
