@@ -300,3 +300,19 @@ def test_export_into_proc_fails_before_any_work(scratch, monkeypatch, capsys):
     monkeypatch.setattr(segedge.pipeline, "build", lambda *a, **k: pytest.fail("built the model"))
     code = main(["export", TINY, "-o", "/proc/segedge-test/model.onnx"])
     assert code == 1 and "cannot write to /proc/segedge-test" in error_line(capsys.readouterr().err)
+
+
+def test_predict_into_a_read_only_folder_keeps_the_previous_masks(scratch, tmp_path, capsys, tiny_onnx):
+    photos = photo_folder(tmp_path / "photos", 2, size=48)
+    with tmpfs(tmp_path / "ro", "size=64k") as out:
+        previous = out / "img_0000_mask.png"
+        previous.write_bytes(PREVIOUS)
+        remount = subprocess.run(["mount", "-o", "remount,ro", str(out)], capture_output=True, text=True)
+        if remount.returncode != 0:
+            pytest.skip(f"cannot remount read-only: {remount.stderr.strip()}")
+        code = main(["predict", str(tiny_onnx), str(photos), "-o", str(out)])
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("segedge: error: ")]
+        assert code == 1 and len(errors) == 1 and "Read-only file system" in errors[0], err
+        assert previous.read_bytes() == PREVIOUS
+        assert sorted(p.name for p in out.iterdir()) == ["img_0000_mask.png"]
