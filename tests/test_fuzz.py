@@ -7,8 +7,10 @@ ONNX models built here (no torch): the output always has the input's size.
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
+import shutil
 import tempfile
 import warnings
 from functools import lru_cache
@@ -134,6 +136,7 @@ SEED_IMAGES = {
 }
 
 _SCRATCH = Path(tempfile.mkdtemp(prefix="segedge-fuzz-"))
+atexit.register(shutil.rmtree, _SCRATCH, True)
 
 
 def load_bytes(data: bytes, suffix: str) -> None:
