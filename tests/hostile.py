@@ -1,0 +1,84 @@
+"""Shared helpers of the hostile-input tests (tests/test_hostile_cli.py, test_hostile_images.py).
+
+Each refused request gets exactly one `segedge: error: ...` line on stderr, the documented exit
+code (2 for a malformed command line, 1 for a file or runtime failure) and leaves no file
+behind: neither the output, nor a temporary file beside it, nor a folder in $TMPDIR.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segedge.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = "tests/tiny_models.py:build"
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A clean folder for inputs and outputs, and a private $TMPDIR to check for leftovers."""
+    monkeypatch.chdir(ROOT)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return tmp_path
+
+
+def files_under(folder: Path) -> list[str]:
+    # `import onnxruntime` (1.32) drops a `.ses` session file into $TMPDIR: not segedge's.
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.name != ".ses")
+
+
+def run_cli(capsys, args: list[str]) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("segedge: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def assert_refused(capsys, workdir: Path, args: list, code: int, message: str) -> str:
+    """Run `args`; one error line holding `message`, exit `code`, no new file anywhere."""
+    before = files_under(workdir)
+    got, _, err = run_cli(capsys, args)
+    line = one_error_line(err)
+    assert got == code, line
+    assert message.lower() in line.lower(), line
+    assert files_under(workdir) == before
+    return line
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hostile_cli") / "tiny.onnx"
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        assert main(["export", TINY, "--input-size", "32x32", "-o", str(path), "--no-simplify", "--json"]) == 0
+    finally:
+        os.chdir(cwd)
+    return path
+
+
+
+def error_lines(err: str) -> list[str]:
+    assert "Traceback" not in err, err
+    return [line for line in err.splitlines() if line.startswith("segedge: error: ")]
+
+
+def valid_png(path: Path) -> None:
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 30, 3), np.uint8)).save(path)
