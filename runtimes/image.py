@@ -39,6 +39,9 @@ _ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
 _PIL_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError)
 # Image.MAX_IMAGE_PIXELS is process-wide; a call with its own limit swaps it only under this lock.
 _LIMIT_LOCK = threading.Lock()
+# Pillow's own limit while a call with `max_pixels` has it swapped off: calls without one, in
+# other threads at that moment, must still be held to it.
+_SWAPPED_FROM: list[int | None] = []
 
 
 def load_image(source: ImageLike, *, max_pixels: int | None = None) -> np.ndarray:
@@ -111,7 +114,7 @@ def _load_file(source: Path | BinaryIO, max_pixels: int | None) -> np.ndarray:
     try:
         # Decoding stays inside: some formats check the limit again when seeking or loading.
         with _pixel_limit(max_pixels), Image.open(source) as image:
-            if max_pixels is not None and image.width * image.height > max_pixels:
+            if image.width * image.height > _limit_for(max_pixels):
                 raise Image.DecompressionBombError(f"{image.width * image.height} pixels")
             return pil_to_rgb(_first_frame(image, str(name)))
     except FileNotFoundError:
@@ -147,11 +150,21 @@ def _pixel_limit(max_pixels: int | None) -> Iterator[None]:
         return
     with _LIMIT_LOCK:
         saved = Image.MAX_IMAGE_PIXELS
+        _SWAPPED_FROM.append(saved)
         Image.MAX_IMAGE_PIXELS = None  # checked against max_pixels by the caller instead
         try:
             yield
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+            _SWAPPED_FROM.pop()
+
+
+def _limit_for(max_pixels: int | None) -> float:
+    """Pixels a file may have: `max_pixels`, or twice Pillow's limit (where Pillow itself refuses)."""
+    if max_pixels is not None:
+        return max_pixels
+    pillow = _SWAPPED_FROM[0] if _SWAPPED_FROM else Image.MAX_IMAGE_PIXELS
+    return 2 * pillow if pillow else float("inf")
 
 
 def _finite(pixels: np.ndarray) -> np.ndarray:

@@ -280,3 +280,17 @@ def test_predictor_refuses_bad_arguments_with_typed_errors(tiny_onnx, kwargs, er
 
     with pytest.raises(getattr(runtimes.errors, error)):
         Predictor(tiny_onnx, **kwargs)
+
+
+def test_a_call_raising_the_limit_does_not_lift_it_for_other_threads(tmp_path):
+    """While one call reads with its own max_pixels (Pillow's global limit swapped off), a call
+    without one, in another thread at that moment, is still refused a bomb."""
+    from runtimes import image as image_module
+    from runtimes.errors import ImageError
+    from runtimes.image import load_image
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_real_bomb_bytes())
+    with image_module._pixel_limit(10**10):  # another thread is reading a huge file right now
+        with pytest.raises(ImageError, match="decompression-bomb"):
+            load_image(bomb)
