@@ -237,3 +237,13 @@ def test_running_out_of_memory_is_one_line(capsys, workdir, tiny_onnx, monkeypat
     photo = workdir / "photo.png"
     valid_png(photo)
     assert_refused(capsys, workdir, ["predict", tiny_onnx, photo, "-o", workdir / "out"], 1, "out of memory")
+
+
+@pytest.mark.parametrize("case", ["__reduce__ payload", "pickled nn.Module", "truncated", "wrong shapes"])
+def test_hostile_checkpoint_as_verify_reference_weights(capsys, workdir, tiny_onnx, case):
+    make, message = CHECKPOINTS[case]
+    weights = workdir / "inputs" / "weights.pt"
+    weights.parent.mkdir()
+    make(weights)
+    assert_refused(capsys, workdir, ["verify", tiny_onnx, "--weights", weights, "--sizes", "16x16"], 1, message)
+    assert not (weights.parent / "PWNED").exists(), "the pickled payload ran"
