@@ -147,6 +147,18 @@ def test_sigterm_during_export_cleans_up_and_exits_143(scratch, tmp_path):
     assert not target.exists()
 
 
+def test_ctrl_c_during_a_long_bench_exits_130_and_leaves_nothing(scratch):
+    """bench of a user model exports it into a work folder first, then times it for a long while."""
+    process = start(["bench", TINY, "--runs", "100000", "--warmup", "0", "--input-size", "64x64", "--no-torch"], scratch)
+    wait_for(lambda: any(scratch.glob("segedge-bench-*/[!.]*.onnx")), process)  # exported, renamed into place
+    time.sleep(1.0)  # into the timed runs
+    code, err, children = interrupt(process)
+    assert code == 130, err
+    assert error_line(err) == "segedge: error: interrupted"
+    assert_children_gone(children)
+    assert segedge_leftovers(scratch) == []
+
+
 # -- Ctrl-C during a folder prediction ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory):
