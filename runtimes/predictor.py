@@ -90,7 +90,11 @@ class Predictor:
         return self._predict(load_image(image, max_pixels=self.max_pixels), self._labels)
 
     def predict_proba(self, image: ImageLike) -> np.ndarray:
-        """C x H x W float32 class probabilities (2 x H x W for a one-channel model)."""
+        """C x H x W float32 class probabilities (2 x H x W for a one-channel model).
+
+        That is 4 C bytes per pixel: for huge images prefer `predict`, whose tiled path keeps only
+        one band of rows of probabilities at a time.
+        """
         return self._predict(load_image(image, max_pixels=self.max_pixels), self._probabilities)
 
     def predict_batch(self, images: Sequence[ImageLike]) -> list[np.ndarray]:

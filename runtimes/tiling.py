@@ -117,9 +117,10 @@ def tiled_logits(
             band.slide_to(top)
             for left, output in zip(lefts, outputs):
                 band.add(left, output, window)
+        # Rows above the next row of tiles are final: no later tile reaches them.
         end = grid.rows[i + 1] if i + 1 < len(grid.rows) else height
         assert band is not None  # every row of tiles has at least one tile
-        yield top, band.blended(min(end, height) - top)
+        yield top, band.blended(end - top)
 
 
 def _run_row(
