@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import subprocess
 import sys
@@ -108,7 +109,7 @@ def floor_slope_mb_per_1000(samples: list[Sample], warmup_calls: int, windows: i
     first, last = kept[0].calls, kept[-1].calls
     edges = np.linspace(first, last + 1, windows + 1)
     points = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         inside = [s for s in kept if lo <= s.calls < hi]
         if inside:
             low = min(inside, key=lambda s: s.rss_mb)
@@ -208,9 +209,9 @@ def main() -> None:
     lines = [
         f"# Soak: one Predictor, {args.calls} predictions from {args.threads} threads",
         "",
-        f"Model `{args.model}` (exported at {args.export_size}x{args.export_size}), ORT CPU with "
-        f"{args.ort_threads} intra-op thread(s), tile size {TILE_SIZE}; {len(images)} distinct images of "
-        f"{len(SIZES)} sizes ({', '.join(f'{h}x{w}' for h, w in SIZES)}) as uint8 RGB, uint16 RGB and float32 grey.",
+        (f"Model `{args.model}` (exported at {args.export_size}x{args.export_size}), ORT CPU with "
+         f"{args.ort_threads} intra-op thread(s), tile size {TILE_SIZE}; {len(images)} distinct images of "
+         f"{len(SIZES)} sizes ({', '.join(f'{h}x{w}' for h, w in SIZES)}) as uint8 RGB, uint16 RGB and float32 grey."),
         f"CPU: {cpu['model']} ({cpu['usable_cpus']} usable CPUs), shared with other work while it ran.",
         "",
         "| what | value |",

@@ -10,3 +10,31 @@ def predictor_models(tmp_path_factory):
     from tests.predictor_models import build_predictor_models
 
     return build_predictor_models(tmp_path_factory.mktemp("predictor_models"))
+
+
+# -- Hardening (tests/test_hostile_cli.py, test_hostile_images.py, test_interrupts.py) ------------
+@pytest.fixture
+def hostile_dir(tmp_path, monkeypatch):
+    """A clean folder for inputs and outputs, and a private $TMPDIR, both checked for leftovers."""
+    from tests.hostile import ROOT
+
+    monkeypatch.chdir(ROOT)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def hostile_model(tmp_path_factory):
+    """tests/tiny_models.py:build exported with its card (torchscript, not simplified: fast)."""
+    from segedge.cli import main
+    from tests.hostile import ROOT
+
+    path = tmp_path_factory.mktemp("hostile_model") / "tiny.onnx"
+    source = f"{ROOT / 'tests' / 'tiny_models.py'}:build"
+    code = main(["export", source, "--input-size", "32x32", "-o", str(path), "--no-simplify", "--exporter", "torchscript", "--json"])
+    assert code == 0
+    return path
+

@@ -1,4 +1,4 @@
-"""Shared helpers of the hostile-input tests (tests/test_hostile_cli.py, test_hostile_images.py).
+"""Shared helpers of the hostile-input tests (fixtures `hostile_dir`, `hostile_model`: conftest.py).
 
 Each refused request gets exactly one `segedge: error: ...` line on stderr, the documented exit
 code (2 for a malformed command line, 1 for a file or runtime failure) and leaves no file
@@ -7,12 +7,9 @@ behind: neither the output, nor a temporary file beside it, nor a folder in $TMP
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from segedge.cli import main
@@ -21,20 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = "tests/tiny_models.py:build"
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """A clean folder for inputs and outputs, and a private $TMPDIR to check for leftovers."""
-    monkeypatch.chdir(ROOT)
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setenv("TMPDIR", str(scratch))
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return tmp_path
-
-
 def files_under(folder: Path) -> list[str]:
-    # `import onnxruntime` (1.32) drops a `.ses` session file into $TMPDIR: not segedge's.
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.name != ".ses")
+    """Every file and folder below `folder`, less what other libraries leave in $TMPDIR."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not _foreign(p.relative_to(folder)))
+
+
+def _foreign(relative: Path) -> bool:
+    # `import onnxruntime` (1.32) drops a `.ses` session file into $TMPDIR; torch.export
+    # keeps its compile cache in $TMPDIR/torchinductor_<user>. Neither is segedge's.
+    return relative.name == ".ses" or any(part.startswith("torchinductor_") for part in relative.parts)
 
 
 def run_cli(capsys, args: list[str]) -> tuple[int, str, str]:
@@ -60,18 +52,6 @@ def assert_refused(capsys, workdir: Path, args: list, code: int, message: str) -
     assert message.lower() in line.lower(), line
     assert files_under(workdir) == before
     return line
-
-
-@pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("hostile_cli") / "tiny.onnx"
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        assert main(["export", TINY, "--input-size", "32x32", "-o", str(path), "--no-simplify", "--json"]) == 0
-    finally:
-        os.chdir(cwd)
-    return path
 
 
 

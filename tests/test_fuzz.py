@@ -13,7 +13,7 @@ import json
 import shutil
 import tempfile
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -119,10 +119,16 @@ def _encoded(fmt: str, mode: str = "RGB", size=(23, 17), **params) -> bytes:
     return buffer.getvalue()
 
 
+def _encoded_16bit() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(391, dtype=np.uint16).reshape(17, 23) * 100).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 SEED_IMAGES = {
     "png": _encoded("PNG"),
     "png-rgba": _encoded("PNG", "RGBA"),
-    "png-16bit": (lambda: (b := io.BytesIO(), Image.fromarray(np.arange(391, dtype=np.uint16).reshape(17, 23) * 100).save(b, "PNG"), b.getvalue())[2])(),
+    "png-16bit": _encoded_16bit(),
     "jpeg": _encoded("JPEG", quality=80),
     "jpeg-progressive": _encoded("JPEG", progressive=True),
     "gif": _encoded("GIF", "P"),
@@ -192,7 +198,7 @@ def _conv_model(kernel: int, pad: int, classes: int = 3) -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
-@lru_cache(maxsize=None)
+@cache
 def fuzz_model(kind: str) -> Path:
     """"same": 3x3 conv, size divisor 8 (pads and crops); "valid": 5x5 conv, margin 2 (U-Net style)."""
     from exporters.card_io import embed_card
@@ -206,7 +212,7 @@ def fuzz_model(kind: str) -> Path:
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def predictor(kind: str, tile: int | None, overlap: int | None):
     from runtimes.predictor import Predictor
 

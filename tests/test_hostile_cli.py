@@ -14,13 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.hostile import (  # noqa: F401  (fixtures)
-    TINY, assert_refused, files_under, run_cli, tiny_onnx, valid_png, workdir,
+from tests.hostile import (
+    TINY,
+    assert_refused,
+    files_under,
+    run_cli,
+    valid_png,
 )
 from tests.test_hostile_models import CASES as HOSTILE_MODEL_CASES
 from tests.test_hostile_models import hostile_files
 from tests.tiny_models import build
-
 
 # -- command-line arguments out of range or malformed -------------------------------------------
 USAGE_CASES = [
@@ -75,27 +78,27 @@ USAGE_CASES = [
 
 
 @pytest.mark.parametrize("args, message", USAGE_CASES, ids=[" ".join(a)[:60] for a, _ in USAGE_CASES])
-def test_malformed_command_lines_exit_2(capsys, workdir, args, message):
-    assert_refused(capsys, workdir, args, 2, message)
+def test_malformed_command_lines_exit_2(capsys, hostile_dir, args, message):
+    assert_refused(capsys, hostile_dir, args, 2, message)
 
 
-def test_out_of_range_size_for_a_real_model_exits_2(capsys, workdir, tiny_onnx):
+def test_out_of_range_size_for_a_real_model_exits_2(capsys, hostile_dir, hostile_model):
     for args in (
-        ["verify", tiny_onnx, "--sizes", "0x4"],
-        ["verify", tiny_onnx, "--sizes", "32x32,abc"],
-        ["verify", tiny_onnx, "--sizes", ""],
-        ["bench", tiny_onnx, "--no-torch", "--input-size", "0x0"],
-        ["bench", tiny_onnx, "--no-torch", "--input-size", "20000x20000"],
+        ["verify", hostile_model, "--sizes", "0x4"],
+        ["verify", hostile_model, "--sizes", "32x32,abc"],
+        ["verify", hostile_model, "--sizes", ""],
+        ["bench", hostile_model, "--no-torch", "--input-size", "0x0"],
+        ["bench", hostile_model, "--no-torch", "--input-size", "20000x20000"],
     ):
-        assert_refused(capsys, workdir, args, 2, "HxW")
+        assert_refused(capsys, hostile_dir, args, 2, "HxW")
 
 
 @pytest.mark.parametrize("verb", [["info"], ["verify"], ["bench", "--no-torch"]])
-def test_a_folder_or_a_missing_model_exits_1(capsys, workdir, verb):
-    folder = workdir / "a_folder.onnx"
+def test_a_folder_or_a_missing_model_exits_1(capsys, hostile_dir, verb):
+    folder = hostile_dir / "a_folder.onnx"
     folder.mkdir()
-    assert_refused(capsys, workdir, [verb[0], folder, *verb[1:]], 1, "not a file")
-    assert_refused(capsys, workdir, [verb[0], workdir / "missing.onnx", *verb[1:]], 1, "not found")
+    assert_refused(capsys, hostile_dir, [verb[0], folder, *verb[1:]], 1, "not a file")
+    assert_refused(capsys, hostile_dir, [verb[0], hostile_dir / "missing.onnx", *verb[1:]], 1, "not found")
 
 
 # -- checkpoints: `segedge export tests/tiny_models.py:build --weights X` -----------------------
@@ -173,77 +176,77 @@ CHECKPOINTS = {
 
 
 @pytest.mark.parametrize("case", list(CHECKPOINTS))
-def test_hostile_checkpoint_is_one_line_exit_1_and_no_file(capsys, workdir, case):
+def test_hostile_checkpoint_is_one_line_exit_1_and_no_file(capsys, hostile_dir, case):
     make, message = CHECKPOINTS[case]
-    weights = workdir / "inputs" / "weights.pt"
+    weights = hostile_dir / "inputs" / "weights.pt"
     weights.parent.mkdir()
     make(weights)
-    output = workdir / "out" / "model.onnx"
-    line = assert_refused(capsys, workdir, ["export", TINY, "--weights", weights, "-o", output], 1, message)
+    output = hostile_dir / "out" / "model.onnx"
+    line = assert_refused(capsys, hostile_dir, ["export", TINY, "--weights", weights, "-o", output], 1, message)
     if "does not fit" not in line:  # a mismatch names the model instead
         assert str(weights) in line
     assert not (weights.parent / "PWNED").exists(), "the pickled payload ran"
     assert not output.exists()
 
 
-def test_a_folder_as_weights(capsys, workdir):
-    assert_refused(capsys, workdir, ["export", TINY, "--weights", workdir], 1, "not a file")
+def test_a_folder_as_weights(capsys, hostile_dir):
+    assert_refused(capsys, hostile_dir, ["export", TINY, "--weights", hostile_dir], 1, "not a file")
 
 
-def test_a_good_checkpoint_still_exports(capsys, workdir):
-    weights = workdir / "good.pt"
+def test_a_good_checkpoint_still_exports(capsys, hostile_dir):
+    weights = hostile_dir / "good.pt"
     _good_checkpoint(weights)
-    output = workdir / "model.onnx"
+    output = hostile_dir / "model.onnx"
     code, _, err = run_cli(capsys, ["export", TINY, "--weights", weights, "-o", output, "--input-size", "24x24",
                                     "--no-simplify", "--static", "--json"])
     assert code == 0, err
     assert output.is_file()
     assert [p.name for p in output.parent.iterdir() if p.name.startswith(".")] == []
-    assert files_under(workdir / "tmp") == []
+    assert files_under(hostile_dir / "tmp") == []
 
 
 # -- hostile ONNX files through the verbs tests/test_hostile_models.py does not run ---------------
 @pytest.mark.parametrize("case", HOSTILE_MODEL_CASES)
-def test_hostile_model_through_predict_and_verify(capsys, workdir, case):
-    (workdir / "models_case").mkdir()
-    model_dir, cases = hostile_files(workdir / "models_case")
+def test_hostile_model_through_predict_and_verify(capsys, hostile_dir, case):
+    (hostile_dir / "models_case").mkdir()
+    model_dir, cases = hostile_files(hostile_dir / "models_case")
     make, message = cases[case]
     model = model_dir / "model.onnx"
     make(model)
-    photo = workdir / "photo.png"
+    photo = hostile_dir / "photo.png"
     valid_png(photo)
-    for args in (["predict", model, photo, "-o", workdir / "out"], ["verify", model, "--sizes", "8x8"],
+    for args in (["predict", model, photo, "-o", hostile_dir / "out"], ["verify", model, "--sizes", "8x8"],
                  ["info", model, "--isolate"]):
-        line = assert_refused(capsys, workdir, args, 1, "")
+        line = assert_refused(capsys, hostile_dir, args, 1, "")
         assert re.search(message, line), line
 
 
-def test_predict_into_a_file_instead_of_a_folder(capsys, workdir, tiny_onnx):
-    photo = workdir / "photo.png"
+def test_predict_into_a_file_instead_of_a_folder(capsys, hostile_dir, hostile_model):
+    photo = hostile_dir / "photo.png"
     valid_png(photo)
-    taken = workdir / "taken.txt"
+    taken = hostile_dir / "taken.txt"
     taken.write_bytes(b"keep me")
-    assert_refused(capsys, workdir, ["predict", tiny_onnx, photo, "-o", taken], 1, "cannot write")
+    assert_refused(capsys, hostile_dir, ["predict", hostile_model, photo, "-o", taken], 1, "cannot write")
     assert taken.read_bytes() == b"keep me"
 
 
-def test_running_out_of_memory_is_one_line(capsys, workdir, tiny_onnx, monkeypatch):
+def test_running_out_of_memory_is_one_line(capsys, hostile_dir, hostile_model, monkeypatch):
     import runtimes.predictor
 
     def exhausted(self, batch):
         raise MemoryError
 
     monkeypatch.setattr(runtimes.predictor.Predictor, "_run", exhausted)
-    photo = workdir / "photo.png"
+    photo = hostile_dir / "photo.png"
     valid_png(photo)
-    assert_refused(capsys, workdir, ["predict", tiny_onnx, photo, "-o", workdir / "out"], 1, "out of memory")
+    assert_refused(capsys, hostile_dir, ["predict", hostile_model, photo, "-o", hostile_dir / "out"], 1, "out of memory")
 
 
 @pytest.mark.parametrize("case", ["__reduce__ payload", "pickled nn.Module", "truncated", "wrong shapes"])
-def test_hostile_checkpoint_as_verify_reference_weights(capsys, workdir, tiny_onnx, case):
+def test_hostile_checkpoint_as_verify_reference_weights(capsys, hostile_dir, hostile_model, case):
     make, message = CHECKPOINTS[case]
-    weights = workdir / "inputs" / "weights.pt"
+    weights = hostile_dir / "inputs" / "weights.pt"
     weights.parent.mkdir()
     make(weights)
-    assert_refused(capsys, workdir, ["verify", tiny_onnx, "--weights", weights, "--sizes", "16x16"], 1, message)
+    assert_refused(capsys, hostile_dir, ["verify", hostile_model, "--weights", weights, "--sizes", "16x16"], 1, message)
     assert not (weights.parent / "PWNED").exists(), "the pickled payload ran"

@@ -16,8 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.hostile import (  # noqa: F401  (fixtures)
-    assert_refused, error_lines, files_under, run_cli, tiny_onnx, valid_png, workdir,
+from tests.hostile import (
+    assert_refused,
+    error_lines,
+    files_under,
+    run_cli,
+    valid_png,
 )
 
 
@@ -128,22 +132,22 @@ def test_multi_frame_images_give_their_first_frame_with_a_warning(tmp_path, make
 
 # -- `segedge predict` over hostile images ------------------------------------------------------
 @pytest.mark.parametrize("case", list(IMAGES))
-def test_predict_refuses_a_hostile_image_with_one_error_and_no_file(capsys, workdir, tiny_onnx, case):
+def test_predict_refuses_a_hostile_image_with_one_error_and_no_file(capsys, hostile_dir, hostile_model, case):
     make, message = IMAGES[case]
-    image = workdir / "inputs" / "image.png"
+    image = hostile_dir / "inputs" / "image.png"
     image.parent.mkdir()
     make(image)
-    before = files_under(workdir)
-    code, _, err = run_cli(capsys, ["predict", tiny_onnx, image, "-o", workdir / "out"])
+    before = files_under(hostile_dir)
+    code, _, err = run_cli(capsys, ["predict", hostile_model, image, "-o", hostile_dir / "out"])
     assert code == 1, err
     assert len(error_lines(err)) == 1, err
     named = [line for line in err.splitlines() if str(image) in line]
     assert len(named) == 1 and re.search(message, named[0]), err
-    assert files_under(workdir) == before
+    assert files_under(hostile_dir) == before
 
 
-def test_predict_over_several_files_reports_each_bad_one_and_does_the_rest(capsys, workdir, tiny_onnx):
-    folder = workdir / "photos"
+def test_predict_over_several_files_reports_each_bad_one_and_does_the_rest(capsys, hostile_dir, hostile_model):
+    folder = hostile_dir / "photos"
     folder.mkdir()
     bad = []
     for i, case in enumerate(("empty", "text", "truncated png", "bomb header")):
@@ -152,25 +156,25 @@ def test_predict_over_several_files_reports_each_bad_one_and_does_the_rest(capsy
         bad.append(path)
     for name in ("good_a.png", "good_b.png"):
         valid_png(folder / name)
-    code, _, err = run_cli(capsys, ["predict", tiny_onnx, folder, "-o", workdir / "out"])
+    code, _, err = run_cli(capsys, ["predict", hostile_model, folder, "-o", hostile_dir / "out"])
     assert code == 1, err
     assert len(error_lines(err)) == 1 and "4 of 6" in error_lines(err)[0], err
     for path in bad:
         assert len([line for line in err.splitlines() if str(path) in line]) == 1, err
-    written = files_under(workdir / "out")
+    written = files_under(hostile_dir / "out")
     assert written == ["good_a_mask.png", "good_b_mask.png"]
     for name in written:
-        with Image.open(workdir / "out" / name) as mask:
+        with Image.open(hostile_dir / "out" / name) as mask:
             assert mask.size == (30, 40)
-    assert files_under(workdir / "tmp") == []
+    assert files_under(hostile_dir / "tmp") == []
 
 
-def test_predict_takes_the_first_frame_of_an_animation(capsys, workdir, tiny_onnx):
-    gif = workdir / "anim.gif"
+def test_predict_takes_the_first_frame_of_an_animation(capsys, hostile_dir, hostile_model):
+    gif = hostile_dir / "anim.gif"
     _animated_gif(gif)
-    code, _, err = run_cli(capsys, ["predict", tiny_onnx, gif, "-o", workdir / "out"])
+    code, _, err = run_cli(capsys, ["predict", hostile_model, gif, "-o", hostile_dir / "out"])
     assert code == 0, err
-    with Image.open(workdir / "out" / "anim_mask.png") as mask:
+    with Image.open(hostile_dir / "out" / "anim_mask.png") as mask:
         assert mask.size == (24, 16)
 
 
@@ -189,44 +193,44 @@ PREDICT_USAGE = [
 
 
 @pytest.mark.parametrize("extra, message", PREDICT_USAGE, ids=[" ".join(a) for a, _ in PREDICT_USAGE])
-def test_predict_malformed_options_exit_2(capsys, workdir, tiny_onnx, extra, message):
-    image = workdir / "photo.png"
+def test_predict_malformed_options_exit_2(capsys, hostile_dir, hostile_model, extra, message):
+    image = hostile_dir / "photo.png"
     valid_png(image)
-    assert_refused(capsys, workdir, ["predict", tiny_onnx, image, "-o", workdir / "out", *extra], 2, message)
+    assert_refused(capsys, hostile_dir, ["predict", hostile_model, image, "-o", hostile_dir / "out", *extra], 2, message)
 
 
-def test_predict_without_images_or_with_an_empty_folder(capsys, workdir, tiny_onnx):
-    assert_refused(capsys, workdir, ["predict", tiny_onnx], 2, "Missing argument")
-    empty = workdir / "empty"
+def test_predict_without_images_or_with_an_empty_folder(capsys, hostile_dir, hostile_model):
+    assert_refused(capsys, hostile_dir, ["predict", hostile_model], 2, "Missing argument")
+    empty = hostile_dir / "empty"
     empty.mkdir()
-    assert_refused(capsys, workdir, ["predict", tiny_onnx, empty, "-o", workdir / "out"], 2, "no images found")
+    assert_refused(capsys, hostile_dir, ["predict", hostile_model, empty, "-o", hostile_dir / "out"], 2, "no images found")
 
 
-def test_predict_with_a_hostile_model_exits_1(capsys, workdir):
-    image = workdir / "photo.png"
+def test_predict_with_a_hostile_model_exits_1(capsys, hostile_dir):
+    image = hostile_dir / "photo.png"
     valid_png(image)
-    model = workdir / "model.onnx"
+    model = hostile_dir / "model.onnx"
     model.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
-    assert_refused(capsys, workdir, ["predict", model, image, "-o", workdir / "out"], 1, "model.onnx")
-    assert_refused(capsys, workdir, ["predict", workdir / "missing.onnx", image, "-o", workdir / "out"], 1, "not found")
+    assert_refused(capsys, hostile_dir, ["predict", model, image, "-o", hostile_dir / "out"], 1, "model.onnx")
+    assert_refused(capsys, hostile_dir, ["predict", hostile_dir / "missing.onnx", image, "-o", hostile_dir / "out"], 1, "not found")
 
 
-def test_predict_refuses_images_pillow_only_warns_about(capsys, workdir, tiny_onnx):
+def test_predict_refuses_images_pillow_only_warns_about(capsys, hostile_dir, hostile_model):
     """100 MP: above Pillow's limit, below twice it, where Pillow itself only warns."""
-    big = workdir / "big.png"
+    big = hostile_dir / "big.png"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         Image.new("1", (10000, 10000)).save(big)
-    small = workdir / "small.png"
+    small = hostile_dir / "small.png"
     valid_png(small)
-    code, _, err = run_cli(capsys, ["predict", tiny_onnx, big, small, "-o", workdir / "out"])
+    code, _, err = run_cli(capsys, ["predict", hostile_model, big, small, "-o", hostile_dir / "out"])
     assert code == 1 and len(error_lines(err)) == 1, err
     assert [line for line in err.splitlines() if str(big) in line and "decompression-bomb limit" in line], err
-    assert files_under(workdir / "out") == ["small_mask.png"]
+    assert files_under(hostile_dir / "out") == ["small_mask.png"]
     # --max-pixels sets the limit either way: here below the small image's 1,200 pixels.
-    code, _, err = run_cli(capsys, ["predict", tiny_onnx, small, "-o", workdir / "out2", "--max-pixels", "1000"])
+    code, _, err = run_cli(capsys, ["predict", hostile_model, small, "-o", hostile_dir / "out2", "--max-pixels", "1000"])
     assert code == 1 and "decompression-bomb limit of 1000 pixels" in err
-    assert not (workdir / "out2").exists()
+    assert not (hostile_dir / "out2").exists()
 
 
 
@@ -250,11 +254,11 @@ HOSTILE_ARRAYS = {
 
 
 @pytest.mark.parametrize("case", list(HOSTILE_ARRAYS))
-def test_predictor_refuses_hostile_arrays_with_an_image_error(tiny_onnx, case):
+def test_predictor_refuses_hostile_arrays_with_an_image_error(hostile_model, case):
     from runtimes.errors import ImageError
     from runtimes.predictor import Predictor
 
-    predictor = Predictor(tiny_onnx, threads=1)
+    predictor = Predictor(hostile_model, threads=1)
     with pytest.raises(ImageError):
         predictor.predict(HOSTILE_ARRAYS[case])
 
@@ -274,12 +278,12 @@ def test_predictor_refuses_hostile_arrays_with_an_image_error(tiny_onnx, case):
         ({"providers": "gpu"}, "ProviderError"),
     ],
 )
-def test_predictor_refuses_bad_arguments_with_typed_errors(tiny_onnx, kwargs, error):
+def test_predictor_refuses_bad_arguments_with_typed_errors(hostile_model, kwargs, error):
     import runtimes.errors
     from runtimes.predictor import Predictor
 
     with pytest.raises(getattr(runtimes.errors, error)):
-        Predictor(tiny_onnx, **kwargs)
+        Predictor(hostile_model, **kwargs)
 
 
 def test_a_call_raising_the_limit_does_not_lift_it_for_other_threads(tmp_path):
@@ -291,6 +295,6 @@ def test_a_call_raising_the_limit_does_not_lift_it_for_other_threads(tmp_path):
 
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(_real_bomb_bytes())
-    with image_module._pixel_limit(10**10):  # another thread is reading a huge file right now
-        with pytest.raises(ImageError, match="decompression-bomb"):
-            load_image(bomb)
+    # Another thread is reading a huge file with its own limit right now.
+    with image_module._pixel_limit(10**10), pytest.raises(ImageError, match="decompression-bomb"):
+        load_image(bomb)

@@ -70,7 +70,7 @@ def wait_for(condition, process: subprocess.Popen, timeout: float = 180.0) -> No
     deadline = time.monotonic() + timeout
     while not condition():
         if process.poll() is not None:
-            out, err = process.communicate()
+            _, err = process.communicate()
             pytest.fail(f"segedge ended (rc {process.returncode}) before the phase to interrupt: {err[-2000:]}")
         if time.monotonic() > deadline:
             process.kill()
@@ -94,7 +94,7 @@ def interrupt(process: subprocess.Popen, signum: int = signal.SIGINT) -> tuple[i
 
 
 def assert_children_gone(children: list[psutil.Process]) -> None:
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"child processes outlived segedge: {alive}"
 
 
@@ -160,19 +160,6 @@ def test_ctrl_c_during_a_long_bench_exits_130_and_leaves_nothing(scratch):
 
 
 # -- Ctrl-C during a folder prediction ---------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("interrupts") / "tiny.onnx"
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        assert main(["export", TINY, "--input-size", "32x32", "-o", str(path), "--no-simplify",
-                     "--exporter", "torchscript", "--json"]) == 0
-    finally:
-        os.chdir(cwd)
-    return path
-
-
 def photo_folder(folder: Path, count: int, size: int = 384) -> Path:
     folder.mkdir(parents=True)
     ramp = np.linspace(0, 255, size, dtype=np.float32)
@@ -184,10 +171,10 @@ def photo_folder(folder: Path, count: int, size: int = 384) -> Path:
     return folder
 
 
-def test_ctrl_c_during_folder_predict_keeps_whole_outputs_and_exits_130(scratch, tmp_path, tiny_onnx):
+def test_ctrl_c_during_folder_predict_keeps_whole_outputs_and_exits_130(scratch, tmp_path, hostile_model):
     photos = photo_folder(tmp_path / "photos", 400)
     out = tmp_path / "masks"
-    process = start(["predict", tiny_onnx, photos, "-o", out, "--overlay", "--threads", "1"], scratch)
+    process = start(["predict", hostile_model, photos, "-o", out, "--overlay", "--threads", "1"], scratch)
     wait_for(lambda: out.is_dir() and len(list(out.glob("*_mask.png"))) >= 3, process)
     code, err, children = interrupt(process)
     assert code == 130, err
@@ -233,7 +220,7 @@ def test_export_onto_a_full_disk_keeps_the_previous_file(scratch, tmp_path, monk
     assert segedge_leftovers(scratch, out) == []
 
 
-def test_predict_onto_a_full_disk_fails_with_one_line(scratch, tmp_path, monkeypatch, capsys, tiny_onnx):
+def test_predict_onto_a_full_disk_fails_with_one_line(scratch, tmp_path, monkeypatch, capsys, hostile_model):
     photos = photo_folder(tmp_path / "photos", 3, size=48)
     out = tmp_path / "masks"
     out.mkdir()
@@ -247,7 +234,7 @@ def test_predict_onto_a_full_disk_fails_with_one_line(scratch, tmp_path, monkeyp
         return real_replace(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(os, "replace", full_disk)
-    code = main(["predict", str(tiny_onnx), str(photos), "-o", str(out)])
+    code = main(["predict", str(hostile_model), str(photos), "-o", str(out)])
     err = capsys.readouterr().err
     assert code == 1
     assert [line for line in err.splitlines() if line.startswith("segedge: error: ")] == [
@@ -263,13 +250,14 @@ def tmpfs(folder: Path, options: str):
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root and mount(8)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "segedge-test", str(folder)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "segedge-test", str(folder)],
+                          check=False, capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
         yield folder
     finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
 
 
 def test_export_onto_a_real_full_tmpfs(scratch, tmp_path, capsys):
@@ -294,7 +282,7 @@ def test_export_into_a_read_only_folder_fails_before_any_work(scratch, tmp_path,
     with tmpfs(tmp_path / "ro", "size=64k") as out:
         target = out / "model.onnx"
         target.write_bytes(PREVIOUS)
-        remount = subprocess.run(["mount", "-o", "remount,ro", str(out)], capture_output=True, text=True)
+        remount = subprocess.run(["mount", "-o", "remount,ro", str(out)], check=False, capture_output=True, text=True)
         if remount.returncode != 0:
             pytest.skip(f"cannot remount read-only: {remount.stderr.strip()}")
         for path in (target, out / "sub" / "model.onnx"):
@@ -314,15 +302,15 @@ def test_export_into_proc_fails_before_any_work(scratch, monkeypatch, capsys):
     assert code == 1 and "cannot write to /proc/segedge-test" in error_line(capsys.readouterr().err)
 
 
-def test_predict_into_a_read_only_folder_keeps_the_previous_masks(scratch, tmp_path, capsys, tiny_onnx):
+def test_predict_into_a_read_only_folder_keeps_the_previous_masks(scratch, tmp_path, capsys, hostile_model):
     photos = photo_folder(tmp_path / "photos", 2, size=48)
     with tmpfs(tmp_path / "ro", "size=64k") as out:
         previous = out / "img_0000_mask.png"
         previous.write_bytes(PREVIOUS)
-        remount = subprocess.run(["mount", "-o", "remount,ro", str(out)], capture_output=True, text=True)
+        remount = subprocess.run(["mount", "-o", "remount,ro", str(out)], check=False, capture_output=True, text=True)
         if remount.returncode != 0:
             pytest.skip(f"cannot remount read-only: {remount.stderr.strip()}")
-        code = main(["predict", str(tiny_onnx), str(photos), "-o", str(out)])
+        code = main(["predict", str(hostile_model), str(photos), "-o", str(out)])
         err = capsys.readouterr().err
         errors = [line for line in err.splitlines() if line.startswith("segedge: error: ")]
         assert code == 1 and len(errors) == 1 and "Read-only file system" in errors[0], err
