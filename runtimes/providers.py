@@ -225,7 +225,7 @@ def installed_ort_distributions() -> dict[str, str]:
 def has_nvidia_device() -> bool:
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
-    return Path("/dev/nvidia0").exists() or Path("/dev/dxg").exists()  # Linux, WSL
+    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/dxg").exists()  # Linux, WSL
 
 
 # The sonames onnxruntime-gpu 1.19+ loads (CUDA 12, cuDNN 9).
