@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from runtimes.card import ModelCard
-from runtimes.errors import InputFileError
+from runtimes.errors import ImageError, InputFileError
 from runtimes.image import load_image
 from runtimes.metrics import ConfusionMatrix, label_map
 from runtimes.preprocess import normalize, resize_rgb
@@ -56,11 +56,30 @@ def mean_iou(pairs: list[tuple[Path, Path]], run: Callable[[np.ndarray], np.ndar
              size: tuple[int, int]) -> float:
     matrix = ConfusionMatrix(max(2, len(card.classes)))
     for image_path, mask_path in pairs:
-        mask = np.asarray(Image.open(mask_path))
+        mask = read_mask(mask_path)
         labels = label_map(np.asarray(run(model_input(image_path, card, size)), dtype=np.float32))[0]
         resized = Image.fromarray(labels.astype(np.int32)).resize(mask.shape[::-1], Image.Resampling.NEAREST)
         matrix.update(mask, np.asarray(resized))
     return matrix.mean_iou()
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A label mask (palette or greyscale PNG of class indices) as an H x W array.
+
+    Masks come from the user's folder like images do: undecodable files, decompression bombs and
+    colour masks are an `ImageError` naming the file, never a traceback.
+    """
+    try:
+        with Image.open(path) as mask:
+            if len(mask.getbands()) != 1:
+                raise ImageError(f"{path}: a label mask must hold one channel of class indices, not {mask.mode}")
+            return np.asarray(mask)
+    except FileNotFoundError:
+        raise ImageError(f"mask not found: {path}") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: larger than the decompression-bomb limit") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{path}: not a readable mask ({str(exc).strip() or type(exc).__name__})") from None
 
 
 @contextmanager

@@ -298,3 +298,34 @@ def test_a_call_raising_the_limit_does_not_lift_it_for_other_threads(tmp_path):
     # Another thread is reading a huge file with its own limit right now.
     with image_module._pixel_limit(10**10), pytest.raises(ImageError, match="decompression-bomb"):
         load_image(bomb)
+
+
+# -- label masks of a `segedge report --data` folder ---------------------------------------------
+MASKS = {
+    "colour": (lambda p: Image.new("RGB", (40, 30)).save(p), "one channel"),
+    "text": (lambda p: p.write_text("not a mask"), "not a readable mask"),
+    "truncated": (lambda p: p.write_bytes(png_header_only(40, 30)[:40]), "not a readable mask"),
+    "bomb": (lambda p: p.write_bytes(_real_bomb_bytes()), "decompression-bomb"),
+    "missing": (lambda p: None, "mask not found"),
+}
+
+
+@pytest.mark.parametrize("case", list(MASKS))
+def test_hostile_masks_are_image_errors(tmp_path, case):
+    from runtimes.errors import ImageError
+    from segedge.report_data import read_mask
+
+    make, message = MASKS[case]
+    path = tmp_path / "mask.png"
+    make(path)
+    with pytest.raises(ImageError, match=message):
+        read_mask(path)
+
+
+def test_palette_and_grey_masks_read_as_class_indices(tmp_path):
+    from segedge.report_data import read_mask
+
+    labels = np.arange(12, dtype=np.uint8).reshape(3, 4) % 3
+    for mode in ("L", "P"):
+        Image.fromarray(labels).convert(mode).save(tmp_path / f"{mode}.png")
+        assert np.array_equal(read_mask(tmp_path / f"{mode}.png"), labels)
