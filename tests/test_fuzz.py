@@ -274,3 +274,31 @@ def test_predict_batch_matches_predict(batch, kind):
     for image, labels in zip(small, model.predict_batch(small)):
         assert labels.shape == image.shape[:2]
         assert np.array_equal(labels, model.predict(image))
+
+
+# -- segedge's own protobuf reader for external-data references --------------------------------------
+def _external_seed() -> bytes:
+    proto = _conv_model(3, 1)
+    tensor = proto.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", "108")):
+        tensor.external_data.add(key=key, value=value)
+    return proto.SerializeToString()
+
+
+EXTERNAL_SEED = _external_seed()
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated(EXTERNAL_SEED) | st.binary(max_size=300))
+def test_external_data_reader_on_mutated_models(data):
+    """It runs before onnx or onnxruntime see the file: it must never fail in another way."""
+    from runtimes.errors import ModelFileError
+    from runtimes.external_data import external_refs
+
+    try:
+        refs = external_refs(data)
+    except ModelFileError:
+        return
+    assert all(isinstance(r.location, str) and isinstance(r.offset, int) for r in refs)
