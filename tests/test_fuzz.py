@@ -302,3 +302,18 @@ def test_external_data_reader_on_mutated_models(data):
     except ModelFileError:
         return
     assert all(isinstance(r.location, str) and isinstance(r.offset, int) for r in refs)
+
+
+@settings(max_examples=8, deadline=None)
+@given(mutated(_conv_model(3, 1).SerializeToString()))
+def test_isolated_probe_on_mutated_models(data):
+    """Whatever ONNX Runtime does with a mangled file happens in the child: here, only typed errors."""
+    from runtimes.errors import ModelFileError
+    from runtimes.isolate import probe_model
+
+    path = _SCRATCH / "mutated.onnx"
+    path.write_bytes(data)
+    try:
+        probe_model(path, timeout_s=60, memory_mb=2048)
+    except ModelFileError:
+        pass
