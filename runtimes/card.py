@@ -26,6 +26,11 @@ OutputKind = Literal["logits", "sigmoid", "logit"]
 ColorOrder = Literal["RGB", "BGR"]
 Precision = Literal["fp32", "fp16", "int8"]
 
+# Bounds on the sizes a card may state (pixels).
+MAX_SIDE = 16384
+MAX_DIVISOR = 1024
+MAX_MARGIN = 4096
+
 _OUTPUT_KINDS = ("logits", "sigmoid", "logit")
 _COLOR_ORDERS = ("RGB", "BGR")
 _PRECISIONS = ("fp32", "fp16", "int8")
@@ -165,14 +170,17 @@ def _validate(card: ModelCard) -> None:
         )
     need(all(v != 0 for v in card.std), "'std' must not contain 0")
     need(_is_finite(card.scale) and card.scale > 0, "'scale' must be > 0")
+    # Upper bounds too: a hostile card (say a size divisor of 10^9) would make the predictor pad
+    # every image to a size no machine holds. Real models stay far below them.
     need(
-        len(card.input_size) == 2 and all(_is_int(v) and v > 0 for v in card.input_size),
-        "'input_size' must be two positive integers",
+        len(card.input_size) == 2 and all(_is_int(v) and 0 < v <= MAX_SIDE for v in card.input_size),
+        f"'input_size' must be two integers in 1..{MAX_SIDE}",
     )
-    need(_is_int(card.size_divisor) and card.size_divisor >= 1, "'size_divisor' must be >= 1")
-    need(_is_int(card.valid_margin) and card.valid_margin >= 0, "'valid_margin' must be >= 0")
-    need(card.tile_size is None or (_is_int(card.tile_size) and card.tile_size > 0), "'tile_size' must be > 0")
-    need(_is_int(card.tile_overlap) and card.tile_overlap >= 0, "'tile_overlap' must be >= 0")
+    need(_is_int(card.size_divisor) and 1 <= card.size_divisor <= MAX_DIVISOR, f"'size_divisor' must be in 1..{MAX_DIVISOR}")
+    need(_is_int(card.valid_margin) and 0 <= card.valid_margin <= MAX_MARGIN, f"'valid_margin' must be in 0..{MAX_MARGIN}")
+    need(card.tile_size is None or (_is_int(card.tile_size) and 0 < card.tile_size <= MAX_SIDE),
+         f"'tile_size' must be in 1..{MAX_SIDE}")
+    need(_is_int(card.tile_overlap) and 0 <= card.tile_overlap <= MAX_SIDE, f"'tile_overlap' must be in 0..{MAX_SIDE}")
     need(
         all(len(rgb) == 3 and all(_is_int(c) and 0 <= c <= 255 for c in rgb) for rgb in card.palette),
         "'palette' must hold RGB triples in 0..255",

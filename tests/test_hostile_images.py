@@ -329,3 +329,39 @@ def test_palette_and_grey_masks_read_as_class_indices(tmp_path):
     for mode in ("L", "P"):
         Image.fromarray(labels).convert(mode).save(tmp_path / f"{mode}.png")
         assert np.array_equal(read_mask(tmp_path / f"{mode}.png"), labels)
+
+
+# -- hostile model cards: sizes that would make the predictor allocate without end ---------------
+def conv_model_with_card(field: str, value) -> bytes:
+    """A valid one-conv model whose card (written by hand: ModelCard refuses it) states `value`."""
+    import json
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    from runtimes.card import CARD_KEY, ModelCard
+
+    w = numpy_helper.from_array(np.ones((3, 3, 1, 1), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w"], ["logits"])], "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], [w],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    card = {**ModelCard(name="hostile", classes=("a", "b", "c")).to_dict(), field: value}
+    proto.metadata_props.add(key=CARD_KEY, value=json.dumps(card))
+    return proto.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("input_size", [10**9, 10**9]), ("size_divisor", 10**9), ("valid_margin", 10**6), ("tile_size", 10**7)],
+)
+def test_a_card_with_absurd_sizes_is_refused(capsys, hostile_dir, field, value):
+    """A size divisor of 10^9 made `segedge predict` pad a 40 x 30 photo until the kernel killed it."""
+    path = hostile_dir / "model.onnx"
+    path.write_bytes(conv_model_with_card(field, value))
+    photo = hostile_dir / "photo.png"
+    valid_png(photo)
+    for args in (["predict", path, photo, "-o", hostile_dir / "out"], ["bench", path, "--no-torch", "--runs", "1"],
+                 ["info", path]):
+        assert_refused(capsys, hostile_dir, args, 1, f"'{field}' must be")
