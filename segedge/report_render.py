@@ -112,6 +112,9 @@ def write_plot(report: Report, path: Path) -> Path | str:
     for row, y in points:
         axes.scatter(row.p50_ms, y, s=40, marker="*" if row.label == report.best else "o")
         axes.annotate(row.label, (row.p50_ms, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    latencies = [row.p50_ms for row, _ in points]
+    if max(latencies) > 20 * min(latencies):  # eager PyTorch next to int8 squeezes the fast rows together
+        axes.set_xscale("log")
     axes.set_xlabel("p50 latency (ms, lower is better)")
     axes.set_ylabel("mIoU" if use_miou else "argmax agreement with PyTorch fp32")
     axes.set_title(f"{report.model}: {report.input_size[0]}x{report.input_size[1]}, {report.threads} threads", fontsize=9)
