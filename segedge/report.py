@@ -158,8 +158,8 @@ def _precision_files(request: ReportRequest, fp32: Path, card: ModelCard | None,
 def quantize_fp16(source: Path, target: Path) -> Path:
     try:
         from exporters.fp16 import convert_fp16
-    except ImportError:
-        raise UsageError("fp16 conversion is not available in this segedge (exporters.fp16 missing)") from None
+    except ImportError as exc:
+        raise UsageError(f"fp16 conversion is not available in this segedge ({exc})") from None
 
     convert_fp16(source, target)
     return target
@@ -168,8 +168,8 @@ def quantize_fp16(source: Path, target: Path) -> Path:
 def quantize_int8(source: Path, target: Path, calib: Path, count: int) -> Path:
     try:
         from exporters.int8 import quantize_int8 as quantize
-    except ImportError:
-        raise UsageError("int8 quantization is not available in this segedge (exporters.int8 missing)") from None
+    except ImportError as exc:
+        raise UsageError(f"int8 quantization is not available in this segedge ({exc})") from None
 
     quantize(source, target, calib, count=count)
     return target
