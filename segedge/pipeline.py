@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 
@@ -30,6 +31,9 @@ from runtimes.session import open_session
 from .sources import build
 from .verify import SizeParity, compare, second_size, torch_runner
 
+if TYPE_CHECKING:
+    from .quantize import QuantizeResult
+
 Progress = Callable[[str], None]
 
 
@@ -45,6 +49,9 @@ class ExportRequest:
     exporter: Exporter = Exporter.dynamo
     simplify: bool = True
     card_fields: dict = field(default_factory=dict)
+    build_options: dict = field(default_factory=dict)  # builder keywords, e.g. {"padding": "same"}
+    precision: str = "fp32"  # fp16 / int8 / auto: the fp32 export is then quantized (segedge.quantize)
+    calib: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -56,10 +63,11 @@ class ExportResult:
     parity: list[SizeParity]
     notes: list[str]
     seconds: float
+    quantized: QuantizeResult | None = None
 
     @property
     def passed(self) -> bool:
-        return all(p.passed for p in self.parity)
+        return all(p.passed for p in self.parity) and (self.quantized is None or self.quantized.passed)
 
 
 def default_output(card: ModelCard) -> Path:
@@ -70,7 +78,11 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
     start = time.perf_counter()
     if request.output is not None:
         ensure_writable(request.output)
-    built = build(request.source, num_classes=request.num_classes)
+    if request.precision != "fp32":  # a missing calibration folder fails now, not after the export
+        from .quantize import DEFAULT_CALIB_COUNT, Precision, check_calibration
+
+        check_calibration(Precision(request.precision), request.calib, DEFAULT_CALIB_COUNT)
+    built = build(request.source, num_classes=request.num_classes, options=request.build_options)
     model, card = built.module, built.card
     notes: list[str] = []
     if request.weights is not None:
@@ -108,9 +120,23 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
         session = open_session(candidate, "cpu")
         parity = compare(torch_runner(wrapped), session, card, sizes, PRESETS[Preset.fp32])
         card = card.with_overrides(parity=_parity_summary(parity))
+        if request.precision != "fp32":
+            quantized = _quantize(request, embed_card(proto, card), Path(workdir), output, progress)
+            return ExportResult(output, quantized.card, simplified, message, parity, notes,
+                                time.perf_counter() - start, quantized)
         with atomic_path(output, suffix=".onnx") as tmp:
             _save(embed_card(proto, card), tmp)
     return ExportResult(output, card, simplified, message, parity, notes, time.perf_counter() - start)
+
+
+def _quantize(request: ExportRequest, proto: onnx.ModelProto, workdir: Path, output: Path,
+              progress: Progress) -> QuantizeResult:
+    from .quantize import Precision, QuantizeRequest, run_quantize
+
+    fp32 = workdir / f"{output.stem}_fp32.onnx"
+    _save(proto, fp32)
+    quantize = QuantizeRequest(model=fp32, precision=Precision(request.precision), output=output, calib=request.calib)
+    return run_quantize(quantize, progress)
 
 
 def _dry_run(card: ModelCard, model, input_size: tuple[int, int]) -> ModelCard:

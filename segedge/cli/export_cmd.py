@@ -11,6 +11,7 @@ from rich.table import Table
 
 from runtimes.errors import ParityError, UsageError
 
+from . import quantize_cmd
 from .app import app, err, out, parse_list, parse_size, parse_triple, require_torch
 
 
@@ -30,6 +31,8 @@ def export_command(
     mean: Optional[str] = typer.Option(None, "--mean", help="Card: per-channel mean R,G,B in 0..1 units."),
     std: Optional[str] = typer.Option(None, "--std", help="Card: per-channel std R,G,B in 0..1 units."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Card: comma-separated class names."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or fp16 / int8 / auto to quantize the export (as `segedge quantize` does)."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration images for --precision int8 / auto."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Export, simplify and verify a model; write one self-contained .onnx with its model card."""
@@ -39,6 +42,8 @@ def export_command(
         chosen = Exporter(exporter)
     except ValueError:
         raise UsageError(f"--exporter must be dynamo or torchscript, got {exporter!r}") from None
+    if precision not in ("fp32", "fp16", "int8", "auto"):
+        raise UsageError(f"--precision must be fp32, fp16, int8 or auto, got {precision!r}")
     require_torch("export")
     from ..pipeline import ExportRequest, run_export
 
@@ -58,6 +63,8 @@ def export_command(
         exporter=chosen,
         simplify=simplify,
         card_fields={k: v for k, v in card_fields.items() if v is not None},
+        precision=precision,
+        calib=calib,
     )
     with err.status("exporting") as status:
         result = run_export(request, progress=lambda message: status.update(message))
@@ -71,7 +78,9 @@ def export_command(
         _print_summary(result)
     if not result.passed:
         failures = "; ".join(f"{p.size[0]}x{p.size[1]}: {', '.join(p.failures)}" for p in result.parity if p.failures)
-        raise ParityError(f"exported, but parity with PyTorch failed ({failures})")
+        if failures:
+            raise ParityError(f"exported, but parity with PyTorch failed ({failures})")
+        raise ParityError(f"wrote {result.path}, but it fails the {precision} preset: {'; '.join(result.quantized.failures)}")
 
 
 def _result_dict(result) -> dict:
@@ -85,6 +94,7 @@ def _result_dict(result) -> dict:
         "parity": [p.to_dict() for p in result.parity],
         "notes": result.notes,
         "card": result.card.to_dict(),
+        **({"quantized": quantize_cmd.result_dict(result.quantized)} if result.quantized else {}),
     }
 
 
@@ -108,6 +118,8 @@ def _print_summary(result) -> None:
             "[green]ok[/]" if p.passed else f"[red]{', '.join(p.failures)}[/]",
         )
     out.print(table)
+    if result.quantized:
+        quantize_cmd.print_result(result.quantized)
     err.print("next:")
     err.print(f"  segedge verify {result.path} --sizes 512x512,384x640")
     err.print(f"  segedge bench {result.path} --torch")

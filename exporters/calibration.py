@@ -1,0 +1,87 @@
+"""Calibration images for int8: found in a folder, prepared by the Predictor's own code, streamed.
+
+The images go through `runtimes.preprocess.to_model_input` with the model's card (colour order,
+mean/std, scale, padding to a side the model takes), exactly as `Predictor` prepares a photo,
+so the activation ranges that calibration measures are the ones the model meets at run time.
+`ImageFolderReader` decodes one image per `get_next()` call: memory holds one image, whatever
+the folder's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
+
+from runtimes.card import ModelCard
+from runtimes.errors import InputFileError
+from runtimes.image import load_image
+from runtimes.preprocess import to_model_input
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def calibration_images(folder: str | Path, count: int) -> list[Path]:
+    """`count` image files of `folder`, spread evenly over its sorted listing.
+
+    `folder` holds the images, or is a VOC-style dataset root: then its `JPEGImages/` are used,
+    restricted to the ids of `ImageSets/Segmentation/train.txt` when that file exists, so that
+    calibration never sees the images accuracy is measured on. Raises `InputFileError` when the
+    folder is missing, holds no image, or fewer than `count`.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(f"calibration folder not found: {folder}" if not folder.exists() else f"calibration path is not a folder: {folder}")
+    if count < 1:
+        raise InputFileError(f"the calibration image count must be >= 1, got {count}")
+    images = _images_in(folder)
+    if not images:
+        raise InputFileError(f"calibration folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    if len(images) < count:
+        raise InputFileError(
+            f"calibration folder {folder} holds {len(images)} images, fewer than the {count} asked for; "
+            "add images or lower --calib-count"
+        )
+    picks = np.linspace(0, len(images) - 1, count).round().astype(int)
+    return [images[i] for i in picks]
+
+
+def _images_in(folder: Path) -> list[Path]:
+    images = _listing(folder)
+    voc = folder / "JPEGImages"
+    if images or not voc.is_dir():
+        return images
+    split = folder / "ImageSets" / "Segmentation" / "train.txt"
+    if not split.is_file():
+        return _listing(voc)
+    train_ids = set(split.read_text().split())
+    return [p for p in _listing(voc) if p.stem in train_ids]
+
+
+def _listing(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+class ImageFolderReader(CalibrationDataReader):
+    """Feeds ONNX Runtime's calibrator one prepared image (1 x 3 x H x W) per call."""
+
+    def __init__(self, paths: Sequence[Path], card: ModelCard, input_name: str) -> None:
+        self.paths = list(paths)
+        self.card = card
+        self.input_name = input_name
+        self._pending: Iterator[Path] = iter(self.paths)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        path = next(self._pending, None)
+        if path is None:
+            return None
+        x, _ = to_model_input(load_image(path), self.card)
+        return {self.input_name: x[None]}
+
+    def rewind(self) -> None:
+        self._pending = iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)

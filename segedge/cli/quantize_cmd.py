@@ -1,0 +1,141 @@
+"""`segedge quantize`: fp16 or int8 (or the fastest within an accuracy budget), with the cost measured."""
+
+from __future__ import annotations
+
+import json
+import math
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from runtimes.errors import ParityError
+
+from .app import app, err, out
+
+WORST_SHOWN = 10
+
+
+# Choices named here, not imported: importing the quantizer costs every other command its load time.
+class PrecisionChoice(str, Enum):
+    fp16 = "fp16"
+    int8 = "int8"
+    auto = "auto"
+
+
+class MethodChoice(str, Enum):
+    minmax = "minmax"
+    entropy = "entropy"
+    percentile = "percentile"
+
+
+@app.command("quantize")
+def quantize_command(
+    model: Path = typer.Argument(..., help="The fp32 ONNX model (exported by segedge: its card gives the normalisation)."),
+    precision: PrecisionChoice = typer.Option(..., "--precision", help="fp16, int8, or auto (the fastest within --budget)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Where to write the model (default: beside MODEL, <name>_<precision>.onnx)."),
+    calib: Path | None = typer.Option(None, "--calib", help="Folder of calibration images (int8, auto): a few dozen typical photos."),
+    calib_count: int = typer.Option(32, "--calib-count", min=1, max=100000, help="How many calibration images to use; the folder must hold at least this many."),
+    method: MethodChoice = typer.Option(MethodChoice.minmax, "--method", help="How int8 activation ranges are chosen from the calibration images."),
+    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="int8 weights: one scale per output channel (default) or per tensor."),
+    exclude: list[str] | None = typer.Option(None, "--exclude", help="Node kept in float (repeat, or comma-separate); --debug names the worst."),
+    budget: float = typer.Option(1.0, "--budget", min=0, max=100, help="auto: mIoU points (with --data), else argmax-agreement points, it may lose."),
+    data: Path | None = typer.Option(None, "--data", help="Labelled folder (VOC layout or images/ + masks/) to measure mIoU on."),
+    debug: bool = typer.Option(False, "--debug", help="int8: SQNR per quantized tensor; names the nodes that lose most."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Convert an fp32 model to fp16 or int8, measure what it costs against fp32, record it in the card."""
+    from exporters.int8 import Method
+
+    from ..quantize import Precision, QuantizeRequest, run_quantize
+
+    request = QuantizeRequest(
+        model=model, precision=Precision(precision.value), output=output, calib=calib, calib_count=calib_count,
+        method=Method(method.value), per_channel=per_channel, exclude=split_names(exclude), budget=budget, data=data,
+        debug=debug,
+    )
+    with err.status("quantizing") as status:
+        result = run_quantize(request, progress=lambda message: status.update(message))
+    if as_json:
+        out.print_json(json.dumps(result_dict(result)))
+    else:
+        print_result(result)
+    if not result.passed:
+        raise ParityError(f"wrote {result.path}, but it fails the {result.card.precision} preset: {'; '.join(result.failures)}")
+
+
+def split_names(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(name.strip() for value in values or () for name in value.split(",") if name.strip())
+
+
+def result_dict(result) -> dict:
+    return {
+        "path": str(result.path),
+        "size_bytes": result.path.stat().st_size,
+        "precision": result.card.precision,
+        "passed": result.passed,
+        "failures": list(result.failures),
+        "seconds": result.seconds,
+        "agreement": result.agreement.to_dict(),
+        "calibration": result.card.calibration,
+        "search": [t.to_dict() for t in result.trials],
+        "layers": result.layers.to_dict() if result.layers else None,
+    }
+
+
+def print_result(result) -> None:
+    card, a = result.card, result.agreement
+    size_mb = result.path.stat().st_size / 2**20
+    facts = ""
+    if card.calibration:
+        c = card.calibration
+        facts = (f", {c['quantized_convs']}/{c['convs']} convs int8, {c['images']} calibration images ({c['method']}, "
+                 f"{'per-channel' if c['per_channel'] else 'per-tensor'}, {c['activations']} activations)")
+    err.print(f"[bold]{result.path}[/]  {card.precision}, {size_mb:.2f} MB{facts}  ({result.seconds:.1f} s)")
+    if result.trials:
+        print_trials(result.trials, result.card.precision)
+    table = Table(title=f"{card.precision} vs fp32 on {a.source}", title_justify="left")
+    for column in ("argmax agree", "min class IoU", "SQNR dB", "max abs", "mIoU fp32", f"mIoU {card.precision}", "drop (points)", "status"):
+        table.add_column(column, justify="right")
+    drop = a.miou_drop_points
+    table.add_row(
+        f"{a.argmax_agreement:.4%}", f"{a.min_class_iou:.4f}", _num(a.sqnr_db, ".1f"), _num(a.max_abs, ".3g"),
+        _num(a.miou_reference, ".4f"), _num(a.miou, ".4f"), _num(drop, ".2f"),
+        "[green]ok[/]" if result.passed else f"[red]{'; '.join(result.failures)}[/]",
+    )
+    out.print(table)
+    if result.layers:
+        print_layers(result.layers)
+
+
+def print_trials(trials, chosen: str) -> None:
+    table = Table(title="precision search (fastest within budget wins)", title_justify="left")
+    for column in ("precision", "float nodes", "lost (points)", "argmax agree", "mIoU", "p50 ms", "MB", "within budget"):
+        table.add_column(column, justify="left" if column in ("precision", "float nodes") else "right")
+    for t in trials:
+        table.add_row(
+            t.precision, ", ".join(t.excluded) or "-", f"{t.lost_points:.2f}", f"{t.agreement.argmax_agreement:.4%}",
+            _num(t.agreement.miou, ".4f"), f"{t.p50_ms:.1f}", f"{t.size_mb:.2f}", "yes" if t.within_budget else "no",
+        )
+    out.print(table)
+    err.print(f"chose {chosen}")
+
+
+def print_layers(layers) -> None:
+    table = Table(title=f"int8 tensors losing most (of {len(layers.activations)}; {layers.images} images)", title_justify="left")
+    for column in ("node", "op", "tensor", "lost dB", "SQNR vs fp32 dB"):
+        table.add_column(column, justify="left" if column in ("node", "op", "tensor") else "right")
+    for row in layers.activations[:WORST_SHOWN]:
+        table.add_row(row.node, row.op_type, row.tensor, f"{row.lost_db:.1f}", f"{row.vs_fp32_db:.1f}")
+    out.print(table)
+    worst_weight = layers.weights[0] if layers.weights else None
+    if worst_weight:
+        err.print(f"lowest weight SQNR: {worst_weight.weight} ({worst_weight.node}) {worst_weight.sqnr_db:.1f} dB")
+    nodes = layers.worst_nodes(3)
+    if nodes:
+        err.print("to keep the worst in float: " + " ".join(f"--exclude {n}" for n in nodes))
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
