@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .card import CARD_KEY, ModelCard
-from .errors import ModelFileError, ProviderError
+from .errors import ModelFileError, ProviderError, UsageError
 from .external_data import check_external_data
 from .machine import usable_cpus
 from .placement import Placement, assigned_placement, record_assignment
@@ -19,6 +19,7 @@ from .providers import Provider, ProviderOptions, check_active, prepare, provide
 _FLOAT_TYPES = ("tensor(float)", "tensor(float16)")
 # A declared input dimension past this is a hostile or broken model, not a real image or batch.
 _MAX_STATIC_DIM = 1 << 16
+MAX_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ def check_model_path(path: str | os.PathLike[str]) -> Path:
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
+    if threads is not None and not 0 <= threads <= MAX_THREADS:
+        # ONNX Runtime starts every thread asked for: 100,000 brought the machine to a halt.
+        raise UsageError(f"threads must be in 1..{MAX_THREADS} (0 or None: the usable CPUs), got {threads}")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or usable_cpus()
     opts.inter_op_num_threads = 1

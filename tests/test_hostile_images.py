@@ -186,6 +186,7 @@ PREDICT_USAGE = [
     (["--threshold", "-0.1"], "--threshold"),
     (["--resize-long", "0"], "--resize-long"),
     (["--threads", "0"], "--threads"),
+    (["--threads", "100000"], "--threads"),
     (["--mean", "0.5,0.5"], "three comma-separated"),
     (["--std", "x,y,z"], "three numbers"),
     (["--provider", "npu"], "--provider"),
@@ -276,6 +277,8 @@ def test_predictor_refuses_hostile_arrays_with_an_image_error(hostile_model, cas
         ({"std": (0.0, 1.0, 1.0)}, "CardError"),
         ({"size_divisor": 0}, "CardError"),
         ({"providers": "gpu"}, "ProviderError"),
+        ({"threads": 100_000}, "UsageError"),  # ONNX Runtime would start them all
+        ({"threads": -1}, "UsageError"),
     ],
 )
 def test_predictor_refuses_bad_arguments_with_typed_errors(hostile_model, kwargs, error):

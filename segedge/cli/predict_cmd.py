@@ -37,7 +37,7 @@ def predict_command(
     std: Optional[str] = typer.Option(None, "--std", help="Normalisation std R,G,B in 0..1 (overrides the card)."),
     threshold: float = typer.Option(0.5, "--threshold", min=0, max=1, help="Foreground threshold of a one-channel model."),
     provider: Provider = typer.Option(Provider.cpu, "--provider", help="Execution provider."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="ONNX Runtime threads (default: usable CPUs)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="ONNX Runtime threads (default: usable CPUs)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Read images up to N pixels (Pillow's decompression-bomb limit otherwise)."),
     isolate: bool = isolate_option(),
 ) -> None:
