@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.card import ModelCard
-from runtimes.image import load_image
 from runtimes.metrics import ConfusionMatrix
 from runtimes.postprocess import labels as to_labels
 from runtimes.preprocess import from_model_output, to_model_input
 
-from .report_data import labelled_pairs, read_mask
+from .report_data import labelled_pairs, read_pair
 
 Labeller = Callable[[np.ndarray], np.ndarray]
 IGNORE_INDEX = 255
@@ -48,9 +47,8 @@ def evaluate(name: str, labeller: Labeller, pairs: Sequence[tuple[Path, Path]], 
     start = time.perf_counter()
     matrix = ConfusionMatrix(num_classes, IGNORE_INDEX)
     for image_path, mask_path in pairs:
-        mask = read_mask(mask_path)
-        prediction = labeller(load_image(image_path))
-        matrix.update(mask, prediction)
+        rgb, mask = read_pair(image_path, mask_path)
+        matrix.update(mask, labeller(rgb))
     return Accuracy(name, matrix.mean_iou(), matrix.pixel_accuracy(), tuple(float(v) for v in matrix.iou()),
                     len(pairs), time.perf_counter() - start)
 

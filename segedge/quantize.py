@@ -36,7 +36,7 @@ from runtimes.image import load_image
 from runtimes.session import check_model_path, open_session
 
 from .agreement import Agreement, Sample, measure
-from .report_data import labelled_pairs, read_mask
+from .report_data import labelled_pairs, read_pair
 
 Progress = Callable[[str], None]
 SYNTHETIC_IMAGES = 8
@@ -154,7 +154,7 @@ def sample_source(request: QuantizeRequest, card: ModelCard, images: list[Path])
     """(a function giving the comparison samples afresh, what they are)."""
     if request.data is not None:
         pairs = labelled_pairs(request.data, request.data_limit)
-        return (lambda: ((load_image(i), read_mask(m)) for i, m in pairs)), f"{len(pairs)} labelled images of {request.data}"
+        return (lambda: (read_pair(i, m) for i, m in pairs)), f"{len(pairs)} labelled images of {request.data}"
     if images:
         return (lambda: ((load_image(p), None) for p in images)), f"the {len(images)} calibration images"
     from .data.shapes import generate

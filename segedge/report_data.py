@@ -82,6 +82,15 @@ def read_mask(path: Path) -> np.ndarray:
         raise ImageError(f"{path}: not a readable mask ({str(exc).strip() or type(exc).__name__})") from None
 
 
+def read_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An image and its label mask, which must have the image's size."""
+    rgb, mask = load_image(image_path), read_mask(mask_path)
+    if mask.shape != rgb.shape[:2]:
+        raise ImageError(f"{mask_path}: the mask is {mask.shape[1]}x{mask.shape[0]} pixels but its image "
+                         f"{image_path.name} is {rgb.shape[1]}x{rgb.shape[0]}")
+    return rgb, mask
+
+
 @contextmanager
 def calibration_folder(calib: Path | None, size: tuple[int, int], count: int) -> Iterator[tuple[Path, str]]:
     """The folder of calibration images, and where it came from.
