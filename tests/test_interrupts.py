@@ -159,6 +159,25 @@ def test_ctrl_c_during_a_long_bench_exits_130_and_leaves_nothing(scratch):
     assert segedge_leftovers(scratch) == []
 
 
+def test_ctrl_c_during_int8_calibration_exits_130_and_leaves_nothing(scratch, tmp_path, hostile_model):
+    calib = photo_folder(tmp_path / "calib", 300, size=256)
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "model_int8.onnx"
+    target.write_bytes(PREVIOUS)
+    process = start(["quantize", hostile_model, "--precision", "int8", "--calib", calib, "--calib-count", "300",
+                     "-o", target], scratch)
+    wait_for(lambda: any(scratch.glob("segedge-quantize-*")), process)
+    time.sleep(0.5)  # into the calibration runs
+    code, err, children = interrupt(process)
+    assert code == 130, err
+    assert error_line(err) == "segedge: error: interrupted"
+    assert_children_gone(children)
+    # segedge's work folder and ONNX Runtime's own (augmented models) alike
+    assert segedge_leftovers(scratch, out) == [] and not list(scratch.glob("ort*"))
+    assert_old_or_whole(target)
+
+
 # -- Ctrl-C during a folder prediction ---------------------------------------------------------
 def photo_folder(folder: Path, count: int, size: int = 384) -> Path:
     folder.mkdir(parents=True)
