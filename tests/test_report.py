@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import onnx
 import pytest
 
 from runtimes.providers import Provider
@@ -168,3 +169,16 @@ def test_openvino_hint_reaches_the_openvino_rows(tmp_path):
                                       input_size=(32, 32), threads=1, warmup=0, runs=1, openvino_hint="f32"))
     ov = report.rows[1]
     assert ov.status == "ok" and "precision f32" in ov.notes[0] and ov.agreement == 1.0 and ov.parity_ok
+
+
+def test_real_fp16_and_int8_rows(tmp_path):
+    # issue 6's quantizers: fp16 via ORT's converter, int8 QDQ calibrated on generated shapes images
+    report = run_report(ReportRequest(target=TINY, output=tmp_path, runtimes=("onnxruntime",), input_size=(32, 32),
+                                      threads=1, warmup=0, runs=2, calib_count=4))
+    fp32, fp16, int8 = report.rows
+    assert [r.precision for r in report.rows] == ["fp32", "fp16", "int8"] and all(r.status == "ok" for r in report.rows)
+    assert Path(int8.file).name == "build_int8.onnx" and Path(fp16.file).name == "build_fp16.onnx"
+    assert fp16.size_mb < fp32.size_mb and fp16.agreement > 0.99 and int8.agreement > 0.9
+    ops = {node.op_type for node in onnx.load(int8.file).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert report.calibration == "4 synthetic shapes images (no --calib given)"
