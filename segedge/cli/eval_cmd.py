@@ -14,7 +14,7 @@ from rich.table import Table
 
 from runtimes.errors import UsageError
 
-from .app import app, err, out, require_torch
+from .app import app, err, isolate_option, out, probe_if_isolated, require_torch
 
 
 @app.command("eval")
@@ -26,6 +26,7 @@ def eval_command(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Score only the first N images."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="ONNX Runtime threads (default: usable CPUs)."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON on stdout."),
+    isolate: bool = isolate_option(),
 ) -> None:
     """Score segmentation models on image/mask pairs (index or palette PNG masks; 255 is ignored)."""
     from ..evaluate import dataset_pairs, evaluate, onnx_labeller
@@ -35,6 +36,8 @@ def eval_command(
     if weights is not None and torch_model is None:
         raise UsageError("--weights goes with --torch NAME")
     pairs = dataset_pairs(data, limit)
+    for path in models or []:
+        probe_if_isolated(isolate, path)
     scored, cards = [], []
     with err.status("evaluating") as status:
         for path in models or []:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from runtimes.errors import ParityError
 
-from .app import app, err, out
+from .app import app, err, isolate_option, out, probe_if_isolated
 
 WORST_SHOWN = 10
 
@@ -44,12 +44,14 @@ def quantize_command(
     data: Path | None = typer.Option(None, "--data", help="Labelled folder (VOC layout or images/ + masks/) to measure mIoU on."),
     debug: bool = typer.Option(False, "--debug", help="int8: SQNR per quantized tensor; names the nodes that lose most."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    isolate: bool = isolate_option(),
 ) -> None:
     """Convert an fp32 model to fp16 or int8, measure what it costs against fp32, record it in the card."""
     from exporters.int8 import Method
 
     from ..quantize import Precision, QuantizeRequest, run_quantize
 
+    probe_if_isolated(isolate, model)
     request = QuantizeRequest(
         model=model, precision=Precision(precision.value), output=output, calib=calib, calib_count=calib_count,
         method=Method(method.value), per_channel=per_channel, exclude=split_names(exclude), budget=budget, data=data,
