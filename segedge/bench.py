@@ -1,6 +1,7 @@
 """`segedge bench`'s work: ONNX Runtime on one provider and its peers, timed in one interleaved run.
 
-Peers (`--compare`): PyTorch eager, `torch.compile` and OpenVINO's runtime on the same ONNX file.
+Peers (`--compare`): PyTorch eager, `torch.compile`, OpenVINO's runtime on the same ONNX file, and
+ONNX Runtime's CPU provider (what `--provider cuda` or `openvino` gains over it, measured in one run).
 Every runtime gets the same input and the same intra-op thread count; a peer that cannot be built
 (no torch, no openvino package, a compiler failure) becomes a row saying so, and the rest go on.
 """
@@ -31,6 +32,7 @@ class Peer(str, Enum):
     torch = "torch"
     compile = "compile"
     openvino = "openvino"
+    ort_cpu = "ort-cpu"  # ONNX Runtime's own CPU provider: what another provider is worth, in one run
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,10 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
 def build_peer(peer: Peer, session: ModelSession, card: ModelCard | None, x: np.ndarray, threads: int,
                request: BenchRequest) -> Runner | FailedRun:
     """One peer runner, or a failed row with the reason it could not be built."""
+    if peer is Peer.ort_cpu:
+        start = time.perf_counter()
+        cpu = open_session(session.path, Provider.cpu, threads)
+        return ort_runner(cpu, time.perf_counter() - start, name="onnxruntime cpu")
     if peer is Peer.openvino:
         try:
             from runtimes.openvino_runtime import openvino_runner

@@ -140,3 +140,10 @@ def test_cuda_bench_with_io_binding_and_torch_on_the_gpu(tiny_onnx):
     assert ort_row.ok and torch_row.ok and torch_row.provider == "cuda"
     assert result.active_providers[0] == "CUDAExecutionProvider" and torch_row.gpu_memory_mb > 0
     assert result.machine["gpus"] and result.placement.nodes.get("CUDAExecutionProvider", 0) >= 3
+
+
+def test_ort_cpu_peer_needs_no_torch(capsys, tiny_onnx):
+    code = main(["bench", str(tiny_onnx), "--no-torch", "--compare", "ort-cpu", "--runs", "2", "--warmup", "0", "--json"])
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert code == 0 and [r["name"] for r in rows] == ["onnxruntime fp32", "onnxruntime cpu"]
+    assert all(r["status"] == "ok" and r["provider"] == "CPUExecutionProvider" for r in rows)

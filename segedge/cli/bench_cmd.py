@@ -20,7 +20,7 @@ def bench_command(
     model: str = typer.Argument(..., help="An ONNX file, or a zoo name / user model to export first."),
     provider: Provider = typer.Option(Provider.cpu, "--provider", help="ONNX Runtime execution provider; `auto` picks the best available and says which."),
     torch_baseline: bool = typer.Option(True, "--torch/--no-torch", help="Time the PyTorch eager baseline in the same run."),
-    compare: Optional[str] = typer.Option(None, "--compare", help="Peers to time in the same run, comma-separated: torch, compile (torch.compile), openvino (OpenVINO's runtime on the same ONNX)."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="Peers to time in the same run, comma-separated: torch, compile (torch.compile), openvino (OpenVINO's runtime on the same ONNX), ort-cpu (ONNX Runtime's CPU provider)."),
     warmup: int = typer.Option(3, "--warmup", min=0, max=1000, help="Untimed runs before timing."),
     runs: int = typer.Option(20, "--runs", min=1, max=100000, help="Timed runs per runtime."),
     input_size: Optional[str] = typer.Option(None, "--input-size", help="HxW (default: the card's export size)."),
@@ -46,7 +46,7 @@ def bench_command(
     from ..bench import BenchRequest, Peer, run_bench
 
     peers = _parse_peers(parse_list(compare), Peer)
-    wants_torch = torch_baseline or any(p is not Peer.openvino for p in peers)
+    wants_torch = torch_baseline or any(p in (Peer.torch, Peer.compile) for p in peers)
     if wants_torch or not model.endswith(".onnx"):
         require_torch("bench")
     if openvino_hint is not None and openvino_hint not in ("f32", "bf16", "f16"):
