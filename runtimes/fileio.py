@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,18 +28,20 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
         raise OutputError(f"output path {target} is a directory")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=folder)
     except OSError as exc:
         raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temporary_name(folder, target.name, suffix or ".tmp")
     try:
+        try:
+            _create_exclusive(tmp)
+        except OSError as exc:
+            raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
         try:
             yield tmp
         except OSError as exc:  # the writer's own failure: a full disk, a quota, an I/O error
             raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
         try:
-            # mkstemp creates 0600 files; give the result the mode a plain open() would.
+            # The temporary file is 0600; give the result the mode a plain open() would.
             os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, target)
         except OSError as exc:
@@ -47,6 +49,16 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _temporary_name(folder: Path, name: str, suffix: str) -> Path:
+    # Named before the file exists (unlike mkstemp, which returns the name only once the file is
+    # there): a Ctrl-C at any moment after this finds it in the caller's `finally`.
+    return folder / f".{name}.{secrets.token_hex(8)}{suffix}"
+
+
+def _create_exclusive(path: Path) -> None:
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> None:
@@ -89,14 +101,15 @@ def ensure_writable(target: str | os.PathLike[str]) -> Path:
         raise OutputError(f"output path {target} is a directory")
     folder = target.parent if str(target.parent) else Path(".")
     missing = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    probe = _temporary_name(folder, target.name, ".probe")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        _create_exclusive(probe)
     except OSError as exc:
         raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
     finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
         for made in missing:
             with contextlib.suppress(OSError):
                 made.rmdir()

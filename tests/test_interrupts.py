@@ -335,3 +335,24 @@ def test_predict_into_a_read_only_folder_keeps_the_previous_masks(scratch, tmp_p
         assert code == 1 and len(errors) == 1 and "Read-only file system" in errors[0], err
         assert previous.read_bytes() == PREVIOUS
         assert sorted(p.name for p in out.iterdir()) == ["img_0000_mask.png"]
+
+
+def test_ctrl_c_right_after_the_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """The window mkstemp left open: the file existed before its name was known to any `finally`."""
+    from runtimes import fileio
+
+    real_create = fileio._create_exclusive
+
+    def create_then_interrupted(path):
+        real_create(path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fileio, "_create_exclusive", create_then_interrupted)
+    target = tmp_path / "mask.png"
+    target.write_bytes(PREVIOUS)
+    with pytest.raises(KeyboardInterrupt):
+        fileio.write_bytes_atomic(target, b"new")
+    with pytest.raises(KeyboardInterrupt):
+        fileio.ensure_writable(tmp_path / "new" / "model.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.png"]
+    assert target.read_bytes() == PREVIOUS
