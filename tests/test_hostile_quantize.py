@@ -202,3 +202,25 @@ def test_quantize_with_a_mask_of_another_size(capsys, hostile_dir, hostile_model
     data = labelled_folder(hostile_dir / "data", lambda p: Image.fromarray(np.zeros((7, 9), np.uint8)).save(p))
     assert_refused(capsys, hostile_dir, ["quantize", hostile_model, "--precision", "fp16", "--data", data,
                                          "-o", hostile_dir / "q.onnx"], 1, "the mask is 9x7 pixels")
+
+
+# -- export --precision: the same calibration checks, before any export work ----------------------
+@pytest.mark.parametrize(
+    "extra, code, message",
+    [
+        (["--precision", "bf16"], 2, "--precision"),
+        (["--precision", "int8"], 2, "--calib"),
+        (["--precision", "int8", "--calib", "EMPTY"], 1, "holds no images"),
+        (["--precision", "auto", "--calib", "MISSING"], 1, "not found"),
+    ],
+    ids=["bf16", "int8 without --calib", "empty calibration folder", "missing calibration folder"],
+)
+def test_export_with_quantization_refuses_bad_calibration_early(capsys, hostile_dir, monkeypatch, extra, code, message):
+    import segedge.pipeline
+
+    monkeypatch.setattr(segedge.pipeline, "export_onnx", lambda *a, **k: pytest.fail("exported before checking"))
+    (hostile_dir / "empty").mkdir()
+    extra = [str(hostile_dir / "empty") if a == "EMPTY" else str(hostile_dir / "missing") if a == "MISSING" else a
+             for a in extra]
+    assert_refused(capsys, hostile_dir, ["export", "tests/tiny_models.py:build", "-o", hostile_dir / "out" / "m.onnx",
+                                         *extra], code, message)
