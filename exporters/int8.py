@@ -15,7 +15,6 @@ faster than fp32 on DeepLab v3+ R50.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from runtimes.card import ModelCard
 from runtimes.errors import CardError, ExportError, UsageError
+from runtimes.fileio import work_folder
 
 from .calibration import ImageFolderReader, calibration_images
 from .card_io import embed_card, read_card_from_proto
@@ -94,7 +94,7 @@ def quantize_int8(
     if card is None:
         raise CardError(f"{source} has no segedge model card, so its input normalisation is unknown; export it with segedge")
     images = calibration_images(calib, count)
-    with tempfile.TemporaryDirectory(prefix="segedge-int8-") as workdir:
+    with work_folder("segedge-int8-") as workdir:
         prepared = Path(workdir) / "prepared.onnx"
         quantized = Path(workdir) / "int8.onnx"
         preprocess(Path(source), prepared)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from onnxruntime.quantization.qdq_loss_debug import (
 )
 
 from runtimes.card import ModelCard
+from runtimes.fileio import work_folder
 
 from .calibration import ImageFolderReader
 from .int8 import preprocess
@@ -76,7 +76,7 @@ class LayerReport:
 def layer_errors(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLike[str],
                  images: Sequence[Path], card: ModelCard) -> LayerReport:
     """Compare the fp32 and QDQ models tensor by tensor on `images`."""
-    with tempfile.TemporaryDirectory(prefix="segedge-qdq-debug-") as workdir:
+    with work_folder("segedge-qdq-debug-") as workdir:
         work = Path(workdir)
         prepared = work / "prepared.onnx"
         preprocess(Path(fp32_path), prepared)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +51,22 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def work_folder(prefix: str) -> Iterator[Path]:
+    """A private folder in $TMPDIR for intermediate files, removed however the block ends.
+
+    Named before it is made, so that a Ctrl-C or SIGTERM at any moment finds it in the `finally`:
+    `tempfile.TemporaryDirectory` arms its clean-up only after the folder exists, and a signal in
+    between left `segedge-export-*` folders behind.
+    """
+    path = Path(tempfile.gettempdir()) / f"{prefix}{secrets.token_hex(8)}"
+    try:
+        path.mkdir(mode=0o700)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _temporary_name(folder: Path, name: str, suffix: str) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import ProviderError
+from .fileio import work_folder
 from .providers import CPU, Provider, ProviderOptions
 
 RECORD_ASSIGNMENT_KEY = "session.record_ep_graph_assignment_info"
@@ -165,7 +165,7 @@ def profile_placement(
     """Open a profiled session of its own (profiling slows timed runs), run `x`, read the profile."""
     from .session import open_session, session_options
 
-    with tempfile.TemporaryDirectory(prefix="segedge-profile-") as workdir:
+    with work_folder("segedge-profile-") as workdir:
         opts = session_options(threads)
         opts.enable_profiling = True
         opts.profile_file_prefix = str(Path(workdir) / "ort")

@@ -8,7 +8,6 @@ Every runtime gets the same input and the same intra-op thread count; a peer tha
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import numpy as np
 from runtimes.bench import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 from runtimes.card import ModelCard
 from runtimes.errors import CardError
+from runtimes.fileio import work_folder
 from runtimes.machine import machine_record, usable_cpus
 from runtimes.placement import Placement, check_strict, profile_placement
 from runtimes.providers import Provider, ProviderOptions, explain
@@ -90,7 +90,7 @@ class BenchResult:
 def run_bench(request: BenchRequest, progress: Progress = lambda message: None) -> BenchResult:
     threads = request.threads or usable_cpus()
     chosen = explain(request.provider)
-    with tempfile.TemporaryDirectory(prefix="segedge-bench-") as workdir:
+    with work_folder("segedge-bench-") as workdir:
         model_path = onnx_for(request.target, Path(workdir), request.weights, request.input_size, progress)
         start = time.perf_counter()
         session = open_session(model_path, chosen.provider, threads, request.options)

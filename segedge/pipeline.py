@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from exporters.torch_to_onnx import DEFAULT_OPSET, Exporter, LogitsOnly, export_
 from runtimes.card import ModelCard
 from runtimes.checks import PRESETS, Preset
 from runtimes.errors import ExportError, UsageError
-from runtimes.fileio import atomic_path, ensure_writable
+from runtimes.fileio import atomic_path, ensure_writable, work_folder
 from runtimes.palette import voc_palette
 from runtimes.session import open_session
 
@@ -100,7 +99,7 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
     card = _dry_run(card, wrapped, input_size)
     output = ensure_writable(request.output or default_output(card))
 
-    with tempfile.TemporaryDirectory(prefix="segedge-export-") as workdir:
+    with work_folder("segedge-export-") as workdir:
         raw = Path(workdir) / "raw.onnx"
         progress(f"exporting {card.name} with the {request.exporter.value} exporter")
         proto = export_onnx(

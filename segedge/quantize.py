@@ -13,7 +13,6 @@ the failure is raised afterwards, so the CLI exits 1 with the file there to insp
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from exporters.qdq_debug import LayerReport, layer_errors
 from runtimes.card import ModelCard
 from runtimes.checks import PRESETS, Preset
 from runtimes.errors import CardError, UsageError
-from runtimes.fileio import ensure_writable
+from runtimes.fileio import ensure_writable, work_folder
 from runtimes.image import load_image
 from runtimes.session import check_model_path, open_session
 
@@ -93,7 +92,7 @@ def run_quantize(request: QuantizeRequest, progress: Progress = lambda message: 
     card = fp32_card(source)
     images = check_calibration(request.precision, request.calib, request.calib_count)
     samples = sample_source(request, card, images)
-    with tempfile.TemporaryDirectory(prefix="segedge-quantize-") as workdir:
+    with work_folder("segedge-quantize-") as workdir:
         work = Path(workdir)
         trials: tuple = ()
         if request.precision is Precision.auto:

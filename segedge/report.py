@@ -13,7 +13,6 @@ its reason: the user learns what was not tried and why.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from runtimes.bench import FailedRun, Row, Runner, one_line, ort_runner, time_ru
 from runtimes.card import ModelCard
 from runtimes.checks import PRESETS, Preset
 from runtimes.errors import CardError, UsageError
-from runtimes.fileio import ensure_writable
+from runtimes.fileio import ensure_writable, work_folder
 from runtimes.machine import machine_record, usable_cpus
 from runtimes.metrics import compare_logits
 from runtimes.providers import Provider, ProviderOptions, resolve
@@ -121,7 +120,7 @@ def _fp32_file(request: ReportRequest, out: Path, progress: Progress) -> Path:
     target = Path(request.target)
     if target.suffix == ".onnx" or target.exists():
         return target
-    with tempfile.TemporaryDirectory(prefix="segedge-report-") as workdir:
+    with work_folder("segedge-report-") as workdir:
         exported = onnx_for(request.target, Path(workdir), request.weights, request.input_size, progress)
         final = out / f"{report_name(request.target)}_fp32.onnx"
         exported.replace(final)

@@ -8,7 +8,6 @@ the predicted label map is resized back to the mask with nearest neighbour; 255 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ from PIL import Image
 
 from runtimes.card import ModelCard
 from runtimes.errors import ImageError, InputFileError
+from runtimes.fileio import work_folder
 from runtimes.image import load_image
 from runtimes.metrics import ConfusionMatrix, label_map
 from runtimes.preprocess import normalize, resize_rgb
@@ -104,7 +104,7 @@ def calibration_folder(calib: Path | None, size: tuple[int, int], count: int) ->
         return
     from .data import ShapesConfig, write_shapes_dataset
 
-    with tempfile.TemporaryDirectory(prefix="segedge-calib-") as workdir:
+    with work_folder("segedge-calib-") as workdir:
         side = (max(32, size[0]), max(32, size[1]))
         root = write_shapes_dataset(workdir, ShapesConfig(train=count, val=0, size=side))
         yield root / "JPEGImages", f"{count} synthetic shapes images (no --calib given)"
