@@ -49,8 +49,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
         except OSError as exc:
             raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        _even_if_interrupted(tmp.unlink, missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -66,7 +65,17 @@ def work_folder(prefix: str) -> Iterator[Path]:
         path.mkdir(mode=0o700)
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        _even_if_interrupted(shutil.rmtree, path, ignore_errors=True)
+
+
+def _even_if_interrupted(clean_up, *args, **kwargs) -> None:
+    """Run a clean-up to the end: a Ctrl-C landing in it (a second one, or the first arriving just
+    as the work finished) must not leave half a folder; the interrupt is raised again afterwards."""
+    try:
+        clean_up(*args, **kwargs)
+    except KeyboardInterrupt:
+        clean_up(*args, **kwargs)
+        raise
 
 
 def _temporary_name(folder: Path, name: str, suffix: str) -> Path:
