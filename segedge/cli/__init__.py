@@ -88,4 +88,10 @@ def _fail(message: str) -> None:
 
 
 def run() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        # A Ctrl-C can surface again after the boundary reported it (torch's C++ checks signals
+        # on its own); the work is already unwound, so exit as an interrupted command does.
+        code = 130
+    sys.exit(code)
