@@ -35,8 +35,21 @@ def is_user_source(source: str) -> bool:
     return ":" in source
 
 
+# Without --weights a model is randomly initialised. Every build starts from this seed, so the
+# export, `segedge verify`'s rebuilt reference and every PyTorch peer are the same network.
+INIT_SEED = 0
+
+
 def build(source: str, num_classes: int | None = None, options: dict[str, Any] | None = None) -> BuiltModel:
-    """Build the model named by `source`, with the card fields the zoo (or defaults) give it."""
+    """Build the model named by `source` (initialised from `INIT_SEED`), with its card fields."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
+        torch.manual_seed(INIT_SEED)
+        return _build(source, num_classes, options)
+
+
+def _build(source: str, num_classes: int | None, options: dict[str, Any] | None) -> BuiltModel:
     if is_user_source(source):
         return _build_user(source, num_classes)
     spec = get_spec(source)
