@@ -54,19 +54,20 @@ def test_eval_cli_models_side_by_side(demo_models, capsys):
     assert len(fp32["per_class_iou"]) == 4 and 0 < fp32["pixel_accuracy"] <= 1
 
 
-def test_eval_cli_torch_row(demo_models, capsys):
+def test_eval_cli_torch_row(demo_models, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
     trained = demo_models.trained
     args = ["eval", demo_models.fp32, "--data", demo_models.data, "--torch", trained.config.model,
-            "--weights", trained.checkpoint, "--limit", "20"]
-    code, stdout, err = run_cli(capsys, [*args, "--json"])
+            "--weights", trained.checkpoint]
+    code, stdout, err = run_cli(capsys, [*args, "--limit", "20", "--json"])
     assert code == 0, err
     onnx_row, torch_row = json.loads(stdout)["models"]
     assert onnx_row["images"] == torch_row["images"] == 20
     assert torch_row["name"] == trained.config.model
     assert onnx_row["miou"] == pytest.approx(torch_row["miou"], abs=1e-3)
-    code, stdout, err = run_cli(capsys, args)  # the table
+    code, stdout, err = run_cli(capsys, [*args, "--limit", "2"])  # the table
     assert code == 0, err
-    assert "(PyTorch)" in stdout and "(fp32)" in stdout and "20 images" in stdout
+    assert "(PyTorch)" in stdout and "(fp32)" in stdout and "2 images" in stdout
 
 
 def test_eval_cli_usage(hostile_dir, hostile_model, capsys):
