@@ -9,7 +9,7 @@ trains one on `segedge.data.shapes` in minutes on a CPU:
 - flips and quarter turns (the classes do not change under either), AdamW, one-cycle schedule;
 - mIoU is measured on the held-out `val` split and stored beside the weights;
 - one thread by default: the small convolutions gain little from a second one, and on a shared
-  machine two spinning threads ran 5x slower than one; one thread also makes runs repeatable.
+  machine two spinning threads ran several times slower than one; one thread also makes runs repeatable.
 
 The result is cached under `$SEGEDGE_CACHE` (default `~/.cache/segedge`) in a folder named by a
 hash of the recipe; concurrent callers (pytest-xdist workers) wait on a lock and share it.
