@@ -14,8 +14,6 @@ faster than fp32 on DeepLab v3+ R50.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -103,16 +101,15 @@ def quantize_int8(
         check_node_names(onnx.load(os.fspath(prepared)), exclude)
         reader = ImageFolderReader(images, card, model.graph.input[0].name)
         try:
-            with _quiet():
-                quantize_static(
-                    prepared, quantized, reader,
-                    quant_format=QuantFormat.QDQ,
-                    per_channel=per_channel,
-                    weight_type=QuantType.QInt8,
-                    activation_type=_ORT_ACTIVATIONS[activations],
-                    calibrate_method=_ORT_METHODS[method],
-                    nodes_to_exclude=list(exclude),
-                )
+            quantize_static(
+                prepared, quantized, reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                weight_type=QuantType.QInt8,
+                activation_type=_ORT_ACTIVATIONS[activations],
+                calibrate_method=_ORT_METHODS[method],
+                nodes_to_exclude=list(exclude),
+            )
         except (RuntimeError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
             raise ExportError(f"int8 quantization failed: {_first_line(exc)}") from exc
         result = onnx.load(os.fspath(quantized))
@@ -143,8 +140,7 @@ def preprocess(source: Path, output: Path) -> None:
     and then cannot read them back.
     """
     try:
-        with _quiet():
-            quant_pre_process(os.fspath(source), os.fspath(output), skip_symbolic_shape=True)
+        quant_pre_process(os.fspath(source), os.fspath(output), skip_symbolic_shape=True)
     except Exception as exc:  # ORT's optimiser and onnx's shape inference raise many types
         raise ExportError(f"quantization pre-processing failed: {_first_line(exc)}") from exc
 
@@ -167,11 +163,6 @@ def check_node_names(model: onnx.ModelProto, names: Sequence[str]) -> None:
         close = difflib.get_close_matches(missing[0], sorted(known), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise UsageError(f"--exclude: no node named {', '.join(missing)} in the model{hint}; `--debug` lists node names")
-
-
-def _quiet() -> contextlib.AbstractContextManager:
-    """ORT's quantization tools print progress to stdout, where `--json` output goes."""
-    return contextlib.redirect_stdout(io.StringIO())
 
 
 def _first_line(exc: BaseException) -> str:
