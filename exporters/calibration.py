@@ -24,28 +24,43 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def calibration_images(folder: str | Path, count: int) -> list[Path]:
-    """`count` image files of `folder`, spread evenly over its sorted listing.
+    """`count` image files of `folder` (see `image_files`), spread evenly over its sorted listing.
 
-    `folder` holds the images, or is a VOC-style dataset root: then its `JPEGImages/` are used,
-    restricted to the ids of `ImageSets/Segmentation/train.txt` when that file exists, so that
-    calibration never sees the images accuracy is measured on. Raises `InputFileError` when the
-    folder is missing, holds no image, or fewer than `count`.
+    Raises `InputFileError` when the folder holds fewer than `count`.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputFileError(f"calibration folder not found: {folder}" if not folder.exists() else f"calibration path is not a folder: {folder}")
     if count < 1:
         raise InputFileError(f"the calibration image count must be >= 1, got {count}")
-    images = _images_in(folder)
-    if not images:
-        raise InputFileError(f"calibration folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    images = image_files(folder, "calibration")
     if len(images) < count:
         raise InputFileError(
             f"calibration folder {folder} holds {len(images)} images, fewer than the {count} asked for; "
             "add images or lower --calib-count"
         )
-    picks = np.linspace(0, len(images) - 1, count).round().astype(int)
-    return [images[i] for i in picks]
+    return spread(images, count)
+
+
+def image_files(folder: str | Path, what: str = "image") -> list[Path]:
+    """The image files of `folder`, sorted.
+
+    `folder` holds the images, or is a VOC-style dataset root: then its `JPEGImages/` are used,
+    restricted to the ids of `ImageSets/Segmentation/train.txt` when that file exists, so that
+    calibration never sees the images accuracy is measured on. Raises `InputFileError` when the
+    folder is missing or holds no image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(f"{what} folder not found: {folder}" if not folder.exists() else f"{what} path is not a folder: {folder}")
+    images = _images_in(folder)
+    if not images:
+        raise InputFileError(f"{what} folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return images
+
+
+def spread(paths: list[Path], count: int) -> list[Path]:
+    """`count` of `paths`, evenly spaced (all of them when there are no more)."""
+    if count >= len(paths):
+        return list(paths)
+    return [paths[i] for i in np.linspace(0, len(paths) - 1, count).round().astype(int)]
 
 
 def _images_in(folder: Path) -> list[Path]:

@@ -14,6 +14,8 @@ faster than fp32 on DeepLab v3+ R50.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -101,15 +103,16 @@ def quantize_int8(
         check_node_names(onnx.load(os.fspath(prepared)), exclude)
         reader = ImageFolderReader(images, card, model.graph.input[0].name)
         try:
-            quantize_static(
-                prepared, quantized, reader,
-                quant_format=QuantFormat.QDQ,
-                per_channel=per_channel,
-                weight_type=QuantType.QInt8,
-                activation_type=_ORT_ACTIVATIONS[activations],
-                calibrate_method=_ORT_METHODS[method],
-                nodes_to_exclude=list(exclude),
-            )
+            with _quiet():
+                quantize_static(
+                    prepared, quantized, reader,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=per_channel,
+                    weight_type=QuantType.QInt8,
+                    activation_type=_ORT_ACTIVATIONS[activations],
+                    calibrate_method=_ORT_METHODS[method],
+                    nodes_to_exclude=list(exclude),
+                )
         except (RuntimeError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
             raise ExportError(f"int8 quantization failed: {_first_line(exc)}") from exc
         result = onnx.load(os.fspath(quantized))
@@ -140,7 +143,8 @@ def preprocess(source: Path, output: Path) -> None:
     and then cannot read them back.
     """
     try:
-        quant_pre_process(os.fspath(source), os.fspath(output), skip_symbolic_shape=True)
+        with _quiet():
+            quant_pre_process(os.fspath(source), os.fspath(output), skip_symbolic_shape=True)
     except Exception as exc:  # ORT's optimiser and onnx's shape inference raise many types
         raise ExportError(f"quantization pre-processing failed: {_first_line(exc)}") from exc
 
@@ -163,6 +167,11 @@ def check_node_names(model: onnx.ModelProto, names: Sequence[str]) -> None:
         close = difflib.get_close_matches(missing[0], sorted(known), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise UsageError(f"--exclude: no node named {', '.join(missing)} in the model{hint}; `--debug` lists node names")
+
+
+def _quiet() -> contextlib.AbstractContextManager:
+    """ORT's quantization tools print progress to stdout, where `--json` output goes."""
+    return contextlib.redirect_stdout(io.StringIO())
 
 
 def _first_line(exc: BaseException) -> str:

@@ -56,5 +56,9 @@ class Tolerance:
 PRESETS: dict[Preset, Tolerance] = {
     Preset.fp32: Tolerance(atol=0.0, rtol=1e-4, min_agreement=0.9999),
     Preset.fp16: Tolerance(min_agreement=0.999, min_class_iou=0.98),
-    Preset.int8: Tolerance(min_agreement=0.98, min_class_iou=0.90),
+    # Measured on the trained demo U-Nets (segedge.train): int8 kept 99.3-99.6% argmax agreement and
+    # lost < 0.1 mIoU point, yet the IoU between the fp32 and int8 maps of their weakest class (the
+    # small triangles, mostly boundary) was 0.90-0.95: 0.90 left no margin, 0.85 still fails a
+    # model that swaps or loses a class.
+    Preset.int8: Tolerance(min_agreement=0.98, min_class_iou=0.85),
 }

@@ -42,15 +42,12 @@ class Trial:
     agreement: Agreement
     lost_points: float
     within_budget: bool
+    size_mb: float
     p50_ms: float = float("nan")
 
     @property
     def label(self) -> str:
         return f"{self.precision} ({len(self.excluded)} nodes float)" if self.excluded else self.precision
-
-    @property
-    def size_mb(self) -> float:
-        return self.path.stat().st_size / 2**20
 
     def to_dict(self) -> dict:
         a = self.agreement
@@ -78,7 +75,7 @@ def search(request: QuantizeRequest, source: Path, card: ModelCard, images: list
         progress(f"measuring {precision} against fp32 on {samples[1]}")
         agreement = compare_files(source, target, card, samples)
         lost = lost_points(agreement) if agreement.finite else float("inf")
-        return Trial(precision, exclude, target, agreement, lost, lost <= request.budget)
+        return Trial(precision, exclude, target, agreement, lost, lost <= request.budget, target.stat().st_size / 2**20)
 
     trials = [attempt("int8", request.exclude)]
     if not trials[0].within_budget:

@@ -165,7 +165,7 @@ def sample_source(request: QuantizeRequest, card: ModelCard, images: list[Path])
 
 def compare_files(reference: Path, candidate: Path, card: ModelCard, samples: SampleSource) -> Agreement:
     produce, description = samples
-    return measure(open_session(reference, "cpu"), open_session(candidate, "cpu"), card, produce(), description)
+    return measure(open_session(reference, "cpu").run, open_session(candidate, "cpu").run, card, produce(), description)
 
 
 def judge(precision: str, agreement: Agreement) -> list[str]:

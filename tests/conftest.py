@@ -38,3 +38,11 @@ def hostile_model(tmp_path_factory):
     assert code == 0
     return path
 
+
+# -- Precision: quantize, eval, train (tests/test_quantize.py, test_eval.py, test_train.py) -------
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory):
+    """segedge.train.SMALL trained once per run, exported to fp32 and converted to fp16 and int8."""
+    from tests.precision_models import build_demo_models
+
+    return build_demo_models(tmp_path_factory)

@@ -30,6 +30,7 @@ def verify_command(
     min_agreement: Optional[float] = typer.Option(None, "--min-agreement", min=0, max=1, help="Minimum argmax pixel agreement (overrides the preset)."),
     batch: int = typer.Option(1, "--batch", min=1, max=64, help="Batch size of the test inputs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generated test inputs."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Compare on this folder's images (up to 32, prepared as the Predictor does) instead of generated inputs: the fair test of an int8 model calibrated on photos."),
     as_json: bool = typer.Option(False, "--json", help="Print the reports as JSON on stdout."),
     isolate: bool = isolate_option(),
 ) -> None:
@@ -58,10 +59,15 @@ def verify_command(
         for note in notes:
             err.print(f"note: {note}")
         runner = torch_runner(module)
-    checked = parse_sizes(sizes) if sizes is not None else [card.input_size, second_size(card, card.input_size)]
-    if not card.dynamic:
-        checked = [card.input_size]
-    results = compare(runner, candidate, card, checked, tolerance, batch=batch, seed=seed)
+    if images is not None:
+        from ..agreement import compare_on_images
+
+        results = [compare_on_images(runner, candidate, card, images, tolerance)]
+    else:
+        checked = parse_sizes(sizes) if sizes is not None else [card.input_size, second_size(card, card.input_size)]
+        if not card.dynamic:
+            checked = [card.input_size]
+        results = compare(runner, candidate, card, checked, tolerance, batch=batch, seed=seed)
     if as_json:
         out.print_json(json.dumps({"model": str(model), "reference": against, "preset": chosen.value,
                                    "passed": all(r.passed for r in results),
@@ -69,6 +75,8 @@ def verify_command(
     else:
         _print_table(model, against, chosen, candidate.active_providers, results)
     if not all(r.passed for r in results):
+        if images is None and chosen is not Preset.fp32:
+            err.print("note: generated inputs are no photos; a quantized model is judged fairly on --images DIR")
         raise ParityError(f"{model} does not match {against} under the {chosen.value} preset")
 
 
@@ -79,8 +87,13 @@ def _print_table(model: Path, against: str, preset: Preset, providers, results) 
     for r in results:
         p = r.report
         table.add_row(
-            f"{r.batch}x{r.size[0]}x{r.size[1]}", f"{p.max_abs:.2e}", f"{p.mean_abs:.2e}", f"{p.max_rel:.2e}",
+            _label(r), f"{p.max_abs:.2e}", f"{p.mean_abs:.2e}", f"{p.max_rel:.2e}",
             f"{p.cosine:.6f}", f"{p.sqnr_db:.1f}", f"{p.argmax_agreement:.4%}", f"{p.min_class_iou:.4f}",
             "[green]ok[/]" if r.passed else f"[red]{'; '.join(r.failures)}[/]",
         )
     out.print(table)
+
+
+def _label(result) -> str:
+    """N x H x W for generated inputs; "K images" for a row over --images."""
+    return result.label if hasattr(result, "label") else f"{result.batch}x{result.size[0]}x{result.size[1]}"

@@ -4,10 +4,9 @@
     root/SegmentationClass/<id>.png              palette PNG of class indices (VOC colours)
     root/ImageSets/Segmentation/{train,val}.txt  the ids of each split
 
-Classes: background, circle, square, triangle. Each image holds one to three shapes of random
-size, rotation, colour and texture (overlaps allowed: later shapes cover earlier ones) on a
-background of smooth colour noise and stripes; colour says nothing about the class, only shape
-does. Edges are anti-aliased and the image slightly blurred and noisy, so it looks like a photo
+Classes: background, circle, square, triangle. Each image holds one to three whole shapes of
+random size, rotation and colour, apart from each other, on a background of smooth colour noise
+and faint stripes; colour says nothing about the class, only shape does. Edges are anti-aliased and the image slightly blurred and noisy, so it looks like a photo
 to a quantizer; pixels that a shape covers only partly are labelled 255 (ignored), as VOC marks
 its object boundaries. Image `i` of a split depends only on (seed, split, i): the same seed gives
 the same files, whatever the counts.
@@ -77,26 +76,37 @@ def draw_sample(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.nda
     h, w = size
     image = _texture(rng, h, w)
     labels = np.zeros((h, w), np.uint8)
-    coverage = np.zeros((h, w), np.float32)  # the last drawn shape's coverage of each pixel
-    for _ in range(int(rng.integers(1, 3))):
+    coverage = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(1, 4))):
         cls = int(rng.integers(1, len(CLASSES)))
-        alpha = _shape_alpha(rng, cls, h, w)
+        alpha = _placed_shape(rng, cls, coverage)
+        if alpha is None:
+            continue
         image = image * (1 - alpha[..., None]) + _paint(rng, h, w) * alpha[..., None]
-        inside = alpha >= 0.5
-        labels[inside] = cls
-        covered = alpha > 0
-        coverage[covered] = alpha[covered]
+        labels[alpha >= 0.5] = cls
+        coverage += alpha
     labels[(coverage > 0.2) & (coverage < 0.8)] = IGNORE_INDEX
     photo = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.6))
     noisy = np.asarray(photo, np.float32) + rng.normal(0, 4, (h, w, 3))
     return np.clip(noisy, 0, 255).astype(np.uint8), labels
 
 
+def _placed_shape(rng: np.random.Generator, cls: int, coverage: np.ndarray, tries: int = 4) -> np.ndarray | None:
+    """A shape that keeps a pixel clear of those already drawn, or None when none fits."""
+    h, w = coverage.shape
+    taken = np.asarray(Image.fromarray(coverage > 0).filter(ImageFilter.MaxFilter(3)))
+    for _ in range(tries):
+        alpha = _shape_alpha(rng, cls, h, w)
+        if not np.any(taken & (alpha > 0)):
+            return alpha
+    return None
+
+
 def _shape_alpha(rng: np.random.Generator, cls: int, h: int, w: int) -> np.ndarray:
     """Coverage in 0..1 of one shape of class `cls`, drawn at SUPERSAMPLE x and averaged down."""
     s = SUPERSAMPLE
     radius = rng.uniform(0.18, 0.32) * min(h, w)
-    cy, cx = rng.uniform(radius * 0.6, h - radius * 0.6), rng.uniform(radius * 0.6, w - radius * 0.6)
+    cy, cx = rng.uniform(radius + 1, h - radius - 1), rng.uniform(radius + 1, w - radius - 1)
     canvas = Image.new("L", (w * s, h * s), 0)
     draw = ImageDraw.Draw(canvas)
     if CLASSES[cls] == "circle":
@@ -123,7 +133,7 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     angle, period = rng.uniform(0, math.pi), rng.uniform(4, 16)
     yy, xx = np.mgrid[0:h, 0:w]
     stripes = np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * math.pi / period)
-    return a * (1 - mix) + b * mix + rng.uniform(12, 35) * stripes[..., None]
+    return a * (1 - mix) + b * mix + rng.uniform(0, 25) * stripes[..., None]
 
 
 def _paint(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
