@@ -154,28 +154,13 @@ def build_peer(peer: Peer, session: ModelSession, card: ModelCard | None, x: np.
         return FailedRun(name, kind, "-", one_line(exc), {"runtime": kind})
 
 
-# Without --weights a zoo model is randomly initialised: every build (the export, each PyTorch
-# peer, the parity reference) starts from this seed so that they are all the same network.
-INIT_SEED = 0
-
-
-def seeded_reference(card: ModelCard, weights: Path | None):
-    """The card's PyTorch model, built from `INIT_SEED` (so it matches an export made here)."""
-    import torch
-
-    from .verify import reference_model
-
-    torch.manual_seed(INIT_SEED)
-    model, _ = reference_model(card, weights)
-    return model
-
-
 def torch_peer(peer: Peer, card: ModelCard, weights: Path | None, provider: str, threads: int,
                x: np.ndarray, exclude_copies: bool) -> Runner:
     from .peers import device_for, torch_compile_runner, torch_eager_runner
+    from .verify import reference_model
 
     start = time.perf_counter()
-    model = seeded_reference(card, weights)
+    model, _ = reference_model(card, weights)
     setup = time.perf_counter() - start
     device = device_for(provider)
     if peer is Peer.torch:
@@ -189,12 +174,9 @@ def onnx_for(target: str, workdir: Path, weights: Path | None, input_size: tuple
     path = Path(target)
     if path.suffix == ".onnx" or path.exists():
         return path
-    import torch
-
     from .pipeline import ExportRequest, run_export
 
     progress(f"exporting {target}")
-    torch.manual_seed(INIT_SEED)
     result = run_export(
         ExportRequest(source=target, output=workdir / "model.onnx", weights=weights, input_size=input_size),
         progress,

@@ -30,7 +30,7 @@ from runtimes.metrics import compare_logits
 from runtimes.providers import Provider, ProviderOptions, resolve
 from runtimes.session import open_session
 
-from .bench import Peer, onnx_for, seeded_reference
+from .bench import Peer, onnx_for
 from .report_data import calibration_folder, labelled_pairs, mean_iou
 from .report_rows import Report, ReportRow, choose_best
 
@@ -307,7 +307,9 @@ def _torch_reference(card: ModelCard | None, weights: Path | None, x: np.ndarray
         import torch
     except ImportError:
         return None
-    model = seeded_reference(card, weights)
+    from .verify import reference_model
+
+    model, _ = reference_model(card, weights)
     with torch.no_grad():
         return model(torch.from_numpy(x)).float().numpy()
 

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from runtimes.errors import ProviderError, UsageError
+from runtimes.errors import ProviderError, SegedgeError, UsageError
 from runtimes.providers import Provider, parse
 
 from .app import app, err, out, parse_list, parse_size, require_torch
@@ -59,6 +59,9 @@ def report_command(
         _print_table(report)
     for name, path in written.items():
         err.print(f"{name}: {path}")
+    if not any(r.status == "ok" for r in report.rows):
+        # The files are kept (they say why each row failed), but a script must see the failure.
+        raise SegedgeError(f"every row of the report failed; the reasons are in {written['markdown']}")
 
 
 def _providers(text: str) -> tuple[Provider, ...]:
