@@ -74,7 +74,7 @@ def convert(files: dict[str, Path], data: Path) -> dict[str, object]:
 
 
 def timings(files: dict[str, Path], size: int, threads: int, runs: int) -> dict[str, dict]:
-    sessions = {p: open_session(f, "cpu", threads) for p, f in files.items()}
+    sessions = {p: open_session(f, "cpu", threads, spinning=False) for p, f in files.items()}  # shared rounds
     runners = [Runner(p, "onnxruntime", "cpu", s.run) for p, s in sessions.items()]
     x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
     log(f"timing fp32 / fp16 / int8 at {size}x{size}, {threads} threads, {runs} interleaved rounds")

@@ -41,7 +41,7 @@ def bench_one(name: str, size: int, runs: int, warmup: int, threads: int, workdi
     start = time.perf_counter()
     result = run_export(ExportRequest(source=name, output=workdir / f"{name}.onnx", input_size=(spec_size, spec_size)))
     export_s = time.perf_counter() - start
-    session = open_session(result.path, "cpu", threads)
+    session = open_session(result.path, "cpu", threads, spinning=False)  # PyTorch runs right after it
     model = build(name).module.eval()
     x = torch.randn(1, 3, spec_size, spec_size)
 

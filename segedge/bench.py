@@ -93,7 +93,9 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
     with work_folder("segedge-bench-") as workdir:
         model_path = onnx_for(request.target, Path(workdir), request.weights, request.input_size, progress)
         start = time.perf_counter()
-        session = open_session(model_path, chosen.provider, threads, request.options)
+        # Peers share the timed rounds: ORT's spin-waiting threads would slow whichever runs next.
+        spinning = not request.peers
+        session = open_session(model_path, chosen.provider, threads, request.options, spinning=spinning)
         setup = time.perf_counter() - start
         card = session.card
         size = request.input_size or (card.input_size if card else None)
@@ -135,7 +137,7 @@ def build_peer(peer: Peer, session: ModelSession, card: ModelCard | None, x: np.
     """One peer runner, or a failed row with the reason it could not be built."""
     if peer is Peer.ort_cpu:
         start = time.perf_counter()
-        cpu = open_session(session.path, Provider.cpu, threads)
+        cpu = open_session(session.path, Provider.cpu, threads, spinning=False)
         return ort_runner(cpu, time.perf_counter() - start, name="onnxruntime cpu")
     if peer is Peer.openvino:
         try:

@@ -97,7 +97,7 @@ def _as(request: QuantizeRequest, precision: str) -> QuantizeRequest:
 
 
 def _time(trials: list[Trial], card: ModelCard, runs: int) -> list[Trial]:
-    sessions = [open_session(t.path, "cpu") for t in trials]
+    sessions = [open_session(t.path, "cpu", spinning=False) for t in trials]  # timed in shared rounds
     runners = [Runner(t.label, "onnxruntime", "cpu", s.run) for t, s in zip(trials, sessions)]
     x = np.random.default_rng(0).standard_normal((1, 3, *card.input_size)).astype(np.float32)
     stats = time_runners(runners, lambda runner: x, batch=1, warmup=2, runs=runs)

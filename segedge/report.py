@@ -220,7 +220,7 @@ def _torch_devices(providers: tuple[Provider, ...]) -> list[str]:
 def _ort_factory(file: Path | str, provider: Provider, threads: int, options: ProviderOptions) -> Callable[[], Runner]:
     def build() -> Runner:
         start = time.perf_counter()
-        session = open_session(file, provider, threads, options)
+        session = open_session(file, provider, threads, options, spinning=False)  # timed beside other rows
         runner = ort_runner(session, time.perf_counter() - start, name=f"onnxruntime {provider.value}")
         placement = session.placement()
         if placement is not None:

@@ -60,6 +60,17 @@ def test_io_binding_runner_matches_plain_run(tiny_onnx):
     assert "host copies excluded" in bound.notes[0] and bound.tags["precision"] == "fp32"
 
 
+def test_sessions_timed_beside_peers_do_not_spin(tiny_onnx):
+    key = "session.intra_op.allow_spinning"
+    parked = open_session(tiny_onnx, "cpu", 1, spinning=False)
+    default = open_session(tiny_onnx, "cpu", 1)
+    assert parked.session.get_session_options().get_session_config_entry(key) == "0"
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # unset: ORT's default, spin
+        default.session.get_session_options().get_session_config_entry(key)
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 40)).astype(np.float32)
+    np.testing.assert_array_equal(parked.run(x), default.run(x))
+
+
 def test_bench_with_peers_in_one_run(tiny_onnx):
     request = BenchRequest(target=str(tiny_onnx), compare=(Peer.openvino,), warmup=1, runs=3, threads=1, profile=True)
     result = run_bench(request)
