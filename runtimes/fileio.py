@@ -141,3 +141,22 @@ def ensure_writable(target: str | os.PathLike[str]) -> Path:
             with contextlib.suppress(OSError):
                 made.rmdir()
     return target
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `path`, for processes that share a cache (pytest-xdist workers).
+
+    Without fcntl (Windows) there is no lock: concurrent first runs each do the work, with the same result.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -17,7 +17,6 @@ hash of the recipe; concurrent callers (pytest-xdist workers) wait on a lock and
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -25,7 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from runtimes.card import ModelCard
+from runtimes.fileio import exclusive_lock
 from runtimes.image import load_image
 from runtimes.preprocess import to_model_input
 
@@ -111,7 +111,7 @@ def trained_model(config: TrainConfig = SMALL, cache: Path | None = None,
     root = Path(cache or cache_root()) / "trained"
     root.mkdir(parents=True, exist_ok=True)
     folder = root / config.key()
-    with _locked(root / f"{config.key()}.lock"):
+    with exclusive_lock(root / f"{config.key()}.lock"):
         if not (folder / "metrics.json").is_file():
             with tempfile.TemporaryDirectory(prefix=f".{config.key()}-", dir=root) as workdir:
                 work = Path(workdir)
@@ -186,19 +186,3 @@ def _load_split(root: Path, split: str, card: ModelCard) -> tuple[torch.Tensor, 
     images = [to_model_input(load_image(root / "JPEGImages" / f"{i}.jpg"), card)[0] for i in ids]
     masks = [read_mask(root / "SegmentationClass" / f"{i}.png").astype(np.int64) for i in ids]
     return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks))
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` (advisory, POSIX); without fcntl, no lock."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: concurrent first runs may each train; the result is the same
-        yield
-        return
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

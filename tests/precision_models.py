@@ -8,12 +8,11 @@ keeps the trained weights between runs.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtimes.fileio import exclusive_lock
 from segedge.data import CLASSES
 from segedge.train import SMALL, TrainedModel, trained_model
 
@@ -46,7 +45,7 @@ def build_demo_models(tmp_path_factory) -> DemoModels:
     folder = root / "precision-models"
     folder.mkdir(exist_ok=True)
     models = DemoModels(trained, folder / "demo_fp32.onnx", folder / "demo_fp16.onnx", folder / "demo_int8.onnx")
-    with _locked(root / "precision-models.lock"):
+    with exclusive_lock(root / "precision-models.lock"):
         if not models.int8.exists():
             _make(models)
     return models
@@ -65,13 +64,3 @@ def _make(models: DemoModels) -> None:
     run_quantize(QuantizeRequest(model=models.fp32, precision=Precision.fp16, output=models.fp16, data=models.data))
     run_quantize(QuantizeRequest(model=models.fp32, precision=Precision.int8, output=models.int8,
                                  calib=models.data, calib_count=CALIB_COUNT, data=models.data))
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
