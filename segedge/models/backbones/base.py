@@ -20,6 +20,29 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
 
+class SequentialBackbone(Backbone):
+    """A backbone that is one chain of layers (the MobileNets), whose features are the outputs of
+    chosen layers. The layers are children "0", "1", ... so that torchvision's `features.N` keys load."""
+
+    def set_layers(self, layers: list[nn.Module], return_at: tuple[int, ...]) -> None:
+        for index, layer in enumerate(layers):
+            self.add_module(str(index), layer)
+        self._return_at = return_at
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = []
+        for index, layer in enumerate(self.children()):
+            x = layer(x)
+            if index in self._return_at:
+                features.append(x)
+        return features
+
+
 def stride_to_dilation(strides: list[int], output_stride: int) -> tuple[list[int], list[int]]:
     """Per-stage (stride, dilation) once the running reduction would pass `output_stride`.
 

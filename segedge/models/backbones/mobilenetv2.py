@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .base import Backbone, stride_to_dilation
+from .base import SequentialBackbone, stride_to_dilation
 
 # (expansion t, channels c, blocks n, stride s) per stage, the paper's Table 2.
 SETTINGS = (
@@ -70,7 +70,7 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_residual else self.conv(x)
 
 
-class MobileNetV2(Backbone):
+class MobileNetV2(SequentialBackbone):
     """Returns the ends of the stride-4, 8, 16 and 32 stages (24, 32, 96, 320 channels at width 1)."""
 
     def __init__(self, output_stride: int = 32, width_mult: float = 1.0) -> None:
@@ -83,7 +83,7 @@ class MobileNetV2(Backbone):
         strides, dilations = stride_to_dilation([2] + [s for *_, s in SETTINGS], output_stride)
         in_ch = make_divisible(32 * width_mult)
         layers: list[nn.Module] = [ConvBNAct(3, in_ch, 3, stride=2)]
-        self._return_at: list[int] = []
+        return_at: list[int] = []
         out_channels, reductions, reduction = [], [], strides[0]
         for index, (t, c, n, _) in enumerate(SETTINGS):
             stage = index + 1
@@ -94,22 +94,10 @@ class MobileNetV2(Backbone):
                 in_ch = out_ch
             reduction *= strides[stage]
             if index in RETURN_STAGES:
-                self._return_at.append(len(layers) - 1)
+                return_at.append(len(layers) - 1)
                 out_channels.append(out_ch)
                 reductions.append(reduction)
-        for index, layer in enumerate(layers):
-            self.add_module(str(index), layer)
+        self.set_layers(layers, tuple(return_at))
         self.out_channels = tuple(out_channels)
         self.reductions = tuple(reductions)
         self.output_stride = output_stride
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        features = []
-        for index, layer in enumerate(self.children()):
-            x = layer(x)
-            if index in self._return_at:
-                features.append(x)
-        return features

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from .base import Backbone, stride_to_dilation
+from .base import SequentialBackbone, stride_to_dilation
 from .mobilenetv2 import ConvBNAct, make_divisible
 
 BN = {"bn_eps": 1e-3, "bn_momentum": 0.01}  # torchvision's (TF's) MobileNetV3 batch norm
@@ -92,7 +92,7 @@ class InvertedResidual(nn.Module):
         return out + x if self.use_residual else out
 
 
-class MobileNetV3Large(Backbone):
+class MobileNetV3Large(SequentialBackbone):
     """Returns C1, C2, C3 and the last conv: 24, 40, 80, 960 channels at reductions 4, 8, 16, OS."""
 
     def __init__(self, output_stride: int = 32) -> None:
@@ -110,23 +110,7 @@ class MobileNetV3Large(Backbone):
                 stride = strides[stage]
             layers.append(InvertedResidual(cfg, stride, dilations[stage]))
         layers.append(ConvBNAct(LARGE[-1].out_ch, LAST_CHANNELS, activation=nn.Hardswish, **BN))
-        for index, layer in enumerate(layers):
-            self.add_module(str(index), layer)
-
-        self._return_at = (2, 4, 7, len(layers) - 1)
+        self.set_layers(layers, (2, 4, 7, len(layers) - 1))
         self.out_channels = (24, 40, 80, LAST_CHANNELS)
         self.reductions = (4, 8, min(16, output_stride), output_stride)
         self.output_stride = output_stride
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        features = []
-        for index, layer in enumerate(self.children()):
-            x = layer(x)
-            if index in self._return_at:
-                features.append(x)
-        return features
