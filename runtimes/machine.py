@@ -110,6 +110,7 @@ def process_gpu_memory_mb(pid: int | None = None) -> float | None:
 
 def package_versions(names: tuple[str, ...] = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino",
                                                "torch", "onnx", "onnxsim", "openvino", "numpy", "matplotlib")) -> dict[str, str]:
+    """Installed version of each named distribution; those not installed are left out."""
     out = {}
     for name in names:
         try:

@@ -8,7 +8,6 @@ naming what is missing instead: the onnxruntime build (wheel), the GPU libraries
 from __future__ import annotations
 
 import ctypes
-import importlib.metadata
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import onnxruntime as ort
 
 from .errors import ProviderError
+from .machine import package_versions
 
 CPU = "CPUExecutionProvider"
 
@@ -213,13 +213,7 @@ def why_inactive(provider: Provider) -> str:
 
 
 def installed_ort_distributions() -> dict[str, str]:
-    out = {}
-    for name in _ORT_DISTRIBUTIONS:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    return package_versions(_ORT_DISTRIBUTIONS)
 
 
 def has_nvidia_device() -> bool:
