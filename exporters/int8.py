@@ -20,7 +20,6 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import onnx
@@ -38,27 +37,14 @@ from runtimes.errors import CardError, ExportError, UsageError
 from runtimes.fileio import work_folder
 
 from .calibration import ImageFolderReader, calibration_images
+from .int8_options import DEFAULT_CALIB_COUNT, Activations, Method
 from .card_io import embed_card, read_card_from_proto
 from .model_file import load_model, save_model
-
-
-class Method(str, Enum):
-    """How activation ranges are chosen from the calibration images."""
-
-    minmax = "minmax"
-    entropy = "entropy"
-    percentile = "percentile"
-
-
-class Activations(str, Enum):
-    uint8 = "uint8"
-    int8 = "int8"
 
 
 _ORT_METHODS = {Method.minmax: CalibrationMethod.MinMax, Method.entropy: CalibrationMethod.Entropy,
                 Method.percentile: CalibrationMethod.Percentile}
 _ORT_ACTIVATIONS = {Activations.uint8: QuantType.QUInt8, Activations.int8: QuantType.QInt8}
-DEFAULT_CALIB_COUNT = 32
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ import onnx
 from exporters.calibration import calibration_images
 from exporters.card_io import embed_card
 from exporters.fp16 import convert_fp16
-from exporters.int8 import DEFAULT_CALIB_COUNT, Method, quantize_int8
+from exporters.int8 import quantize_int8
+from exporters.int8_options import DEFAULT_CALIB_COUNT, Method
 from exporters.model_file import load_model, save_model
 from exporters.qdq_debug import LayerReport, layer_errors
 from runtimes.card import ModelCard

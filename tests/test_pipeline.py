@@ -1,6 +1,5 @@
 """The export pipeline on real parts: torch exporters, onnxsim, ONNX Runtime, files on disk."""
 
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -77,6 +76,7 @@ def test_card_fields_from_options(tmp_path):
                       card_fields={"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "classes": ("sky", "ground")})
     )
     card = open_session(tmp_path / "c.onnx").card
+    assert card == result.card  # what the file says is what the export reported
     assert card.mean == (0.5, 0.5, 0.5) and card.classes == ("sky", "ground") and card.build_kwargs == {"num_classes": 2}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from exporters.int8_options import Method
 from runtimes.errors import ParityError
 
 from .app import app, err, isolate_option, out, probe_if_isolated
@@ -17,17 +18,11 @@ from .app import app, err, isolate_option, out, probe_if_isolated
 WORST_SHOWN = 10
 
 
-# Choices named here, not imported: importing the quantizer costs every other command its load time.
+# Named here, not imported from segedge.quantize: importing the quantizer costs every other command its load time.
 class PrecisionChoice(str, Enum):
     fp16 = "fp16"
     int8 = "int8"
     auto = "auto"
-
-
-class MethodChoice(str, Enum):
-    minmax = "minmax"
-    entropy = "entropy"
-    percentile = "percentile"
 
 
 @app.command("quantize")
@@ -37,7 +32,7 @@ def quantize_command(
     output: Path | None = typer.Option(None, "-o", "--output", help="Where to write the model (default: beside MODEL, <name>_<precision>.onnx)."),
     calib: Path | None = typer.Option(None, "--calib", help="Folder of calibration images (int8, auto): a few dozen typical photos."),
     calib_count: int = typer.Option(32, "--calib-count", min=1, max=100000, help="How many calibration images to use; the folder must hold at least this many."),
-    method: MethodChoice = typer.Option(MethodChoice.minmax, "--method", help="How int8 activation ranges are chosen from the calibration images."),
+    method: Method = typer.Option(Method.minmax, "--method", help="How int8 activation ranges are chosen from the calibration images."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="int8 weights: one scale per output channel (default) or per tensor."),
     exclude: list[str] | None = typer.Option(None, "--exclude", help="Node kept in float (repeat, or comma-separate); --debug names the worst."),
     budget: float = typer.Option(1.0, "--budget", min=0, max=100, help="auto: mIoU points (with --data), else argmax-agreement points, it may lose."),
@@ -47,14 +42,13 @@ def quantize_command(
     isolate: bool = isolate_option(),
 ) -> None:
     """Convert an fp32 model to fp16 or int8, measure what it costs against fp32, record it in the card."""
-    from exporters.int8 import Method
 
     from ..quantize import Precision, QuantizeRequest, run_quantize
 
     probe_if_isolated(isolate, model)
     request = QuantizeRequest(
         model=model, precision=Precision(precision.value), output=output, calib=calib, calib_count=calib_count,
-        method=Method(method.value), per_channel=per_channel, exclude=split_names(exclude), budget=budget, data=data,
+        method=method, per_channel=per_channel, exclude=split_names(exclude), budget=budget, data=data,
         debug=debug,
     )
     with err.status("quantizing") as status:

@@ -9,7 +9,6 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from runtimes.card import ModelCard
 from runtimes.checks import PRESETS, Preset
 from runtimes.errors import CardError, ParityError
 from runtimes.providers import Provider
