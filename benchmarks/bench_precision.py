@@ -123,7 +123,7 @@ def table(report: dict) -> str:
             p50 = rows[precision]["p50_ms"]
             cells += f" {p50:.1f} | {rows['fp32']['p50_ms'] / p50:.2f}x |"
         lines.append(cells)
-    lines += ["", (f"int8: {report['int8_convs']} convolutions run in int8 (QDQ, int8 per-channel weights, uint8 "
+    lines += ["", (f"int8: {report['int8_convs']} convolutions quantized (QDQ, int8 per-channel weights, uint8 "
               f"activations, {report['calibration']['method']} on {report['calibration']['images']} train images).")]
     load = report.get("load_average")
     if load:
