@@ -118,6 +118,7 @@ def quantize_int8(
         "onnxruntime": onnxruntime.__version__,
     }
     card = card.with_overrides(precision="int8", calibration=facts, parity={})
+    drop_unused_opsets(result)
     save_model(embed_card(result, card), target)
     return Int8Result(Path(target), card, facts, ops)
 
@@ -142,6 +143,15 @@ def quantized_convs(model: onnx.ModelProto) -> int:
         1 for n in model.graph.node
         if n.op_type in ("Conv", "ConvTranspose") and len(n.input) > 1 and n.input[1] in dequantized
     )
+
+
+def drop_unused_opsets(model: onnx.ModelProto) -> None:
+    """Keep the opset imports the nodes use: the pre-processor's optimiser declares every domain
+    ONNX Runtime knows (training, preview, aten...), which other runtimes and readers then see."""
+    used = {n.domain or "" for n in model.graph.node} | {""}
+    kept = [imp for imp in model.opset_import if (imp.domain or "") in used]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
 
 
 def check_node_names(model: onnx.ModelProto, names: Sequence[str]) -> None:

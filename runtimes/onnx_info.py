@@ -30,22 +30,25 @@ def describe_model(path: str | os.PathLike[str]) -> ModelInfo:
     opened = open_session(path, "cpu", threads=1)
     session = opened.session
     meta = session.get_modelmeta()
+    opset, producer = _from_proto(opened.path)
     return ModelInfo(
         path=opened.path,
         size_mb=opened.path.stat().st_size / 1e6,
-        opset=_opsets(opened.path),
-        producer=f"{meta.producer_name} {meta.version}".strip(),
+        opset=opset,
+        producer=producer or meta.producer_name,
         inputs=tuple(_describe_value(v) for v in session.get_inputs()),
         outputs=tuple(_describe_value(v) for v in session.get_outputs()),
         card=opened.card,
     )
 
 
-def _opsets(path: Path) -> dict[str, int]:
-    """Opset imports, read from the file when onnx is installed (the runtime install lacks it)."""
+def _from_proto(path: Path) -> tuple[dict[str, int], str]:
+    """Opset imports and "producer version", read from the file when onnx is installed (the runtime
+    install lacks it; ONNX Runtime's metadata has the producer's name only)."""
     try:
         import onnx
     except ImportError:
-        return {}
+        return {}, ""
     model = onnx.load(str(path), load_external_data=False)
-    return {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
+    opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
+    return opsets, f"{model.producer_name} {model.producer_version}".strip()

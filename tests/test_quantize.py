@@ -92,6 +92,8 @@ def test_int8_graph_is_qdq_with_every_conv_quantized(demo_models):
     zero_points = [init[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
     assert zero_points and all(z.data_type == TensorProto.UINT8 for z in zero_points)
     assert demo_models.int8.stat().st_size < 0.35 * demo_models.fp32.stat().st_size
+    # Only the domains its nodes use: the pre-processor declares a dozen (training, aten...).
+    assert {i.domain for i in model.opset_import} == {""} and onnx.checker.check_model(model) is None
 
 
 def test_int8_accuracy_on_held_out_images(demo_models):
@@ -111,6 +113,13 @@ def test_int8_card_records_calibration(demo_models):
     assert facts["activations"] == "uint8" and facts["weights"] == "int8" and facts["format"] == "QDQ"
     assert facts["quantized_convs"] == facts["convs"] == 23
     assert card.parity["reference"] == "fp32" and card.parity["reference_file"] == "demo_fp32.onnx"
+
+
+def test_info_shows_what_quantizing_cost(demo_models, capsys):
+    code, out, _ = run_cli(capsys, ["info", demo_models.int8])
+    parity = card_of(demo_models.int8).parity
+    assert code == 0 and "int8 preset, passed" in out and f"argmax agreement {parity['argmax_agreement']:.4%}" in out
+    assert f"{parity['miou_drop_points']:.2f} points lost" in out and "calibration: " in out and "method minmax" in out
 
 
 def test_calibration_uses_train_split_prepared_like_the_predictor(demo_models):

@@ -49,7 +49,21 @@ def info_command(
               f"{card.color_order} mean={card.mean} std={card.std}, size divisor {card.size_divisor}, "
               f"valid margin {card.valid_margin}, exported by segedge {card.segedge_version} ({card.exporter}, opset {card.opset})")
     out.print(f"  classes: {', '.join(card.classes)}")
-    if card.parity:
-        for row in card.parity.get("sizes", []):
-            out.print(f"  parity at export {row['size'][0]}x{row['size'][1]}: max abs {row['max_abs']:.2e} "
-                      f"(range {row['logits_range']:.1f}), argmax agreement {row['argmax_agreement']:.4%}")
+    parity = card.parity or {}
+    for row in parity.get("sizes", []):
+        out.print(f"  parity at export {row['size'][0]}x{row['size'][1]}: max abs {row['max_abs']:.2e} "
+                  f"(range {row['logits_range']:.1f}), argmax agreement {row['argmax_agreement']:.4%}")
+    if "preset" in parity:  # a converted model: measured against the file it was made from
+        out.print(f"  {_converted_parity(parity)}")
+    if card.calibration:
+        calib = card.calibration
+        out.print("  calibration: " + ", ".join(f"{k} {v}" for k, v in calib.items() if not isinstance(v, (list, dict))))
+
+
+def _converted_parity(parity: dict) -> str:
+    verdict = "passed" if parity.get("passed") else "FAILED"
+    line = (f"parity vs {parity.get('reference', 'fp32')} ({parity['preset']} preset, {verdict}; {parity.get('source', '?')}): "
+            f"argmax agreement {parity['argmax_agreement']:.4%}, min class IoU {parity.get('min_class_iou', float('nan')):.4f}")
+    if parity.get("miou") is not None:
+        line += f", mIoU {parity['miou']:.4f} ({parity['miou_drop_points']:.2f} points lost)"
+    return line
