@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from exporters.int8_options import Method
+from exporters.int8_options import DEFAULT_CALIB_COUNT, Method
 from runtimes.errors import ParityError
 
 from .app import app, err, isolate_option, out, probe_if_isolated
@@ -31,7 +31,7 @@ def quantize_command(
     precision: PrecisionChoice = typer.Option(..., "--precision", help="fp16, int8, or auto (the fastest within --budget)."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Where to write the model (default: beside MODEL, <name>_<precision>.onnx)."),
     calib: Path | None = typer.Option(None, "--calib", help="Folder of calibration images (int8, auto): a few dozen typical photos."),
-    calib_count: int = typer.Option(32, "--calib-count", min=1, max=100000, help="How many calibration images to use; the folder must hold at least this many."),
+    calib_count: int = typer.Option(DEFAULT_CALIB_COUNT, "--calib-count", min=1, max=100000, help="How many calibration images to use; the folder must hold at least this many."),
     method: Method = typer.Option(Method.minmax, "--method", help="How int8 activation ranges are chosen from the calibration images."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="int8 weights: one scale per output channel (default) or per tensor."),
     exclude: list[str] | None = typer.Option(None, "--exclude", help="Node kept in float (repeat, or comma-separate); --debug names the worst."),
