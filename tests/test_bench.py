@@ -15,7 +15,7 @@ from runtimes.session import open_session
 from segedge.bench import BenchRequest, Peer, run_bench
 from segedge.cli import main
 
-from .test_cli import one_error_line
+from .hostile import one_error_line
 
 TINY = "tests/tiny_models.py:build"
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None

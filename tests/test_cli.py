@@ -11,6 +11,8 @@ import pytest
 from segedge import __version__
 from segedge.cli import main
 
+from .hostile import one_error_line
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "tests/tiny_models.py:build"
 
@@ -19,14 +21,6 @@ def run_cli(capsys, *args):
     code = main(list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("segedge: error: ")
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from runtimes.providers import CPU, Provider, ProviderOptions
 from runtimes.session import open_session, session_options
 from segedge.cli import main
 
-from .test_cli import one_error_line
+from .hostile import one_error_line
 
 TINY = "tests/tiny_models.py:build"
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()

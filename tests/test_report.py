@@ -18,7 +18,7 @@ from segedge.data import ShapesConfig, write_shapes_dataset
 from segedge.report import ReportRequest, ReportRow, choose_best, run_report
 from segedge.report_render import SCHEMA, write_report
 
-from .test_cli import one_error_line
+from .hostile import one_error_line
 
 TINY = "tests/tiny_models.py:build"
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
