@@ -60,16 +60,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    summary = ["# segedge report: DeepLab v3+ and U-Net on this CPU", "",
-               "DeepLab v3+ and U-Net have random weights (segedge downloads none): their agreement column says "
-               "how far a precision moves the label map, not what it costs in accuracy; the trained U-Net's mIoU does.", ""]
     models = [m for m in args.models.split(",") if m] + (["trained_unet"] if args.trained else [])
     for model in models:
         with tempfile.TemporaryDirectory(prefix=f"segedge-bench-{model}-") as workdir:
             target, weights, data, calib = model, None, args.data, args.calib
             if model == "trained_unet":
                 target, weights, data = trained_unet(Path(workdir), print)
-                calib = calib or data / "JPEGImages"
+                calib = calib or data  # the dataset root: its train split, never the images mIoU is measured on
             request = ReportRequest(
                 target=target, output=Path(workdir), precisions=tuple(args.precisions.split(",")),
                 runtimes=tuple(args.runtimes.split(",")),
@@ -86,9 +83,26 @@ def main() -> None:
                 data = json.loads((folder / "report.json").read_text())
                 data["ovep_rows"] = extra
                 write_text_atomic(folder / "report.json", json.dumps(data, indent=2))
-        summary += _summary(model, report, extra)
-    write_text_atomic(args.out / "report.md", "\n".join(summary))
-    print("\n".join(summary))
+        write_text_atomic(folder / SUMMARY, "\n".join(_summary(model, report, extra)))
+    summary = combined_summary(args.out, models)
+    write_text_atomic(args.out / "report.md", summary)
+    print(summary)
+
+
+SUMMARY = "summary.md"
+ORDER = ["deeplabv3plus", "unet", "trained_unet"]
+
+
+def combined_summary(out: Path, models: list[str]) -> str:
+    """The summaries of this run's models, then those of earlier runs still in `out` (e.g. after
+    rerunning one model with --models)."""
+    earlier = sorted(p.parent.name.removeprefix("report_") for p in out.glob(f"report_*/{SUMMARY}"))
+    lines = ["# segedge report: DeepLab v3+ and U-Net on this CPU", "",
+             "DeepLab v3+ and U-Net have random weights (segedge downloads none): their agreement column says "
+             "how far a precision moves the label map, not what it costs in accuracy; the trained U-Net's mIoU does.", ""]
+    for model in sorted(dict.fromkeys(models + earlier), key=lambda m: (m not in ORDER, ORDER.index(m) if m in ORDER else 0, m)):
+        lines.append((out / f"report_{model}" / SUMMARY).read_text())
+    return "\n".join(lines)
 
 
 def trained_unet(workdir: Path, progress) -> tuple[str, Path, Path]:
@@ -139,11 +153,14 @@ def _summary(model: str, report, extra: list[dict]) -> list[str]:
              f"Best: **{report.best or 'none'}** ({report.best_reason}).", ""]
     ok = sorted((r for r in report.rows if r.status == "ok"), key=lambda r: r.p50_ms)
     eager = next((r for r in ok if r.runtime == "torch"), None)
-    lines += ["| row | p50 ms | vs PyTorch eager | agreement |", "|---|---:|---:|---:|"]
+    with_miou = any(r.miou is not None for r in ok)
+    lines += ["| row | p50 ms | vs PyTorch eager | agreement |" + (" mIoU |" if with_miou else ""),
+              "|---|---:|---:|---:|" + ("---:|" if with_miou else "")]
     for r in ok:
         speedup = f"{eager.p50_ms / r.p50_ms:.2f}x" if eager else ""
         agreement = "" if r.agreement is None else f"{r.agreement:.2%}"
-        lines.append(f"| {r.label} | {r.p50_ms:.1f} | {speedup} | {agreement} |")
+        miou = (f" {r.miou:.4f} |" if r.miou is not None else " |") if with_miou else ""
+        lines.append(f"| {r.label} | {r.p50_ms:.1f} | {speedup} | {agreement} |{miou}")
     for r in report.rows:
         if r.status != "ok":
             lines.append(f"| {r.label} | failed: {r.reason} | | |")

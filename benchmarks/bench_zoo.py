@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -107,6 +108,9 @@ def main() -> None:
     if speedups:
         lines += ["", f"Median ORT speed-up over PyTorch eager: {speedups[len(speedups) // 2]:.2f}x "
                       f"(range {speedups[0]:.2f}x – {speedups[-1]:.2f}x over {len(rows)} models)."]
+    load = os.getloadavg()
+    lines += ["", f"Load average at the end: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min). ONNX Runtime's idle threads "
+                  "do not spin-wait (they would slow the PyTorch run that follows them)."]
     RESULTS.mkdir(exist_ok=True)
     write_text_atomic(RESULTS / "zoo.md", "\n".join(lines) + "\n")
     write_text_atomic(RESULTS / "zoo.json", json.dumps({"rows": rows, "machine": machine_record()}, indent=2))
