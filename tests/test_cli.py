@@ -148,3 +148,13 @@ def test_real_subprocess_runs(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "segedge", "export", "nope"], capture_output=True, text=True, env=env, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("segedge: error: unknown model 'nope'")
     assert "Traceback" not in bad.stderr and bad.stdout == ""
+
+
+def test_piped_tables_are_not_cut_to_80_columns():
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"PYTHONPATH": str(ROOT)}
+    piped = subprocess.run([sys.executable, "-m", "segedge", "models"], capture_output=True, text=True, env=env, cwd=ROOT)
+    narrow = subprocess.run([sys.executable, "-m", "segedge", "models"], capture_output=True, text=True,
+                            env=env | {"COLUMNS": "80"}, cwd=ROOT)
+    assert piped.returncode == narrow.returncode == 0
+    assert "deeplabv3_mobilenet_v3_large" in piped.stdout and "…" not in piped.stdout
+    assert "…" in narrow.stdout  # $COLUMNS still decides when set

@@ -5,6 +5,8 @@ Data goes to stdout (`out`), messages to stderr (`err`): `segedge bench --json |
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -14,7 +16,11 @@ from runtimes.errors import UsageError
 
 from .. import __version__
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped or logged output has no terminal width; rich would then cut tables at 80 columns and
+# abbreviate every cell. $COLUMNS still wins.
+_PIPED_WIDTH = 200
+out = Console(highlight=False, soft_wrap=True,
+              width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else _PIPED_WIDTH)
 err = Console(stderr=True, highlight=False)
 
 app = typer.Typer(
