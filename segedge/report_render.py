@@ -108,10 +108,13 @@ def write_plot(report: Report, path: Path) -> Path | str:
     points = [(r, y) for r, y in points if y is not None]
     if not points:
         return "no row has both a latency and an accuracy"
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    figure, axes = plt.subplots(figsize=(8.5, 4.5), dpi=120)
+    # A legend, not labels beside the points: rows of one precision sit on top of each other.
     for row, y in points:
-        axes.scatter(row.p50_ms, y, s=40, marker="*" if row.label == report.best else "o")
-        axes.annotate(row.label, (row.p50_ms, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        best = row.label == report.best
+        axes.scatter(row.p50_ms, y, s=90 if best else 40, marker="*" if best else "o",
+                     label=row.label + (" (best)" if best else ""))
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     latencies = [row.p50_ms for row, _ in points]
     if max(latencies) > 20 * min(latencies):  # eager PyTorch next to int8 squeezes the fast rows together
         axes.set_xscale("log")
