@@ -8,6 +8,7 @@ Typer turns Ctrl-C into exit code 130 itself; SIGTERM unwinds the same way and e
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -88,10 +89,19 @@ def _fail(message: str) -> None:
 
 
 def run() -> None:
+    """The console script (and `python -m segedge`): `main`, then exit with its code."""
     try:
         code = main()
     except KeyboardInterrupt:
         # A Ctrl-C can surface again after the boundary reported it (torch's C++ checks signals
         # on its own); the work is already unwound, so exit as an interrupted command does.
         code = 130
+    if code in (130, 143):
+        # CPython 3.11 remembers a KeyboardInterrupt that ended any C-level `PyRun_*` evaluation
+        # (pybind11's eval inside the exporters) even once Python code caught it, and at normal
+        # exit kills the process with SIGINT: exit -2 instead of 130, now and then. The work is
+        # unwound and its temp files removed by now, so leave without that shutdown step.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
