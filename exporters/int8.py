@@ -37,8 +37,8 @@ from runtimes.errors import CardError, ExportError, UsageError
 from runtimes.fileio import work_folder
 
 from .calibration import ImageFolderReader, calibration_images
-from .int8_options import DEFAULT_CALIB_COUNT, Activations, Method
 from .card_io import embed_card, read_card_from_proto
+from .int8_options import DEFAULT_CALIB_COUNT, Activations, Method
 from .model_file import load_model, save_model
 
 
