@@ -42,7 +42,6 @@ def quantize_command(
     isolate: bool = isolate_option(),
 ) -> None:
     """Convert an fp32 model to fp16 or int8, measure what it costs against fp32, record it in the card."""
-
     from ..quantize import Precision, QuantizeRequest, run_quantize
 
     probe_if_isolated(isolate, model)
