@@ -12,6 +12,8 @@ from . import fcn  # noqa: F401
 from . import deeplabv1  # noqa: F401
 from . import unet  # noqa: F401
 from . import hrnet_ocr  # noqa: F401
+from . import swin_upernet  # noqa: F401
+from . import segformer  # noqa: F401
 from .registry import ModelSpec, build_model, get_spec, list_models, register_model, resolve_name
 
 __all__ = ["ModelSpec", "build_model", "get_spec", "list_models", "register_model", "resolve_name"]

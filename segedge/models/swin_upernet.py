@@ -1,0 +1,68 @@
+"""UperNet on Swin Transformer (Liu et al., ICCV 2021, Sec. 4.3: ADE20K semantic segmentation).
+
+The Swin-T/S/B backbone (`backbones/swin.py`, torchvision's layer names) gives four LayerNormed
+levels at strides 4-32 to the zoo's UperNet head (PPM + FPN, 512 channels, `heads/uper.py`, the
+same as mmseg's UPerHead); the stride-4 logits are resized bilinearly to the input size.
+ADE20K's 150 classes by default. The paper's models also train an auxiliary FCN head on
+stage 3; it is training-only and omitted here. Stochastic depth 0.3 for all three, as in the
+paper's segmentation configs (it is the identity at inference).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .backbones.swin import SwinTransformer, swin_b, swin_s, swin_t
+from .heads.uper import UperNetHead
+from .ops import SegmentationModel
+from .registry import register_model
+
+PAPER = (
+    "Liu et al., Swin Transformer: Hierarchical Vision Transformer using Shifted Windows, ICCV 2021; "
+    "UperNet: Xiao et al., ECCV 2018"
+)
+ADE20K_CLASSES = 150
+
+
+def aux_head_params(in_channels: int, num_classes: int = ADE20K_CLASSES, channels: int = 256) -> int:
+    """Parameters of the paper's (mmseg's) auxiliary FCN head: 3x3 conv without bias, BN, 1x1 to classes."""
+    return in_channels * channels * 9 + 2 * channels + channels * num_classes + num_classes
+
+
+def _note(stage3_channels: int, segedge_params: int) -> str:
+    aux = aux_head_params(stage3_channels)
+    return (
+        "paper Table 3 (rounded), which counts the training-only auxiliary FCN head on stage 3 "
+        f"({aux:,} params: 3x3 conv {stage3_channels}->256, BN, 1x1 to 150), omitted here: "
+        f"with it {segedge_params + aux:,}. Backbone = torchvision's swin minus classifier and final norm, "
+        "plus the four output LayerNorms of the segmentation code"
+    )
+
+
+def _upernet(backbone: SwinTransformer, num_classes: int) -> SegmentationModel:
+    return SegmentationModel(backbone, UperNetHead(backbone.out_channels, num_classes))
+
+
+# The segedge counts in the notes are the code's own (tests/models/test_swin_upernet.py checks them).
+@register_model(
+    family="upernet", paper=PAPER, size_divisor=32, reference_params=60_000_000,
+    reference_note=_note(384, 59_018_064),
+)
+def upernet_swin_t(*, num_classes: int = ADE20K_CLASSES) -> nn.Module:
+    return _upernet(swin_t(), num_classes)
+
+
+@register_model(
+    family="upernet", paper=PAPER, size_divisor=32, reference_params=81_000_000,
+    reference_note=_note(384, 80_335_968),
+)
+def upernet_swin_s(*, num_classes: int = ADE20K_CLASSES) -> nn.Module:
+    return _upernet(swin_s(), num_classes)
+
+
+@register_model(
+    family="upernet", paper=PAPER, size_divisor=32, reference_params=121_000_000,
+    reference_note=_note(512, 120_061_006),
+)
+def upernet_swin_b(*, num_classes: int = ADE20K_CLASSES) -> nn.Module:
+    return _upernet(swin_b(), num_classes)
