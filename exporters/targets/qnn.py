@@ -1,0 +1,65 @@
+"""QDQ for ONNX Runtime's QNN execution provider (HTP): ORT's QNN preprocessing and QNN quantization config.
+
+Steps, all ORT's: `qnn_preprocess_model` (its fusions: Gelu, LpNormalization, SpaceToDepth),
+`get_qnn_qdq_config(activation_type=QUInt16, weight_type=QUInt8)` (the overrides that make the
+QDQ graph acceptable to QNN) and `quantize`. These run on x64 without the device. The input is
+already static and at opset 21 (the target's bounds), so Q/DQ come out in the ai.onnx domain with
+16-bit types, which ONNX Runtime's CPU provider runs too: the artefact is verified here on ORT's
+CPU QDQ kernels (measured, ORT 1.32). Calibration images are prepared by the Predictor's own code
+at the model's static size (`images.StaticSizeReader`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnxruntime
+from onnxruntime.quantization import CalibrationMethod, QuantType, quantize
+from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
+
+from runtimes.card import ModelCard
+from runtimes.errors import ExportError
+
+from .images import StaticSizeReader
+from .quiet import first_line, quiet
+
+_TYPES = {"uint16": QuantType.QUInt16, "uint8": QuantType.QUInt8}
+
+
+def quantize_for_qnn(source: Path, target: Path, images: Sequence[Path], card: ModelCard, *,
+                     size: tuple[int, int], activations: str, workdir: Path) -> dict[str, Any]:
+    """Write the QDQ model of the static fp32 file `source` to `target`; returns the calibration facts."""
+    model = onnx.load(os.fspath(source))
+    # onnxruntime 1.32's qnn_preprocess_model raises TypeError on any model with metadata_props
+    # (save_and_reload_optimize_model does dict.update() on the repeated proto field); the card is
+    # put back on the result by the caller.
+    del model.metadata_props[:]
+    plain = workdir / "qnn-input.onnx"
+    onnx.save(model, os.fspath(plain))
+    preprocessed = workdir / "qnn-preprocessed.onnx"
+    reader = StaticSizeReader(images, card, model.graph.input[0].name, size)
+    try:
+        with quiet():
+            changed = qnn_preprocess_model(plain, preprocessed)
+            start = preprocessed if changed else plain
+            config = get_qnn_qdq_config(start, reader, calibrate_method=CalibrationMethod.MinMax,
+                                        activation_type=_TYPES[activations], weight_type=QuantType.QUInt8)
+            quantize(start, target, config)
+    except (RuntimeError, ValueError, TypeError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
+        raise ExportError(f"QNN quantization failed: {first_line(exc)}") from exc
+    return {
+        "images": len(images),
+        "method": "minmax",
+        "per_channel": False,
+        "weights": "uint8",
+        "activations": activations,
+        "format": "QDQ",
+        "config": "onnxruntime.quantization.execution_providers.qnn.get_qnn_qdq_config",
+        "qnn_preprocess_changed_graph": bool(changed),
+        "preprocess": "runtimes.preprocess.to_model_input at the static size",
+        "onnxruntime": onnxruntime.__version__,
+    }

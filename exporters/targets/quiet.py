@@ -1,0 +1,38 @@
+"""Keeping the converters' chatter off stdout and stderr (the CLI's `--json` goes to stdout).
+
+ONNX Runtime's tools print progress (`print`), log through the root logger (the quantizer's
+`logging.warning` about opsets and pre-processing) and through loggers of their own
+(`ort_format_model.utils` logs every config file it writes at INFO); OpenVINO and onnx print
+nothing we need. What they say that matters surfaces as an exception, which callers turn into
+segedge's typed errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Iterator
+
+_LOGGERS = ("", "ort_format_model.utils", "onnxruntime", "onnx")
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    # ORT prefixes messages with "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : ".
+    return line.split(" : ")[-1] if line.startswith("[ONNXRuntimeError]") else line

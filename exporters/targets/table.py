@@ -1,0 +1,178 @@
+"""The table of edge targets: one frozen `Target` per device runtime, data only.
+
+Each entry says what its runtime needs from the file (static shape, opset bounds, precision),
+which artefact segedge writes for it, which operator checks run here, what only the device can
+build or check, and where each requirement comes from. `exporters.targets.build` reads the
+table; nothing in it imports onnx, onnxruntime or openvino, so the CLI can list targets and
+their choices cheaply (`target_names()`, `get_target(name).precisions`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from runtimes.errors import UsageError
+
+
+class Artefact(str, Enum):
+    """What segedge writes; each kind has one writer in this package."""
+
+    onnx = "onnx"  # one self-contained .onnx file
+    ort_format = "ort_format"  # .ort flatbuffer + its required-operators config (ORT Mobile)
+    qnn_qdq = "qnn_qdq"  # QDQ .onnx with ORT's QNN quantization config
+    openvino_ir = "openvino_ir"  # OpenVINO IR: .xml + .bin
+
+
+class OrtStyle(str, Enum):
+    """ORT format optimisation styles (`convert_onnx_models_to_ort --optimization_style`)."""
+
+    fixed = "Fixed"  # all optimisations applied before saving: for ORT's CPU EP
+    runtime = "Runtime"  # basic ones applied, others saved for replay: ORT recommends it for NNAPI and CoreML
+
+
+class Check(str, Enum):
+    """Operator checks; `exporters.targets.checks.run_check` runs one."""
+
+    ort_cpu_kernels = "ort_cpu_kernels"  # this onnxruntime's CPU kernel registry
+    ort_cuda_kernels = "ort_cuda_kernels"  # its CUDA kernel registry (onnxruntime-gpu builds only)
+    nnapi_ops = "nnapi_ops"  # ORT's nnapi_supported_ops.md + ORT's partitioning estimate
+    coreml_mlprogram_ops = "coreml_mlprogram_ops"  # ORT's coreml_supported_mlprogram_ops.md + partitioning
+    qnn_htp_ops = "qnn_htp_ops"  # the QNN EP's op builder registry (exporters/targets/qnn_ops.py)
+    tensorrt_ops = "tensorrt_ops"  # onnx-tensorrt's operator matrix (exporters/targets/tensorrt_ops.py)
+    openvino_devices = "openvino_devices"  # OpenVINO's ONNX frontend + core.query_model per device
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    runtime: str  # the device runtime, in words
+    artefact: Artefact
+    artefact_suffix: str  # of the main file; sidecars (.bin, .config) sit beside it
+    static_shape: bool  # batch 1 and H x W from `input_size` baked into the graph
+    max_opset: int | None  # the ai.onnx opset is lowered to this when above it
+    min_opset: int | None  # ... and raised to this when below it
+    opset_reason: str  # why the bounds, with a source ("" when there are none)
+    default_precision: str
+    precisions: tuple[str, ...]
+    activations: str | None  # quantized activation type (QNN: uint16)
+    checks: tuple[Check, ...]
+    ort_style: OrtStyle | None = None  # for Artefact.ort_format
+    ort_platform: str | None = None  # convert_onnx_models_to_ort --target_platform
+    needs_device_to_run: bool = False  # its deployed form is built on or for the device
+    not_built: tuple[str, ...] = ()  # what only the device (or its SDK) builds
+    not_checked: tuple[str, ...] = ()  # what the checks here cannot tell
+    note: str = ""
+
+
+_ORT_FORMAT_VERSIONS = ("an .ort file loads in ONNX Runtime of the version that wrote it or newer, "
+                        "not older: match the app's onnxruntime-android/-ios version")
+_SPEED = "speed on the device (time it there: `segedge bench` with the device's provider)"
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target(
+            name="cpu", runtime="ONNX Runtime, CPU execution provider", artefact=Artefact.onnx,
+            artefact_suffix=".onnx", static_shape=False, max_opset=None, min_opset=None, opset_reason="",
+            default_precision="fp32", precisions=("fp32",), activations=None,
+            checks=(Check.ort_cpu_kernels,),
+            note="today's export: the dynamic-shape file, re-checked; int8/fp16 come from `segedge quantize`",
+        ),
+        Target(
+            name="gpu", runtime="ONNX Runtime, CUDA execution provider", artefact=Artefact.onnx,
+            artefact_suffix=".onnx", static_shape=False, max_opset=None, min_opset=None, opset_reason="",
+            default_precision="fp32", precisions=("fp32", "fp16"), activations=None,
+            # CPU kernels too: what CUDA lacks runs there, and what neither has fails the model.
+            checks=(Check.ort_cuda_kernels, Check.ort_cpu_kernels),
+            not_checked=("which nodes ONNX Runtime really places on the CPU (`segedge bench --provider cuda --strict` "
+                         "on the GPU)", _SPEED),
+        ),
+        Target(
+            name="mobile", runtime="ONNX Runtime Mobile (onnxruntime-android / -ios), CPU execution provider",
+            artefact=Artefact.ort_format, artefact_suffix=".ort", static_shape=False, max_opset=None,
+            min_opset=None, opset_reason="", default_precision="fp32", precisions=("fp32",), activations=None,
+            checks=(Check.ort_cpu_kernels,), ort_style=OrtStyle.fixed, ort_platform="arm",
+            not_checked=(_ORT_FORMAT_VERSIONS, "ARM kernels (the file is verified on this machine's x86 kernels)",
+                         _SPEED),
+            note="optimised for ARM (no x86-only NCHWc layout); the .required_operators.config beside it "
+                 "is the --include_ops_by_config input of a reduced ONNX Runtime build",
+        ),
+        Target(
+            name="nnapi", runtime="ONNX Runtime Mobile, NNAPI execution provider (Android)",
+            artefact=Artefact.ort_format, artefact_suffix=".ort", static_shape=True, max_opset=None,
+            min_opset=None, opset_reason="", default_precision="fp32", precisions=("fp32",), activations=None,
+            checks=(Check.nnapi_ops,), ort_style=OrtStyle.runtime, ort_platform="arm",
+            not_checked=("the per-operator conditions of ORT's list (the 'caveats' of the check), which the NNAPI "
+                         "EP tests on the device", "what the phone's NNAPI driver accelerates and what it runs on "
+                         "its own CPU fallback", _ORT_FORMAT_VERSIONS, _SPEED),
+            note="static shapes: ORT's NNAPI EP takes only nodes whose inputs have fixed sizes",
+        ),
+        Target(
+            name="coreml", runtime="ONNX Runtime Mobile, CoreML execution provider (iOS / macOS), ML Program",
+            artefact=Artefact.ort_format, artefact_suffix=".ort", static_shape=True, max_opset=None,
+            min_opset=None, opset_reason="", default_precision="fp32", precisions=("fp32",), activations=None,
+            checks=(Check.coreml_mlprogram_ops,), ort_style=OrtStyle.runtime, ort_platform="arm",
+            not_checked=("the per-operator conditions of ORT's list (the 'caveats' of the check)",
+                         "whether CoreML puts the partitions on the Neural Engine, GPU or CPU",
+                         _ORT_FORMAT_VERSIONS, _SPEED),
+            note="checked against the ML Program operator list (CoreML EP option ModelFormat=MLProgram); "
+                 "static shapes because CoreML runs dynamic ones slowly or on the CPU",
+        ),
+        Target(
+            name="qnn", runtime="ONNX Runtime, QNN execution provider, HTP (Hexagon NPU) backend",
+            artefact=Artefact.qnn_qdq, artefact_suffix=".onnx", static_shape=True, max_opset=None, min_opset=21,
+            opset_reason="ai.onnx opset 21 is the first whose QuantizeLinear/DequantizeLinear take 16-bit types; "
+                         "below it ORT's get_qnn_qdq_config falls back to com.microsoft-domain Q/DQ "
+                         "(onnxruntime/quantization/execution_providers/qnn/quant_config.py)",
+            default_precision="int8", precisions=("int8",), activations="uint16",
+            checks=(Check.qnn_htp_ops,), needs_device_to_run=True,
+            not_built=("the QNN context binary (ORT's QNN EP with ep.context_enable=1, on the device or with the "
+                       "QNN SDK)",),
+            not_checked=("the HTP's per-operator constraints (types, ranks, attributes), which the QNN SDK "
+                         "validates when the graph is finalised on the device",
+                         "accuracy of the HTP's own fixed-point kernels (verified here on ORT's CPU QDQ kernels)",
+                         _SPEED),
+            note="QDQ with uint16 activations and uint8 weights (ORT's QNN config); HTP needs static shapes",
+        ),
+        Target(
+            name="openvino", runtime="OpenVINO runtime (CPU, GPU, NPU plugins)", artefact=Artefact.openvino_ir,
+            artefact_suffix=".xml", static_shape=False, max_opset=None, min_opset=None, opset_reason="",
+            default_precision="fp32", precisions=("fp32", "fp16"), activations=None,
+            checks=(Check.openvino_devices,),
+            not_checked=("devices this machine lacks (the check queries every OpenVINO device present)",
+                         "the precision a plugin picks at run time (bf16 on CPUs with AMX or AVX-512 BF16, fp16 on "
+                         "GPU/NPU; verified here with INFERENCE_PRECISION_HINT=f32)", _SPEED),
+            note="dynamic N/H/W kept (the app reshapes the model to its size); the NPU plugin needs a static "
+                 "shape: model.reshape() before compile_model; fp16 compresses the weights",
+        ),
+        Target(
+            name="tensorrt", runtime="TensorRT (trtexec, or ONNX Runtime's TensorRT execution provider)",
+            artefact=Artefact.onnx, artefact_suffix=".onnx", static_shape=True, max_opset=20, min_opset=None,
+            opset_reason="onnx-tensorrt docs/operators.md at commit 96e7811 (the 10.1 GA release): \"TensorRT "
+                         "supports operators in the inclusive range of opset 9 to opset 20\"; later editions "
+                         "(TensorRT 10.15) reach opset 24",
+            default_precision="fp32", precisions=("fp32",), activations=None,
+            checks=(Check.tensorrt_ops,), needs_device_to_run=True,
+            not_built=("the TensorRT engine (trtexec --onnx=..., or the TensorRT EP's engine cache, on the GPU); "
+                       "its precision (--fp16, --int8) is chosen when it is built",),
+            not_checked=("the restrictions column of TensorRT's matrix (the 'caveats' of the check) and data "
+                         "types, which TensorRT's parser checks when the engine is built", _SPEED),
+            note="static shape: one engine profile at --input-size; unsupported nodes fall back to CUDA/CPU "
+                 "only under ONNX Runtime's TensorRT EP",
+        ),
+    )
+}
+
+
+def target_names() -> tuple[str, ...]:
+    return tuple(TARGETS)
+
+
+def get_target(target: Target | str) -> Target:
+    if isinstance(target, Target):
+        return target
+    try:
+        return TARGETS[target]
+    except KeyError:
+        raise UsageError(f"unknown target {target!r}; targets: {', '.join(TARGETS)}") from None
