@@ -247,7 +247,7 @@ def _write(target: Target, graph: onnx.ModelProto, card: ModelCard | None, recor
         assert target.ort_style is not None
         source = _saved(model, staged / "model.onnx")
         ort, config = staged / "model.ort", staged / f"model{CONFIG_SUFFIX}"
-        write_ort(source, ort, config, style=target.ort_style, platform=target.ort_platform)
+        write_ort(source, ort, config, style=target.ort_style, platform=target.ort_platform, shipped_name=output.name)
         return [(config, output.with_suffix(CONFIG_SUFFIX)), (ort, output)]
     return [(_saved(model, staged / "model.onnx"), output)]
 

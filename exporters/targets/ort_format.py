@@ -23,10 +23,12 @@ from .table import OrtStyle
 CONFIG_SUFFIX = ".required_operators.config"
 
 
-def write_ort(onnx_path: Path, ort_path: Path, config_path: Path, *, style: OrtStyle, platform: str | None) -> None:
+def write_ort(onnx_path: Path, ort_path: Path, config_path: Path, *, style: OrtStyle, platform: str | None,
+              shipped_name: str) -> None:
     """Convert the ONNX file `onnx_path` to `ort_path` and write the operators config to `config_path`.
 
     All three live in the caller's work folder; the converter's own outputs go to a subfolder.
+    `shipped_name`: the .ort file's final name, which the config's header names.
     """
     out_dir = ort_path.parent / "ort-converter"
     try:
@@ -43,7 +45,7 @@ def write_ort(onnx_path: Path, ort_path: Path, config_path: Path, *, style: OrtS
         raise ExportError(f"ORT format conversion wrote {[p.name for p in out_dir.iterdir()]}, "
                           "not one .ort and one .config")
     os.replace(models[0], ort_path)
-    config_path.write_text(_name_model(configs[0].read_text(encoding="utf-8"), ort_path.name), encoding="utf-8")
+    config_path.write_text(_name_model(configs[0].read_text(encoding="utf-8"), shipped_name), encoding="utf-8")
 
 
 def _name_model(config: str, name: str) -> str:

@@ -3,8 +3,8 @@
 Each entry says what its runtime needs from the file (static shape, opset bounds, precision),
 which artefact segedge writes for it, which operator checks run here, what only the device can
 build or check, and where each requirement comes from. `exporters.targets.build` reads the
-table; nothing in it imports onnx, onnxruntime or openvino, so the CLI can list targets and
-their choices cheaply (`target_names()`, `get_target(name).precisions`).
+table; nothing in it imports onnx, onnxruntime's tools and quantizer, or openvino, so the CLI can
+list targets and their choices cheaply (`target_names()`, `get_target(name).precisions`).
 """
 
 from __future__ import annotations
