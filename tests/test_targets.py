@@ -432,3 +432,19 @@ def test_nothing_is_left_behind_and_nothing_is_printed(zoo_model, calib, tmp_pat
     assert list(scratch.iterdir()) == []  # work folders removed
     assert sorted(p.name for p in out.parent.iterdir()) == [
         "model.onnx", "model.ort", "model.required_operators.config"]  # no temporary files
+
+
+def test_qnn_can_take_signed_symmetric_weights(zoo_model, calib, folder):
+    result = build_for_target(zoo_model, "qnn", folder / "zoo" / "colournet_qnn_int8w.onnx", input_size=SIZE,
+                              calib=calib, calib_count=8, weights="int8")
+    model = onnx.load(str(result.path))
+    inits = {i.name: i for i in model.graph.initializer}
+    weights = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0].endswith("weight_quantized")]
+    assert {inits[n.input[0]].data_type for n in weights} == {TensorProto.INT8}
+    assert all(not numpy_helper.to_array(inits[n.input[2]]).any() for n in weights)  # symmetric: zero points 0
+    assert result.card is not None and result.card.calibration["weights"] == "int8"
+    assert result.verification is not None and result.verification.passed
+    with pytest.raises(UsageError, match="uint8 or int8 weights, not int4"):
+        build_for_target(zoo_model, "qnn", folder / "x.onnx", calib=calib, weights="int4")
+    with pytest.raises(UsageError, match="does not quantize"):
+        build_for_target(zoo_model, "cpu", folder / "x.onnx", weights="int8")

@@ -53,6 +53,7 @@ def build_for_target(
     calib_count: int = DEFAULT_CALIB_COUNT,
     card: ModelCard | None = None,
     precision: str | None = None,
+    weights: str | None = None,
     images: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     on_checks: Callable[[tuple[CheckReport, ...]], None] | None = None,
@@ -64,7 +65,8 @@ def build_for_target(
     `<stem>_<target><suffix>` beside the input. `input_size`: H, W of the static shape (and of
     the verification images); default the card's. `calib`: folder of calibration images (QNN
     needs it), `calib_count` of them used. `card`: for a model without a segedge card.
-    `precision`: one of the target's `precisions` (default its `default_precision`). `images`:
+    `precision`: one of the target's `precisions` (default its `default_precision`); `weights`:
+    one of its quantized `weight_types` (QNN: uint8, the default, or int8). `images`:
     folder to verify on (default the calibration images, else generated ones). `on_checks` is
     called with the check reports before anything is written.
     """
@@ -72,6 +74,7 @@ def build_for_target(
     spec = get_target(target)
     source = check_model_path(fp32_onnx)
     precision = _precision(spec, precision)
+    weight_type = _weights(spec, weights)
     model = load_model(source)
     card = card or read_card_from_proto(model)
     size = _input_size(input_size, card, model)
@@ -83,7 +86,8 @@ def build_for_target(
     with work_folder("segedge-target-") as work:
         say(f"preparing the graph for {spec.name}")
         prepared = prepare(model, spec, size)
-        graph_path, calibration = _graph(spec, prepared, precision, work, calibration_paths, card, size, say)
+        graph_path, calibration = _graph(spec, prepared, precision, weight_type, work, calibration_paths, card, size,
+                                         say)
         if calibration is not None:
             calibration["folder"] = str(calib)
         say(f"checking operators: {', '.join(c.value for c in spec.checks)}")
@@ -138,6 +142,17 @@ def _precision(target: Target, precision: str | None) -> str:
     return chosen
 
 
+def _weights(target: Target, weights: str | None) -> str | None:
+    if not target.weight_types:
+        if weights is not None:
+            raise UsageError(f"target {target.name} does not quantize: weights={weights!r} does not apply")
+        return None
+    chosen = weights or target.weight_types[0]
+    if chosen not in target.weight_types:
+        raise UsageError(f"target {target.name} takes {' or '.join(target.weight_types)} weights, not {chosen}")
+    return chosen
+
+
 def _input_size(input_size: tuple[int, int] | None, card: ModelCard | None, model: onnx.ModelProto) -> tuple[int, int]:
     if input_size is not None:
         if len(input_size) != 2 or not all(isinstance(v, int) and 0 < v <= 16384 for v in input_size):
@@ -187,7 +202,8 @@ def _calibration(target: Target, calib: str | os.PathLike[str] | None, count: in
 
 
 # -- the graph, its checks and the artefact ------------------------------------------------------
-def _graph(target: Target, prepared: Prepared, precision: str, work: Path, calibration_paths: list[Path],
+def _graph(target: Target, prepared: Prepared, precision: str, weights: str | None, work: Path,
+           calibration_paths: list[Path],
            card: ModelCard | None, size: tuple[int, int], say: Progress) -> tuple[Path, dict[str, Any] | None]:
     """The ONNX graph the writer starts from (what the checks look at), and calibration facts if quantized."""
     graph = prepared.model
@@ -199,11 +215,12 @@ def _graph(target: Target, prepared: Prepared, precision: str, work: Path, calib
         return path, None
     from .qnn import quantize_for_qnn
 
-    assert card is not None and target.activations is not None  # _calibration refused otherwise
-    say(f"quantizing for QNN ({target.activations} activations) on {len(calibration_paths)} calibration images")
+    assert card is not None and target.activations is not None and weights is not None  # refused before otherwise
+    say(f"quantizing for QNN ({target.activations} activations, {weights} weights) on {len(calibration_paths)} "
+        "calibration images")
     quantized = work / "qdq.onnx"
     facts = quantize_for_qnn(path, quantized, calibration_paths, card, size=size, activations=target.activations,
-                             workdir=work)
+                             weights=weights, workdir=work)
     return quantized, facts
 
 

@@ -57,6 +57,7 @@ class Target:
     precisions: tuple[str, ...]
     activations: str | None  # quantized activation type (QNN: uint16)
     checks: tuple[Check, ...]
+    weight_types: tuple[str, ...] = ()  # quantized weight types, the default first
     ort_style: OrtStyle | None = None  # for Artefact.ort_format
     ort_platform: str | None = None  # convert_onnx_models_to_ort --target_platform
     needs_device_to_run: bool = False  # its deployed form is built on or for the device
@@ -126,6 +127,9 @@ TARGETS: dict[str, Target] = {
                          "below it ORT's get_qnn_qdq_config falls back to com.microsoft-domain Q/DQ "
                          "(onnxruntime/quantization/execution_providers/qnn/quant_config.py)",
             default_precision="int8", precisions=("int8",), activations="uint16",
+            # uint8 is ORT's documented QNN choice; int8 (symmetric) is the one ORT's quantizer keeps
+            # int32 biases in range for (it widens the weight scale only for signed symmetric weights).
+            weight_types=("uint8", "int8"),
             checks=(Check.qnn_htp_ops,), needs_device_to_run=True,
             not_built=("the QNN context binary (ORT's QNN EP with ep.context_enable=1, on the device or with the "
                        "QNN SDK)",),
@@ -133,7 +137,8 @@ TARGETS: dict[str, Target] = {
                          "validates when the graph is finalised on the device",
                          "accuracy of the HTP's own fixed-point kernels (verified here on ORT's CPU QDQ kernels)",
                          _SPEED),
-            note="QDQ with uint16 activations and uint8 weights (ORT's QNN config); HTP needs static shapes",
+            note="QDQ with uint16 activations and uint8 weights (ORT's QNN config; weights='int8' for signed "
+                 "symmetric ones when verification fails on clipped int32 biases); HTP needs static shapes",
         ),
         Target(
             name="openvino", runtime="OpenVINO runtime (CPU, GPU, NPU plugins)", artefact=Artefact.openvino_ir,
