@@ -354,7 +354,8 @@ def _rows(result_or_checks) -> set[tuple[str, str]]:
 
 
 def test_the_table_names_what_nnapi_coreml_and_tensorrt_cannot_run(segnet_model, folder):
-    built = {name: build_for_target(segnet_model, name, folder / "segnet" / f"segnet_{name}{TARGETS[name].artefact_suffix}",
+    out = folder / "segnet"
+    built = {name: build_for_target(segnet_model, name, out / f"segnet_{name}{TARGETS[name].artefact_suffix}",
                                     input_size=SIZE) for name in ("nnapi", "coreml", "tensorrt", "cpu")}
     nnapi = built["nnapi"].checks[0]
     assert ("MaxUnpool", "dec_unpool") in _rows(built["nnapi"])
@@ -439,7 +440,8 @@ def test_qnn_can_take_signed_symmetric_weights(zoo_model, calib, folder):
                               calib=calib, calib_count=8, weights="int8")
     model = onnx.load(str(result.path))
     inits = {i.name: i for i in model.graph.initializer}
-    weights = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0].endswith("weight_quantized")]
+    weights = [n for n in model.graph.node
+               if n.op_type == "DequantizeLinear" and n.input[0].endswith("weight_quantized")]
     assert {inits[n.input[0]].data_type for n in weights} == {TensorProto.INT8}
     assert all(not numpy_helper.to_array(inits[n.input[2]]).any() for n in weights)  # symmetric: zero points 0
     assert result.card is not None and result.card.calibration["weights"] == "int8"

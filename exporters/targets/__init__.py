@@ -34,7 +34,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .result import CheckReport, TargetBuildError, TargetResult, UnsupportedNode, Verification
+from .result import (
+    CheckReport,
+    TargetBuildError,
+    TargetResult,
+    UnsupportedNode,
+    Verification,
+)
 from .table import TARGETS, Artefact, Check, Target, get_target, target_names
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ the verdicts, without its shape rule.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -291,9 +291,3 @@ def _inlined_from(node: onnx.NodeProto) -> str:
 def op_label(node: onnx.NodeProto) -> str:
     return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
 
-
-def count_ops(nodes: Iterable[onnx.NodeProto]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for node in nodes:
-        counts[op_label(node)] = counts.get(op_label(node), 0) + 1
-    return counts

@@ -93,7 +93,7 @@ def read_artefact_metadata(path: str | os.PathLike[str]) -> ArtefactMetadata:
         options.log_severity_level = 3
         try:
             session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types per failure kind
+        except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types per failure kind)
             raise ModelFileError(f"{path}: cannot load: {str(exc).strip().splitlines()[0]}") from None
         meta = session.get_modelmeta().custom_metadata_map
         card_text, record_text = meta.get(CARD_KEY), meta.get(TARGET_KEY)

@@ -13,7 +13,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+from onnxruntime.tools.convert_onnx_models_to_ort import (
+    OptimizationStyle,
+    convert_onnx_models_to_ort,
+)
 
 from runtimes.errors import ExportError
 

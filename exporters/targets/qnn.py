@@ -1,8 +1,12 @@
 """QDQ for ONNX Runtime's QNN execution provider (HTP): ORT's QNN preprocessing and QNN quantization config.
 
-Steps, all ORT's: `qnn_preprocess_model` (its fusions: Gelu, LpNormalization, SpaceToDepth),
-`get_qnn_qdq_config(activation_type=QUInt16, weight_type=QUInt8)` (the overrides that make the
-QDQ graph acceptable to QNN) and `quantize`.
+Steps, all ORT's, all running on x64 without the device: `qnn_preprocess_model` (its fusions:
+Gelu, LpNormalization, SpaceToDepth), `get_qnn_qdq_config(activation_type=QUInt16,
+weight_type=QUInt8)` (the overrides that make the QDQ graph acceptable to QNN) and `quantize`.
+The input is already static and at opset 21 (the target's bounds), so Q/DQ come out in the
+ai.onnx domain with 16-bit types, which ONNX Runtime's CPU provider runs too: the artefact is
+verified here on ORT's CPU QDQ kernels (measured, ORT 1.32). Calibration images are prepared by
+the Predictor's own code at the model's static size (`images.StaticSizeReader`).
 
 uint8 weights are ORT's documented choice, but ORT's quantizer widens a weight's scale to keep
 the int32 bias (scale = input scale x weight scale) in range only for signed symmetric weights.
@@ -12,11 +16,8 @@ a narrow activation range clips its bias: measured on the zoo's lraspp_mobilenet
 weights agreed with fp32 on 11.6% of pixels (SQNR 4.8 dB): the high-resolution classifier's input
 is a near-zero branch (its range floored at the config's MinimumRealRange 1e-4, scale 1.5e-9),
 so its bias scale was 1.1e-12 and every bias saturated int32; int8 weights agreed on 99.63%
-(SQNR 59.8 dB, weakest class IoU 0.969). deeplabv3plus_mobilenetv2 kept 100% with uint8 weights. `weights="int8"` selects them; verification says which one holds. These run on x64 without the device. The input is
-already static and at opset 21 (the target's bounds), so Q/DQ come out in the ai.onnx domain with
-16-bit types, which ONNX Runtime's CPU provider runs too: the artefact is verified here on ORT's
-CPU QDQ kernels (measured, ORT 1.32). Calibration images are prepared by the Predictor's own code
-at the model's static size (`images.StaticSizeReader`).
+(SQNR 59.8 dB, weakest class IoU 0.969). deeplabv3plus_mobilenetv2 kept 100% with uint8 weights.
+`weights="int8"` selects signed symmetric weights; the verification says which holds.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from typing import Any
 import onnx
 import onnxruntime
 from onnxruntime.quantization import CalibrationMethod, QuantType, quantize
-from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
+from onnxruntime.quantization.execution_providers.qnn import (
+    get_qnn_qdq_config,
+    qnn_preprocess_model,
+)
 
 from runtimes.card import ModelCard
 from runtimes.errors import ExportError

@@ -86,8 +86,8 @@ TARGETS: dict[str, Target] = {
             default_precision="fp32", precisions=("fp32", "fp16"), activations=None,
             # CPU kernels too: what CUDA lacks runs there, and what neither has fails the model.
             checks=(Check.ort_cuda_kernels, Check.ort_cpu_kernels),
-            not_checked=("which nodes ONNX Runtime really places on the CPU (`segedge bench --provider cuda --strict` "
-                         "on the GPU)", _SPEED),
+            not_checked=(("which nodes ONNX Runtime really places on the CPU (`segedge bench --provider cuda --strict` "
+                          "on the GPU)"), _SPEED),
         ),
         Target(
             name="mobile", runtime="ONNX Runtime Mobile (onnxruntime-android / -ios), CPU execution provider",
@@ -104,9 +104,12 @@ TARGETS: dict[str, Target] = {
             artefact=Artefact.ort_format, artefact_suffix=".ort", static_shape=True, max_opset=None,
             min_opset=None, opset_reason="", default_precision="fp32", precisions=("fp32",), activations=None,
             checks=(Check.nnapi_ops,), ort_style=OrtStyle.runtime, ort_platform="arm",
-            not_checked=("the per-operator conditions of ORT's list (the 'caveats' of the check), which the NNAPI "
-                         "EP tests on the device", "what the phone's NNAPI driver accelerates and what it runs on "
-                         "its own CPU fallback", _ORT_FORMAT_VERSIONS, _SPEED),
+            not_checked=(
+                ("the per-operator conditions of ORT's list (the 'caveats' of the check), which the NNAPI EP tests on "
+                 "the device"),
+                "what the phone's NNAPI driver accelerates and what it runs on its own CPU fallback",
+                _ORT_FORMAT_VERSIONS, _SPEED,
+            ),
             note="static shapes: ORT's NNAPI EP takes only nodes whose inputs have fixed sizes",
         ),
         Target(
@@ -131,10 +134,9 @@ TARGETS: dict[str, Target] = {
             # int32 biases in range for (it widens the weight scale only for signed symmetric weights).
             weight_types=("uint8", "int8"),
             checks=(Check.qnn_htp_ops,), needs_device_to_run=True,
-            not_built=("the QNN context binary (ORT's QNN EP with ep.context_enable=1, on the device or with the "
-                       "QNN SDK)",),
-            not_checked=("the HTP's per-operator constraints (types, ranks, attributes), which the QNN SDK "
-                         "validates when the graph is finalised on the device",
+            not_built=("the QNN context binary (ORT's QNN EP with ep.context_enable=1, on the device or the QNN SDK)",),
+            not_checked=(("the HTP's per-operator constraints (types, ranks, attributes), which the QNN SDK "
+                          "validates when the graph is finalised on the device"),
                          "accuracy of the HTP's own fixed-point kernels (verified here on ORT's CPU QDQ kernels)",
                          _SPEED),
             note="QDQ with uint16 activations and uint8 weights (ORT's QNN config; weights='int8' for signed "
@@ -145,24 +147,29 @@ TARGETS: dict[str, Target] = {
             artefact_suffix=".xml", static_shape=False, max_opset=None, min_opset=None, opset_reason="",
             default_precision="fp32", precisions=("fp32", "fp16"), activations=None,
             checks=(Check.openvino_devices,),
-            not_checked=("devices this machine lacks (the check queries every OpenVINO device present)",
-                         "the precision a plugin picks at run time (bf16 on CPUs with AMX or AVX-512 BF16, fp16 on "
-                         "GPU/NPU; verified here with INFERENCE_PRECISION_HINT=f32)", _SPEED),
+            not_checked=(
+                "devices this machine lacks (the check queries every OpenVINO device present)",
+                ("the precision a plugin picks at run time (bf16 on CPUs with AMX or AVX-512 BF16, fp16 on GPU/NPU; "
+                 "verified here with INFERENCE_PRECISION_HINT=f32)"),
+                _SPEED,
+            ),
             note="dynamic N/H/W kept (the app reshapes the model to its size); the NPU plugin needs a static "
                  "shape: model.reshape() before compile_model; fp16 compresses the weights",
         ),
         Target(
             name="tensorrt", runtime="TensorRT (trtexec, or ONNX Runtime's TensorRT execution provider)",
             artefact=Artefact.onnx, artefact_suffix=".onnx", static_shape=True, max_opset=20, min_opset=None,
-            opset_reason="onnx-tensorrt docs/operators.md at commit 96e7811 (the 10.1 GA release): \"TensorRT "
+            opset_reason="onnx-tensorrt docs/operators.md at commit 96e7811 (the 10.1 GA release): \"TensorRT 10.0 "
                          "supports operators in the inclusive range of opset 9 to opset 20\"; later editions "
                          "(TensorRT 10.15) reach opset 24",
             default_precision="fp32", precisions=("fp32",), activations=None,
             checks=(Check.tensorrt_ops,), needs_device_to_run=True,
-            not_built=("the TensorRT engine (trtexec --onnx=..., or the TensorRT EP's engine cache, on the GPU); "
-                       "its precision (--fp16, --int8) is chosen when it is built",),
-            not_checked=("the restrictions column of TensorRT's matrix (the 'caveats' of the check) and data "
-                         "types, which TensorRT's parser checks when the engine is built", _SPEED),
+            not_built=(
+                ("the TensorRT engine (trtexec --onnx=..., or the TensorRT EP's engine cache, on the GPU); its "
+                 "precision (--fp16, --int8) is chosen when it is built"),
+            ),
+            not_checked=(("the restrictions column of TensorRT's matrix (the 'caveats' of the check) and data "
+                          "types, which TensorRT's parser checks when the engine is built"), _SPEED),
             note="static shape: one engine profile at --input-size; unsupported nodes fall back to CUDA/CPU "
                  "only under ONNX Runtime's TensorRT EP",
         ),

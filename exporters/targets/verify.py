@@ -30,7 +30,7 @@ def ort_runner(path: Path, threads: int | None = None) -> Runner:
     try:
         session = ort.InferenceSession(os.fspath(path), sess_options=session_options(threads),
                                        providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types per failure kind
+    except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types per failure kind)
         raise ModelFileError(f"{path.name}: ONNX Runtime's CPU provider cannot load it: {first_line(exc)}") from None
     name, output = session.get_inputs()[0].name, session.get_outputs()[0].name
 
