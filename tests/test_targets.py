@@ -450,3 +450,16 @@ def test_qnn_can_take_signed_symmetric_weights(zoo_model, calib, folder):
         build_for_target(zoo_model, "qnn", folder / "x.onnx", calib=calib, weights="int4")
     with pytest.raises(UsageError, match="does not quantize"):
         build_for_target(zoo_model, "cpu", folder / "x.onnx", weights="int8")
+
+
+def test_gpu_and_openvino_take_fp16(zoo_model, zoo_builds, folder):
+    gpu = build_for_target(zoo_model, "gpu", folder / "zoo" / "colournet_gpu_fp16.onnx", precision="fp16")
+    ops = {n.op_type for n in onnx.load(str(gpu.path)).graph.node}
+    assert "Cast" in ops  # float32 in and out, fp16 inside
+    ir = build_for_target(zoo_model, "openvino", folder / "zoo" / "colournet_openvino_fp16.xml", precision="fp16")
+    fp32_bin = zoo_builds["openvino"].artefacts[1]
+    assert ir.artefacts[1].stat().st_size < 0.6 * fp32_bin.stat().st_size  # weights stored in fp16
+    for result in (gpu, ir):
+        assert result.card is not None and str(result.card.precision) == "fp16"
+        assert result.verification is not None and result.verification.preset == "fp16"
+        assert result.verification.passed and result.verification.argmax_agreement >= 0.999
