@@ -463,3 +463,13 @@ def test_gpu_and_openvino_take_fp16(zoo_model, zoo_builds, folder):
         assert result.card is not None and str(result.card.precision) == "fp16"
         assert result.verification is not None and result.verification.preset == "fp16"
         assert result.verification.passed and result.verification.argmax_agreement >= 0.999
+
+
+def test_fp32_targets_verify_on_the_users_images_when_given(zoo_model, calib, folder):
+    result = build_for_target(zoo_model, "tensorrt", folder / "zoo" / "colournet_trt_calib.onnx", calib=calib)
+    assert result.verification is not None and result.verification.parity.images == 8
+    assert "calibration images" in result.verification.parity.source and result.verification.passed
+    seen: list[str] = []
+    build_for_target(zoo_model, "tensorrt", folder / "zoo" / "colournet_trt_images.onnx", images=calib,
+                     progress=seen.append)
+    assert seen[0] == "preparing the graph for tensorrt" and seen[-1] == "verifying the artefact against the fp32 file"

@@ -188,8 +188,8 @@ def _stand_in_card(model: onnx.ModelProto, source: Path) -> ModelCard:
 
 def _calibration(target: Target, calib: str | os.PathLike[str] | None, count: int, card: ModelCard | None,
                  model: onnx.ModelProto) -> list[Path]:
-    if target.artefact is not Artefact.qnn_qdq:
-        return calibration_images(Path(calib), count) if calib is not None else []
+    if target.artefact is not Artefact.qnn_qdq:  # nothing to calibrate: the images only verify
+        return spread(image_files(Path(calib), "calibration"), count) if calib is not None else []
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
         raise UsageError(f"target {target.name} quantizes the model: give it the fp32 file, not a quantized one")
     if calib is None:
