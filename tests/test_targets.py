@@ -473,3 +473,13 @@ def test_fp32_targets_verify_on_the_users_images_when_given(zoo_model, calib, fo
     build_for_target(zoo_model, "tensorrt", folder / "zoo" / "colournet_trt_images.onnx", images=calib,
                      progress=seen.append)
     assert seen[0] == "preparing the graph for tensorrt" and seen[-1] == "verifying the artefact against the fp32 file"
+
+
+def test_rebuilding_replaces_every_file_of_an_artefact(zoo_model, tmp_path):
+    out = tmp_path / "model.xml"
+    first = build_for_target(zoo_model, "openvino", out)
+    before = {p.name: p.read_bytes() for p in first.artefacts}
+    second = build_for_target(zoo_model, "openvino", out, precision="fp16")
+    assert [p.name for p in second.artefacts] == ["model.xml", "model.bin"]
+    assert out.with_suffix(".bin").read_bytes() != before["model.bin"]
+    assert read_artefact_metadata(out).card.precision == "fp16"  # type: ignore[union-attr]

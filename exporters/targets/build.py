@@ -107,9 +107,7 @@ def build_for_target(
             artefact_card = artefact_card.with_overrides(parity=_parity(verification, source))
             # Same graph, the card now holding the verification: the writers are deterministic.
             staged = _write(spec, graph, artefact_card, record, work, out, precision)
-        for staged_path, final in staged:  # sidecars first: a main file in place has its companions
-            with atomic_path(final, suffix=final.suffix) as tmp:
-                shutil.copyfile(staged_path, tmp)
+        _move_into_place(staged)
     notes = (*prepared.notes, *_notes(spec, calibration), *((note,) if note else ()))
     return TargetResult(
         target=spec.name, source=source, artefacts=tuple(final for _, final in reversed(staged)),
@@ -267,6 +265,21 @@ def _write(target: Target, graph: onnx.ModelProto, card: ModelCard | None, recor
         write_ort(source, ort, config, style=target.ort_style, platform=target.ort_platform, shipped_name=output.name)
         return [(config, output.with_suffix(CONFIG_SUFFIX)), (ort, output)]
     return [(_saved(model, staged / "model.onnx"), output)]
+
+
+def _move_into_place(staged: list[tuple[Path, Path]]) -> None:
+    """Each file atomically, sidecars first, the main file last.
+
+    An earlier main file at the output goes first: an IR .xml names its .bin's byte offsets, so an
+    old .xml beside a new .bin (an interrupt between two renames) would load and compute garbage.
+    Whatever moment an interrupt comes, a main file in place has its own companions.
+    """
+    main = staged[-1][1]
+    if len(staged) > 1 and main.exists():
+        main.unlink()
+    for staged_path, final in staged:
+        with atomic_path(final, suffix=final.suffix) as tmp:
+            shutil.copyfile(staged_path, tmp)
 
 
 def _saved(model: onnx.ModelProto, path: Path) -> Path:
