@@ -2,7 +2,8 @@
 
 `torch.load(..., weights_only=True)` always, with no fallback: a checkpoint from the internet
 must never run code. Training checkpoints that wrap the weights (`{"state_dict": ...}`,
-`{"model": ...}`) are unwrapped; torchvision's auxiliary-head keys are ignored with a note.
+`{"model": ...}`) are unwrapped; torchvision's auxiliary-head keys are ignored with a note; a
+model with an `adapt_checkpoint` method maps foreign key names first.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def fit_state_dict(model: nn.Module, state: dict[str, torch.Tensor], model_name:
     """Load `state` into `model` strictly; return notes, raise `CheckpointError` on any mismatch."""
     expected = model.state_dict()
     notes = []
+    # A model that knows another library's key names (segedge's SegFormer: Hugging Face's)
+    # renames them itself: `adapt_checkpoint(state) -> (state, notes)`.
+    adapt = getattr(model, "adapt_checkpoint", None)
+    if callable(adapt):
+        state, adapt_notes = adapt(state)
+        notes.extend(adapt_notes)
     ignored = [k for k in state if k.startswith(IGNORED_PREFIXES) and k not in expected]
     if ignored:
         state = {k: v for k, v in state.items() if k not in set(ignored)}

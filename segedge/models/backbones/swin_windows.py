@@ -48,17 +48,26 @@ def cyclic_shift(x: Tensor, shift: Size, dim: int) -> Tensor:
 
 
 def partition(x: Tensor, window: int) -> Tensor:
-    """B x (rows*w) x (cols*w) x C -> (B*rows*cols) x (w*w) x C, windows in row-major order."""
+    """B x (rows*w) x (cols*w) x C -> (B*rows*cols) x (w*w) x C, windows in row-major order.
+
+    Laid out in two steps, through the windows' transpose, so that no step's input could be
+    contiguous for some sizes and not for others: with torchvision's single permute, the
+    copy is a no-op exactly when a side holds one window, and torch.export, deciding that,
+    guards on it — exported at such a size, the graph held for batch 1 and sides of at most
+    one window only.
+    """
     b, h, w, c = x.shape
-    x = x.view(b, h // window, window, w // window, window, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
+    grid = x.view(b, h // window, window, w // window, window, c)
+    transposed = grid.permute(0, 1, 3, 4, 2, 5).contiguous()  # B x rows x cols x w(x) x w(y) x C
+    return transposed.transpose(-3, -2).reshape(-1, window * window, c)
 
 
 def merge(windows: Tensor, window: int, rows: Size, cols: Size) -> Tensor:
     """The inverse of `partition`: (B*rows*cols) x (w*w) x C -> B x (rows*w) x (cols*w) x C."""
     c = windows.shape[-1]
-    x = windows.view(-1, rows, cols, window, window, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, rows * window, cols * window, c)
+    grid = windows.view(-1, rows, cols, window, window, c)
+    transposed = grid.transpose(-3, -2).contiguous()  # B x rows x cols x w(x) x w(y) x C
+    return transposed.permute(0, 1, 4, 2, 3, 5).reshape(-1, rows * window, cols * window, c)
 
 
 def region_ids(windows: Size, window: int, shift: Size, device: torch.device) -> Tensor:
