@@ -2,13 +2,13 @@
 
     python benchmarks/bench_precision.py [--config full|small] [--size 512] [--runs 30] [--threads N]
 
-1. The demo model (`segedge.train.FULL`: a U-Net trained on the shapes dataset; cached under
+1. The demo model (`segedge.train.recipe.FULL`: a U-Net trained on the shapes dataset; cached under
    $SEGEDGE_CACHE or ~/.cache/segedge) is exported to fp32 ONNX, then converted with
-   `segedge.quantize` to fp16 and to int8 (32 calibration images of the train split).
+   `segedge.quantize.run` to fp16 and to int8 (32 calibration images of the train split).
 2. Accuracy on the held-out val split: mIoU of PyTorch, fp32, fp16 and int8, mIoU points lost,
    argmax agreement with fp32 and the lowest per-class IoU between the label maps.
 3. Speed: ONNX Runtime CPU sessions of the three files timed in interleaved rounds
-   (`runtimes.bench.time_runners`) on a --size x --size input, with the CPU's flags.
+   (`runtimes.timing.time_runners`) on a --size x --size input, with the CPU's flags.
 Results: benchmarks/results/precision.md and .json (or --out). A benchmark, not a test.
 """
 
@@ -28,14 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from exporters.int8 import quantized_convs
-from runtimes.bench import Runner, time_runners
+from runtimes.timing import Runner, time_runners
 from runtimes.fileio import write_text_atomic
 from runtimes.machine import machine_record, usable_cpus
 from runtimes.session import open_session
 from segedge.data import CLASSES
-from segedge.pipeline import ExportRequest, run_export
-from segedge.quantize import Precision, QuantizeRequest, run_quantize
-from segedge.train import FULL, SMALL, trained_model
+from segedge.export.run import ExportRequest, run_export
+from runtimes.precision import Precision
+from segedge.quantize import QuantizeRequest, run_quantize
+from segedge.train.recipe import FULL, SMALL, trained_model
 
 CALIB_COUNT = 32
 NOTES = [

@@ -34,7 +34,7 @@ from pathlib import Path
 from runtimes.fileio import write_text_atomic
 from runtimes.preprocess import model_side
 from segedge.report import ReportRequest, run_report
-from segedge.report_render import write_report
+from segedge.report.render import write_report
 from segedge.sources import build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,8 +107,8 @@ def combined_summary(out: Path, models: list[str]) -> str:
 
 def trained_unet(workdir: Path, progress) -> tuple[str, Path, Path]:
     """issue 6's small U-Net trained on the shapes dataset (cached), exported at its training size."""
-    from segedge.pipeline import ExportRequest, run_export
-    from segedge.train import trained_model
+    from segedge.export.run import ExportRequest, run_export
+    from segedge.train.recipe import trained_model
 
     trained = trained_model(progress=progress)
     size = trained.config.data.size

@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from runtimes.bench import Runner, time_runners
+from runtimes.timing import Runner, time_runners
 from runtimes.fileio import write_text_atomic
 from runtimes.machine import machine_record
 from runtimes.session import open_session
 from segedge.models import list_models
-from segedge.pipeline import ExportRequest, run_export
+from segedge.export.run import ExportRequest, run_export
 
 RESULTS = Path(__file__).parent / "results"
 

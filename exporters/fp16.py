@@ -4,7 +4,7 @@ Inputs and outputs stay float32 (`keep_io_types`): apps feed and read the same a
 fp32 file, and the casts sit inside the graph. Resize keeps its float32 scales (the converter's
 rule for Resize's input 2; sizes are int64 anyway), and ops the converter knows to be unsafe in
 fp16 stay float32 (its default block list). Whether the result's outputs are finite and agree
-with fp32 is measured by the caller on images (`segedge.quantize`): conversion alone proves
+with fp32 is measured by the caller on images (`segedge.quantize.run`): conversion alone proves
 nothing about accuracy.
 """
 

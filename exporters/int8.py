@@ -81,7 +81,7 @@ def quantize_int8(
     card = card or read_card_from_proto(model)
     if card is None:
         raise CardError(f"{source} has no segedge model card, so its input normalisation is unknown; export it with segedge")
-    images = calibration_images(calib, count)
+    images = calibration_images(Path(calib), count)
     with work_folder("segedge-int8-") as workdir:
         prepared = Path(workdir) / "prepared.onnx"
         quantized = Path(workdir) / "int8.onnx"

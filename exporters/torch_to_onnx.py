@@ -107,6 +107,8 @@ def _export_dynamo(model: nn.Module, sample: torch.Tensor, path: Path, dynamic: 
         optimize=True,
         verbose=False,
     )
+    if program is None:  # torch returns None only when given a file name to write itself
+        raise ExportError("the dynamo exporter returned no program")
     program.save(str(path), external_data=False)
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from .errors import CardError
 from .palette import Color, default_class_names, voc_palette
+from .precision import Precision
 
 CARD_KEY = "segedge.card"
 CARD_VERSION = 1
@@ -24,7 +25,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 OutputKind = Literal["logits", "sigmoid", "logit"]
 ColorOrder = Literal["RGB", "BGR"]
-Precision = Literal["fp32", "fp16", "int8"]
 
 # Bounds on the sizes a card may state (pixels).
 MAX_SIDE = 16384
@@ -33,7 +33,6 @@ MAX_MARGIN = 4096
 
 _OUTPUT_KINDS = ("logits", "sigmoid", "logit")
 _COLOR_ORDERS = ("RGB", "BGR")
-_PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class ModelCard:
     output_kind: OutputKind = "logits"
     tile_size: int | None = None
     tile_overlap: int = 0
-    precision: Precision = "fp32"
+    precision: Precision = Precision.fp32
     opset: int | None = None
     exporter: str | None = None
     segedge_version: str | None = None
@@ -77,6 +76,8 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         _validate(self)
+        # JSON and callers give the precision as a string; the card holds the enum.
+        object.__setattr__(self, "precision", Precision(self.precision))
 
     @property
     def num_classes(self) -> int:
@@ -161,7 +162,7 @@ def _validate(card: ModelCard) -> None:
     need(all(isinstance(c, str) for c in card.classes), "'classes' must be strings")
     need(card.color_order in _COLOR_ORDERS, f"'color_order' must be one of {_COLOR_ORDERS}")
     need(card.output_kind in _OUTPUT_KINDS, f"'output_kind' must be one of {_OUTPUT_KINDS}")
-    need(card.precision in _PRECISIONS, f"'precision' must be one of {_PRECISIONS}")
+    need(card.precision in tuple(Precision), f"'precision' must be one of {', '.join(p.value for p in Precision)}")
     for key in ("mean", "std"):
         values = getattr(card, key)
         need(

@@ -9,6 +9,7 @@ stay inside the model's folder — after resolving symlinks — and to be long e
 from __future__ import annotations
 
 import mmap
+from collections.abc import Iterator
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +54,13 @@ def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: memoryview):
+def _fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
     """Yield (field number, wire type, value) for one message; value is int or memoryview."""
     pos = 0
     while pos < len(buf):
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: int | memoryview
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 1:

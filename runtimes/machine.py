@@ -30,8 +30,8 @@ def usable_cpus() -> int:
 
 def _cgroup_cpu_quota() -> float | None:
     try:  # cgroup v2
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
+        text_quota, text_period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if text_quota == "max" else int(text_quota) / int(text_period)
     except (OSError, ValueError):
         pass
     try:  # cgroup v1
@@ -44,7 +44,7 @@ def _cgroup_cpu_quota() -> float | None:
 
 @lru_cache(maxsize=1)
 def cpu_info() -> dict[str, object]:
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = platform.processor() or platform.machine(), set[str]()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")

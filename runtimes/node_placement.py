@@ -24,8 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import ProviderError
-from .fileio import work_folder
-from .providers import CPU, Provider, ProviderOptions
+from .providers import CPU, Provider
 
 RECORD_ASSIGNMENT_KEY = "session.record_ep_graph_assignment_info"
 _SHAPE_TYPES = ("int64", "int32", "bool")
@@ -51,7 +50,7 @@ class NodeRecord:
 
 
 @dataclass(frozen=True)
-class Placement:
+class NodePlacement:
     """Nodes (and, from a profile, milliseconds per run) on each provider of one session."""
 
     requested: str
@@ -89,7 +88,7 @@ def record_assignment(opts: ort.SessionOptions) -> None:
     opts.add_session_config_entry(RECORD_ASSIGNMENT_KEY, "1")
 
 
-def assigned_placement(session: ort.InferenceSession, requested: Provider) -> Placement | None:
+def assigned_placement(session: ort.InferenceSession, requested: Provider) -> NodePlacement | None:
     """Node counts per provider from the assignment record; None when this build has none."""
     getter = getattr(session, "get_provider_graph_assignment_info", None)
     if getter is None:
@@ -106,7 +105,7 @@ def assigned_placement(session: ort.InferenceSession, requested: Provider) -> Pl
         for node in subgraph.get_nodes():
             nodes[subgraph.ep_name] += 1
             ops[subgraph.ep_name][node.op_type] += 1
-    return Placement(requested.ort_name, dict(nodes), op_types={k: dict(v) for k, v in ops.items()})
+    return NodePlacement(requested.ort_name, dict(nodes), op_types={k: dict(v) for k, v in ops.items()})
 
 
 def read_profile(path: str | os.PathLike[str]) -> list[NodeRecord]:
@@ -139,7 +138,7 @@ def read_profile(path: str | os.PathLike[str]) -> list[NodeRecord]:
     return records
 
 
-def placement_from_records(records: Iterable[NodeRecord], requested: Provider) -> Placement:
+def placement_from_records(records: Iterable[NodeRecord], requested: Provider) -> NodePlacement:
     nodes: Counter[str] = Counter()
     time_ms: dict[str, float] = defaultdict(float)
     ops: dict[str, Counter[str]] = defaultdict(Counter)
@@ -150,34 +149,11 @@ def placement_from_records(records: Iterable[NodeRecord], requested: Provider) -
         ops[r.provider][r.op_type] += 1
         if r.provider == CPU and requested is not Provider.cpu and not r.shape_work:
             fallback.append(f"{r.name} ({r.op_type})")
-    return Placement(requested.ort_name, dict(nodes), dict(time_ms), tuple(fallback), "profile",
+    return NodePlacement(requested.ort_name, dict(nodes), dict(time_ms), tuple(fallback), "profile",
                      {k: dict(v) for k, v in ops.items()})
 
 
-def profile_placement(
-    path: str | os.PathLike[str],
-    provider: Provider | str,
-    x: np.ndarray,
-    threads: int | None = None,
-    options: ProviderOptions = ProviderOptions(),
-    runs: int = 3,
-) -> Placement:
-    """Open a profiled session of its own (profiling slows timed runs), run `x`, read the profile."""
-    from .session import open_session, session_options
-
-    with work_folder("segedge-profile-") as workdir:
-        opts = session_options(threads)
-        opts.enable_profiling = True
-        opts.profile_file_prefix = str(Path(workdir) / "ort")
-        session = open_session(path, provider, threads, options, sess_options=opts)
-        for _ in range(runs):
-            session.run(x)
-        profile = session.session.end_profiling()
-        records = read_profile(profile)
-    return placement_from_records(records, session.provider)
-
-
-def check_strict(placement: Placement, provider: Provider) -> None:
+def check_strict(placement: NodePlacement, provider: Provider) -> None:
     """`--strict`: an accelerator was asked for, so tensor work on the CPU provider is an error."""
     if provider is Provider.cpu or not placement.fallback:
         return

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .bench import Runner
+from .timing import Runner
 from .errors import ProviderError
 
 

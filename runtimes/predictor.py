@@ -1,6 +1,6 @@
 """`Predictor`: what an app embeds. An image in, a class mask of the image's size out.
 
-    from runtimes import Predictor
+    from . import Predictor
     predictor = Predictor("model.onnx")
     mask = predictor.predict("photo.jpg")          # H x W uint8 class indices
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import onnxruntime as ort
 
-from .errors import ProviderError
+from .errors import ProviderError, UsageError
 from .machine import package_versions
 
 CPU = "CPUExecutionProvider"
@@ -94,6 +94,19 @@ class ProviderOptions:
     # Escape hatch for provider options segedge does not model; merged last.
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_openvino_hint(self.openvino_hint)
+
+
+OPENVINO_HINTS = ("f32", "bf16", "f16")
+
+
+def check_openvino_hint(hint: str | None) -> str | None:
+    """`hint` when it is an inference precision OpenVINO takes (or None); else a `UsageError`."""
+    if hint is not None and hint not in OPENVINO_HINTS:
+        raise UsageError(f"--openvino-hint must be {', '.join(OPENVINO_HINTS[:-1])} or {OPENVINO_HINTS[-1]}, got {hint!r}")
+    return hint
+
 
 @dataclass(frozen=True)
 class Resolved:
@@ -143,7 +156,7 @@ def provider_chain(provider: Provider, options: ProviderOptions = ProviderOption
     """The (name, options) list for `InferenceSession(providers=...)`.
 
     CPU always comes last: a GPU provider hands the nodes it has no kernel for to the CPU, and
-    `--strict` (`runtimes.placement`) reports those instead of forbidding them up front.
+    `--strict` (`runtimes.node_placement`) reports those instead of forbidding them up front.
     """
     provider = resolve(provider)
     if provider is Provider.cpu:

@@ -13,7 +13,7 @@ from .card import CARD_KEY, ModelCard
 from .errors import ModelFileError, ProviderError, UsageError
 from .external_data import check_external_data
 from .machine import usable_cpus
-from .placement import Placement, assigned_placement, record_assignment
+from .node_placement import NodePlacement, assigned_placement, record_assignment
 from .providers import Provider, ProviderOptions, check_active, prepare, provider_chain, resolve, why_inactive
 
 _FLOAT_TYPES = ("tensor(float)", "tensor(float16)")
@@ -43,7 +43,7 @@ class ModelSession:
         out = self.session.run([self.output_name], {self.input_name: batch})[0]
         return out.astype(np.float32, copy=False)
 
-    def placement(self) -> Placement | None:
+    def placement(self) -> NodePlacement | None:
         """Nodes per provider as ORT assigned them (None when this onnxruntime cannot tell)."""
         return assigned_placement(self.session, self.provider)
 

@@ -193,7 +193,7 @@ def time_runners(
     latencies: dict[int, list[float]] = {k: [] for k in live}
     for i in range(runs):
         for k in list(live):
-            runner = runners[k]
+            runner = _live(runners[k])
             try:
                 t0 = time.perf_counter()
                 runner.run(prepared[k])
@@ -206,8 +206,13 @@ def time_runners(
         on_round(i)
     for k in live:
         growth = max(0.0, (peak[k] - base[k]) / 2**20)
-        rows[k] = summarize(runners[k], latencies[k], batch, first[k], growth, gpu_mb[k], peak[k] / 2**20)
+        rows[k] = summarize(_live(runners[k]), latencies[k], batch, first[k], growth, gpu_mb[k], peak[k] / 2**20)
     return [r for r in rows if r is not None]
+
+
+def _live(runner: Runner | FailedRun) -> Runner:
+    assert isinstance(runner, Runner)  # only runners that started are in the rounds
+    return runner
 
 
 def _gpu_growth(runner: Runner, before: float | None, gpu: bool) -> float | None:

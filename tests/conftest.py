@@ -2,6 +2,39 @@
 
 import pytest
 
+TINY = "tests/tiny_models.py:build"
+
+
+# -- Everyone ----------------------------------------------------------------------------------
+@pytest.fixture
+def cli(capsys):
+    """Run `segedge ARGS...` in this process: `code, stdout, stderr = cli("info", path)`."""
+    from segedge.cli import main
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """tests/tiny_models.py:build exported by `segedge export`, once per size: `tiny_export("48x40")`."""
+    from segedge.cli import main
+
+    exported = {}
+
+    def export(size: str = "32x32"):
+        if size not in exported:
+            path = tmp_path_factory.mktemp(f"tiny_{size}") / "tiny.onnx"
+            assert main(["export", TINY, "--input-size", size, "-o", str(path)]) == 0
+            exported[size] = path
+        return exported[size]
+
+    return export
+
 
 # -- Predictor, tiling and `segedge predict` (tests/test_predictor.py, test_tiling.py, ...) ----
 @pytest.fixture(scope="session")
@@ -42,7 +75,7 @@ def hostile_model(tmp_path_factory):
 # -- Precision: quantize, eval, train (tests/test_quantize.py, test_eval.py, test_train.py) -------
 @pytest.fixture(scope="session")
 def demo_models(tmp_path_factory):
-    """segedge.train.SMALL trained once per run, exported to fp32 and converted to fp16 and int8."""
+    """segedge.train.recipe.SMALL trained once per run, exported to fp32 and converted to fp16 and int8."""
     from tests.precision_models import build_demo_models
 
     return build_demo_models(tmp_path_factory)

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segedge.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "tests/tiny_models.py:build"
@@ -29,12 +28,6 @@ def _foreign(relative: Path) -> bool:
     return relative.name == ".ses" or any(part.startswith("torchinductor_") for part in relative.parts)
 
 
-def run_cli(capsys, args: list[str]) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def one_error_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
@@ -43,10 +36,10 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
-def assert_refused(capsys, workdir: Path, args: list, code: int, message: str) -> str:
-    """Run `args`; one error line holding `message`, exit `code`, no new file anywhere."""
+def assert_refused(cli, workdir: Path, args: list, code: int, message: str) -> str:
+    """Run `args` with the `cli` fixture; one error line holding `message`, exit `code`, no new file anywhere."""
     before = files_under(workdir)
-    got, _, err = run_cli(capsys, args)
+    got, _, err = cli(*args)
     line = one_error_line(err)
     assert got == code, line
     assert message.lower() in line.lower(), line

@@ -1,6 +1,6 @@
 """The trained demo model of the precision tests, exported and quantized once per test run.
 
-`segedge.train.SMALL` is trained (about a minute of one core), exported to fp32 ONNX and converted
+`segedge.train.recipe.SMALL` is trained (about a minute of one core), exported to fp32 ONNX and converted
 to fp16 and int8 through the library's own paths. pytest-xdist workers share one copy: the work
 happens under a file lock in the run's common temp folder, and `$SEGEDGE_CACHE`, when set,
 keeps the trained weights between runs.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runtimes.fileio import exclusive_lock
 from segedge.data import CLASSES
-from segedge.train import SMALL, TrainedModel, trained_model
+from segedge.train.recipe import SMALL, TrainedModel, trained_model
 
 CALIB_COUNT = 32
 
@@ -52,8 +52,9 @@ def build_demo_models(tmp_path_factory) -> DemoModels:
 
 
 def _make(models: DemoModels) -> None:
-    from segedge.pipeline import ExportRequest, run_export
-    from segedge.quantize import Precision, QuantizeRequest, run_quantize
+    from segedge.export.run import ExportRequest, run_export
+    from runtimes.precision import Precision
+    from segedge.quantize import QuantizeRequest, run_quantize
 
     trained = models.trained
     run_export(ExportRequest(

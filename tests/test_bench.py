@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from runtimes.bench import FailedRun, Runner, ort_runner, time_runners
+from runtimes.timing import FailedRun, Runner, ort_runner, time_runners
 from runtimes.machine import machine_record, usable_cpus
 from runtimes.session import open_session
 from segedge.bench import BenchRequest, Peer, run_bench
@@ -22,10 +22,8 @@ HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bench") / "tiny.onnx"
-    assert main(["export", TINY, "--input-size", "32x40", "-o", str(path)]) == 0
-    return path
+def tiny_onnx(tiny_export):
+    return tiny_export("32x40")
 
 
 def test_rounds_are_interleaved_and_failures_become_rows():

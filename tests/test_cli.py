@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from segedge import __version__
-from segedge.cli import main
 
 from .hostile import one_error_line
 
@@ -17,26 +16,19 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = "tests/tiny_models.py:build"
 
 
-def run_cli(capsys, *args):
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "tiny.onnx"
-    assert main(["export", TINY, "--input-size", "48x40", "-o", str(path)]) == 0
-    return path
+def tiny_onnx(tiny_export):
+    return tiny_export("48x40")
 
 
-def test_version(capsys):
-    code, out, _ = run_cli(capsys, "--version")
+def test_version(cli):
+    code, out, _ = cli("--version")
     assert code == 0 and out.strip() == f"segedge {__version__}"
 
 
-def test_models_json_lists_the_zoo(capsys):
-    code, out, _ = run_cli(capsys, "models", "--json")
+def test_models_json_lists_the_zoo(cli):
+    code, out, _ = cli("models", "--json")
     rows = json.loads(out)
     names = {r["name"] for r in rows}
     assert code == 0 and "deeplabv3plus_resnet50" in names
@@ -45,9 +37,9 @@ def test_models_json_lists_the_zoo(capsys):
     assert row["input_size"] == [512, 512] and 39e6 < row["params"] < 42e6
 
 
-def test_export_json_summary(capsys, tmp_path):
+def test_export_json_summary(cli, tmp_path):
     path = tmp_path / "m.onnx"
-    code, out, err = run_cli(capsys, "export", TINY, "--input-size", "32x48", "-o", str(path), "--json",
+    code, out, err = cli("export", TINY, "--input-size", "32x48", "-o", str(path), "--json",
                              "--exporter", "torchscript", "--classes", "a,b,c,d")
     data = json.loads(out)
     assert code == 0 and data["passed"] and data["path"] == str(path)
@@ -56,12 +48,12 @@ def test_export_json_summary(capsys, tmp_path):
     assert path.stat().st_size == data["size_bytes"]
 
 
-def test_info_and_verify(capsys, tiny_onnx):
-    code, out, _ = run_cli(capsys, "info", str(tiny_onnx), "--json")
+def test_info_and_verify(cli, tiny_onnx):
+    code, out, _ = cli("info", str(tiny_onnx), "--json")
     info = json.loads(out)
     assert code == 0 and info["card"]["name"] == "build" and info["inputs"][0].startswith("image: tensor(float) [Nx3xHxW]")
     assert "CPUExecutionProvider" in info["available_providers"]
-    code, out, _ = run_cli(capsys, "verify", str(tiny_onnx), "--sizes", "48x40,33x71", "--json")
+    code, out, _ = cli("verify", str(tiny_onnx), "--sizes", "48x40,33x71", "--json")
     report = json.loads(out)
     assert code == 0 and report["passed"] and [r["size"] for r in report["results"]] == [[48, 40], [33, 71]]
     for r in report["results"]:
@@ -69,8 +61,8 @@ def test_info_and_verify(capsys, tiny_onnx):
         assert r["cosine"] > 0.999999 and r["sqnr_db"] > 80
 
 
-def test_verify_fails_with_exit_1_on_impossible_tolerance(capsys, tiny_onnx):
-    code, _, err = run_cli(capsys, "verify", str(tiny_onnx), "--sizes", "32x32", "--atol", "0", "--rtol", "0")
+def test_verify_fails_with_exit_1_on_impossible_tolerance(cli, tiny_onnx):
+    code, _, err = cli("verify", str(tiny_onnx), "--sizes", "32x32", "--atol", "0", "--rtol", "0")
     # An exact zero tolerance fails unless ORT and torch agree bit for bit; both outcomes are
     # legitimate, but the exit code must follow the report.
     if code == 1:
@@ -79,8 +71,8 @@ def test_verify_fails_with_exit_1_on_impossible_tolerance(capsys, tiny_onnx):
         assert code == 0
 
 
-def test_bench_json_has_both_runtimes(capsys, tiny_onnx):
-    code, out, _ = run_cli(capsys, "bench", str(tiny_onnx), "--runs", "3", "--warmup", "1", "--threads", "1", "--json")
+def test_bench_json_has_both_runtimes(cli, tiny_onnx):
+    code, out, _ = cli("bench", str(tiny_onnx), "--runs", "3", "--warmup", "1", "--threads", "1", "--json")
     data = json.loads(out)
     assert code == 0 and [r["runtime"].split()[0] for r in data["rows"]] == ["onnxruntime", "torch"]
     assert data["active_providers"] == ["CPUExecutionProvider"] and data["threads"] == 1
@@ -108,29 +100,29 @@ def test_bench_json_has_both_runtimes(capsys, tiny_onnx):
         (["models", "--bogus"], 2, "No such option"),
     ],
 )
-def test_bad_input_is_one_line_and_an_exit_code(capsys, monkeypatch, args, code, message):
+def test_bad_input_is_one_line_and_an_exit_code(cli, monkeypatch, args, code, message):
     monkeypatch.chdir(ROOT)
-    got, _, err = run_cli(capsys, *args)
+    got, _, err = cli(*args)
     assert got == code
     assert message in one_error_line(err)
 
 
-def test_unavailable_provider_is_an_error_not_a_cpu_run(capsys, tiny_onnx):
-    code, _, err = run_cli(capsys, "bench", str(tiny_onnx), "--provider", "cuda", "--no-torch")
+def test_unavailable_provider_is_an_error_not_a_cpu_run(cli, tiny_onnx):
+    code, _, err = cli("bench", str(tiny_onnx), "--provider", "cuda", "--no-torch")
     line = one_error_line(err)
     assert code == 1 and "cuda provider" in line and "onnxruntime-gpu" in line
 
 
-def test_model_without_card_needs_input_size(capsys, tmp_path, tiny_onnx):
+def test_model_without_card_needs_input_size(cli, tmp_path, tiny_onnx):
     import onnx
 
     proto = onnx.load(str(tiny_onnx))
     del proto.metadata_props[:]
     bare = tmp_path / "bare.onnx"
     onnx.save(proto, str(bare))
-    code, _, err = run_cli(capsys, "bench", str(bare), "--no-torch")
+    code, _, err = cli("bench", str(bare), "--no-torch")
     assert code == 1 and "--input-size" in one_error_line(err)
-    code, out, _ = run_cli(capsys, "bench", str(bare), "--no-torch", "--input-size", "32x32", "--runs", "2", "--json")
+    code, out, _ = cli("bench", str(bare), "--no-torch", "--input-size", "32x32", "--runs", "2", "--json")
     assert code == 0 and json.loads(out)["rows"][0]["name"] == "onnxruntime fp32"
 
 

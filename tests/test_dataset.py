@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from segedge.data import CLASSES, IGNORE_INDEX, ShapesConfig, write_shapes_dataset
-from segedge.report_data import labelled_pairs
+from segedge.data.labelled import labelled_pairs
 
 SMALL = ShapesConfig(train=5, val=3, size=(48, 64), seed=7)
 

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from runtimes.palette import voc_palette
-from segedge.evaluate import dataset_pairs, evaluate
-from tests.hostile import assert_refused, run_cli
+from segedge.data.labelled import labelled_pairs
+from segedge.evaluate import evaluate
+from tests.hostile import assert_refused
 
 
 def write_pair(root, name: str, labels: np.ndarray, palette: bool) -> None:
@@ -32,7 +33,7 @@ def test_scores_against_hand_counts(tmp_path, palette):
     predicted = np.zeros((4, 6), np.uint8)
     predicted[:, 2:] = 1  # column 2: 4 background pixels called class 1
     predicted[0, 0] = 1
-    result = evaluate("fake", lambda rgb: predicted, dataset_pairs(tmp_path), num_classes=2)
+    result = evaluate("fake", lambda rgb: predicted, labelled_pairs(tmp_path), num_classes=2)
     # background: 7 right of 11 labelled (+0 false); class 1: 12 right, 4 false positives.
     assert result.per_class_iou == pytest.approx((7 / 11, 12 / 16))
     assert result.miou == pytest.approx((7 / 11 + 12 / 16) / 2)
@@ -40,9 +41,9 @@ def test_scores_against_hand_counts(tmp_path, palette):
     assert result.images == 1
 
 
-def test_eval_cli_models_side_by_side(demo_models, capsys):
-    code, stdout, err = run_cli(capsys, ["eval", demo_models.fp32, demo_models.fp16, demo_models.int8,
-                                         "--data", demo_models.data, "--json"])
+def test_eval_cli_models_side_by_side(demo_models, cli):
+    code, stdout, err = cli("eval", demo_models.fp32, demo_models.fp16, demo_models.int8,
+                                         "--data", demo_models.data, "--json")
     assert code == 0, err
     result = json.loads(stdout)
     assert result["images"] == 100 and result["classes"] == ["background", "circle", "square", "triangle"]
@@ -54,24 +55,24 @@ def test_eval_cli_models_side_by_side(demo_models, capsys):
     assert len(fp32["per_class_iou"]) == 4 and 0 < fp32["pixel_accuracy"] <= 1
 
 
-def test_eval_cli_torch_row(demo_models, capsys, monkeypatch):
+def test_eval_cli_torch_row(demo_models, cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # one table row per line
     trained = demo_models.trained
     args = ["eval", demo_models.fp32, "--data", demo_models.data, "--torch", trained.config.model,
             "--weights", trained.checkpoint]
-    code, stdout, err = run_cli(capsys, [*args, "--limit", "20", "--json"])
+    code, stdout, err = cli(*args, "--limit", "20", "--json")
     assert code == 0, err
     onnx_row, torch_row = json.loads(stdout)["models"]
     assert onnx_row["images"] == torch_row["images"] == 20
     assert torch_row["name"] == trained.config.model
     assert onnx_row["miou"] == pytest.approx(torch_row["miou"], abs=1e-3)
-    code, stdout, err = run_cli(capsys, [*args, "--limit", "2"])  # the table
+    code, stdout, err = cli(*args, "--limit", "2")  # the table
     assert code == 0, err
     assert "(PyTorch)" in stdout and "(fp32)" in stdout and "2 images" in stdout
 
 
-def test_eval_cli_usage(hostile_dir, hostile_model, capsys):
-    assert_refused(capsys, hostile_dir, ["eval", "--data", hostile_dir], 2, "give at least one ONNX model")
-    assert_refused(capsys, hostile_dir, ["eval", hostile_model, "--data", hostile_dir, "--weights", "w.pt"], 2,
+def test_eval_cli_usage(hostile_dir, hostile_model, cli):
+    assert_refused(cli, hostile_dir, ["eval", "--data", hostile_dir], 2, "give at least one ONNX model")
+    assert_refused(cli, hostile_dir, ["eval", hostile_model, "--data", hostile_dir, "--weights", "w.pt"], 2,
                    "--weights goes with --torch")
-    assert_refused(capsys, hostile_dir, ["eval", hostile_model, "--data", hostile_dir / "nope"], 1, "expected JPEGImages")
+    assert_refused(cli, hostile_dir, ["eval", hostile_model, "--data", hostile_dir / "nope"], 1, "expected JPEGImages")

@@ -18,7 +18,6 @@ from tests.hostile import (
     TINY,
     assert_refused,
     files_under,
-    run_cli,
     valid_png,
 )
 from tests.test_hostile_models import CASES as HOSTILE_MODEL_CASES
@@ -78,11 +77,11 @@ USAGE_CASES = [
 
 
 @pytest.mark.parametrize("args, message", USAGE_CASES, ids=[" ".join(a)[:60] for a, _ in USAGE_CASES])
-def test_malformed_command_lines_exit_2(capsys, hostile_dir, args, message):
-    assert_refused(capsys, hostile_dir, args, 2, message)
+def test_malformed_command_lines_exit_2(cli, hostile_dir, args, message):
+    assert_refused(cli, hostile_dir, args, 2, message)
 
 
-def test_out_of_range_size_for_a_real_model_exits_2(capsys, hostile_dir, hostile_model):
+def test_out_of_range_size_for_a_real_model_exits_2(cli, hostile_dir, hostile_model):
     for args in (
         ["verify", hostile_model, "--sizes", "0x4"],
         ["verify", hostile_model, "--sizes", "32x32,abc"],
@@ -90,15 +89,15 @@ def test_out_of_range_size_for_a_real_model_exits_2(capsys, hostile_dir, hostile
         ["bench", hostile_model, "--no-torch", "--input-size", "0x0"],
         ["bench", hostile_model, "--no-torch", "--input-size", "20000x20000"],
     ):
-        assert_refused(capsys, hostile_dir, args, 2, "HxW")
+        assert_refused(cli, hostile_dir, args, 2, "HxW")
 
 
 @pytest.mark.parametrize("verb", [["info"], ["verify"], ["bench", "--no-torch"]])
-def test_a_folder_or_a_missing_model_exits_1(capsys, hostile_dir, verb):
+def test_a_folder_or_a_missing_model_exits_1(cli, hostile_dir, verb):
     folder = hostile_dir / "a_folder.onnx"
     folder.mkdir()
-    assert_refused(capsys, hostile_dir, [verb[0], folder, *verb[1:]], 1, "not a file")
-    assert_refused(capsys, hostile_dir, [verb[0], hostile_dir / "missing.onnx", *verb[1:]], 1, "not found")
+    assert_refused(cli, hostile_dir, [verb[0], folder, *verb[1:]], 1, "not a file")
+    assert_refused(cli, hostile_dir, [verb[0], hostile_dir / "missing.onnx", *verb[1:]], 1, "not found")
 
 
 # -- checkpoints: `segedge export tests/tiny_models.py:build --weights X` -----------------------
@@ -176,29 +175,29 @@ CHECKPOINTS = {
 
 
 @pytest.mark.parametrize("case", list(CHECKPOINTS))
-def test_hostile_checkpoint_is_one_line_exit_1_and_no_file(capsys, hostile_dir, case):
+def test_hostile_checkpoint_is_one_line_exit_1_and_no_file(cli, hostile_dir, case):
     make, message = CHECKPOINTS[case]
     weights = hostile_dir / "inputs" / "weights.pt"
     weights.parent.mkdir()
     make(weights)
     output = hostile_dir / "out" / "model.onnx"
-    line = assert_refused(capsys, hostile_dir, ["export", TINY, "--weights", weights, "-o", output], 1, message)
+    line = assert_refused(cli, hostile_dir, ["export", TINY, "--weights", weights, "-o", output], 1, message)
     if "does not fit" not in line:  # a mismatch names the model instead
         assert str(weights) in line
     assert not (weights.parent / "PWNED").exists(), "the pickled payload ran"
     assert not output.exists()
 
 
-def test_a_folder_as_weights(capsys, hostile_dir):
-    assert_refused(capsys, hostile_dir, ["export", TINY, "--weights", hostile_dir], 1, "not a file")
+def test_a_folder_as_weights(cli, hostile_dir):
+    assert_refused(cli, hostile_dir, ["export", TINY, "--weights", hostile_dir], 1, "not a file")
 
 
-def test_a_good_checkpoint_still_exports(capsys, hostile_dir):
+def test_a_good_checkpoint_still_exports(cli, hostile_dir):
     weights = hostile_dir / "good.pt"
     _good_checkpoint(weights)
     output = hostile_dir / "model.onnx"
-    code, _, err = run_cli(capsys, ["export", TINY, "--weights", weights, "-o", output, "--input-size", "24x24",
-                                    "--no-simplify", "--static", "--json"])
+    code, _, err = cli("export", TINY, "--weights", weights, "-o", output, "--input-size", "24x24",
+                                    "--no-simplify", "--static", "--json")
     assert code == 0, err
     assert output.is_file()
     assert [p.name for p in output.parent.iterdir() if p.name.startswith(".")] == []
@@ -207,7 +206,7 @@ def test_a_good_checkpoint_still_exports(capsys, hostile_dir):
 
 # -- hostile ONNX files through the verbs tests/test_hostile_models.py does not run ---------------
 @pytest.mark.parametrize("case", HOSTILE_MODEL_CASES)
-def test_hostile_model_through_predict_and_verify(capsys, hostile_dir, case):
+def test_hostile_model_through_predict_and_verify(cli, hostile_dir, case):
     (hostile_dir / "models_case").mkdir()
     model_dir, cases = hostile_files(hostile_dir / "models_case")
     make, message = cases[case]
@@ -217,20 +216,20 @@ def test_hostile_model_through_predict_and_verify(capsys, hostile_dir, case):
     valid_png(photo)
     for args in (["predict", model, photo, "-o", hostile_dir / "out"], ["verify", model, "--sizes", "8x8"],
                  ["info", model, "--isolate"]):
-        line = assert_refused(capsys, hostile_dir, args, 1, "")
+        line = assert_refused(cli, hostile_dir, args, 1, "")
         assert re.search(message, line), line
 
 
-def test_predict_into_a_file_instead_of_a_folder(capsys, hostile_dir, hostile_model):
+def test_predict_into_a_file_instead_of_a_folder(cli, hostile_dir, hostile_model):
     photo = hostile_dir / "photo.png"
     valid_png(photo)
     taken = hostile_dir / "taken.txt"
     taken.write_bytes(b"keep me")
-    assert_refused(capsys, hostile_dir, ["predict", hostile_model, photo, "-o", taken], 1, "cannot write")
+    assert_refused(cli, hostile_dir, ["predict", hostile_model, photo, "-o", taken], 1, "cannot write")
     assert taken.read_bytes() == b"keep me"
 
 
-def test_running_out_of_memory_is_one_line(capsys, hostile_dir, hostile_model, monkeypatch):
+def test_running_out_of_memory_is_one_line(cli, hostile_dir, hostile_model, monkeypatch):
     import runtimes.predictor
 
     def exhausted(self, batch):
@@ -239,14 +238,14 @@ def test_running_out_of_memory_is_one_line(capsys, hostile_dir, hostile_model, m
     monkeypatch.setattr(runtimes.predictor.Predictor, "_run", exhausted)
     photo = hostile_dir / "photo.png"
     valid_png(photo)
-    assert_refused(capsys, hostile_dir, ["predict", hostile_model, photo, "-o", hostile_dir / "out"], 1, "out of memory")
+    assert_refused(cli, hostile_dir, ["predict", hostile_model, photo, "-o", hostile_dir / "out"], 1, "out of memory")
 
 
 @pytest.mark.parametrize("case", ["__reduce__ payload", "pickled nn.Module", "truncated", "wrong shapes"])
-def test_hostile_checkpoint_as_verify_reference_weights(capsys, hostile_dir, hostile_model, case):
+def test_hostile_checkpoint_as_verify_reference_weights(cli, hostile_dir, hostile_model, case):
     make, message = CHECKPOINTS[case]
     weights = hostile_dir / "inputs" / "weights.pt"
     weights.parent.mkdir()
     make(weights)
-    assert_refused(capsys, hostile_dir, ["verify", hostile_model, "--weights", weights, "--sizes", "16x16"], 1, message)
+    assert_refused(cli, hostile_dir, ["verify", hostile_model, "--weights", weights, "--sizes", "16x16"], 1, message)
     assert not (weights.parent / "PWNED").exists(), "the pickled payload ran"

@@ -20,7 +20,6 @@ from tests.hostile import (
     assert_refused,
     error_lines,
     files_under,
-    run_cli,
     valid_png,
 )
 
@@ -132,13 +131,13 @@ def test_multi_frame_images_give_their_first_frame_with_a_warning(tmp_path, make
 
 # -- `segedge predict` over hostile images ------------------------------------------------------
 @pytest.mark.parametrize("case", list(IMAGES))
-def test_predict_refuses_a_hostile_image_with_one_error_and_no_file(capsys, hostile_dir, hostile_model, case):
+def test_predict_refuses_a_hostile_image_with_one_error_and_no_file(cli, hostile_dir, hostile_model, case):
     make, message = IMAGES[case]
     image = hostile_dir / "inputs" / "image.png"
     image.parent.mkdir()
     make(image)
     before = files_under(hostile_dir)
-    code, _, err = run_cli(capsys, ["predict", hostile_model, image, "-o", hostile_dir / "out"])
+    code, _, err = cli("predict", hostile_model, image, "-o", hostile_dir / "out")
     assert code == 1, err
     assert len(error_lines(err)) == 1, err
     named = [line for line in err.splitlines() if str(image) in line]
@@ -146,7 +145,7 @@ def test_predict_refuses_a_hostile_image_with_one_error_and_no_file(capsys, host
     assert files_under(hostile_dir) == before
 
 
-def test_predict_over_several_files_reports_each_bad_one_and_does_the_rest(capsys, hostile_dir, hostile_model):
+def test_predict_over_several_files_reports_each_bad_one_and_does_the_rest(cli, hostile_dir, hostile_model):
     folder = hostile_dir / "photos"
     folder.mkdir()
     bad = []
@@ -156,7 +155,7 @@ def test_predict_over_several_files_reports_each_bad_one_and_does_the_rest(capsy
         bad.append(path)
     for name in ("good_a.png", "good_b.png"):
         valid_png(folder / name)
-    code, _, err = run_cli(capsys, ["predict", hostile_model, folder, "-o", hostile_dir / "out"])
+    code, _, err = cli("predict", hostile_model, folder, "-o", hostile_dir / "out")
     assert code == 1, err
     assert len(error_lines(err)) == 1 and "4 of 6" in error_lines(err)[0], err
     for path in bad:
@@ -169,10 +168,10 @@ def test_predict_over_several_files_reports_each_bad_one_and_does_the_rest(capsy
     assert files_under(hostile_dir / "tmp") == []
 
 
-def test_predict_takes_the_first_frame_of_an_animation(capsys, hostile_dir, hostile_model):
+def test_predict_takes_the_first_frame_of_an_animation(cli, hostile_dir, hostile_model):
     gif = hostile_dir / "anim.gif"
     _animated_gif(gif)
-    code, _, err = run_cli(capsys, ["predict", hostile_model, gif, "-o", hostile_dir / "out"])
+    code, _, err = cli("predict", hostile_model, gif, "-o", hostile_dir / "out")
     assert code == 0, err
     with Image.open(hostile_dir / "out" / "anim_mask.png") as mask:
         assert mask.size == (24, 16)
@@ -194,29 +193,29 @@ PREDICT_USAGE = [
 
 
 @pytest.mark.parametrize("extra, message", PREDICT_USAGE, ids=[" ".join(a) for a, _ in PREDICT_USAGE])
-def test_predict_malformed_options_exit_2(capsys, hostile_dir, hostile_model, extra, message):
+def test_predict_malformed_options_exit_2(cli, hostile_dir, hostile_model, extra, message):
     image = hostile_dir / "photo.png"
     valid_png(image)
-    assert_refused(capsys, hostile_dir, ["predict", hostile_model, image, "-o", hostile_dir / "out", *extra], 2, message)
+    assert_refused(cli, hostile_dir, ["predict", hostile_model, image, "-o", hostile_dir / "out", *extra], 2, message)
 
 
-def test_predict_without_images_or_with_an_empty_folder(capsys, hostile_dir, hostile_model):
-    assert_refused(capsys, hostile_dir, ["predict", hostile_model], 2, "Missing argument")
+def test_predict_without_images_or_with_an_empty_folder(cli, hostile_dir, hostile_model):
+    assert_refused(cli, hostile_dir, ["predict", hostile_model], 2, "Missing argument")
     empty = hostile_dir / "empty"
     empty.mkdir()
-    assert_refused(capsys, hostile_dir, ["predict", hostile_model, empty, "-o", hostile_dir / "out"], 2, "no images found")
+    assert_refused(cli, hostile_dir, ["predict", hostile_model, empty, "-o", hostile_dir / "out"], 2, "no images found")
 
 
-def test_predict_with_a_hostile_model_exits_1(capsys, hostile_dir):
+def test_predict_with_a_hostile_model_exits_1(cli, hostile_dir):
     image = hostile_dir / "photo.png"
     valid_png(image)
     model = hostile_dir / "model.onnx"
     model.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
-    assert_refused(capsys, hostile_dir, ["predict", model, image, "-o", hostile_dir / "out"], 1, "model.onnx")
-    assert_refused(capsys, hostile_dir, ["predict", hostile_dir / "missing.onnx", image, "-o", hostile_dir / "out"], 1, "not found")
+    assert_refused(cli, hostile_dir, ["predict", model, image, "-o", hostile_dir / "out"], 1, "model.onnx")
+    assert_refused(cli, hostile_dir, ["predict", hostile_dir / "missing.onnx", image, "-o", hostile_dir / "out"], 1, "not found")
 
 
-def test_predict_refuses_images_pillow_only_warns_about(capsys, hostile_dir, hostile_model):
+def test_predict_refuses_images_pillow_only_warns_about(cli, hostile_dir, hostile_model):
     """100 MP: above Pillow's limit, below twice it, where Pillow itself only warns."""
     big = hostile_dir / "big.png"
     with warnings.catch_warnings():
@@ -224,12 +223,12 @@ def test_predict_refuses_images_pillow_only_warns_about(capsys, hostile_dir, hos
         Image.new("1", (10000, 10000)).save(big)
     small = hostile_dir / "small.png"
     valid_png(small)
-    code, _, err = run_cli(capsys, ["predict", hostile_model, big, small, "-o", hostile_dir / "out"])
+    code, _, err = cli("predict", hostile_model, big, small, "-o", hostile_dir / "out")
     assert code == 1 and len(error_lines(err)) == 1, err
     assert [line for line in err.splitlines() if str(big) in line and "decompression-bomb limit" in line], err
     assert files_under(hostile_dir / "out") == ["small_mask.png"]
     # --max-pixels sets the limit either way: here below the small image's 1,200 pixels.
-    code, _, err = run_cli(capsys, ["predict", hostile_model, small, "-o", hostile_dir / "out2", "--max-pixels", "1000"])
+    code, _, err = cli("predict", hostile_model, small, "-o", hostile_dir / "out2", "--max-pixels", "1000")
     assert code == 1 and "decompression-bomb limit of 1000 pixels" in err
     assert not (hostile_dir / "out2").exists()
 
@@ -316,7 +315,7 @@ MASKS = {
 @pytest.mark.parametrize("case", list(MASKS))
 def test_hostile_masks_are_image_errors(tmp_path, case):
     from runtimes.errors import ImageError
-    from segedge.report_data import read_mask
+    from segedge.data.labelled import read_mask
 
     make, message = MASKS[case]
     path = tmp_path / "mask.png"
@@ -326,7 +325,7 @@ def test_hostile_masks_are_image_errors(tmp_path, case):
 
 
 def test_palette_and_grey_masks_read_as_class_indices(tmp_path):
-    from segedge.report_data import read_mask
+    from segedge.data.labelled import read_mask
 
     labels = np.arange(12, dtype=np.uint8).reshape(3, 4) % 3
     for mode in ("L", "P"):
@@ -359,7 +358,7 @@ def conv_model_with_card(field: str, value) -> bytes:
     "field, value",
     [("input_size", [10**9, 10**9]), ("size_divisor", 10**9), ("valid_margin", 10**6), ("tile_size", 10**7)],
 )
-def test_a_card_with_absurd_sizes_is_refused(capsys, hostile_dir, field, value):
+def test_a_card_with_absurd_sizes_is_refused(cli, hostile_dir, field, value):
     """A size divisor of 10^9 made `segedge predict` pad a 40 x 30 photo until the kernel killed it."""
     path = hostile_dir / "model.onnx"
     path.write_bytes(conv_model_with_card(field, value))
@@ -367,4 +366,4 @@ def test_a_card_with_absurd_sizes_is_refused(capsys, hostile_dir, field, value):
     valid_png(photo)
     for args in (["predict", path, photo, "-o", hostile_dir / "out"], ["bench", path, "--no-torch", "--runs", "1"],
                  ["info", path]):
-        assert_refused(capsys, hostile_dir, args, 1, f"'{field}' must be")
+        assert_refused(cli, hostile_dir, args, 1, f"'{field}' must be")

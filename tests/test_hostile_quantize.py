@@ -91,11 +91,11 @@ CALIBRATION = {
 
 
 @pytest.mark.parametrize("case", list(CALIBRATION))
-def test_hostile_calibration_folder(capsys, hostile_dir, hostile_model, case):
+def test_hostile_calibration_folder(cli, hostile_dir, hostile_model, case):
     make, message = CALIBRATION[case]
     calib = make(hostile_dir / "calib")
     output = hostile_dir / "out" / "model_int8.onnx"
-    assert_refused(capsys, hostile_dir, ["quantize", hostile_model, "--precision", "int8", "--calib", calib,
+    assert_refused(cli, hostile_dir, ["quantize", hostile_model, "--precision", "int8", "--calib", calib,
                                          "--calib-count", "3", "-o", output], 1, message)
 
 
@@ -112,27 +112,27 @@ QUANTIZE_USAGE = [
 
 
 @pytest.mark.parametrize("extra, message", QUANTIZE_USAGE, ids=[" ".join(a) for a, _ in QUANTIZE_USAGE])
-def test_quantize_malformed_options_exit_2(capsys, hostile_dir, hostile_model, extra, message):
-    assert_refused(capsys, hostile_dir, ["quantize", hostile_model, "-o", hostile_dir / "q.onnx", *extra], 2, message)
+def test_quantize_malformed_options_exit_2(cli, hostile_dir, hostile_model, extra, message):
+    assert_refused(cli, hostile_dir, ["quantize", hostile_model, "-o", hostile_dir / "q.onnx", *extra], 2, message)
 
 
-def test_quantize_excluding_an_unknown_node_exits_2(capsys, hostile_dir, hostile_model):
+def test_quantize_excluding_an_unknown_node_exits_2(cli, hostile_dir, hostile_model):
     calib = images_in(hostile_dir / "calib", 2)
-    assert_refused(capsys, hostile_dir, ["quantize", hostile_model, "--precision", "int8", "--calib", calib,
+    assert_refused(cli, hostile_dir, ["quantize", hostile_model, "--precision", "int8", "--calib", calib,
                                          "--calib-count", "2", "--exclude", "no_such_node", "-o", hostile_dir / "q.onnx"],
                    2, "no_such_node")
 
 
-def test_quantize_a_hostile_or_missing_model_exits_1(capsys, hostile_dir):
+def test_quantize_a_hostile_or_missing_model_exits_1(cli, hostile_dir):
     bad = hostile_dir / "model.onnx"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     for model, message in ((bad, "model.onnx"), (hostile_dir / "missing.onnx", "not found"), (hostile_dir, "not a file")):
-        assert_refused(capsys, hostile_dir, ["quantize", model, "--precision", "fp16", "-o", hostile_dir / "q.onnx"], 1, message)
+        assert_refused(cli, hostile_dir, ["quantize", model, "--precision", "fp16", "-o", hostile_dir / "q.onnx"], 1, message)
 
 
-def test_quantize_with_a_hostile_labelled_folder(capsys, hostile_dir, hostile_model):
+def test_quantize_with_a_hostile_labelled_folder(cli, hostile_dir, hostile_model):
     data = labelled_folder(hostile_dir / "data", lambda p: Image.new("RGB", (40, 30)).save(p))
-    assert_refused(capsys, hostile_dir, ["quantize", hostile_model, "--precision", "fp16", "--data", data,
+    assert_refused(cli, hostile_dir, ["quantize", hostile_model, "--precision", "fp16", "--data", data,
                                          "-o", hostile_dir / "q.onnx"], 1, "one channel")
 
 
@@ -147,16 +147,16 @@ MASKS = {
 
 
 @pytest.mark.parametrize("case", list(MASKS))
-def test_eval_with_hostile_masks(capsys, hostile_dir, hostile_model, case):
+def test_eval_with_hostile_masks(cli, hostile_dir, hostile_model, case):
     make, message = MASKS[case]
     data = labelled_folder(hostile_dir / "data", make)
-    assert_refused(capsys, hostile_dir, ["eval", hostile_model, "--data", data], 1, message)
+    assert_refused(cli, hostile_dir, ["eval", hostile_model, "--data", data], 1, message)
 
 
-def test_eval_with_a_hostile_image(capsys, hostile_dir, hostile_model):
+def test_eval_with_a_hostile_image(cli, hostile_dir, hostile_model):
     data = labelled_folder(hostile_dir / "data")
     (data / "images" / "img_1.png").write_bytes(b"GIF89a" + bytes(20))
-    assert_refused(capsys, hostile_dir, ["eval", hostile_model, "--data", data], 1, "img_1.png")
+    assert_refused(cli, hostile_dir, ["eval", hostile_model, "--data", data], 1, "img_1.png")
 
 
 EVAL_USAGE = [
@@ -169,10 +169,10 @@ EVAL_USAGE = [
 
 
 @pytest.mark.parametrize("args, message", EVAL_USAGE, ids=[" ".join(a) for a, _ in EVAL_USAGE])
-def test_eval_malformed_options_exit_2(capsys, hostile_dir, hostile_model, args, message):
+def test_eval_malformed_options_exit_2(cli, hostile_dir, hostile_model, args, message):
     data = labelled_folder(hostile_dir / "data")
     args = [str(hostile_model) if a == "MODEL" else str(data) if a == "DATA" else a for a in args]
-    assert_refused(capsys, hostile_dir, ["eval", *args], 2, message)
+    assert_refused(cli, hostile_dir, ["eval", *args], 2, message)
 
 
 @pytest.mark.parametrize(
@@ -184,9 +184,9 @@ def test_eval_malformed_options_exit_2(capsys, hostile_dir, hostile_model, args,
     ],
     ids=["missing", "empty", "images without masks"],
 )
-def test_eval_with_an_unusable_folder_exits_1(capsys, hostile_dir, hostile_model, make, message):
+def test_eval_with_an_unusable_folder_exits_1(cli, hostile_dir, hostile_model, make, message):
     data = make(hostile_dir / "data")
-    assert_refused(capsys, hostile_dir, ["eval", hostile_model, "--data", data], 1, message)
+    assert_refused(cli, hostile_dir, ["eval", hostile_model, "--data", data], 1, message)
 
 
 def test_eval_still_scores_a_good_folder(capsys, hostile_dir, hostile_model):
@@ -198,9 +198,9 @@ def test_eval_still_scores_a_good_folder(capsys, hostile_dir, hostile_model):
     assert main(["eval", str(hostile_model), "--data", str(data), "--json"]) == 0
 
 
-def test_quantize_with_a_mask_of_another_size(capsys, hostile_dir, hostile_model):
+def test_quantize_with_a_mask_of_another_size(cli, hostile_dir, hostile_model):
     data = labelled_folder(hostile_dir / "data", lambda p: Image.fromarray(np.zeros((7, 9), np.uint8)).save(p))
-    assert_refused(capsys, hostile_dir, ["quantize", hostile_model, "--precision", "fp16", "--data", data,
+    assert_refused(cli, hostile_dir, ["quantize", hostile_model, "--precision", "fp16", "--data", data,
                                          "-o", hostile_dir / "q.onnx"], 1, "the mask is 9x7 pixels")
 
 
@@ -215,12 +215,12 @@ def test_quantize_with_a_mask_of_another_size(capsys, hostile_dir, hostile_model
     ],
     ids=["bf16", "int8 without --calib", "empty calibration folder", "missing calibration folder"],
 )
-def test_export_with_quantization_refuses_bad_calibration_early(capsys, hostile_dir, monkeypatch, extra, code, message):
-    import segedge.pipeline
+def test_export_with_quantization_refuses_bad_calibration_early(cli, hostile_dir, monkeypatch, extra, code, message):
+    import segedge.export.run
 
-    monkeypatch.setattr(segedge.pipeline, "export_onnx", lambda *a, **k: pytest.fail("exported before checking"))
+    monkeypatch.setattr(segedge.export.run, "export_onnx", lambda *a, **k: pytest.fail("exported before checking"))
     (hostile_dir / "empty").mkdir()
     extra = [str(hostile_dir / "empty") if a == "EMPTY" else str(hostile_dir / "missing") if a == "MISSING" else a
              for a in extra]
-    assert_refused(capsys, hostile_dir, ["export", "tests/tiny_models.py:build", "-o", hostile_dir / "out" / "m.onnx",
+    assert_refused(cli, hostile_dir, ["export", "tests/tiny_models.py:build", "-o", hostile_dir / "out" / "m.onnx",
                                          *extra], code, message)

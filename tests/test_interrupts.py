@@ -296,12 +296,12 @@ def test_export_onto_a_real_full_tmpfs(scratch, tmp_path, capsys):
 
 
 def test_export_into_a_read_only_folder_fails_before_any_work(scratch, tmp_path, monkeypatch, capsys):
-    import segedge.pipeline
+    import segedge.export.run
 
     def never(*args, **kwargs):
         raise AssertionError("the model was built although the output cannot be written")
 
-    monkeypatch.setattr(segedge.pipeline, "build", never)
+    monkeypatch.setattr(segedge.export.run, "build", never)
     with tmpfs(tmp_path / "ro", "size=64k") as out:
         target = out / "model.onnx"
         target.write_bytes(PREVIOUS)
@@ -318,9 +318,9 @@ def test_export_into_a_read_only_folder_fails_before_any_work(scratch, tmp_path,
 
 def test_export_into_proc_fails_before_any_work(scratch, monkeypatch, capsys):
     """/proc is never writable, not even for root: the check that works without mounting."""
-    import segedge.pipeline
+    import segedge.export.run
 
-    monkeypatch.setattr(segedge.pipeline, "build", lambda *a, **k: pytest.fail("built the model"))
+    monkeypatch.setattr(segedge.export.run, "build", lambda *a, **k: pytest.fail("built the model"))
     code = main(["export", TINY, "-o", "/proc/segedge-test/model.onnx"])
     assert code == 1 and "cannot write to /proc/segedge-test" in error_line(capsys.readouterr().err)
 

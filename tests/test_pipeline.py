@@ -10,7 +10,7 @@ from exporters.card_io import read_card_from_proto
 from exporters.torch_to_onnx import Exporter
 from runtimes.errors import ExportError, UsageError
 from runtimes.session import open_session
-from segedge.pipeline import ExportRequest, run_export
+from segedge.export.run import ExportRequest, run_export
 from tests.tiny_models import build
 
 TINY = "tests/tiny_models.py:build"
@@ -34,8 +34,8 @@ def test_user_model_exports_one_verified_file(tmp_path, exporter):
     sizes = [tuple(s["size"]) for s in card.parity["sizes"]]
     assert sizes[0] == (64, 48) and sizes[1] != (64, 48) and sizes[1][0] != sizes[1][1]
     for p in result.parity:
-        assert p.report.max_abs <= 1e-4 * p.report.logits_range
-        assert p.report.argmax_agreement >= 0.9999
+        assert p.parity.max_abs <= 1e-4 * p.parity.logits_range
+        assert p.parity.argmax_agreement >= 0.9999
 
 
 def test_dynamic_export_runs_any_size_and_batch(tmp_path):

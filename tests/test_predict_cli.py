@@ -10,16 +10,10 @@ import pytest
 from PIL import Image
 
 from runtimes import Predictor
-from segedge.cli import main
 from tests.predictor_models import PALETTE, scene
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture
@@ -34,9 +28,9 @@ def images(tmp_path):
     return folder
 
 
-def test_folder_gives_palette_pngs_of_each_images_size(capsys, tmp_path, images, predictor_models):
+def test_folder_gives_palette_pngs_of_each_images_size(cli, tmp_path, images, predictor_models):
     out = tmp_path / "out"
-    code, stdout, err = run_cli(capsys, "predict", predictor_models.multiclass, images, "-o", out)
+    code, stdout, err = cli("predict", predictor_models.multiclass, images, "-o", out)
     assert code == 0, err
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a_mask.png"]
     with Image.open(out / "a_mask.png") as mask:
@@ -47,9 +41,9 @@ def test_folder_gives_palette_pngs_of_each_images_size(capsys, tmp_path, images,
     assert "1 of 1 images" in err and stdout == ""
 
 
-def test_recursive_overlay_and_probabilities(capsys, tmp_path, images, predictor_models):
+def test_recursive_overlay_and_probabilities(cli, tmp_path, images, predictor_models):
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "predict", predictor_models.multiclass, images, "-o", out, "--recursive", "--overlay", "--proba")
+    code, _, err = cli("predict", predictor_models.multiclass, images, "-o", out, "--recursive", "--overlay", "--proba")
     assert code == 0, err
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == [
@@ -65,10 +59,10 @@ def test_recursive_overlay_and_probabilities(capsys, tmp_path, images, predictor
         assert overlay.mode == "RGB" and overlay.size == (56, 40)
 
 
-def test_bad_files_are_reported_skipped_and_exit_1(capsys, tmp_path, images, predictor_models):
+def test_bad_files_are_reported_skipped_and_exit_1(cli, tmp_path, images, predictor_models):
     (images / "broken.png").write_bytes(b"garbage")
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "predict", predictor_models.multiclass, images, tmp_path / "missing.jpg", "-o", out)
+    code, _, err = cli("predict", predictor_models.multiclass, images, tmp_path / "missing.jpg", "-o", out)
     assert code == 1
     lines = [line for line in err.splitlines() if line.strip()]
     assert [line for line in lines if "broken.png" in line] == [f"skipped: {images / 'broken.png'}: not an image (no decoder recognises its content)"]
@@ -78,16 +72,16 @@ def test_bad_files_are_reported_skipped_and_exit_1(capsys, tmp_path, images, pre
     assert "Traceback" not in err
 
 
-def test_tiles_mean_std_threshold_and_provider_options(capsys, tmp_path, images, predictor_models):
+def test_tiles_mean_std_threshold_and_provider_options(cli, tmp_path, images, predictor_models):
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "predict", predictor_models.no_card, images / "a.png", "-o", out,
+    code, _, err = cli("predict", predictor_models.no_card, images / "a.png", "-o", out,
                            "--tile", "32", "--overlap", "8", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25",
                            "--provider", "cpu", "--threads", "1")
     assert code == 0, err
     expected = Predictor(predictor_models.no_card, mean=(0.5,) * 3, std=(0.25,) * 3, tile_size=32, tile_overlap=8).predict(images / "a.png")
     with Image.open(out / "a_mask.png") as mask:
         np.testing.assert_array_equal(np.asarray(mask), expected)
-    code, _, err = run_cli(capsys, "predict", predictor_models.sigmoid, images / "a.png", "-o", out, "--threshold", "0.9")
+    code, _, err = cli("predict", predictor_models.sigmoid, images / "a.png", "-o", out, "--threshold", "0.9")
     assert code == 0, err
 
 
@@ -100,21 +94,21 @@ def test_tiles_mean_std_threshold_and_provider_options(capsys, tmp_path, images,
         (["--tile", "16", "--overlap", "12"], 2, "no room to advance"),
     ],
 )
-def test_bad_options_are_one_line_errors(capsys, tmp_path, images, predictor_models, args, code, message):
-    got, _, err = run_cli(capsys, "predict", predictor_models.multiclass, images, "-o", tmp_path / "out", *args)
+def test_bad_options_are_one_line_errors(cli, tmp_path, images, predictor_models, args, code, message):
+    got, _, err = cli("predict", predictor_models.multiclass, images, "-o", tmp_path / "out", *args)
     lines = [line for line in err.splitlines() if line.strip()]
     assert got == code and len(lines) == 1 and lines[0].startswith("segedge: error:") and message in lines[0], err
 
 
-def test_empty_folder_missing_model_and_clashing_names(capsys, tmp_path, images, predictor_models):
+def test_empty_folder_missing_model_and_clashing_names(cli, tmp_path, images, predictor_models):
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, _, err = run_cli(capsys, "predict", predictor_models.multiclass, empty)
+    code, _, err = cli("predict", predictor_models.multiclass, empty)
     assert code == 2 and "no images found" in err and "--recursive" in err
-    code, _, err = run_cli(capsys, "predict", tmp_path / "nope.onnx", images)
+    code, _, err = cli("predict", tmp_path / "nope.onnx", images)
     assert code == 1 and "model file not found" in err
     Image.fromarray(scene(5, 5)).save(images / "a.jpg")
-    code, _, err = run_cli(capsys, "predict", predictor_models.multiclass, images / "a.png", images / "a.jpg", "-o", tmp_path / "o")
+    code, _, err = cli("predict", predictor_models.multiclass, images / "a.png", images / "a.jpg", "-o", tmp_path / "o")
     assert code == 2 and "same output" in err
 
 

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from exporters.torch_to_onnx import export_onnx
-from runtimes.metrics import compare_logits
+from runtimes.parity import compare_outputs
 from segedge.models.adaptive_pool import ExportableAdaptiveAvgPool2d
-from segedge.preflight import Severity, preflight, rewrite
+from segedge.export.preflight import Severity, preflight, rewrite
 
 EXPORT_SIZE, OTHER_SIZES = (64, 64), ((97, 129), (65, 47))
 
@@ -47,7 +47,7 @@ def parity_at(model: nn.Module, path, size: tuple[int, int]):
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return compare_logits(ref, session.run(None, {"image": x})[0])
+    return compare_outputs(ref, session.run(None, {"image": x})[0])
 
 
 def test_report_flags_the_three_bins_and_nothing_else(users_model) -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from runtimes import providers as P
 from runtimes.errors import ProviderError
-from runtimes.placement import NodeRecord, check_strict, placement_from_records, profile_placement, read_profile
+from runtimes.node_placement import NodeRecord, check_strict, placement_from_records, read_profile
+from runtimes.profiling import profile_placement
 from runtimes.providers import CPU, Provider, ProviderOptions
 from runtimes.session import open_session, session_options
 from segedge.cli import main
@@ -20,10 +21,8 @@ HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("providers") / "tiny.onnx"
-    assert main(["export", TINY, "--input-size", "32x32", "-o", str(path)]) == 0
-    return path
+def tiny_onnx(tiny_export):
+    return tiny_export("32x32")
 
 
 def test_every_provider_maps_to_an_ort_name():

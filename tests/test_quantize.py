@@ -20,9 +20,9 @@ from runtimes.errors import InputFileError
 from runtimes.image import load_image
 from runtimes.preprocess import to_model_input
 from runtimes.session import open_session
-from tests.hostile import assert_refused, files_under, run_cli
+from tests.hostile import assert_refused, files_under
 
-# What the SMALL demo model (segedge.train.SMALL) must keep, measured on its 100 held-out images.
+# What the SMALL demo model (segedge.train.recipe.SMALL) must keep, measured on its 100 held-out images.
 FP16_MIN_AGREEMENT = 0.999
 INT8_MIN_AGREEMENT = 0.98
 INT8_MAX_MIOU_DROP = 1.0  # points
@@ -115,8 +115,8 @@ def test_int8_card_records_calibration(demo_models):
     assert card.parity["reference"] == "fp32" and card.parity["reference_file"] == "demo_fp32.onnx"
 
 
-def test_info_shows_what_quantizing_cost(demo_models, capsys):
-    code, out, _ = run_cli(capsys, ["info", demo_models.int8])
+def test_info_shows_what_quantizing_cost(demo_models, cli):
+    code, out, _ = cli("info", demo_models.int8)
     parity = card_of(demo_models.int8).parity
     assert code == 0 and "int8 preset, passed" in out and f"argmax agreement {parity['argmax_agreement']:.4%}" in out
     assert f"{parity['miou_drop_points']:.2f} points lost" in out and "calibration: " in out and "method minmax" in out
@@ -159,11 +159,11 @@ def test_layer_report_names_real_nodes(demo_models):
     assert report.weights and all(w.sqnr_db > 30 for w in report.weights)  # per-channel int8 weights
 
 
-def test_quantize_cli_debug_and_json(demo_models, tmp_path, capsys):
+def test_quantize_cli_debug_and_json(demo_models, tmp_path, cli):
     out = tmp_path / "dbg.onnx"
-    code, stdout, err = run_cli(capsys, ["quantize", demo_models.fp32, "--precision", "int8", "--calib", demo_models.data,
+    code, stdout, err = cli("quantize", demo_models.fp32, "--precision", "int8", "--calib", demo_models.data,
                                          "--calib-count", "8", "--method", "percentile", "--per-tensor", "--debug",
-                                         "--json", "-o", out])
+                                         "--json", "-o", out)
     assert code in (0, 1), err  # per-tensor on 8 images may fail the preset; the file and JSON come anyway
     result = json.loads(stdout)
     assert result["passed"] is (code == 0)
@@ -173,14 +173,14 @@ def test_quantize_cli_debug_and_json(demo_models, tmp_path, capsys):
     assert out.is_file()
 
 
-def test_quantize_leaves_no_temp_files(demo_models, tmp_path, monkeypatch, capsys):
+def test_quantize_leaves_no_temp_files(demo_models, tmp_path, monkeypatch, cli):
     cwd, scratch = tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir(), scratch.mkdir()
     monkeypatch.chdir(cwd)
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr("tempfile.tempdir", str(scratch))
-    code, _, err = run_cli(capsys, ["quantize", demo_models.fp32, "--precision", "int8", "--calib", demo_models.data,
-                                    "--calib-count", "4", "--debug", "-o", "q.onnx"])
+    code, _, err = cli("quantize", demo_models.fp32, "--precision", "int8", "--calib", demo_models.data,
+                                    "--calib-count", "4", "--debug", "-o", "q.onnx")
     assert code == 0, err
     assert files_under(cwd) == ["q.onnx"]
     assert files_under(scratch) == []
@@ -206,11 +206,11 @@ def _folder(tmp_path, case: str):
     ("no_images", "holds no images"),
     ("too_few", "holds 3 images, fewer than the 4"),
 ])
-def test_bad_calibration_folder(case, message, hostile_dir, hostile_model, capsys):
+def test_bad_calibration_folder(case, message, hostile_dir, hostile_model, cli):
     folder = _folder(hostile_dir, case)
     args = ["quantize", hostile_model, "--precision", "int8", "--calib", folder, "--calib-count", "4",
             "-o", hostile_dir / "out.onnx"]
-    assert_refused(capsys, hostile_dir, args, 1, message)
+    assert_refused(cli, hostile_dir, args, 1, message)
 
 
 def test_calibration_images_errors(tmp_path):
@@ -220,21 +220,21 @@ def test_calibration_images_errors(tmp_path):
     assert [p.name for p in images] == ["0.png", "1.png", "2.png"]
 
 
-def test_int8_needs_calib(hostile_dir, hostile_model, capsys):
+def test_int8_needs_calib(hostile_dir, hostile_model, cli):
     args = ["quantize", hostile_model, "--precision", "int8", "-o", hostile_dir / "out.onnx"]
-    assert_refused(capsys, hostile_dir, args, 2, "needs calibration images")
+    assert_refused(cli, hostile_dir, args, 2, "needs calibration images")
 
 
-def test_export_shortcut_refuses_before_exporting(hostile_dir, capsys):
+def test_export_shortcut_refuses_before_exporting(hostile_dir, cli):
     args = ["export", "tests/tiny_models.py:build", "--precision", "int8", "-o", hostile_dir / "m.onnx"]
-    assert_refused(capsys, hostile_dir, args, 2, "needs calibration images")
+    assert_refused(cli, hostile_dir, args, 2, "needs calibration images")
 
 
-def test_export_shortcut(hostile_dir, demo_models, capsys):
+def test_export_shortcut(hostile_dir, demo_models, cli):
     out = hostile_dir / "tiny_int8.onnx"
-    code, stdout, err = run_cli(capsys, ["export", "tests/tiny_models.py:build", "--input-size", "48x48", "--exporter",
+    code, stdout, err = cli("export", "tests/tiny_models.py:build", "--input-size", "48x48", "--exporter",
                                          "torchscript", "--precision", "int8", "--calib", demo_models.data, "-o", out,
-                                         "--json"])
+                                         "--json")
     assert code in (0, 1), err  # random weights: int8 may fail its preset, the file is written either way
     result = json.loads(stdout)
     assert result["quantized"]["precision"] == "int8" and result["card"]["precision"] == "int8"
@@ -243,11 +243,11 @@ def test_export_shortcut(hostile_dir, demo_models, capsys):
 
 
 # -- precision search ------------------------------------------------------------------------------
-def test_auto_picks_int8_within_budget(demo_models, tmp_path, capsys):
+def test_auto_picks_int8_within_budget(demo_models, tmp_path, cli):
     out = tmp_path / "auto.onnx"
-    code, stdout, err = run_cli(capsys, ["quantize", demo_models.fp32, "--precision", "auto", "--budget", "1.0",
+    code, stdout, err = cli("quantize", demo_models.fp32, "--precision", "auto", "--budget", "1.0",
                                          "--calib", demo_models.data, "--calib-count", "32", "--data", demo_models.data,
-                                         "--json", "-o", out])
+                                         "--json", "-o", out)
     assert code == 0, err
     result = json.loads(stdout)
     tried = [row["precision"] for row in result["search"]]
@@ -257,12 +257,12 @@ def test_auto_picks_int8_within_budget(demo_models, tmp_path, capsys):
     assert card_of(out).parity["search"][0]["within_budget"] is True
 
 
-def test_auto_without_labels_and_a_zero_budget(demo_models, tmp_path, capsys):
+def test_auto_without_labels_and_a_zero_budget(demo_models, tmp_path, cli):
     """No labels: the budget is argmax agreement on the calibration images; 0 points leaves fp32 or a
     bit-exact candidate, and int8 is retried with its worst nodes in float."""
-    code, stdout, err = run_cli(capsys, ["quantize", demo_models.fp32, "--precision", "auto", "--budget", "0",
+    code, stdout, err = cli("quantize", demo_models.fp32, "--precision", "auto", "--budget", "0",
                                          "--calib", demo_models.data, "--calib-count", "8", "--json",
-                                         "-o", tmp_path / "auto.onnx"])
+                                         "-o", tmp_path / "auto.onnx")
     assert code == 0, err
     result = json.loads(stdout)
     rows = result["search"]
@@ -273,20 +273,20 @@ def test_auto_without_labels_and_a_zero_budget(demo_models, tmp_path, capsys):
 
 
 # -- verify presets: pass -> 0, a clearly bad model -> 1 ---------------------------------------------
-def test_verify_int8_and_fp16_against_fp32(demo_models, capsys):
+def test_verify_int8_and_fp16_against_fp32(demo_models, cli):
     for model in (demo_models.int8, demo_models.fp16):
-        code, stdout, err = run_cli(capsys, ["verify", model, "--reference", demo_models.fp32, "--images",
-                                             demo_models.data, "--json"])
+        code, stdout, err = cli("verify", model, "--reference", demo_models.fp32, "--images",
+                                             demo_models.data, "--json")
         assert code == 0, err
         result = json.loads(stdout)
         row = result["results"][0]
         assert row["images"] == 32 and row["argmax_agreement"] >= INT8_MIN_AGREEMENT
     # fp16 passes on generated inputs too (int8, calibrated on photos, is judged on photos).
-    code, _, err = run_cli(capsys, ["verify", demo_models.fp16, "--reference", demo_models.fp32])
+    code, _, err = cli("verify", demo_models.fp16, "--reference", demo_models.fp32)
     assert code == 0, err
 
 
-def test_verify_refuses_a_bad_int8_model(demo_models, tmp_path, capsys):
+def test_verify_refuses_a_bad_int8_model(demo_models, tmp_path, cli):
     """Swap two classes' classifier weights: the labels swap, the int8 preset must fail."""
     model = onnx.load(str(demo_models.int8))
     init = {t.name: t for t in model.graph.initializer}
@@ -298,6 +298,6 @@ def test_verify_refuses_a_bad_int8_model(demo_models, tmp_path, capsys):
         init[name].CopyFrom(numpy_helper.from_array(array, name))
     bad = tmp_path / "bad_int8.onnx"
     onnx.save(model, str(bad))
-    code, _, err = run_cli(capsys, ["verify", bad, "--reference", demo_models.fp32, "--images", demo_models.data])
+    code, _, err = cli("verify", bad, "--reference", demo_models.fp32, "--images", demo_models.data)
     assert code == 1
     assert "does not match" in err and "int8 preset" in err

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from segedge.models import list_models
-from segedge.zoo_info import fidelity_table
+from segedge.models.info import fidelity_table
 
 
 def test_readme_zoo_table_matches_the_code():

@@ -12,11 +12,11 @@ import onnx
 import pytest
 
 from runtimes.providers import Provider
-from segedge import report as report_module
+from segedge.quantize import convert as quantize_convert
 from segedge.cli import main
 from segedge.data import ShapesConfig, write_shapes_dataset
 from segedge.report import ReportRequest, ReportRow, choose_best, run_report
-from segedge.report_render import SCHEMA, write_report
+from segedge.report.render import SCHEMA, write_report
 
 from .hostile import one_error_line
 
@@ -38,7 +38,7 @@ def _copy_as_quantized(source: Path, target: Path, *args, **kwargs) -> Path:
 
 
 def test_report_table_and_files(tmp_path, monkeypatch, labelled):
-    monkeypatch.setattr(report_module, "quantize_int8", _copy_as_quantized)
+    monkeypatch.setattr(quantize_convert, "quantize_int8", _copy_as_quantized)
     request = ReportRequest(target=TINY, output=tmp_path / "out", precisions=("fp32", "int8"),
                             runtimes=("onnxruntime", "openvino", "torch"), input_size=(48, 48), threads=1,
                             warmup=1, runs=3, data=labelled)
@@ -64,7 +64,7 @@ def test_report_table_and_files(tmp_path, monkeypatch, labelled):
 
     data = json.loads((request.output / "report.json").read_text())
     assert data["schema"] == SCHEMA and data["input_size"] == [48, 48] and data["threads"] == 1
-    assert data["best"]["row"] == report.best and data["calibration"].startswith("16 synthetic shapes images")
+    assert data["best"]["row"] == report.best and data["calibration"].startswith("32 synthetic shapes images")
     assert set(data) >= {"model", "rows", "machine", "files", "plot", "data", "seconds"}
     assert all(set(row) == ROW_KEYS for row in data["rows"])
     assert data["machine"]["threads_used"] == 1 and "flags" in data["machine"]["cpu"]
@@ -81,7 +81,7 @@ def test_failed_quantization_is_a_row_with_its_reason(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("calibration folder holds no images")
 
-    monkeypatch.setattr(report_module, "quantize_int8", broken)
+    monkeypatch.setattr(quantize_convert, "quantize_int8", broken)
     report = run_report(ReportRequest(target=TINY, output=tmp_path, precisions=("fp32", "int8"), runtimes=("onnxruntime",),
                                       input_size=(32, 32), threads=1, warmup=0, runs=2))
     fp32, int8 = report.rows

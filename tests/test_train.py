@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 from segedge.data import CLASSES, ShapesConfig
-from segedge.train import FULL, SMALL, TrainConfig, trained_model
+from segedge.train.recipe import FULL, SMALL, TrainConfig, trained_model
 
 TINY = TrainConfig(data=ShapesConfig(train=16, val=4, size=(32, 32)), steps=4, batch_size=2)
 SMALL_MIN_MIOU = 0.80  # issue 6: mIoU >= 0.80 on held-out images; SMALL measures 0.824 (one thread, seeded)

@@ -8,13 +8,14 @@ back, as an app calling them with numpy arrays would pay.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from runtimes.bench import Runner
+from runtimes.timing import Runner
 
 
 def device_for(provider: str) -> str:
@@ -45,7 +46,8 @@ def torch_compile_runner(model: nn.Module, device: str, threads: int, example: n
     return runner
 
 
-def _runner(name: str, kind: str, model: nn.Module, device: str, exclude_copies: bool, setup_s: float) -> Runner:
+def _runner(name: str, kind: str, model: Callable[[torch.Tensor], torch.Tensor], device: str, exclude_copies: bool,
+            setup_s: float) -> Runner:
     def prepare(x: np.ndarray) -> Any:
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()

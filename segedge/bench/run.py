@@ -16,14 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.bench import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 from runtimes.card import ModelCard
 from runtimes.errors import CardError
 from runtimes.fileio import work_folder
 from runtimes.machine import machine_record, usable_cpus
-from runtimes.placement import Placement, check_strict, profile_placement
+from runtimes.node_placement import NodePlacement, check_strict
+from runtimes.profiling import profile_placement
 from runtimes.providers import Provider, ProviderOptions, explain
 from runtimes.session import ModelSession, open_session
+from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 
 Progress = Callable[[str], None]
 
@@ -68,7 +69,7 @@ class BenchResult:
     provider: str
     provider_reason: str
     active_providers: tuple[str, ...]
-    placement: Placement | None
+    placement: NodePlacement | None
     rows: list[Row]
     machine: dict
 
@@ -158,8 +159,8 @@ def build_peer(peer: Peer, session: ModelSession, card: ModelCard | None, x: np.
 
 def torch_peer(peer: Peer, card: ModelCard, weights: Path | None, provider: str, threads: int,
                x: np.ndarray, exclude_copies: bool) -> Runner:
-    from .peers import device_for, torch_compile_runner, torch_eager_runner
-    from .verify import reference_model
+    from segedge.bench.peers import device_for, torch_compile_runner, torch_eager_runner
+    from segedge.parity.reference import reference_model
 
     start = time.perf_counter()
     model, _ = reference_model(card, weights)
@@ -176,7 +177,7 @@ def onnx_for(target: str, workdir: Path, weights: Path | None, input_size: tuple
     path = Path(target)
     if path.suffix == ".onnx" or path.exists():
         return path
-    from .pipeline import ExportRequest, run_export
+    from segedge.export.run import ExportRequest, run_export
 
     progress(f"exporting {target}")
     result = run_export(

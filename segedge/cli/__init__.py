@@ -19,8 +19,8 @@ from typer.exceptions import Abort, TyperException
 
 from runtimes.errors import SegedgeError
 
-from . import bench_cmd, eval_cmd, export_cmd, info_cmd, models_cmd, predict_cmd, quantize_cmd, report_cmd, verify_cmd  # noqa: F401  (register commands)
-from .app import app, err
+from segedge.cli import bench_cmd, eval_cmd, export_cmd, info_cmd, models_cmd, predict_cmd, quantize_cmd, report_cmd, verify_cmd  # noqa: F401  (register commands)
+from segedge.cli.app import app
 
 __all__ = ["app", "main"]
 

@@ -1,20 +1,22 @@
-"""The Typer application, its consoles, and the option parsers every command shares.
+"""The Typer application and its consoles (the options every command shares: `segedge.cli.options`).
 
 Data goes to stdout (`out`), messages to stderr (`err`): `segedge bench --json | jq` works.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from runtimes.errors import UsageError
-
-from .. import __version__
+from segedge import __version__
 
 # Piped or logged output has no terminal width; rich would then cut tables at 80 columns and
 # abbreviate every cell. $COLUMNS still wins.
@@ -46,47 +48,18 @@ def root(
     """build -> export -> simplify -> quantize -> verify -> bench -> predict."""
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'512x384' -> (512, 384) as H x W; '512' -> (512, 512)."""
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise UsageError(f"size {text!r} must look like HxW, e.g. 512x512") from None
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or not all(1 <= v <= 16384 for v in values):
-        raise UsageError(f"size {text!r} must be HxW with 1 <= H, W <= 16384")
-    return values[0], values[1]
+Result = TypeVar("Result")
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    sizes = [parse_size(p) for p in text.split(",") if p.strip()]
-    if not sizes:
-        raise UsageError(f"sizes {text!r} must be comma-separated HxW, e.g. 512x512,384x640")
-    return sizes
+def with_progress(what: str, work: Callable[[Callable[[str], None]], Result]) -> Result:
+    """Run a library function, showing its progress messages on stderr while it works."""
+    with err.status(what) as status:
+        return work(lambda message: status.update(message))
 
 
-def parse_triple(text: str, what: str) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"{what} {text!r} must be three numbers, e.g. 0.485,0.456,0.406") from None
-    if len(values) != 3:
-        raise UsageError(f"{what} {text!r} must be three comma-separated numbers")
-    return values  # type: ignore[return-value]
-
-
-def parse_list(text: str | None) -> tuple[str, ...] | None:
-    return None if text is None else tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-def isolate_option():
-    return typer.Option(
-        False, "--isolate",
-        help="For untrusted models: load the file and run it once in a child process under memory and "
-             "time limits first, so that a crash or an out-of-memory abort in the runtime becomes an error.",
-    )
+def print_json(result: Any) -> None:
+    """A result's `to_dict()` as JSON on stdout, for `--json`."""
+    out.print_json(json.dumps(result.to_dict()))
 
 
 def probe_if_isolated(isolate: bool, model: Path, provider: str = "cpu", input_size: tuple[int, int] | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -12,21 +11,34 @@ from rich.table import Table
 from runtimes.errors import UsageError
 from runtimes.providers import Provider, ProviderOptions
 
-from .app import app, err, isolate_option, out, parse_list, parse_size, probe_if_isolated, require_torch
+from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
+from segedge.cli.options import (
+    InputSize,
+    Isolate,
+    Json,
+    OpenvinoHint,
+    ProviderOpt,
+    Runs,
+    Threads,
+    Warmup,
+    Weights,
+    parse_list,
+    parse_optional_size,
+)
 
 
 @app.command("bench")
 def bench_command(
     model: str = typer.Argument(..., help="An ONNX file, or a zoo name / user model to export first."),
-    provider: Provider = typer.Option(Provider.cpu, "--provider", help="ONNX Runtime execution provider; `auto` picks the best available and says which."),
+    provider: ProviderOpt = Provider.cpu,
     torch_baseline: bool = typer.Option(True, "--torch/--no-torch", help="Time the PyTorch eager baseline in the same run."),
     compare: Optional[str] = typer.Option(None, "--compare", help="Peers to time in the same run, comma-separated: torch, compile (torch.compile), openvino (OpenVINO's runtime on the same ONNX), ort-cpu (ONNX Runtime's CPU provider)."),
-    warmup: int = typer.Option(3, "--warmup", min=0, max=1000, help="Untimed runs before timing."),
-    runs: int = typer.Option(20, "--runs", min=1, max=100000, help="Timed runs per runtime."),
-    input_size: Optional[str] = typer.Option(None, "--input-size", help="HxW (default: the card's export size)."),
+    warmup: Warmup = 3,
+    runs: Runs = 20,
+    input_size: InputSize = None,
     batch: int = typer.Option(1, "--batch", min=1, max=1024, help="Batch size."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Intra-op threads for every runtime alike (default: the CPUs this process may use)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint for the PyTorch peers (and export)."),
+    threads: Threads = None,
+    weights: Weights = None,
     strict: bool = typer.Option(False, "--strict", help="Fail when any tensor node runs on the CPU while another provider was asked for (profiles one run)."),
     profile: bool = typer.Option(False, "--profile", help="Profile one run: nodes and milliseconds per provider."),
     io_binding: bool = typer.Option(False, "--io-binding", help="Keep input and output on the provider's device: timings exclude host copies."),
@@ -35,22 +47,20 @@ def bench_command(
     trt_int8: bool = typer.Option(False, "--trt-int8", help="TensorRT: allow int8 kernels (QDQ models)."),
     trt_cache: Optional[Path] = typer.Option(None, "--trt-cache", help="TensorRT: engine cache folder (reused between runs)."),
     openvino_device: str = typer.Option("CPU", "--openvino-device", help="OpenVINO provider: CPU, GPU or NPU."),
-    openvino_hint: Optional[str] = typer.Option(None, "--openvino-hint", help="OpenVINO inference precision for the provider and the openvino peer: f32, bf16 or f16 (default: OpenVINO's choice, bf16 on AMX CPUs)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
-    isolate: bool = isolate_option(),
+    openvino_hint: OpenvinoHint = None,
+    as_json: Json = False,
+    isolate: Isolate = False,
 ) -> None:
     """Time ONNX Runtime against its peers: p50/p90/p99, mean, std, throughput, memory, first run, setup."""
-    size = parse_size(input_size) if input_size is not None else None
+    size = parse_optional_size(input_size)
     if model.endswith(".onnx"):
         probe_if_isolated(isolate, Path(model), provider, size)
-    from ..bench import BenchRequest, Peer, run_bench
+    from segedge.bench import BenchRequest, Peer, run_bench
 
     peers = _parse_peers(parse_list(compare), Peer)
     wants_torch = torch_baseline or any(p in (Peer.torch, Peer.compile) for p in peers)
     if wants_torch or not model.endswith(".onnx"):
         require_torch("bench")
-    if openvino_hint is not None and openvino_hint not in ("f32", "bf16", "f16"):
-        raise UsageError(f"--openvino-hint must be f32, bf16 or f16, got {openvino_hint!r}")
     options = ProviderOptions(device_id=device_id, trt_fp16=trt_fp16, trt_int8=trt_int8, trt_cache_dir=trt_cache,
                               openvino_device=openvino_device, openvino_hint=openvino_hint)
     request = BenchRequest(
@@ -58,12 +68,11 @@ def bench_command(
         input_size=size, batch=batch, threads=threads, weights=weights,
         strict=strict, profile=profile, io_binding=io_binding, options=options,
     )
-    with err.status("benchmarking") as status:
-        result = run_bench(request, progress=lambda message: status.update(message))
+    result = with_progress("benchmarking", lambda progress: run_bench(request, progress))
     if provider is Provider.auto:
         err.print(f"auto chose the {result.provider} provider ({result.provider_reason})")
     if as_json:
-        out.print_json(json.dumps(result.to_dict()))
+        print_json(result)
         return
     print_bench_table(result)
 

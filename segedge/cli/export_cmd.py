@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -10,20 +9,18 @@ import typer
 from rich.table import Table
 
 from runtimes.errors import ParityError, UsageError
-
-from . import quantize_cmd
-from .app import app, err, out, parse_list, parse_size, parse_triple, require_torch
-
-
+from segedge.cli import quantize_cmd
+from segedge.cli.app import app, err, out, print_json, require_torch, with_progress
+from segedge.cli.options import Calib, ExportTo, InputSize, Json, Weights, parse_list, parse_optional_size, parse_triple
 
 
 @app.command("export")
 def export_command(
     model: str = typer.Argument(..., help="Zoo name (see `segedge models`), or your own `package.module:function` / `file.py:function` returning an nn.Module."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the .onnx file (default: ./<name>.onnx)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="state_dict checkpoint to load (torch.load weights_only=True)."),
-    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, max=65535, help="Number of output classes."),
-    input_size: Optional[str] = typer.Option(None, "--input-size", help="Export (and first parity) size as HxW, e.g. 512x512."),
+    weights: Weights = None,
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, max=65535, help="Number of output classes (builders that take num_classes)."),
+    input_size: InputSize = None,
     dynamic: bool = typer.Option(True, "--dynamic/--static", help="Dynamic batch, height and width (default), or fixed at --input-size."),
     opset: int = typer.Option(18, "--opset", min=11, max=23, help="ONNX opset version."),
     exporter: str = typer.Option("dynamo", "--exporter", help="torch exporter: dynamo (torch.export) or torchscript."),
@@ -31,9 +28,9 @@ def export_command(
     mean: Optional[str] = typer.Option(None, "--mean", help="Card: per-channel mean R,G,B in 0..1 units."),
     std: Optional[str] = typer.Option(None, "--std", help="Card: per-channel std R,G,B in 0..1 units."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Card: comma-separated class names."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or fp16 / int8 / auto to quantize the export (as `segedge quantize` does)."),
-    calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration images for --precision int8 / auto."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    precision: ExportTo = typer.Option("fp32", "--precision", help="fp32, or fp16 / int8 / auto to quantize the export (as `segedge quantize` does)."),
+    calib: Calib = None,
+    as_json: Json = False,
 ) -> None:
     """Export, simplify and verify a model; write one self-contained .onnx with its model card."""
     from exporters.torch_to_onnx import Exporter
@@ -42,10 +39,8 @@ def export_command(
         chosen = Exporter(exporter)
     except ValueError:
         raise UsageError(f"--exporter must be dynamo or torchscript, got {exporter!r}") from None
-    if precision not in ("fp32", "fp16", "int8", "auto"):
-        raise UsageError(f"--precision must be fp32, fp16, int8 or auto, got {precision!r}")
     require_torch("export")
-    from ..pipeline import ExportRequest, run_export
+    from segedge.export import ExportRequest, run_export
 
     card_fields = {
         "mean": parse_triple(mean, "--mean") if mean is not None else None,
@@ -57,45 +52,30 @@ def export_command(
         output=output,
         weights=weights,
         num_classes=num_classes,
-        input_size=parse_size(input_size) if input_size is not None else None,
+        input_size=parse_optional_size(input_size),
         dynamic=dynamic,
         opset=opset,
         exporter=chosen,
         simplify=simplify,
         card_fields={k: v for k, v in card_fields.items() if v is not None},
-        precision=precision,
+        precision=precision.value,
         calib=calib,
     )
-    with err.status("exporting") as status:
-        result = run_export(request, progress=lambda message: status.update(message))
+    result = with_progress("exporting", lambda progress: run_export(request, progress))
     for note in result.notes:
         err.print(f"note: {note}")
     if not result.simplified:
         err.print(f"warning: {result.simplify_message}")
     if as_json:
-        out.print_json(json.dumps(_result_dict(result)))
+        print_json(result)
     else:
         _print_summary(result)
     if not result.passed:
-        failures = "; ".join(f"{p.size[0]}x{p.size[1]}: {', '.join(p.failures)}" for p in result.parity if p.failures)
+        failures = "; ".join(f"{p.label}: {', '.join(p.failures)}" for p in result.parity if p.failures)
         if failures:
             raise ParityError(f"exported, but parity with PyTorch failed ({failures})")
-        raise ParityError(f"wrote {result.path}, but it fails the {precision} preset: {'; '.join(result.quantized.failures)}")
-
-
-def _result_dict(result) -> dict:
-    return {
-        "path": str(result.path),
-        "size_bytes": result.path.stat().st_size,
-        "simplified": result.simplified,
-        "simplify_message": result.simplify_message,
-        "seconds": result.seconds,
-        "passed": result.passed,
-        "parity": [p.to_dict() for p in result.parity],
-        "notes": result.notes,
-        "card": result.card.to_dict(),
-        **({"quantized": quantize_cmd.result_dict(result.quantized)} if result.quantized else {}),
-    }
+        assert result.quantized is not None  # the export passed: the conversion failed its preset
+        raise ParityError(f"wrote {result.path}, but it fails the {precision.value} preset: {'; '.join(result.quantized.failures)}")
 
 
 def _print_summary(result) -> None:
@@ -106,21 +86,21 @@ def _print_summary(result) -> None:
     err.print(f"[bold]{card.name}[/] -> {result.path}  ({info.size_mb:.1f} MB, opset {card.opset}, "
               f"{card.exporter} exporter, {result.seconds:.1f} s)")
     err.print(f"  {result.simplify_message}")
-    err.print(f"  input  {info.inputs[0]}\n  output {info.outputs[0]}")
+    err.print(f"  input  {info.inputs[0]}\n  output {info.outputs[0]}", markup=False)
     table = Table(title="parity vs PyTorch (ORT CPU, fp32)", title_justify="left")
-    for column in ("size", "max abs", "/ range", "cosine", "SQNR dB", "argmax agree", "status"):
+    for column in ("inputs", "max abs", "/ range", "cosine", "SQNR dB", "argmax agree", "status"):
         table.add_column(column, justify="right")
-    for p in result.parity:
-        r = p.report
+    for check in result.parity:
+        p = check.parity
         table.add_row(
-            f"{p.size[0]}x{p.size[1]}", f"{r.max_abs:.2e}", f"{r.max_abs / max(r.logits_range, 1e-12):.1e}",
-            f"{r.cosine:.6f}", f"{r.sqnr_db:.1f}", f"{r.argmax_agreement:.4%}",
-            "[green]ok[/]" if p.passed else f"[red]{', '.join(p.failures)}[/]",
+            check.label, f"{p.max_abs:.2e}", f"{p.max_abs / max(p.logits_range, 1e-12):.1e}",
+            f"{p.cosine:.6f}", f"{p.sqnr_db:.1f}", f"{p.argmax_agreement:.4%}",
+            "[green]ok[/]" if check.passed else f"[red]{', '.join(check.failures)}[/]",
         )
     out.print(table)
     if result.quantized:
         quantize_cmd.print_result(result.quantized)
     err.print("next:")
-    err.print(f"  segedge verify {result.path} --sizes 512x512,384x640")
-    err.print(f"  segedge bench {result.path} --torch")
-    err.print(f"  segedge predict {result.path} photo.jpg -o masks/ --overlay")
+    err.print(f"  segedge verify {result.path} --sizes 512x512,384x640", markup=False)
+    err.print(f"  segedge bench {result.path} --torch", markup=False)
+    err.print(f"  segedge predict {result.path} photo.jpg -o masks/ --overlay", markup=False)

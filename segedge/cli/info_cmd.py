@@ -10,14 +10,15 @@ import typer
 from runtimes.onnx_info import describe_model
 from runtimes.providers import available
 
-from .app import app, isolate_option, out, probe_if_isolated
+from segedge.cli.app import app, out, probe_if_isolated
+from segedge.cli.options import Isolate, Json
 
 
 @app.command("info")
 def info_command(
     model: Path = typer.Argument(..., help="An ONNX model file."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON on stdout."),
-    isolate: bool = isolate_option(),
+    as_json: Json = False,
+    isolate: Isolate = False,
 ) -> None:
     """Show the model card, inputs/outputs, opset, file size and the available providers."""
     probe_if_isolated(isolate, model)

@@ -7,7 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from .app import app, out, require_torch
+from segedge.cli.app import app, out, require_torch
 
 
 @app.command("models")
@@ -16,7 +16,7 @@ def models_command(
 ) -> None:
     """List the model zoo: name, aliases, family, default classes, input size, parameters."""
     require_torch("models")
-    from ..zoo_info import zoo_rows
+    from segedge.models.info import zoo_rows
 
     rows = zoo_rows()
     if as_json:

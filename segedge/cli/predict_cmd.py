@@ -19,10 +19,12 @@ from runtimes.postprocess import labels_from_probabilities, overlay_image, palet
 from runtimes.predictor import Predictor
 from runtimes.providers import Provider
 
-from .app import app, err, isolate_option, parse_triple
+from segedge.cli.app import app, err
+from segedge.cli.options import CardOptions, Isolate, ProviderOpt, Threads, card_options
 
 
 @app.command("predict")
+@card_options
 def predict_command(
     model: Path = typer.Argument(..., help="The ONNX model."),
     inputs: list[Path] = typer.Argument(..., help="Images and folders of images."),
@@ -33,22 +35,16 @@ def predict_command(
     tile: Optional[int] = typer.Option(None, "--tile", min=1, help="Tile images larger than N x N pixels (default: the card's tile size)."),
     overlap: Optional[int] = typer.Option(None, "--overlap", min=0, help="Overlap of neighbouring tiles in pixels."),
     resize_long: Optional[int] = typer.Option(None, "--resize-long", min=1, help="Resize so that the longer side is N pixels (output resized back)."),
-    mean: Optional[str] = typer.Option(None, "--mean", help="Normalisation mean R,G,B in 0..1 (overrides the card)."),
-    std: Optional[str] = typer.Option(None, "--std", help="Normalisation std R,G,B in 0..1 (overrides the card)."),
     threshold: float = typer.Option(0.5, "--threshold", min=0, max=1, help="Foreground threshold of a one-channel model."),
-    provider: Provider = typer.Option(Provider.cpu, "--provider", help="Execution provider."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="ONNX Runtime threads (default: usable CPUs)."),
+    provider: ProviderOpt = Provider.cpu,
+    threads: Threads = None,
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Read images up to N pixels (Pillow's decompression-bomb limit otherwise)."),
-    isolate: bool = isolate_option(),
+    isolate: Isolate = False,
+    card: CardOptions = CardOptions(),
 ) -> None:
     """Segment images: writes NAME_mask.png (palette PNG of class indices, the image's size) per image."""
     jobs = find_images(inputs, recursive)
-    overrides = {
-        "tile_size": tile,
-        "tile_overlap": overlap,
-        "mean": parse_triple(mean, "--mean") if mean else None,
-        "std": parse_triple(std, "--std") if std else None,
-    }
+    overrides = {**card.overrides(), "tile_size": tile, "tile_overlap": overlap}
     predictor = Predictor(model, provider, threads, resize_long=resize_long, threshold=threshold, max_pixels=max_pixels,
                           isolate=isolate, **{k: v for k, v in overrides.items() if v is not None})
     failed = 0

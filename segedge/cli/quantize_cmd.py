@@ -2,58 +2,50 @@
 
 from __future__ import annotations
 
-import json
 import math
-from enum import Enum
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.table import Table
 
-from exporters.int8_options import DEFAULT_CALIB_COUNT, Method
+from exporters.int8_options import Method
 from runtimes.errors import ParityError
-
-from .app import app, err, isolate_option, out, probe_if_isolated
+from segedge.cli.app import app, err, out, print_json, probe_if_isolated, with_progress
+from segedge.cli.options import Budget, Calib, Data, DataLimit, Isolate, Json, QuantizeTo, calib_count_option
 
 WORST_SHOWN = 10
-
-
-# Named here, not imported from segedge.quantize: importing the quantizer costs every other command its load time.
-class PrecisionChoice(str, Enum):
-    fp16 = "fp16"
-    int8 = "int8"
-    auto = "auto"
 
 
 @app.command("quantize")
 def quantize_command(
     model: Path = typer.Argument(..., help="The fp32 ONNX model (exported by segedge: its card gives the normalisation)."),
-    precision: PrecisionChoice = typer.Option(..., "--precision", help="fp16, int8, or auto (the fastest within --budget)."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Where to write the model (default: beside MODEL, <name>_<precision>.onnx)."),
-    calib: Path | None = typer.Option(None, "--calib", help="Folder of calibration images (int8, auto): a few dozen typical photos."),
-    calib_count: int = typer.Option(DEFAULT_CALIB_COUNT, "--calib-count", min=1, max=100000, help="How many calibration images to use; the folder must hold at least this many."),
+    precision: QuantizeTo = typer.Option(..., "--precision", help="fp16, int8, or auto (the fastest within --budget)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the model (default: beside MODEL, <name>_<precision>.onnx)."),
+    calib: Calib = None,
+    calib_count: int = calib_count_option(),
     method: Method = typer.Option(Method.minmax, "--method", help="How int8 activation ranges are chosen from the calibration images."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="int8 weights: one scale per output channel (default) or per tensor."),
-    exclude: list[str] | None = typer.Option(None, "--exclude", help="Node kept in float (repeat, or comma-separate); --debug names the worst."),
-    budget: float = typer.Option(1.0, "--budget", min=0, max=100, help="auto: mIoU points (with --data), else argmax-agreement points, it may lose."),
-    data: Path | None = typer.Option(None, "--data", help="Labelled folder (VOC layout or images/ + masks/) to measure mIoU on."),
+    exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Node kept in float (repeat, or comma-separate); --debug names the worst."),
+    budget: Budget = 1.0,
+    data: Data = None,
+    data_limit: DataLimit = None,
     debug: bool = typer.Option(False, "--debug", help="int8: SQNR per quantized tensor; names the nodes that lose most."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    isolate: bool = isolate_option(),
+    as_json: Json = False,
+    isolate: Isolate = False,
 ) -> None:
     """Convert an fp32 model to fp16 or int8, measure what it costs against fp32, record it in the card."""
-    from ..quantize import Precision, QuantizeRequest, run_quantize
+    from segedge.quantize import QuantizeRequest, run_quantize
 
     probe_if_isolated(isolate, model)
     request = QuantizeRequest(
-        model=model, precision=Precision(precision.value), output=output, calib=calib, calib_count=calib_count,
+        model=model, precision=precision.value, output=output, calib=calib, calib_count=calib_count,
         method=method, per_channel=per_channel, exclude=split_names(exclude), budget=budget, data=data,
-        debug=debug,
+        data_limit=data_limit, debug=debug,
     )
-    with err.status("quantizing") as status:
-        result = run_quantize(request, progress=lambda message: status.update(message))
+    result = with_progress("quantizing", lambda progress: run_quantize(request, progress))
     if as_json:
-        out.print_json(json.dumps(result_dict(result)))
+        print_json(result)
     else:
         print_result(result)
     if not result.passed:
@@ -62,21 +54,6 @@ def quantize_command(
 
 def split_names(values: list[str] | None) -> tuple[str, ...]:
     return tuple(name.strip() for value in values or () for name in value.split(",") if name.strip())
-
-
-def result_dict(result) -> dict:
-    return {
-        "path": str(result.path),
-        "size_bytes": result.path.stat().st_size,
-        "precision": result.card.precision,
-        "passed": result.passed,
-        "failures": list(result.failures),
-        "seconds": result.seconds,
-        "agreement": result.agreement.to_dict(),
-        "calibration": result.card.calibration,
-        "search": [t.to_dict() for t in result.trials],
-        "layers": result.layers.to_dict() if result.layers else None,
-    }
 
 
 def print_result(result) -> None:

@@ -12,7 +12,23 @@ from rich.table import Table
 from runtimes.errors import ProviderError, SegedgeError, UsageError
 from runtimes.providers import Provider, parse
 
-from .app import app, err, out, parse_list, parse_size, require_torch
+from segedge.cli.app import app, err, out, require_torch, with_progress
+from segedge.cli.options import (
+    Budget,
+    Calib,
+    Data,
+    DataLimit,
+    InputSize,
+    Json,
+    OpenvinoHint,
+    Runs,
+    Threads,
+    Warmup,
+    Weights,
+    calib_count_option,
+    parse_list,
+    parse_optional_size,
+)
 
 
 @app.command("report")
@@ -22,36 +38,33 @@ def report_command(
     precisions: str = typer.Option("fp32,fp16,int8", "--precisions", help="Comma-separated: fp32, fp16, int8."),
     providers: str = typer.Option("cpu", "--providers", help="ONNX Runtime providers, comma-separated: cpu, cuda, tensorrt, openvino, coreml, directml, auto."),
     runtimes: str = typer.Option("onnxruntime,openvino,torch,compile", "--runtimes", help="Runtimes, comma-separated: onnxruntime, openvino (its own runtime), torch (eager), compile (torch.compile)."),
-    calib: Optional[Path] = typer.Option(None, "--calib", help="Folder of calibration images for int8 (default: generated shapes images; say so)."),
-    calib_count: int = typer.Option(16, "--calib-count", min=1, max=100000, help="Calibration images to use."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Labelled folder (VOC layout, or images/ + masks/) for mIoU."),
-    data_limit: Optional[int] = typer.Option(None, "--data-limit", min=1, help="Use only the first N labelled images."),
-    input_size: Optional[str] = typer.Option(None, "--input-size", help="HxW to time and check at (default: the card's export size)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Intra-op threads for every runtime alike (default: the CPUs this process may use)."),
-    warmup: int = typer.Option(3, "--warmup", min=0, max=1000, help="Untimed runs per row."),
-    runs: int = typer.Option(20, "--runs", min=1, max=100000, help="Timed interleaved rounds."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint for the export and the PyTorch rows."),
-    budget: float = typer.Option(1.0, "--budget", min=0, max=100, help="mIoU points a row may lose against PyTorch fp32 and still be named best."),
-    openvino_hint: Optional[str] = typer.Option(None, "--openvino-hint", help="OpenVINO inference precision (runtime and provider): f32, bf16 or f16 (default: OpenVINO's choice)."),
-    as_json: bool = typer.Option(False, "--json", help="Print report.json on stdout too."),
+    calib: Calib = None,
+    calib_count: int = calib_count_option(" Without --calib: generated shapes images, and the report says so."),
+    data: Data = None,
+    data_limit: DataLimit = None,
+    input_size: InputSize = None,
+    threads: Threads = None,
+    warmup: Warmup = 3,
+    runs: Runs = 20,
+    weights: Weights = None,
+    budget: Budget = 1.0,
+    openvino_hint: OpenvinoHint = None,
+    as_json: Json = False,
 ) -> None:
     """Export, quantize, check and time every precision x provider x runtime; name the best row."""
     require_torch("report")
-    from ..report import ReportRequest, run_report
-    from ..report_render import to_dict, write_report
-
-    from ..report import report_name
+    from segedge.report import ReportRequest, report_name, run_report
+    from segedge.report.render import to_dict, write_report
 
     folder = output or Path(f"report-{report_name(model)}")
     request = ReportRequest(
         target=model, output=folder, precisions=parse_list(precisions) or (),
         providers=_providers(providers), runtimes=parse_list(runtimes) or (),
         calib=calib, calib_count=calib_count, data=data, data_limit=data_limit,
-        input_size=parse_size(input_size) if input_size else None, threads=threads, warmup=warmup, runs=runs,
+        input_size=parse_optional_size(input_size), threads=threads, warmup=warmup, runs=runs,
         weights=weights, budget=budget, openvino_hint=openvino_hint,
     )
-    with err.status("reporting") as status:
-        report = run_report(request, progress=lambda message: status.update(message))
+    report = with_progress("reporting", lambda progress: run_report(request, progress))
     written = write_report(report, folder)
     if as_json:
         out.print_json(json.dumps(to_dict(report, written)))

@@ -1,5 +1,5 @@
 """Datasets segedge can make itself: a reproducible synthetic set for training, tests and benchmarks."""
 
-from .shapes import CLASSES, IGNORE_INDEX, ShapesConfig, write_shapes_dataset
+from segedge.data.shapes import CLASSES, IGNORE_INDEX, ShapesConfig, write_shapes_dataset
 
 __all__ = ["CLASSES", "IGNORE_INDEX", "ShapesConfig", "write_shapes_dataset"]

@@ -1,26 +1,19 @@
-"""Accuracy inputs for `segedge report`: a labelled folder for mIoU, and calibration images for int8.
+"""Labelled folders: image and mask pairs for mIoU, read the one way every verb reads them.
 
 A labelled folder is VOC's layout (`JPEGImages/` + `SegmentationClass/`, the ids of
 `ImageSets/Segmentation/val.txt` when it exists) or `images/` + `masks/` with matching stems.
-Each image is resized to the report's input size (every runtime row runs one static shape) and
-the predicted label map is resized back to the mask with nearest neighbour; 255 is ignored.
+Masks are index or palette PNGs; 255 is ignored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from runtimes.card import ModelCard
 from runtimes.errors import ImageError, InputFileError
-from runtimes.fileio import work_folder
 from runtimes.image import load_image
-from runtimes.metrics import ConfusionMatrix, label_map
-from runtimes.preprocess import normalize, resize_rgb
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -45,22 +38,6 @@ def labelled_pairs(root: str | Path, limit: int | None = None) -> list[tuple[Pat
     if not pairs:
         raise InputFileError(f"{root}: no image has a mask with the same name")
     return pairs[:limit] if limit else pairs
-
-
-def model_input(path: Path, card: ModelCard, size: tuple[int, int]) -> np.ndarray:
-    """One image -> 1 x 3 x H x W float32 at `size`, normalised as the card says."""
-    return normalize(resize_rgb(load_image(path), size), card)[None]
-
-
-def mean_iou(pairs: list[tuple[Path, Path]], run: Callable[[np.ndarray], np.ndarray], card: ModelCard,
-             size: tuple[int, int]) -> float:
-    matrix = ConfusionMatrix(max(2, len(card.classes)))
-    for image_path, mask_path in pairs:
-        mask = read_mask(mask_path)
-        labels = label_map(np.asarray(run(model_input(image_path, card, size)), dtype=np.float32))[0]
-        resized = Image.fromarray(labels.astype(np.int32)).resize(mask.shape[::-1], Image.Resampling.NEAREST)
-        matrix.update(mask, np.asarray(resized))
-    return matrix.mean_iou()
 
 
 def read_mask(path: Path) -> np.ndarray:
@@ -89,22 +66,3 @@ def read_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray
         raise ImageError(f"{mask_path}: the mask is {mask.shape[1]}x{mask.shape[0]} pixels but its image "
                          f"{image_path.name} is {rgb.shape[1]}x{rgb.shape[0]}")
     return rgb, mask
-
-
-@contextmanager
-def calibration_folder(calib: Path | None, size: tuple[int, int], count: int) -> Iterator[tuple[Path, str]]:
-    """The folder of calibration images, and where it came from.
-
-    Without `--calib`, the synthetic shapes dataset's images stand in (made in a temp folder,
-    removed afterwards): they exercise the int8 path end to end, but only a model trained on
-    them is calibrated well by them, so the report says which images were used.
-    """
-    if calib is not None:
-        yield calib, str(calib)
-        return
-    from .data import ShapesConfig, write_shapes_dataset
-
-    with work_folder("segedge-calib-") as workdir:
-        side = (max(32, size[0]), max(32, size[1]))
-        root = write_shapes_dataset(workdir, ShapesConfig(train=count, val=0, size=side))
-        yield root / "JPEGImages", f"{count} synthetic shapes images (no --calib given)"

@@ -129,7 +129,7 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     cells = int(rng.integers(2, 7))
     coarse = Image.fromarray((rng.uniform(0, 255, (cells, cells))).astype(np.uint8))
-    mix = np.asarray(coarse.resize((w, h), Image.BICUBIC), np.float32)[..., None] / 255.0
+    mix = np.asarray(coarse.resize((w, h), Image.Resampling.BICUBIC), np.float32)[..., None] / 255.0
     angle, period = rng.uniform(0, math.pi), rng.uniform(4, 16)
     yy, xx = np.mgrid[0:h, 0:w]
     stripes = np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * math.pi / period)

@@ -11,17 +11,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from runtimes.card import ModelCard
+from runtimes.errors import UsageError
 from runtimes.metrics import ConfusionMatrix
 from runtimes.postprocess import labels as to_labels
 from runtimes.preprocess import from_model_output, to_model_input
 
-from .report_data import labelled_pairs, read_pair
+from segedge.data.labelled import labelled_pairs, read_pair
 
 Labeller = Callable[[np.ndarray], np.ndarray]
 IGNORE_INDEX = 255
@@ -73,6 +74,61 @@ def torch_labeller(model, card: ModelCard) -> Labeller:
     return label
 
 
-def dataset_pairs(root: str | os.PathLike[str], limit: int | None = None) -> list[tuple[Path, Path]]:
-    """The (image, mask) pairs of a labelled folder: VOC layout (val split) or images/ + masks/."""
-    return labelled_pairs(root, limit)
+@dataclass(frozen=True)
+class EvalRequest:
+    data: Path
+    models: tuple[Path, ...] = ()  # ONNX files, run by the Predictor
+    torch_model: str | None = None  # also a zoo model in PyTorch, built as a listed file's card says
+    weights: Path | None = None  # for `torch_model`
+    limit: int | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.models and self.torch_model is None:
+            raise UsageError("give at least one ONNX model, or --torch NAME")
+        if self.weights is not None and self.torch_model is None:
+            raise UsageError("--weights goes with --torch NAME")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    data: Path
+    images: int
+    classes: tuple[str, ...]
+    scores: list[tuple[str, Accuracy]]  # (row label, accuracy), in the order asked
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"data": str(self.data), "images": self.images, "classes": list(self.classes),
+                "models": [a.to_dict() for _, a in self.scores]}
+
+
+def run_eval(request: EvalRequest, progress: Callable[[str], None] = lambda message: None) -> EvalResult:
+    pairs = labelled_pairs(request.data, request.limit)
+    scores: list[tuple[str, Accuracy]] = []
+    cards: list[ModelCard] = []
+    notes: list[str] = []
+    for path in request.models:
+        progress(f"evaluating {path} on {len(pairs)} images")
+        labeller, card = onnx_labeller(path, request.threads)
+        cards.append(card)
+        scores.append((f"{path.name} ({card.precision})", evaluate(path.name, labeller, pairs, max(2, card.num_classes))))
+    if request.torch_model is not None:
+        progress(f"evaluating {request.torch_model} (PyTorch) on {len(pairs)} images")
+        labeller, card, notes = _zoo_labeller(request.torch_model, request.weights, cards)
+        cards.append(card)
+        scores.append((f"{request.torch_model} (PyTorch)",
+                       evaluate(request.torch_model, labeller, pairs, max(2, card.num_classes))))
+    return EvalResult(request.data, len(pairs), cards[0].classes, scores, notes)
+
+
+def _zoo_labeller(name: str, weights: Path | None, cards: list[ModelCard]) -> tuple[Labeller, ModelCard, list[str]]:
+    """A zoo model in PyTorch, built with the builder keywords a listed ONNX file's card recorded."""
+    from exporters.checkpoint import fit_state_dict, load_state_dict
+    from segedge.sources import build
+
+    recorded = next((c for c in cards if c.source == name), None)
+    built = build(name, options=recorded.build_kwargs if recorded else None)
+    notes = fit_state_dict(built.module, load_state_dict(weights), built.card.name) if weights is not None else []
+    card = recorded or built.card
+    return torch_labeller(built.module.eval(), card), card, notes

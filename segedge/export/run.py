@@ -12,26 +12,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import onnx
 
 from exporters.card_io import embed_card
 from exporters.checkpoint import fit_state_dict, load_state_dict
+from exporters.int8_options import DEFAULT_CALIB_COUNT
 from exporters.simplify import simplify
 from exporters.torch_to_onnx import DEFAULT_OPSET, Exporter, LogitsOnly, export_onnx
 from runtimes.card import ModelCard
-from runtimes.checks import PRESETS, Preset
 from runtimes.errors import ExportError, UsageError
 from runtimes.fileio import atomic_path, ensure_writable, work_folder
 from runtimes.palette import voc_palette
+from runtimes.parity import PRESETS, ParityCheck, check_sizes
+from runtimes.precision import Precision
 from runtimes.session import open_session
 
-from .sources import build
-from .verify import SizeParity, compare, second_size, torch_runner
+from segedge.parity.reference import torch_runner
+from segedge.parity.run import other_size
+from segedge.quantize.request import Target
+from segedge.sources import build
 
 if TYPE_CHECKING:
-    from .quantize import QuantizeResult
+    from segedge.quantize.run import QuantizeResult
 
 Progress = Callable[[str], None]
 
@@ -49,7 +53,7 @@ class ExportRequest:
     simplify: bool = True
     card_fields: dict = field(default_factory=dict)
     build_options: dict = field(default_factory=dict)  # builder keywords, e.g. {"padding": "same"}
-    precision: str = "fp32"  # fp16 / int8 / auto: the fp32 export is then quantized (segedge.quantize)
+    precision: Target = Precision.fp32  # fp16 / int8 / auto: the fp32 export is then quantized (segedge.quantize)
     calib: Path | None = None
 
 
@@ -59,7 +63,7 @@ class ExportResult:
     card: ModelCard
     simplified: bool
     simplify_message: str
-    parity: list[SizeParity]
+    parity: list[ParityCheck]
     notes: list[str]
     seconds: float
     quantized: QuantizeResult | None = None
@@ -67,6 +71,20 @@ class ExportResult:
     @property
     def passed(self) -> bool:
         return all(p.passed for p in self.parity) and (self.quantized is None or self.quantized.passed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "size_bytes": self.path.stat().st_size,
+            "simplified": self.simplified,
+            "simplify_message": self.simplify_message,
+            "seconds": self.seconds,
+            "passed": self.passed,
+            "parity": [p.to_dict() for p in self.parity],
+            "notes": self.notes,
+            "card": self.card.to_dict(),
+            **({"quantized": self.quantized.to_dict()} if self.quantized else {}),
+        }
 
 
 def default_output(card: ModelCard) -> Path:
@@ -77,10 +95,10 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
     start = time.perf_counter()
     if request.output is not None:
         ensure_writable(request.output)
-    if request.precision != "fp32":  # a missing calibration folder fails now, not after the export
-        from .quantize import DEFAULT_CALIB_COUNT, Precision, check_calibration
+    if request.precision != Precision.fp32:  # a missing calibration folder fails now, not after the export
+        from segedge.quantize.convert import check_calibration
 
-        check_calibration(Precision(request.precision), request.calib, DEFAULT_CALIB_COUNT)
+        check_calibration(request.precision, request.calib, DEFAULT_CALIB_COUNT)
     built = build(request.source, num_classes=request.num_classes, options=request.build_options)
     model, card = built.module, built.card
     notes: list[str] = []
@@ -115,11 +133,11 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
         _save(embed_card(proto, card), candidate)
 
         progress("checking parity against PyTorch")
-        sizes = [input_size] + ([second_size(card, input_size)] if request.dynamic else [])
+        sizes = [input_size] + ([other_size(card, input_size)] if request.dynamic else [])
         session = open_session(candidate, "cpu")
-        parity = compare(torch_runner(wrapped), session, card, sizes, PRESETS[Preset.fp32])
+        parity = check_sizes(torch_runner(wrapped), session.run, card, sizes, PRESETS[Precision.fp32])
         card = card.with_overrides(parity=_parity_summary(parity))
-        if request.precision != "fp32":
+        if request.precision != Precision.fp32:
             quantized = _quantize(request, embed_card(proto, card), Path(workdir), output, progress)
             return ExportResult(output, quantized.card, simplified, message, parity, notes,
                                 time.perf_counter() - start, quantized)
@@ -130,11 +148,11 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
 
 def _quantize(request: ExportRequest, proto: onnx.ModelProto, workdir: Path, output: Path,
               progress: Progress) -> QuantizeResult:
-    from .quantize import Precision, QuantizeRequest, run_quantize
+    from segedge.quantize import QuantizeRequest, run_quantize
 
     fp32 = workdir / f"{output.stem}_fp32.onnx"
     _save(proto, fp32)
-    quantize = QuantizeRequest(model=fp32, precision=Precision(request.precision), output=output, calib=request.calib)
+    quantize = QuantizeRequest(model=fp32, precision=request.precision, output=output, calib=request.calib)
     return run_quantize(quantize, progress)
 
 
@@ -171,17 +189,17 @@ def _dry_run(card: ModelCard, model, input_size: tuple[int, int]) -> ModelCard:
     )
 
 
-def _parity_summary(parity: list[SizeParity]) -> dict:
+def _parity_summary(parity: list[ParityCheck]) -> dict:
     return {
         "reference": "pytorch",
         "provider": parity[0].provider,
         "sizes": [
             {
-                "size": list(p.size),
-                "max_abs": p.report.max_abs,
-                "logits_range": p.report.logits_range,
-                "argmax_agreement": p.report.argmax_agreement,
-                "sqnr_db": p.report.sqnr_db if p.report.sqnr_db != float("inf") else None,
+                "size": list(p.size or ()),
+                "max_abs": p.parity.max_abs,
+                "logits_range": p.parity.logits_range,
+                "argmax_agreement": p.parity.argmax_agreement,
+                "sqnr_db": p.parity.sqnr_db if p.parity.sqnr_db != float("inf") else None,
             }
             for p in parity
         ],

@@ -28,12 +28,12 @@ class AtrousClassifierSum(nn.Module):
 
     def __init__(self, in_ch: int, num_classes: int, rates: Sequence[int] = (6, 12, 18, 24)) -> None:
         super().__init__()
-        self.branches = nn.ModuleList(
-            nn.Conv2d(in_ch, num_classes, 3, padding=rate, dilation=rate) for rate in rates
-        )
-        for conv in self.branches:  # the reference initialises the classifiers with N(0, 0.01)
+        convs = [nn.Conv2d(in_ch, num_classes, 3, padding=rate, dilation=rate) for rate in rates]
+        for conv in convs:  # the reference initialises the classifiers with N(0, 0.01)
             nn.init.normal_(conv.weight, std=0.01)
+            assert conv.bias is not None  # made with a bias above
             nn.init.zeros_(conv.bias)
+        self.branches = nn.ModuleList(convs)
 
     def forward(self, features: list[Tensor]) -> Tensor:
         x = features[-1]

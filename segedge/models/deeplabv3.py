@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from runtimes.palette import VOC_CLASSES
 
+from .backbones.base import Backbone
 from .backbones.resnet import resnet50, resnet101
 from .deeplabv3plus import aspp_rates
 from .heads.aspp import ASPP
@@ -42,7 +43,7 @@ class DeepLabHead(nn.Sequential):
         return super().forward(features[-1])
 
 
-def _deeplabv3(backbone: nn.Module, num_classes: int, output_stride: int) -> SegmentationModel:
+def _deeplabv3(backbone: Backbone, num_classes: int, output_stride: int) -> SegmentationModel:
     head = DeepLabHead(backbone.out_channels[-1], num_classes, aspp_rates(output_stride))
     return SegmentationModel(backbone, head, head_name="classifier")
 

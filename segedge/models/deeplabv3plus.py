@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from runtimes.palette import VOC_CLASSES
 
+from .backbones.base import Backbone
 from .backbones.resnet import resnet50, resnet101
 from .heads.aspp import ASPP
 from .ops import ConvBNReLU, SegmentationModel, resize_to
@@ -54,7 +55,7 @@ class DeepLabV3PlusHead(nn.Module):
         return self.classifier(self.fuse(torch.cat([high, low], dim=1)))
 
 
-def _deeplabv3plus_resnet(backbone: nn.Module, num_classes: int, output_stride: int) -> SegmentationModel:
+def _deeplabv3plus_resnet(backbone: Backbone, num_classes: int, output_stride: int) -> SegmentationModel:
     head = DeepLabV3PlusHead(
         backbone.out_channels[-1], backbone.out_channels[0], num_classes, aspp_rates(output_stride)
     )

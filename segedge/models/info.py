@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from .models import list_models
+from .registry import list_models
 
 
 def count_params(name: str, **kwargs) -> int:
     """Parameters of a registered model, counted on the meta device (no memory, no init cost)."""
-    from .models import build_model
+    from .registry import build_model
 
     with torch.device("meta"):
         model = build_model(name, **kwargs)

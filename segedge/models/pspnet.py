@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from runtimes.palette import VOC_CLASSES
 
+from .backbones.base import Backbone
 from .backbones.resnet import resnet50, resnet101
 from .heads.ppm import PyramidPoolingModule
 from .ops import ConvBNReLU, SegmentationModel
@@ -43,7 +44,7 @@ class PSPHead(nn.Sequential):
         return super().forward(features[-1])
 
 
-def _pspnet(backbone: nn.Module, num_classes: int) -> SegmentationModel:
+def _pspnet(backbone: Backbone, num_classes: int) -> SegmentationModel:
     return SegmentationModel(backbone, PSPHead(backbone.out_channels[-1], num_classes))
 
 

@@ -98,7 +98,8 @@ class UNet(nn.Module):
         for m in self.modules():  # the paper's Gaussian init, std sqrt(2 / fan-in)
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.padding == "valid":

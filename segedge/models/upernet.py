@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .backbones.base import Backbone
 from .backbones.resnet import resnet50, resnet101
 from .heads.uper import UperNetHead
 from .ops import SegmentationModel
@@ -22,7 +23,7 @@ NOTE = (
 )
 
 
-def _upernet(backbone: nn.Module, num_classes: int) -> SegmentationModel:
+def _upernet(backbone: Backbone, num_classes: int) -> SegmentationModel:
     return SegmentationModel(backbone, UperNetHead(backbone.out_channels, num_classes))
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from runtimes.fileio import atomic_path, write_text_atomic
 
-from .report_rows import Report, ReportRow
+from segedge.report.rows import Report, ReportRow
 
-SCHEMA = "segedge.report/1"
+SCHEMA = "segedge.report.run/1"
 MARKDOWN, JSON, PLOT = "report.md", "report.json", "latency_vs_accuracy.png"
 
 
@@ -102,20 +102,20 @@ def write_plot(report: Report, path: Path) -> Path | str:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed (pip install 'segedge[report]')"
-    rows = [r for r in report.rows if r.status == "ok" and r.p50_ms is not None]
+    rows = [r for r in report.rows if r.status == "ok"]
     use_miou = any(r.miou is not None for r in rows)
-    points = [(r, r.miou if use_miou else r.agreement) for r in rows]
-    points = [(r, y) for r, y in points if y is not None]
-    if not points:
+    points = [(r, r.p50_ms, r.miou if use_miou else r.agreement) for r in rows]
+    drawn = [(r, x, y) for r, x, y in points if x is not None and y is not None]
+    if not drawn:
         return "no row has both a latency and an accuracy"
     figure, axes = plt.subplots(figsize=(8.5, 4.5), dpi=120)
     # A legend, not labels beside the points: rows of one precision sit on top of each other.
-    for row, y in points:
+    for row, x, y in drawn:
         best = row.label == report.best
-        axes.scatter(row.p50_ms, y, s=90 if best else 40, marker="*" if best else "o",
+        axes.scatter(x, y, s=90 if best else 40, marker="*" if best else "o",
                      label=row.label + (" (best)" if best else ""))
     axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    latencies = [row.p50_ms for row, _ in points]
+    latencies = [x for _, x, _ in drawn]
     if max(latencies) > 20 * min(latencies):  # eager PyTorch next to int8 squeezes the fast rows together
         axes.set_xscale("log")
     axes.set_xlabel("p50 latency (ms, lower is better)")

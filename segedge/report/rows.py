@@ -55,7 +55,7 @@ def choose_best(rows: list[ReportRow], budget: float) -> tuple[ReportRow | None,
     if not ok:
         return None, "no row ran"
     reference = next((r for r in ok if r.runtime == "torch" and r.miou is not None), None)
-    if reference is not None:
+    if reference is not None and reference.miou is not None:
         floor = reference.miou - budget / 100.0
         eligible = [r for r in ok if r.miou is not None and r.miou >= floor]
         rule = f"fastest p50 with mIoU >= PyTorch fp32's {reference.miou:.4f} - {budget:g} points"
@@ -66,4 +66,8 @@ def choose_best(rows: list[ReportRow], budget: float) -> tuple[ReportRow | None,
         eligible, rule = ok, "fastest p50 (no PyTorch reference: accuracy not checked)"
     if not eligible:
         return None, f"no row meets the accuracy rule ({rule})"
-    return min(eligible, key=lambda r: r.p50_ms), rule
+    return min(eligible, key=_p50), rule
+
+
+def _p50(row: ReportRow) -> float:
+    return row.p50_ms if row.p50_ms is not None else float("inf")

@@ -13,6 +13,7 @@ its reason: the user learns what was not tried and why.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,22 +21,23 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.bench import FailedRun, Row, Runner, one_line, ort_runner, time_runners
+from exporters.int8_options import DEFAULT_CALIB_COUNT
 from runtimes.card import ModelCard
-from runtimes.checks import PRESETS, Preset
 from runtimes.errors import CardError, UsageError
 from runtimes.fileio import ensure_writable, work_folder
 from runtimes.machine import machine_record, usable_cpus
-from runtimes.metrics import compare_logits
-from runtimes.providers import Provider, ProviderOptions, resolve
+from runtimes.parity import PRESETS, Tolerance, compare_outputs, judge, sample_input
+from runtimes.precision import Precision
+from runtimes.providers import Provider, ProviderOptions, check_openvino_hint, resolve
 from runtimes.session import open_session
-
-from .bench import Peer, onnx_for
-from .report_data import calibration_folder, labelled_pairs, mean_iou
-from .report_rows import Report, ReportRow, choose_best
+from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
+from segedge.bench.run import Peer, onnx_for
+from segedge.data.labelled import labelled_pairs
+from segedge.report.accuracy import calibration_folder, mean_iou
+from segedge.report.rows import Report, ReportRow, choose_best
 
 Progress = Callable[[str], None]
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = tuple(p.value for p in Precision)
 RUNTIMES = ("onnxruntime", "openvino", "torch", "compile")
 
 
@@ -47,7 +49,7 @@ class ReportRequest:
     providers: tuple[Provider, ...] = (Provider.cpu,)
     runtimes: tuple[str, ...] = RUNTIMES
     calib: Path | None = None
-    calib_count: int = 16
+    calib_count: int = DEFAULT_CALIB_COUNT
     data: Path | None = None
     data_limit: int | None = None
     input_size: tuple[int, int] | None = None
@@ -65,8 +67,7 @@ class ReportRequest:
         unknown = [p for p in self.precisions if p not in PRECISIONS]
         if unknown:
             raise UsageError(f"--precisions: unknown {', '.join(unknown)}; choose from {', '.join(PRECISIONS)}")
-        if self.openvino_hint not in (None, "f32", "bf16", "f16"):
-            raise UsageError(f"--openvino-hint must be f32, bf16 or f16, got {self.openvino_hint!r}")
+        check_openvino_hint(self.openvino_hint)
         unknown = [r for r in self.runtimes if r not in RUNTIMES]
         if unknown:
             raise UsageError(f"--runtimes: unknown {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
@@ -78,7 +79,7 @@ class _Candidate:
 
     row: ReportRow
     build: Callable[[], Runner]
-    precision_preset: Preset
+    precision: Precision
     runner: Runner | FailedRun | None = None
 
 
@@ -96,12 +97,14 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
     x = _sample(card, size)
     files, calibration = _precision_files(request, fp32, card, size, progress)
     candidates = _candidates(request, files, card, x, threads)
+    runners = []
     for c in candidates:
         progress(f"preparing {c.row.label}")
-        c.runner = _build(c)
-    progress(f"timing {sum(isinstance(c.runner, Runner) for c in candidates)} rows: "
+        runners.append(_build(c))
+        c.runner = runners[-1]
+    progress(f"timing {sum(isinstance(r, Runner) for r in runners)} rows: "
              f"{request.warmup} warm-up + {request.runs} interleaved runs")
-    rows = time_runners([c.runner for c in candidates], lambda r: x, 1, request.warmup, request.runs,
+    rows = time_runners(runners, lambda r: x, 1, request.warmup, request.runs,
                         gpu=any(p in (Provider.cuda, Provider.tensorrt) for p in request.providers))
     for c, timed in zip(candidates, rows):
         _fill_timing(c.row, timed)
@@ -134,7 +137,9 @@ def report_name(target: str) -> str:
 
 def _precision_files(request: ReportRequest, fp32: Path, card: ModelCard | None, size: tuple[int, int],
                      progress: Progress) -> tuple[dict[str, Path | str], str | None]:
-    """precision -> its ONNX file, or the reason it could not be made."""
+    """precision -> its ONNX file (made by `segedge.quantize`, its cost in the card), or why it could not be made."""
+    from segedge.quantize import QuantizeRequest, run_quantize
+
     files: dict[str, Path | str] = {}
     calibration = None
     for precision in request.precisions:
@@ -144,55 +149,35 @@ def _precision_files(request: ReportRequest, fp32: Path, card: ModelCard | None,
         target = request.output / f"{fp32.stem.removesuffix('_fp32')}_{precision}.onnx"
         progress(f"quantizing to {precision}")
         try:
-            if precision == "fp16":
-                files[precision] = quantize_fp16(fp32, target)
-            else:
-                with calibration_folder(request.calib, size, request.calib_count) as (folder, calibration):
-                    files[precision] = quantize_int8(fp32, target, folder, request.calib_count)
+            with calibration_folder(request.calib, size, request.calib_count) as (folder, calibration):
+                quantize = QuantizeRequest(model=fp32, precision=Precision(precision), output=target, calib=folder,
+                                           calib_count=request.calib_count, data=request.data,
+                                           data_limit=request.data_limit)
+                files[precision] = run_quantize(quantize, progress).path
         except Exception as exc:  # the row says why; the other precisions go on
             files[precision] = f"quantization failed: {one_line(exc)}"
     return files, calibration
-
-
-def quantize_fp16(source: Path, target: Path) -> Path:
-    try:
-        from exporters.fp16 import convert_fp16
-    except ImportError as exc:
-        raise UsageError(f"fp16 conversion is not available in this segedge ({exc})") from None
-
-    convert_fp16(source, target)
-    return target
-
-
-def quantize_int8(source: Path, target: Path, calib: Path, count: int) -> Path:
-    try:
-        from exporters.int8 import quantize_int8 as quantize
-    except ImportError as exc:
-        raise UsageError(f"int8 quantization is not available in this segedge ({exc})") from None
-
-    quantize(source, target, calib, count=count)
-    return target
 
 
 def _candidates(request: ReportRequest, files: dict[str, Path | str], card: ModelCard | None,
                 x: np.ndarray, threads: int) -> list[_Candidate]:
     out = []
     for precision, file in files.items():
-        preset = Preset(precision)
+        precision_enum = Precision(precision)
         if "onnxruntime" in request.runtimes:
             for provider in request.providers:
                 row = ReportRow(precision, _provider_label(provider), "onnxruntime")
                 options = ProviderOptions(openvino_hint=request.openvino_hint)
-                out.append(_Candidate(row, _ort_factory(file, provider, threads, options), preset))
+                out.append(_Candidate(row, _ort_factory(file, provider, threads, options), precision_enum))
         if "openvino" in request.runtimes:
             row = ReportRow(precision, "CPU", "openvino")
-            out.append(_Candidate(row, _openvino_factory(file, x.shape, threads, request.openvino_hint), preset))
+            out.append(_Candidate(row, _openvino_factory(file, x.shape, threads, request.openvino_hint), precision_enum))
         for kind in ("torch", "compile"):
             if precision != "fp32" or kind not in request.runtimes:
                 continue
             for device in _torch_devices(request.providers):
                 row = ReportRow(precision, device, "torch" if kind == "torch" else "torch.compile")
-                out.append(_Candidate(row, _torch_factory(Peer(kind), card, request.weights, device, threads, x), preset))
+                out.append(_Candidate(row, _torch_factory(Peer(kind), card, request.weights, device, threads, x), precision_enum))
     for c in out:
         if c.row.runtime in ("onnxruntime", "openvino"):
             _attach_file(c.row, files[c.row.precision])
@@ -244,7 +229,7 @@ def _torch_factory(peer: Peer, card: ModelCard | None, weights: Path | None, dev
     def build() -> Runner:
         if card is None:
             raise CardError("the ONNX file has no model card, so there is no PyTorch model to rebuild")
-        from .bench import torch_peer
+        from segedge.bench.run import torch_peer
 
         return torch_peer(peer, card, weights, device, threads, x, exclude_copies=False)
 
@@ -262,7 +247,7 @@ def _build(candidate: _Candidate) -> Runner | FailedRun:
 
 
 def _fill_timing(row: ReportRow, timed: Row) -> None:
-    if not timed.ok:
+    if isinstance(timed, FailedRun):
         row.status, row.reason = "failed", row.reason or timed.reason
         return
     row.p50_ms, row.p90_ms, row.mean_ms = timed.p50_ms, timed.p90_ms, timed.mean_ms
@@ -274,29 +259,26 @@ def _fill_timing(row: ReportRow, timed: Row) -> None:
 
 def _measure_accuracy(request: ReportRequest, candidates: list[_Candidate], card: ModelCard | None, x: np.ndarray,
                       size: tuple[int, int], progress: Progress) -> None:
-    live = [c for c in candidates if c.row.status == "ok" and isinstance(c.runner, Runner)]
-    reference = next((c for c in live if c.row.runtime == "torch" and c.row.provider == "cpu"), None)
-    if reference is None:
-        reference_out = _torch_reference(card, request.weights, x)
-    else:
-        reference_out = _output(reference.runner, x)
+    live = [(c, c.runner) for c in candidates if c.row.status == "ok" and isinstance(c.runner, Runner)]
+    reference = next((r for c, r in live if c.row.runtime == "torch" and c.row.provider == "cpu"), None)
+    reference_out = _torch_reference(card, request.weights, x) if reference is None else _output(reference, x)
     pairs = labelled_pairs(request.data, request.data_limit) if request.data else None
-    for c in live:
-        if reference_out is not None:
-            report = compare_logits(reference_out, _output(c.runner, x))
-            c.row.agreement = report.argmax_agreement
-            c.row.parity_ok = not _preset_for(c).failures(report)
+    for c, runner in live:
+        if reference_out is not None and card is not None:
+            parity = compare_outputs(reference_out, _output(runner, x), card.output_kind, num_classes=card.num_classes)
+            c.row.agreement = parity.argmax_agreement
+            c.row.parity_ok = not judge(parity, _tolerance_for(c))
         if pairs is not None and card is not None:
             progress(f"mIoU of {c.row.label} on {len(pairs)} images")
-            c.row.miou = mean_iou(pairs, lambda batch, runner=c.runner: _output(runner, batch), card, size)
+            c.row.miou = mean_iou(pairs, functools.partial(_output, runner), card, size)
 
 
-def _preset_for(candidate: _Candidate):
+def _tolerance_for(candidate: _Candidate) -> Tolerance:
     """fp32 files that OpenVINO ran in bf16 are judged like fp16: agreement, not logit tolerance."""
-    preset = candidate.precision_preset
-    if preset is Preset.fp32 and any("precision bf16" in n or "precision f16" in n for n in candidate.row.notes):
-        preset = Preset.fp16
-    return PRESETS[preset]
+    precision = candidate.precision
+    if precision is Precision.fp32 and any("precision bf16" in n or "precision f16" in n for n in candidate.row.notes):
+        precision = Precision.fp16
+    return PRESETS[precision]
 
 
 def _torch_reference(card: ModelCard | None, weights: Path | None, x: np.ndarray) -> np.ndarray | None:
@@ -307,7 +289,7 @@ def _torch_reference(card: ModelCard | None, weights: Path | None, x: np.ndarray
         import torch
     except ImportError:
         return None
-    from .verify import reference_model
+    from segedge.parity.reference import reference_model
 
     model, _ = reference_model(card, weights)
     with torch.no_grad():
@@ -321,6 +303,4 @@ def _output(runner: Runner, x: np.ndarray) -> np.ndarray:
 def _sample(card: ModelCard | None, size: tuple[int, int]) -> np.ndarray:
     if card is None:
         return np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
-    from .verify import sample_input
-
     return sample_input(card, 1, size, seed=0)

@@ -1,17 +1,14 @@
-"""Where a model comes from: a zoo name, or the user's own `module:function` / `file.py:function`.
+"""Building the PyTorch model a source names, with the model card that goes with it.
 
-Either way the result is an `nn.Module` in eval mode and a `ModelCard` whose `source` and
-`build_kwargs` let `segedge verify` rebuild the very same PyTorch reference later.
+A source is a zoo name or the user's own `module:function` / `file.py:function`. Either way the
+result is an `nn.Module` in eval mode and a `ModelCard` whose `source` and `build_kwargs` let
+`segedge verify` rebuild the very same PyTorch reference later.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -20,8 +17,9 @@ from runtimes.card import ModelCard
 from runtimes.errors import UsageError
 from runtimes.palette import default_class_names, default_palette
 
-from . import __version__
-from .models import build_model, get_spec
+from segedge import __version__
+from segedge.models import build_model, get_spec
+from segedge.sources.user import load_user_function
 
 
 @dataclass(frozen=True)
@@ -98,34 +96,3 @@ def _build_user(source: str, num_classes: int | None) -> BuiltModel:
         segedge_version=__version__,
     )
     return BuiltModel(module.eval(), card)
-
-
-def load_user_function(source: str):
-    """Import `pkg.mod:fn` or `path/file.py:fn` and return the function."""
-    target, _, attr = source.rpartition(":")
-    if not target or not attr:
-        raise UsageError(f"model source {source!r} must look like package.module:function or file.py:function")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_file():
-            raise UsageError(f"model file not found: {path}")
-        name = f"segedge_user_{abs(hash(str(path.resolve())))}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            del sys.modules[name]
-            raise UsageError(f"cannot import {path}: {type(exc).__name__}: {exc}") from None
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise UsageError(f"cannot import module {target!r}: {exc}") from None
-        except Exception as exc:  # a name importlib refuses ("../x") or the module's own code failing
-            raise UsageError(f"cannot import module {target!r}: {type(exc).__name__}: {exc}") from None
-    function = getattr(module, attr, None)
-    if not callable(function):
-        raise UsageError(f"{target} has no function {attr!r}")
-    return function

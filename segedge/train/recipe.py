@@ -37,10 +37,10 @@ from runtimes.fileio import exclusive_lock
 from runtimes.image import load_image
 from runtimes.preprocess import to_model_input
 
-from .data.shapes import CLASSES, IGNORE_INDEX, ShapesConfig, write_shapes_dataset
-from .evaluate import evaluate, torch_labeller
-from .report_data import labelled_pairs, read_mask
-from .sources import build
+from segedge.data.shapes import CLASSES, IGNORE_INDEX, ShapesConfig, write_shapes_dataset
+from segedge.evaluate.run import evaluate, torch_labeller
+from segedge.data.labelled import labelled_pairs, read_mask
+from segedge.sources import build
 
 RECIPE_VERSION = 1  # bump when the training code changes what a config produces
 Progress = Callable[[str], None]

@@ -22,7 +22,7 @@ import torch
 
 from exporters.torch_to_onnx import export_onnx
 from runtimes.errors import UsageError
-from runtimes.metrics import compare_logits
+from runtimes.parity import compare_outputs
 from segedge.models import build_model, get_spec
 
 MAX_ABS_OVER_RANGE = 1e-4
@@ -91,6 +91,6 @@ class ModelTestBase:
             x = self.sample(1 + i % 2, h, w, seed=i)
             ref, got = torch_logits(model, x), onnx_logits(path, x)
             assert got.shape == ref.shape
-            report = compare_logits(ref, got)
+            report = compare_outputs(ref, got)
             assert report.max_abs <= MAX_ABS_OVER_RANGE * report.logits_range, (h, w, report)
             assert report.argmax_agreement >= MIN_AGREEMENT, (h, w, report)

@@ -14,6 +14,8 @@ segedge uses False.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -79,7 +81,7 @@ class HighResolutionModule(nn.Module):
         fused = []
         for i, layers in enumerate(self.fuse_layers):
             y = xs[i]
-            for j, layer in enumerate(layers):
+            for j, layer in enumerate(cast(nn.ModuleList, layers)):
                 if j > i:
                     y = y + resize_to(layer(xs[j]), xs[i].shape[-2:])
                 elif j < i:
@@ -99,7 +101,7 @@ class Transition(nn.ModuleList):
         layers.append(nn.Sequential(conv_bn(in_channels[-1], out_channels[-1], 3, 2)))
         super().__init__(layers)
 
-    def forward(self, xs: list[Tensor]) -> list[Tensor]:  # type: ignore[override]
+    def forward(self, xs: list[Tensor]) -> list[Tensor]:
         return [layer(x) for layer, x in zip(self, xs)] + [self[-1](xs[-1])]
 
 

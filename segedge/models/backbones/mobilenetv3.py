@@ -14,6 +14,8 @@ the first block at each new reduction, not the stage's last) and the last conv (
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from typing import NamedTuple
 
 from torch import Tensor, nn
@@ -21,7 +23,12 @@ from torch import Tensor, nn
 from .base import SequentialBackbone, stride_to_dilation
 from .mobilenetv2 import ConvBNAct, make_divisible
 
-BN = {"bn_eps": 1e-3, "bn_momentum": 0.01}  # torchvision's (TF's) MobileNetV3 batch norm
+class _BatchNorm(TypedDict):
+    bn_eps: float
+    bn_momentum: float
+
+
+BN: _BatchNorm = {"bn_eps": 1e-3, "bn_momentum": 0.01}  # torchvision's (TF's) MobileNetV3 batch norm
 
 
 class BlockConfig(NamedTuple):

@@ -1,0 +1,181 @@
+"""The options every command shares, declared once (Polygraphy's argument groups, in Typer's terms).
+
+A command names a shared option by its type, `threads: Threads = None`, and gets the same flag,
+bounds and help text as every other command. The card options, which describe a model exported
+elsewhere, are one group: `@card_options` adds them all to a command, which receives them as one
+`CardOptions` value (`card: CardOptions`), and `CardOptions.overrides()` is what the Predictor and
+every library request take.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+
+from runtimes.card import ColorOrder, OutputKind
+from runtimes.errors import UsageError
+from runtimes.precision import Precision
+from runtimes.providers import Provider
+
+# -- choices derived from the one Precision enum ---------------------------------------------------
+def _choices(name: str, values: list[str]) -> Any:
+    return Enum(name, {v: v for v in values}, type=str)  # a functional Enum: Typer shows its members as the choices
+
+
+ExportTo = _choices("ExportTo", [p.value for p in Precision] + ["auto"])  # export --precision
+QuantizeTo = _choices("QuantizeTo", [p.value for p in Precision if p is not Precision.fp32] + ["auto"])
+
+# -- one option each ---------------------------------------------------------------------------
+Weights = Annotated[Optional[Path], typer.Option(
+    "--weights", help="state_dict checkpoint for the PyTorch model (torch.load with weights_only=True).")]
+Threads = Annotated[Optional[int], typer.Option(
+    "--threads", min=1, max=1024, help="Intra-op threads for every runtime alike (default: the CPUs this process may use).")]
+ProviderOpt = Annotated[Provider, typer.Option(
+    "--provider", help="ONNX Runtime execution provider; `auto` picks the best available and says which.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+Isolate = Annotated[bool, typer.Option(
+    "--isolate", help="For untrusted models: load the file and run it once in a child process under memory and "
+                      "time limits first, so that a crash or an out-of-memory abort in the runtime becomes an error.")]
+InputSize = Annotated[Optional[str], typer.Option(
+    "--input-size", help="HxW, e.g. 512x512 (default: the card's size).")]
+Calib = Annotated[Optional[Path], typer.Option(
+    "--calib", help="Folder of calibration images for int8: a few dozen typical photos (a VOC root: its train split).")]
+Data = Annotated[Optional[Path], typer.Option(
+    "--data", help="Labelled folder for mIoU: VOC layout (JPEGImages/ + SegmentationClass/, the val split) or images/ + masks/.")]
+DataLimit = Annotated[Optional[int], typer.Option("--data-limit", min=1, help="Use only the first N labelled images.")]
+Warmup = Annotated[int, typer.Option("--warmup", min=0, max=1000, help="Untimed runs before timing.")]
+Runs = Annotated[int, typer.Option("--runs", min=1, max=100000, help="Timed runs per runtime, in interleaved rounds.")]
+Budget = Annotated[float, typer.Option(
+    "--budget", min=0, max=100, help="mIoU points (with labels), else argmax-agreement points, a faster row may lose.")]
+OpenvinoHint = Annotated[Optional[str], typer.Option(
+    "--openvino-hint", help="OpenVINO inference precision: f32, bf16 or f16 (default: OpenVINO's choice, bf16 on AMX CPUs).")]
+PresetOpt = Annotated[Optional[Precision], typer.Option(
+    "--preset", help="Tolerance preset (default: the card's precision).")]
+
+
+def calib_count_option(default_help: str = "") -> Any:
+    from exporters.int8_options import DEFAULT_CALIB_COUNT  # light: no onnxruntime.quantization import
+
+    return typer.Option(DEFAULT_CALIB_COUNT, "--calib-count", min=1, max=100000,
+                        help="Calibration images to use (all of the folder's when it holds fewer, with a warning)." + default_help)
+
+
+# -- the card group ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CardOptions:
+    """What a model card says, given on the command line: for models exported elsewhere, or to override a card."""
+
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    scale: float | None = None
+    color_order: ColorOrder | None = None
+    classes: tuple[str, ...] | None = None
+    output_kind: OutputKind | None = None
+    size_divisor: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The card fields that were given, as `Predictor(**overrides)` and `ModelCard.with_overrides` take them."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+_CARD_PARAMETERS = {
+    "mean": Annotated[Optional[str], typer.Option(
+        "--mean", help="Card: normalisation mean per channel, R,G,B in 0..1 units, e.g. 0.485,0.456,0.406.")],
+    "std": Annotated[Optional[str], typer.Option(
+        "--std", help="Card: normalisation std per channel, R,G,B in 0..1 units, e.g. 0.229,0.224,0.225.")],
+    "scale": Annotated[Optional[float], typer.Option(
+        "--scale", min=0, help="Card: factor from 0..255 pixels to the unit of mean/std (default 1/255).")],
+    "color_order": Annotated[Optional[str], typer.Option(
+        "--color-order", help="Card: channel order the model takes, RGB or BGR.")],
+    "classes": Annotated[Optional[str], typer.Option("--classes", help="Card: comma-separated class names.")],
+    "output_kind": Annotated[Optional[str], typer.Option(
+        "--output-kind", help="Card: logits (C channels), sigmoid (one channel, a probability) or logit (one channel).")],
+    "size_divisor": Annotated[Optional[int], typer.Option(
+        "--size-divisor", min=1, max=1024, help="Card: input sides must be multiples of this (the output stride).")],
+}
+
+
+def _card_from_cli(values: dict[str, Any]) -> CardOptions:
+    color = values["color_order"]
+    if color is not None and color.upper() not in ("RGB", "BGR"):
+        raise UsageError(f"--color-order must be RGB or BGR, got {color!r}")
+    kind = values["output_kind"]
+    if kind is not None and kind not in ("logits", "sigmoid", "logit"):
+        raise UsageError(f"--output-kind must be logits, sigmoid or logit, got {kind!r}")
+    return CardOptions(
+        mean=parse_triple(values["mean"], "--mean") if values["mean"] is not None else None,
+        std=parse_triple(values["std"], "--std") if values["std"] is not None else None,
+        scale=values["scale"],
+        color_order=color.upper() if color is not None else None,
+        classes=parse_list(values["classes"]),
+        output_kind=kind,
+        size_divisor=values["size_divisor"],
+    )
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def card_options(command: Command) -> Command:
+    """Give `command` the card option group; it receives the values as `card: CardOptions`."""
+    signature = inspect.signature(command)
+    own = [p for p in signature.parameters.values() if p.name != "card"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+             for name, annotation in _CARD_PARAMETERS.items()]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        card = _card_from_cli({name: kwargs.pop(name) for name in _CARD_PARAMETERS})
+        return command(card=card, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+# -- parsing -----------------------------------------------------------------------------------
+def parse_size(text: str) -> tuple[int, int]:
+    """'512x384' -> (512, 384) as H x W; '512' -> (512, 512)."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"size {text!r} must look like HxW, e.g. 512x512") from None
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or not all(1 <= v <= 16384 for v in values):
+        raise UsageError(f"size {text!r} must be HxW with 1 <= H, W <= 16384")
+    return values[0], values[1]
+
+
+def parse_optional_size(text: str | None) -> tuple[int, int] | None:
+    return None if text is None else parse_size(text)
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    sizes = tuple(parse_size(p) for p in text.split(",") if p.strip())
+    if not sizes:
+        raise UsageError(f"sizes {text!r} must be comma-separated HxW, e.g. 512x512,384x640")
+    return sizes
+
+
+def parse_triple(text: str, what: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{what} {text!r} must be three numbers, e.g. 0.485,0.456,0.406") from None
+    if len(values) != 3:
+        raise UsageError(f"{what} {text!r} must be three comma-separated numbers")
+    return values[0], values[1], values[2]
+
+
+def parse_list(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(p.strip() for p in text.split(",") if p.strip())
+
+

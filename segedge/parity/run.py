@@ -1,0 +1,111 @@
+"""`segedge verify`'s work: an ONNX model against the PyTorch model its card names, or another ONNX file.
+
+On generated inputs at given sizes (the export size and a non-square other one by default), or
+on a folder of images prepared as the Predictor prepares them (the fair test of a quantized model
+calibrated on photos). Judged by the preset of the model's precision, with the user's overrides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtimes.backend import RunBatch
+from runtimes.card import ModelCard
+from runtimes.errors import CardError
+from runtimes.image import load_image
+from runtimes.parity import PRESETS, ParityCheck, Tolerance, check_images, check_sizes
+from runtimes.precision import Precision
+from runtimes.providers import Provider
+from runtimes.session import open_session
+
+MAX_VERIFY_IMAGES = 32
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    model: Path
+    reference: Path | None = None  # an ONNX file; None: the PyTorch model the card names
+    weights: Path | None = None  # for the PyTorch reference
+    sizes: tuple[tuple[int, int], ...] | None = None
+    images: Path | None = None
+    provider: Provider = Provider.cpu
+    preset: Precision | None = None  # default: the card's precision
+    atol: float | None = None
+    rtol: float | None = None
+    min_agreement: float | None = None
+    batch: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    model: Path
+    against: str
+    preset: Precision
+    tolerance: Tolerance
+    providers: tuple[str, ...]
+    checks: list[ParityCheck]
+    generated: bool  # judged on generated inputs, not on photos
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": str(self.model), "reference": self.against, "preset": self.preset.value,
+                "providers": list(self.providers), "passed": self.passed,
+                "results": [c.to_dict() for c in self.checks], "notes": self.notes}
+
+
+def run_verify(request: VerifyRequest, progress: Progress = lambda message: None) -> VerifyResult:
+    candidate = open_session(request.model, request.provider)
+    card = candidate.card
+    if card is None:
+        raise CardError(f"{request.model} has no segedge model card; export it with segedge, or compare with --reference")
+    chosen = request.preset or Precision(card.precision)
+    tolerance = PRESETS[chosen].with_overrides(request.atol, request.rtol, request.min_agreement)
+    notes: list[str] = []
+    if request.reference is not None:
+        against = f"ONNX {request.reference} (ORT CPU)"
+        reference: RunBatch = open_session(request.reference, "cpu").run
+    else:
+        from segedge.parity.reference import reference_model, torch_runner
+
+        against = "PyTorch"
+        progress(f"rebuilding {card.source} in PyTorch")
+        module, notes = reference_model(card, request.weights)
+        reference = torch_runner(module)
+    provider = candidate.provider.value
+    if request.images is not None:
+        from exporters.calibration import image_files, spread
+
+        paths = spread(image_files(request.images), MAX_VERIFY_IMAGES)
+        progress(f"comparing on {len(paths)} images of {request.images}")
+        checks = [check_images(reference, candidate.run, card, ((load_image(p), None) for p in paths),
+                               str(request.images), tolerance, provider=provider)]
+    else:
+        sizes = list(request.sizes or default_sizes(card))
+        progress(f"comparing at {', '.join(f'{h}x{w}' for h, w in sizes)}")
+        checks = check_sizes(reference, candidate.run, card, sizes, tolerance, provider=provider,
+                             batch=request.batch, seed=request.seed)
+    return VerifyResult(request.model, against, chosen, tolerance, candidate.active_providers, checks,
+                        request.images is None, notes)
+
+
+def default_sizes(card: ModelCard) -> list[tuple[int, int]]:
+    """The export size, and for a dynamic model a second, non-square one."""
+    return [card.input_size, other_size(card, card.input_size)] if card.dynamic else [card.input_size]
+
+
+def other_size(card: ModelCard, size: tuple[int, int]) -> tuple[int, int]:
+    """A second parity size unlike the export size: non-square and, for "same" models, not a stride multiple."""
+    h, w = size
+    if card.valid_margin:
+        d = card.size_divisor
+        return (h + d, w + 2 * d)
+    return (max(33, h * 3 // 4 + 1), max(33, w * 5 // 4 + 3))

@@ -1,0 +1,82 @@
+"""The steps `quantize` and its precision search share: find the images, convert, measure against fp32.
+
+The images the cost is measured on: the labelled `--data` folder (then mIoU points lost too),
+else the calibration images, else a few generated shapes images ("real-looking" photos, without
+labels that fit the model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from exporters.calibration import calibration_images
+from exporters.card_io import read_card_from_proto
+from exporters.fp16 import convert_fp16
+from exporters.int8 import quantize_int8
+from exporters.model_file import load_model
+from runtimes.card import ModelCard
+from runtimes.errors import CardError, UsageError
+from runtimes.image import load_image
+from runtimes.parity import Parity, Sample, measure_images
+from runtimes.precision import Precision
+from runtimes.session import open_session
+from segedge.data.labelled import labelled_pairs, read_pair
+from segedge.quantize.request import QuantizeRequest, Target
+
+Progress = Callable[[str], None]
+SYNTHETIC_IMAGES = 8
+DEBUG_IMAGES = 8  # images `--debug` and the precision search compare tensor by tensor
+SampleSource = tuple[Callable[[], Iterator[Sample]], str]  # (samples afresh, what they are)
+
+
+def check_calibration(precision: Target, calib: Path | None, count: int) -> list[Path]:
+    """The calibration images `precision` will use; fails before any work when they are missing."""
+    if precision != Precision.fp16 and calib is None:
+        raise UsageError(f"--precision {precision} needs calibration images: --calib DIR")
+    return calibration_images(calib, count) if calib is not None else []
+
+
+def convert(request: QuantizeRequest, precision: Precision, source: Path, target: Path, progress: Progress,
+            exclude: tuple[str, ...] | None = None) -> Path:
+    """`precision` (fp16 or int8, with `exclude`, default the request's) of `source` at `target`."""
+    if precision is Precision.fp16:
+        progress("converting to fp16")
+        convert_fp16(source, target)
+        return target
+    excluded = request.exclude if exclude is None else exclude
+    assert request.calib is not None  # check_calibration ran first
+    progress(f"quantizing to int8 on {request.calib_count} calibration images ({request.method.value})")
+    quantize_int8(source, target, request.calib, count=request.calib_count, method=request.method,
+                  per_channel=request.per_channel, exclude=excluded)
+    return target
+
+
+def fp32_card(source: Path) -> ModelCard:
+    card = read_card_from_proto(load_model(source))
+    if card is None:
+        raise CardError(f"{source} has no segedge model card; quantize a model exported with `segedge export`")
+    if card.precision != Precision.fp32:
+        raise UsageError(f"{source} is already {card.precision}; quantize the fp32 model")
+    return card
+
+
+def sample_source(request: QuantizeRequest, card: ModelCard, images: list[Path]) -> SampleSource:
+    """(a function giving the comparison samples afresh, what they are)."""
+    if request.data is not None:
+        pairs = labelled_pairs(request.data, request.data_limit)
+        return (lambda: (read_pair(i, m) for i, m in pairs)), f"{len(pairs)} labelled images of {request.data}"
+    if images:
+        return (lambda: ((load_image(p), None) for p in images)), f"the {len(images)} calibration images"
+    from segedge.data.shapes import generate
+
+    size = card.input_size
+    return ((lambda: ((image, None) for image, _ in generate("val", SYNTHETIC_IMAGES, size, seed=1234))),
+            f"{SYNTHETIC_IMAGES} generated shapes images of {size[0]}x{size[1]} (give --data or --calib for your own)")
+
+
+def compare_files(reference: Path, candidate: Path, card: ModelCard, samples: SampleSource) -> Parity:
+    """The converted file measured against the fp32 one, both on ONNX Runtime's CPU provider."""
+    produce, description = samples
+    return measure_images(open_session(reference, "cpu").run, open_session(candidate, "cpu").run, card,
+                          produce(), description)
