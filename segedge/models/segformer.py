@@ -15,13 +15,14 @@ the keys inside the encoder and the decoder are HF's own, only the `segformer.` 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from torch import Tensor, nn
 
 from .backbones.mix_transformer import mix_transformer
 from .heads.segformer_head import SegFormerHead
 from .ops import SegmentationModel
-from .registry import register_model
+from .registry import Builder, register_model
 
 PAPER = (
     "Xie et al., SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers, NeurIPS 2021"
@@ -74,12 +75,12 @@ def _segformer(variant: str, num_classes: int, decoder_channels: int) -> SegForm
 
 
 NOTE = (
-    "paper Table 1 (ADE20K, rounded to 0.1M); the same layers as the authors' code and Hugging Face's "
-    "(count equal to HF's SegformerForSemanticSegmentation), no auxiliary head"
+    "paper Table 1 (ADE20K, rounded to 0.1M); the layers of the authors' code and Hugging Face's "
+    "(the same count as HF's SegformerForSemanticSegmentation at 150 labels); no auxiliary head"
 )
 
 
-def _register(reference: int) -> object:
+def _register(reference: int) -> Callable[[Builder], Builder]:
     return register_model(
         family="segformer", paper=PAPER, size_divisor=32, reference_params=reference, reference_note=NOTE
     )

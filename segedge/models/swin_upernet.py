@@ -29,13 +29,12 @@ def aux_head_params(in_channels: int, num_classes: int = ADE20K_CLASSES, channel
     return in_channels * channels * 9 + 2 * channels + channels * num_classes + num_classes
 
 
-def _note(stage3_channels: int, segedge_params: int) -> str:
-    aux = aux_head_params(stage3_channels)
+def _note(variant: str, dims: tuple[int, int, int, int], segedge_params: int) -> str:
+    aux = aux_head_params(dims[2])
     return (
-        "paper Table 3 (rounded), which counts the training-only auxiliary FCN head on stage 3 "
-        f"({aux:,} params: 3x3 conv {stage3_channels}->256, BN, 1x1 to 150), omitted here: "
-        f"with it {segedge_params + aux:,}. Backbone = torchvision's swin minus classifier and final norm, "
-        "plus the four output LayerNorms of the segmentation code"
+        f"paper Table 3 (rounded to 1M) counts the training-only auxiliary FCN head on stage 3 ({aux:,} params), "
+        f"omitted here: with it {segedge_params + aux:,}. Backbone: torchvision's swin_{variant} less its "
+        f"classifier and final norm, plus a LayerNorm per output level ({2 * sum(dims):,})"
     )
 
 
@@ -46,7 +45,7 @@ def _upernet(backbone: SwinTransformer, num_classes: int) -> SegmentationModel:
 # The segedge counts in the notes are the code's own (tests/models/test_swin_upernet.py checks them).
 @register_model(
     family="upernet", paper=PAPER, size_divisor=32, reference_params=60_000_000,
-    reference_note=_note(384, 59_018_064),
+    reference_note=_note("t", (96, 192, 384, 768), 59_018_064),
 )
 def upernet_swin_t(*, num_classes: int = ADE20K_CLASSES) -> nn.Module:
     return _upernet(swin_t(), num_classes)
@@ -54,7 +53,7 @@ def upernet_swin_t(*, num_classes: int = ADE20K_CLASSES) -> nn.Module:
 
 @register_model(
     family="upernet", paper=PAPER, size_divisor=32, reference_params=81_000_000,
-    reference_note=_note(384, 80_335_968),
+    reference_note=_note("s", (96, 192, 384, 768), 80_335_968),
 )
 def upernet_swin_s(*, num_classes: int = ADE20K_CLASSES) -> nn.Module:
     return _upernet(swin_s(), num_classes)
@@ -62,7 +61,7 @@ def upernet_swin_s(*, num_classes: int = ADE20K_CLASSES) -> nn.Module:
 
 @register_model(
     family="upernet", paper=PAPER, size_divisor=32, reference_params=121_000_000,
-    reference_note=_note(512, 120_061_006),
+    reference_note=_note("b", (128, 256, 512, 1024), 120_061_006),
 )
 def upernet_swin_b(*, num_classes: int = ADE20K_CLASSES) -> nn.Module:
     return _upernet(swin_b(), num_classes)

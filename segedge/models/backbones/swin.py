@@ -65,6 +65,8 @@ class ShiftedWindowAttention(nn.Module):
     """Multi-head self-attention inside each window of a B x H x W x C map (W-MSA), or inside
     the windows of the map shifted by `shift_size` with the mask across wrapped regions (SW-MSA)."""
 
+    relative_position_index: Tensor
+
     def __init__(self, dim: int, num_heads: int, window_size: int = 7, shift_size: int = 0) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -213,9 +215,9 @@ class SwinTransformer(Backbone):
         last = len(self.norms) - 1
         adapted[f"norms.{last}.weight"] = state["norm.weight"]
         adapted[f"norms.{last}.bias"] = state["norm.bias"]
-        for i, norm in enumerate(self.norms[:last]):
-            adapted[f"norms.{i}.weight"] = torch.ones_like(norm.weight, device="cpu")
-            adapted[f"norms.{i}.bias"] = torch.zeros_like(norm.bias, device="cpu")
+        for i, dim in enumerate(self.out_channels[:last]):
+            adapted[f"norms.{i}.weight"] = torch.ones(dim)
+            adapted[f"norms.{i}.bias"] = torch.zeros(dim)
         notes = [
             "torchvision ImageNet Swin checkpoint: classifier head.* ignored (not part of the backbone); "
             f"its final norm.* loaded as norms.{last}; norms.0-{last - 1} (segmentation only) set to weight 1, bias 0"
