@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
 
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
-from segedge.cli.options import Isolate, Json, Threads, Weights
+from segedge.cli.options import Isolate, Json, Samples, Threads, Weights
+
+if TYPE_CHECKING:
+    from segedge.report.samples import SampleBook
 
 
 @app.command("eval")
@@ -26,6 +29,9 @@ def eval_command(
     threads: Threads = None,
     as_json: Json = False,
     isolate: Isolate = False,
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write DIR/index.html: the models side by side with "
+                                        "confusion matrices, IoU bars and sample images (opens from disk)."),
+    samples: Samples = 4,
 ) -> None:
     """Score segmentation models on image/mask pairs (index or palette PNG masks; 255 is ignored)."""
     from segedge.evaluate import EvalRequest, run_eval
@@ -36,13 +42,30 @@ def eval_command(
         require_torch("eval --torch")
     for path in request.models:
         probe_if_isolated(isolate, path)
-    result = with_progress("evaluating", lambda progress: run_eval(request, progress))
+    book = _sample_book(html, samples)
+    result = with_progress("evaluating", lambda progress: run_eval(request, progress, book))
+    if html is not None:
+        from segedge.evaluate.html import write_eval_page
+
+        err.print(f"html: {write_eval_page(result, book, html)}")
     for note in result.notes:
         err.print(f"note: {note}")
     if as_json:
         print_json(result)
         return
     _print_table(result)
+
+
+def _sample_book(html: Path | None, samples: int) -> SampleBook | None:
+    """Where run_eval keeps what the page shows; None without --html. The folder is checked before any model runs."""
+    if html is None:
+        return None
+    from runtimes.fileio import ensure_writable
+    from segedge.evaluate.html import HTML
+    from segedge.report.samples import SampleBook
+
+    ensure_writable(html / HTML)
+    return SampleBook(samples)
 
 
 def _print_table(result) -> None:

@@ -58,6 +58,9 @@ OpenvinoHint = Annotated[Optional[str], typer.Option(
     "--openvino-hint", help="OpenVINO inference precision: f32, bf16 or f16 (default: OpenVINO's choice, bf16 on AMX CPUs).")]
 PresetOpt = Annotated[Optional[Precision], typer.Option(
     "--preset", help="Tolerance preset (default: the card's precision).")]
+Samples = Annotated[int, typer.Option(
+    "--samples", min=0, max=64, help="Sample images per row on the HTML page: where its masks are most wrong, and a "
+                                     "fixed few; 0: none.")]
 
 
 def calib_count_option(default_help: str = "") -> Any:

@@ -22,6 +22,7 @@ from segedge.cli.options import (
     Json,
     OpenvinoHint,
     Runs,
+    Samples,
     Threads,
     Warmup,
     Weights,
@@ -34,7 +35,7 @@ from segedge.cli.options import (
 @app.command("report")
 def report_command(
     model: str = typer.Argument(..., help="A zoo name / user model (exported first), or an ONNX file with a segedge card."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the models, report.md, report.json and the plot (default: ./report-<name>)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the models, report.md, report.json, the plot and index.html (default: ./report-<name>)."),
     precisions: str = typer.Option("fp32,fp16,int8", "--precisions", help="Comma-separated: fp32, fp16, int8."),
     providers: str = typer.Option("cpu", "--providers", help="ONNX Runtime providers, comma-separated: cpu, cuda, tensorrt, openvino, coreml, directml, auto."),
     runtimes: str = typer.Option("onnxruntime,openvino,torch,compile", "--runtimes", help="Runtimes, comma-separated: onnxruntime, openvino (its own runtime), torch (eager), compile (torch.compile)."),
@@ -49,12 +50,14 @@ def report_command(
     weights: Weights = None,
     budget: Budget = 1.0,
     openvino_hint: OpenvinoHint = None,
+    samples: Samples = 4,
     as_json: Json = False,
 ) -> None:
     """Export, quantize, check and time every precision x provider x runtime; name the best row."""
     require_torch("report")
     from segedge.report import ReportRequest, report_name, run_report
     from segedge.report.render import to_dict, write_report
+    from segedge.report.samples import SampleBook
 
     folder = output or Path(f"report-{report_name(model)}")
     request = ReportRequest(
@@ -64,8 +67,9 @@ def report_command(
         input_size=parse_optional_size(input_size), threads=threads, warmup=warmup, runs=runs,
         weights=weights, budget=budget, openvino_hint=openvino_hint,
     )
-    report = with_progress("reporting", lambda progress: run_report(request, progress))
-    written = write_report(report, folder)
+    book = SampleBook(samples)
+    report = with_progress("reporting", lambda progress: run_report(request, progress, book))
+    written = write_report(report, folder, book)
     if as_json:
         out.print_json(json.dumps(to_dict(report, written)))
     else:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from runtimes.postprocess import labels as to_labels
 from runtimes.preprocess import from_model_output, to_model_input
 
 from segedge.data.labelled import labelled_pairs, read_pair
+
+if TYPE_CHECKING:
+    from segedge.report.samples import SampleBook
 
 Labeller = Callable[[np.ndarray], np.ndarray]
 IGNORE_INDEX = 255
@@ -103,7 +107,9 @@ class EvalResult:
                 "models": [a.to_dict() for _, a in self.scores]}
 
 
-def run_eval(request: EvalRequest, progress: Callable[[str], None] = lambda message: None) -> EvalResult:
+def run_eval(request: EvalRequest, progress: Callable[[str], None] = lambda message: None,
+             samples: SampleBook | None = None) -> EvalResult:
+    """Every model on the folder; with `samples`, each model's label maps are kept there too (for the HTML page)."""
     pairs = labelled_pairs(request.data, request.limit)
     scores: list[tuple[str, Accuracy]] = []
     cards: list[ModelCard] = []
@@ -112,14 +118,27 @@ def run_eval(request: EvalRequest, progress: Callable[[str], None] = lambda mess
         progress(f"evaluating {path} on {len(pairs)} images")
         labeller, card = onnx_labeller(path, request.threads)
         cards.append(card)
-        scores.append((f"{path.name} ({card.precision})", evaluate(path.name, labeller, pairs, max(2, card.num_classes))))
+        label = f"{path.name} ({card.precision})"
+        labeller = _sampled(samples, label, labeller, card, pairs, request.data)
+        scores.append((label, evaluate(path.name, labeller, pairs, max(2, card.num_classes))))
     if request.torch_model is not None:
         progress(f"evaluating {request.torch_model} (PyTorch) on {len(pairs)} images")
         labeller, card, notes = _zoo_labeller(request.torch_model, request.weights, cards)
         cards.append(card)
-        scores.append((f"{request.torch_model} (PyTorch)",
-                       evaluate(request.torch_model, labeller, pairs, max(2, card.num_classes))))
+        label = f"{request.torch_model} (PyTorch)"
+        labeller = _sampled(samples, label, labeller, card, pairs, request.data)
+        scores.append((label, evaluate(request.torch_model, labeller, pairs, max(2, card.num_classes))))
     return EvalResult(request.data, len(pairs), cards[0].classes, scores, notes)
+
+
+def _sampled(samples: SampleBook | None, label: str, labeller: Labeller, card: ModelCard,
+             pairs: Sequence[tuple[Path, Path]], data: Path) -> Labeller:
+    """`labeller`, also handing each label map to `samples`, compared there with the ground truth."""
+    if samples is None:
+        return labeller
+    if not samples.started:
+        samples.start(pairs, card.classes, card.colors(), f"{len(pairs)} labelled images of {data}", reference=None)
+    return samples.observed(label, lambda label_map: label_map, labeller)
 
 
 def _zoo_labeller(name: str, weights: Path | None, cards: list[ModelCard]) -> tuple[Labeller, ModelCard, list[str]]:

@@ -1,4 +1,5 @@
-"""`segedge report`'s files: report.md for people, report.json for machines, a latency-vs-accuracy PNG.
+"""`segedge report`'s files: report.md for people, report.json for machines, a latency-vs-accuracy PNG, and
+index.html, one self-contained page with all of it and the sample images (`segedge.report.html`).
 
 matplotlib is optional (`segedge[report]`): without it the PNG is skipped and the report says so.
 """
@@ -12,18 +13,24 @@ from pathlib import Path
 
 from runtimes.fileio import atomic_path, write_text_atomic
 
+from segedge.report.html import report_page
 from segedge.report.rows import Report, ReportRow
+from segedge.report.samples import SampleBook
 
 SCHEMA = "segedge.report.run/1"
-MARKDOWN, JSON, PLOT = "report.md", "report.json", "latency_vs_accuracy.png"
+MARKDOWN, JSON, PLOT, HTML = "report.md", "report.json", "latency_vs_accuracy.png", "index.html"
 
 
-def write_report(report: Report, folder: Path) -> dict[str, Path | str]:
-    """Write the three files; returns name -> path (or, for the plot, why it was skipped)."""
-    written: dict[str, Path | str] = {"json": folder / JSON, "markdown": folder / MARKDOWN}
+def write_report(report: Report, folder: Path, samples: SampleBook | None = None) -> dict[str, Path | str]:
+    """Write the four files; returns name -> path (or, for the plot, why it was skipped).
+
+    `samples`: what `run_report` kept of each row's sample images, shown on index.html.
+    """
+    written: dict[str, Path | str] = {"json": folder / JSON, "markdown": folder / MARKDOWN, "html": folder / HTML}
     written["plot"] = write_plot(report, folder / PLOT)
     write_text_atomic(folder / JSON, json.dumps(to_dict(report, written), indent=2))
     write_text_atomic(folder / MARKDOWN, to_markdown(report, written))
+    write_text_atomic(folder / HTML, report_page(report, written, samples))
     return written
 
 

@@ -27,14 +27,16 @@ from runtimes.errors import CardError, UsageError
 from runtimes.fileio import ensure_writable, work_folder
 from runtimes.machine import machine_record, usable_cpus
 from runtimes.parity import PRESETS, Tolerance, compare_outputs, judge, sample_input
+from runtimes.postprocess import labels
 from runtimes.precision import Precision
 from runtimes.providers import Provider, ProviderOptions, check_openvino_hint, resolve
 from runtimes.session import open_session
 from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 from segedge.bench.run import Peer, onnx_for
 from segedge.data.labelled import labelled_pairs
-from segedge.report.accuracy import calibration_folder, mean_iou
+from segedge.report.accuracy import calibration_folder, mean_iou, model_input
 from segedge.report.rows import Report, ReportRow, choose_best
+from segedge.report.samples import SampleBook, image_pool
 
 Progress = Callable[[str], None]
 PRECISIONS = tuple(p.value for p in Precision)
@@ -83,7 +85,9 @@ class _Candidate:
     runner: Runner | FailedRun | None = None
 
 
-def run_report(request: ReportRequest, progress: Progress = lambda message: None) -> Report:
+def run_report(request: ReportRequest, progress: Progress = lambda message: None,
+               samples: SampleBook | None = None) -> Report:
+    """The report; with `samples`, each row's label maps of sample images are kept there too (for index.html)."""
     start = time.perf_counter()
     out = request.output
     out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +113,7 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
     for c, timed in zip(candidates, rows):
         _fill_timing(c.row, timed)
     progress("measuring accuracy")
-    _measure_accuracy(request, candidates, card, x, size, progress)
+    _measure_accuracy(request, candidates, card, x, size, progress, samples if samples and samples.limit else None)
     best, why = choose_best([c.row for c in candidates], request.budget)
     return Report(
         model=request.target, input_size=size, threads=threads, rows=[c.row for c in candidates],
@@ -258,11 +262,18 @@ def _fill_timing(row: ReportRow, timed: Row) -> None:
 
 
 def _measure_accuracy(request: ReportRequest, candidates: list[_Candidate], card: ModelCard | None, x: np.ndarray,
-                      size: tuple[int, int], progress: Progress) -> None:
+                      size: tuple[int, int], progress: Progress, samples: SampleBook | None = None) -> None:
     live = [(c, c.runner) for c in candidates if c.row.status == "ok" and isinstance(c.runner, Runner)]
     reference = next((r for c, r in live if c.row.runtime == "torch" and c.row.provider == "cpu"), None)
     reference_out = _torch_reference(card, request.weights, x) if reference is None else _output(reference, x)
     pairs = labelled_pairs(request.data, request.data_limit) if request.data else None
+    if samples is not None and card is not None and live:
+        # The samples' reference runs first: every other row's maps are compared with its maps as they come.
+        first = reference if reference is not None else live[0][1]
+        live.sort(key=lambda item: item[1] is not first)
+        if pairs is not None:
+            samples.start(pairs, card.classes, card.colors(), f"{len(pairs)} labelled images of {request.data}",
+                          live[0][0].row.label)
     for c, runner in live:
         if reference_out is not None and card is not None:
             parity = compare_outputs(reference_out, _output(runner, x), card.output_kind, num_classes=card.num_classes)
@@ -270,7 +281,29 @@ def _measure_accuracy(request: ReportRequest, candidates: list[_Candidate], card
             c.row.parity_ok = not judge(parity, _tolerance_for(c))
         if pairs is not None and card is not None:
             progress(f"mIoU of {c.row.label} on {len(pairs)} images")
-            c.row.miou = mean_iou(pairs, functools.partial(_output, runner), card, size)
+            c.row.miou = mean_iou(pairs, _sampled_run(samples, c.row.label, runner, card), card, size)
+    if samples is not None and card is not None and live and pairs is None:
+        _sample_without_labels(samples, live, request.calib, card, size, progress)
+
+
+def _sampled_run(samples: SampleBook | None, label: str, runner: Runner, card: ModelCard) -> Callable[[np.ndarray], np.ndarray]:
+    """The row's run, handing each label map to `samples` as it is made (the same run mIoU is measured with)."""
+    run = functools.partial(_output, runner)
+    if samples is None:
+        return run
+    return samples.observed(label, lambda out: labels(out[0], card.output_kind), run)
+
+
+def _sample_without_labels(samples: SampleBook, live: list[tuple[_Candidate, Runner]], calib: Path | None,
+                           card: ModelCard, size: tuple[int, int], progress: Progress) -> None:
+    """Without --data no row has run on images yet: each runs on a few calibration or generated images."""
+    with image_pool(calib, 2 * samples.limit, size) as (pool, source):
+        samples.start(pool, card.classes, card.colors(), source, live[0][0].row.label)
+        for c, runner in live:
+            progress(f"{c.row.label} on {len(pool)} sample images")
+            run = _sampled_run(samples, c.row.label, runner, card)
+            for image, _ in pool:
+                run(model_input(image, card, size))
 
 
 def _tolerance_for(candidate: _Candidate) -> Tolerance:
