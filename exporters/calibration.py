@@ -26,17 +26,20 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 def calibration_images(folder: str | Path, count: int) -> list[Path]:
     """`count` image files of `folder` (see `image_files`), spread evenly over its sorted listing.
 
-    Raises `InputFileError` when the folder holds fewer than `count`.
+    A folder holding fewer than `count` gives all of its images, as NNCF's and ONNX Runtime's own
+    tools use what they are given (`shortfall` words the warning the caller shows); a folder
+    holding none raises `InputFileError`.
     """
     if count < 1:
         raise InputFileError(f"the calibration image count must be >= 1, got {count}")
-    images = image_files(folder, "calibration")
-    if len(images) < count:
-        raise InputFileError(
-            f"calibration folder {folder} holds {len(images)} images, fewer than the {count} asked for; "
-            "add images or lower --calib-count"
-        )
-    return spread(images, count)
+    return spread(image_files(folder, "calibration"), count)
+
+
+def shortfall(folder: str | Path, used: int, count: int) -> str | None:
+    """The warning for a calibration folder that held fewer images than asked for, else None."""
+    if used >= count:
+        return None
+    return f"calibration folder {folder} holds {used} images, fewer than --calib-count {count}: all {used} used"
 
 
 def image_files(folder: str | Path, what: str = "image") -> list[Path]:

@@ -104,10 +104,95 @@ def test_another_networks_keys(tmp_path):
         fit_state_dict(TinySegNet(4), state, "tiny")
 
 
-def test_module_prefix_is_explained():
-    state = {f"module.{k}": v for k, v in build().state_dict().items()}
-    with pytest.raises(CheckpointError, match="'module.' prefix"):
+# -- checkpoints as training frameworks save them ------------------------------------------------
+def _same_weights(model, state) -> bool:
+    return all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+
+
+@pytest.mark.parametrize("prefix, who", [
+    ("module.", "DataParallel"),
+    ("model.", "Lightning"),
+    ("_orig_mod.", "torch.compile"),
+    ("module.model.", "DataParallel"),
+    ("backbone.", ""),
+])
+def test_a_uniform_key_prefix_is_stripped_with_a_note(prefix, who):
+    state = build().state_dict()
+    model = TinySegNet(4)
+    notes = fit_state_dict(model, {prefix + k: v for k, v in state.items()}, "tiny")
+    assert len(notes) == 1 and notes[0].startswith(f"stripped the prefix '{prefix}' from every checkpoint key")
+    assert who in notes[0]
+    assert _same_weights(model, state)
+
+
+def test_the_models_own_prefix_is_added_with_a_note():
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = TinySegNet(4)
+
+    state = build().state_dict()
+    model = Wrapped()
+    assert fit_state_dict(model, state, "wrapped") == [
+        "added the prefix 'net.' to every checkpoint key (the model keeps these weights under it)"]
+    assert _same_weights(model.net, state)
+
+
+@pytest.mark.parametrize("layout, where", [
+    (lambda sd: {"epoch": 7, "state_dict": sd, "optimizer_states": [{}]}, "checkpoint['state_dict']"),
+    (lambda sd: {"model": sd, "optimizer": {"state": {}}, "args": "..."}, "checkpoint['model']"),
+    (lambda sd: {"net": sd}, "checkpoint['net']"),
+    (lambda sd: {"meta": {"epoch": 2}, "ema": {"module": sd}}, "checkpoint['ema']['module']"),
+])
+def test_nested_training_checkpoints_are_unwrapped_with_a_note(tmp_path, layout, where):
+    state = build().state_dict()
+    path = tmp_path / "train.pt"
+    torch.save(layout(state), path)
+    model = TinySegNet(4)
+    notes = fit_state_dict(model, load_state_dict(path), "tiny")
+    assert notes[0].startswith(f"loaded the weights at {where}")
+    assert _same_weights(model, state)
+
+
+def test_the_trained_weights_are_taken_before_their_moving_average(tmp_path):
+    state, ema = build().state_dict(), {k: v + 1 for k, v in build().state_dict().items()}
+    path = tmp_path / "timm.pt"
+    torch.save({"state_dict": state, "state_dict_ema": ema}, path)
+    model = TinySegNet(4)
+    notes = fit_state_dict(model, load_state_dict(path), "tiny")
+    assert notes == ["loaded the weights at checkpoint['state_dict'] (not their moving average, "
+                     "'state_dict_ema': save that alone to export it)"]
+    assert _same_weights(model, state)
+
+
+def test_lightning_checkpoint_with_its_prefix_is_loaded(tmp_path):
+    state = build().state_dict()
+    path = tmp_path / "epoch=3.ckpt"
+    torch.save({"epoch": 3, "global_step": 90, "state_dict": {f"model.{k}": v for k, v in state.items()}}, path)
+    model = TinySegNet(4)
+    notes = fit_state_dict(model, load_state_dict(path), "tiny")
+    assert notes[0] == "loaded the weights at checkpoint['state_dict']"
+    assert notes[1].startswith("stripped the prefix 'model.'")
+    assert _same_weights(model, state)
+
+
+def test_a_prefix_beside_other_keys_is_refused_naming_the_fix():
+    state = {f"model.{k}": v for k, v in build().state_dict().items()}
+    state["criterion.weight"] = torch.ones(4)
+    with pytest.raises(CheckpointError) as refused:
         fit_state_dict(TinySegNet(4), state, "tiny")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "the weights under 'model.' fit once that prefix is stripped, but 1 other keys (criterion.weight)" in message
+    assert "save the inner model's state_dict() alone" in message
+
+
+def test_weights_under_an_unknown_key_are_refused_naming_it(tmp_path):
+    path = tmp_path / "distill.pt"
+    torch.save({"student": build().state_dict(), "epoch": 3}, path)
+    with pytest.raises(CheckpointError, match=r"under 'student': save the one you mean alone, "
+                                              r"e.g. torch.save\(checkpoint\['student'\], 'weights.pt'\)"):
+        load_state_dict(path)
 
 
 def test_wrong_class_count_names_tensor_and_shapes():

@@ -60,10 +60,6 @@ def _a_file(folder: Path) -> Path:
     return folder
 
 
-def _too_few(folder: Path) -> Path:
-    return images_in(folder, 2)
-
-
 def _corrupt_image(folder: Path) -> Path:
     images_in(folder, 3)
     (folder / "img_1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
@@ -84,7 +80,6 @@ CALIBRATION = {
     "text files only": (_text_only, "holds no images"),
     "image bytes behind a .txt name": (_hidden_only, "holds no images"),
     "a file, not a folder": (_a_file, "not a folder"),
-    "fewer than --calib-count": (_too_few, "fewer than the 3 asked for"),
     "an undecodable image": (_corrupt_image, "img_1.png"),
     "a decompression bomb": (_bomb_image, "decompression-bomb"),
 }

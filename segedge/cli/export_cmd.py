@@ -11,10 +11,11 @@ from rich.table import Table
 from runtimes.errors import ParityError, UsageError
 from segedge.cli import quantize_cmd
 from segedge.cli.app import app, err, out, print_json, require_torch, with_progress
-from segedge.cli.options import Calib, ExportTo, InputSize, Json, Weights, parse_list, parse_optional_size, parse_triple
+from segedge.cli.options import Calib, CardOptions, ExportTo, InputSize, Json, Weights, card_options, parse_optional_size
 
 
 @app.command("export")
+@card_options
 def export_command(
     model: str = typer.Argument(..., help="Zoo name (see `segedge models`), or your own `package.module:function` / `file.py:function` returning an nn.Module."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the .onnx file (default: ./<name>.onnx)."),
@@ -25,12 +26,10 @@ def export_command(
     opset: int = typer.Option(18, "--opset", min=11, max=23, help="ONNX opset version."),
     exporter: str = typer.Option("dynamo", "--exporter", help="torch exporter: dynamo (torch.export) or torchscript."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify the graph with onnxsim (checked)."),
-    mean: Optional[str] = typer.Option(None, "--mean", help="Card: per-channel mean R,G,B in 0..1 units."),
-    std: Optional[str] = typer.Option(None, "--std", help="Card: per-channel std R,G,B in 0..1 units."),
-    classes: Optional[str] = typer.Option(None, "--classes", help="Card: comma-separated class names."),
     precision: ExportTo = typer.Option("fp32", "--precision", help="fp32, or fp16 / int8 / auto to quantize the export (as `segedge quantize` does)."),
     calib: Calib = None,
     as_json: Json = False,
+    card: CardOptions = CardOptions(),
 ) -> None:
     """Export, simplify and verify a model; write one self-contained .onnx with its model card."""
     from exporters.torch_to_onnx import Exporter
@@ -42,11 +41,6 @@ def export_command(
     require_torch("export")
     from segedge.export import ExportRequest, run_export
 
-    card_fields = {
-        "mean": parse_triple(mean, "--mean") if mean is not None else None,
-        "std": parse_triple(std, "--std") if std is not None else None,
-        "classes": parse_list(classes),
-    }
     request = ExportRequest(
         source=model,
         output=output,
@@ -57,7 +51,7 @@ def export_command(
         opset=opset,
         exporter=chosen,
         simplify=simplify,
-        card_fields={k: v for k, v in card_fields.items() if v is not None},
+        card_fields=card.overrides(),
         precision=precision.value,
         calib=calib,
     )
@@ -66,6 +60,8 @@ def export_command(
         err.print(f"note: {note}")
     if not result.simplified:
         err.print(f"warning: {result.simplify_message}")
+    for warning in result.quantized.warnings if result.quantized else ():
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         print_json(result)
     else:

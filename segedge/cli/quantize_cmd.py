@@ -12,12 +12,13 @@ from rich.table import Table
 from exporters.int8_options import Method
 from runtimes.errors import ParityError
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, with_progress
-from segedge.cli.options import Budget, Calib, Data, DataLimit, Isolate, Json, QuantizeTo, calib_count_option
+from segedge.cli.options import Budget, Calib, CardOptions, Data, DataLimit, Isolate, Json, QuantizeTo, calib_count_option, card_options
 
 WORST_SHOWN = 10
 
 
 @app.command("quantize")
+@card_options
 def quantize_command(
     model: Path = typer.Argument(..., help="The fp32 ONNX model (exported by segedge: its card gives the normalisation)."),
     precision: QuantizeTo = typer.Option(..., "--precision", help="fp16, int8, or auto (the fastest within --budget)."),
@@ -33,6 +34,7 @@ def quantize_command(
     debug: bool = typer.Option(False, "--debug", help="int8: SQNR per quantized tensor; names the nodes that lose most."),
     as_json: Json = False,
     isolate: Isolate = False,
+    card: CardOptions = CardOptions(),
 ) -> None:
     """Convert an fp32 model to fp16 or int8, measure what it costs against fp32, record it in the card."""
     from segedge.quantize import QuantizeRequest, run_quantize
@@ -41,9 +43,11 @@ def quantize_command(
     request = QuantizeRequest(
         model=model, precision=precision.value, output=output, calib=calib, calib_count=calib_count,
         method=method, per_channel=per_channel, exclude=split_names(exclude), budget=budget, data=data,
-        data_limit=data_limit, debug=debug,
+        data_limit=data_limit, debug=debug, card_overrides=card.overrides(),
     )
     result = with_progress("quantizing", lambda progress: run_quantize(request, progress))
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         print_json(result)
     else:

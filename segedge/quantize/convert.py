@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from exporters.calibration import calibration_images
-from exporters.card_io import read_card_from_proto
 from exporters.fp16 import convert_fp16
 from exporters.int8 import quantize_int8
-from exporters.model_file import load_model
 from runtimes.card import ModelCard
-from runtimes.errors import CardError, UsageError
+from runtimes.errors import UsageError
 from runtimes.image import load_image
 from runtimes.parity import Parity, Sample, measure_images
 from runtimes.precision import Precision
@@ -37,8 +36,8 @@ def check_calibration(precision: Target, calib: Path | None, count: int) -> list
     return calibration_images(calib, count) if calib is not None else []
 
 
-def convert(request: QuantizeRequest, precision: Precision, source: Path, target: Path, progress: Progress,
-            exclude: tuple[str, ...] | None = None) -> Path:
+def convert(request: QuantizeRequest, precision: Precision, source: Path, target: Path, card: ModelCard,
+            progress: Progress, exclude: tuple[str, ...] | None = None) -> Path:
     """`precision` (fp16 or int8, with `exclude`, default the request's) of `source` at `target`."""
     if precision is Precision.fp16:
         progress("converting to fp16")
@@ -46,16 +45,16 @@ def convert(request: QuantizeRequest, precision: Precision, source: Path, target
         return target
     excluded = request.exclude if exclude is None else exclude
     assert request.calib is not None  # check_calibration ran first
-    progress(f"quantizing to int8 on {request.calib_count} calibration images ({request.method.value})")
+    used = len(calibration_images(request.calib, request.calib_count))  # fewer when the folder holds fewer
+    progress(f"quantizing to int8 on {used} calibration images ({request.method.value})")
     quantize_int8(source, target, request.calib, count=request.calib_count, method=request.method,
-                  per_channel=request.per_channel, exclude=excluded)
+                  per_channel=request.per_channel, exclude=excluded, card=card)
     return target
 
 
-def fp32_card(source: Path) -> ModelCard:
-    card = read_card_from_proto(load_model(source))
-    if card is None:
-        raise CardError(f"{source} has no segedge model card; quantize a model exported with `segedge export`")
+def fp32_card(source: Path, overrides: dict[str, Any]) -> ModelCard:
+    """The card calibration and measuring use: the file's, or what inspection read (plus the options)."""
+    card = open_session(source, "cpu", overrides=overrides).card
     if card.precision != Precision.fp32:
         raise UsageError(f"{source} is already {card.precision}; quantize the fp32 model")
     return card
@@ -75,8 +74,9 @@ def sample_source(request: QuantizeRequest, card: ModelCard, images: list[Path])
             f"{SYNTHETIC_IMAGES} generated shapes images of {size[0]}x{size[1]} (give --data or --calib for your own)")
 
 
-def compare_files(reference: Path, candidate: Path, card: ModelCard, samples: SampleSource) -> Parity:
+def compare_files(reference: Path, candidate: Path, card: ModelCard, samples: SampleSource,
+                  overrides: dict[str, Any]) -> Parity:
     """The converted file measured against the fp32 one, both on ONNX Runtime's CPU provider."""
     produce, description = samples
-    return measure_images(open_session(reference, "cpu").run, open_session(candidate, "cpu").run, card,
-                          produce(), description)
+    return measure_images(open_session(reference, "cpu", overrides=overrides).run,
+                          open_session(candidate, "cpu", overrides=overrides).run, card, produce(), description)

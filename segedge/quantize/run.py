@@ -10,6 +10,7 @@ result, so the CLI exits 1 with the file there to inspect.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 import onnx
 
+from exporters.calibration import shortfall
 from exporters.card_io import embed_card, read_card_from_proto
 from exporters.model_file import load_model, save_model
 from exporters.qdq_debug import LayerReport, layer_errors
@@ -27,6 +29,7 @@ from runtimes.fileio import ensure_writable, work_folder
 from runtimes.parity import Parity, judge, preset
 from runtimes.precision import Precision
 from runtimes.session import check_model_path
+from segedge.data.demo import with_demo_data
 from segedge.quantize.convert import DEBUG_IMAGES, check_calibration, compare_files, convert, fp32_card, sample_source
 from segedge.quantize.request import AUTO, QuantizeRequest
 
@@ -42,6 +45,7 @@ class QuantizeResult:
     layers: LayerReport | None
     trials: tuple  # segedge.quantize.search.Trial rows of an auto search
     seconds: float
+    warnings: tuple[str, ...] = ()  # for the caller to show: library code does not print
 
     @property
     def passed(self) -> bool:
@@ -59,6 +63,7 @@ class QuantizeResult:
             "calibration": self.card.calibration,
             "search": [t.to_dict() for t in self.trials],
             "layers": self.layers.to_dict() if self.layers else None,
+            "warnings": list(self.warnings),
         }
 
 
@@ -71,8 +76,11 @@ def run_quantize(request: QuantizeRequest, progress: Progress = lambda message: 
     start = time.perf_counter()
     source = check_model_path(request.model)
     output = ensure_writable(request.output or default_output(request))
-    card = fp32_card(source)
+    card = fp32_card(source, request.card_overrides)
+    calib, data = with_demo_data(card, request.calib, request.data)  # demo weights bring their data along
+    request = dataclasses.replace(request, calib=calib, data=data)
     images = check_calibration(request.precision, request.calib, request.calib_count)
+    short = shortfall(request.calib, len(images), request.calib_count) if request.calib is not None else None
     samples = sample_source(request, card, images)
     with work_folder("segedge-quantize-") as workdir:
         work = Path(workdir)
@@ -84,24 +92,29 @@ def run_quantize(request: QuantizeRequest, progress: Progress = lambda message: 
             candidate, agreement, precision = chosen.path, chosen.agreement, Precision(chosen.precision)
         else:
             precision = Precision(request.precision)
-            candidate = convert(request, precision, source, work / "candidate.onnx", progress)
+            candidate = convert(request, precision, source, work / "candidate.onnx", card, progress)
             progress(f"measuring {precision} against fp32 on {samples[1]}")
-            agreement = compare_files(source, candidate, card, samples)
+            agreement = compare_files(source, candidate, card, samples, request.card_overrides)
         layers = None
         if request.debug and precision is Precision.int8:
             progress("comparing fp32 and int8 tensor by tensor")
             layers = layer_errors(source, candidate, images[:DEBUG_IMAGES], card)
         failures = judge(agreement, preset(precision))
         model = load_model(candidate)
-        final_card = record(model, source, agreement, failures, trials)
+        final_card = record(model, source, agreement, failures, trials, card.with_overrides(precision=precision))
         save_model(embed_card(model, final_card), output)
-    return QuantizeResult(output, final_card, agreement, tuple(failures), layers, trials, time.perf_counter() - start)
+    return QuantizeResult(output, final_card, agreement, tuple(failures), layers, trials, time.perf_counter() - start,
+                          (short,) if short else ())
 
 
-def record(model: onnx.ModelProto, source: Path, agreement: Parity, failures: list[str], trials: tuple) -> ModelCard:
-    """The converted model's card with the measured parity (its precision and calibration are set)."""
-    card = read_card_from_proto(model)
-    assert card is not None  # the converters keep the fp32 card they were given
+def record(model: onnx.ModelProto, source: Path, agreement: Parity, failures: list[str], trials: tuple,
+           fallback: ModelCard) -> ModelCard:
+    """The converted model's card with the measured parity (its precision and calibration are set).
+
+    The converters keep the card they were given; a model exported elsewhere had none, and gets
+    `fallback` (what inspection read, the options and the new precision): the file now has a card.
+    """
+    card = read_card_from_proto(model) or fallback
     if card.precision is Precision.fp32:  # auto kept fp32: its parity against PyTorch stays
         return card.with_overrides(parity={**card.parity, "search": [t.to_dict() for t in trials]})
     parity = {"reference": "fp32", "reference_file": os.path.basename(source), "provider": "cpu",

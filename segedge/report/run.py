@@ -13,11 +13,13 @@ its reason: the user learns what was not tried and why.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,9 +35,11 @@ from runtimes.providers import Provider, ProviderOptions, check_openvino_hint, r
 from runtimes.session import open_session
 from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 from segedge.bench.run import Peer, onnx_for
+from segedge.data.demo import with_demo_data
 from segedge.data.labelled import labelled_pairs
-from segedge.report.accuracy import calibration_folder, mean_iou, model_input
-from segedge.report.rows import Report, ReportRow, choose_best
+from segedge.report.accuracy import accuracy_size, calibration_folder, mean_iou, model_input
+from segedge.report.rows import Report, ReportRow, choose_best, fill_losses
+from segedge.sources.build import is_user_source
 from segedge.report.samples import SampleBook, image_pool
 
 Progress = Callable[[str], None]
@@ -61,6 +65,7 @@ class ReportRequest:
     weights: Path | None = None
     budget: float = 1.0  # mIoU points a row may lose against PyTorch fp32 and still be "best"
     openvino_hint: str | None = None  # OpenVINO's inference precision (f32, bf16, f16); None: its own choice
+    card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
 
     def __post_init__(self) -> None:
         for option, values in (("--precisions", self.precisions), ("--providers", self.providers), ("--runtimes", self.runtimes)):
@@ -94,11 +99,10 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
     ensure_writable(out / "report.json")
     threads = request.threads or usable_cpus()
     fp32 = _fp32_file(request, out, progress)
-    card = open_session(fp32, "cpu", threads).card
-    size = request.input_size or (card.input_size if card else None)
-    if size is None:
-        raise CardError(f"{fp32} has no model card: give --input-size")
-    x = _sample(card, size)
+    card = open_session(fp32, "cpu", threads, overrides=request.card_overrides).card
+    request = _with_demo_data(request, card)  # demo weights bring their data along
+    size = request.input_size or card.input_size
+    x = sample_input(card, 1, size, seed=0)
     files, calibration = _precision_files(request, fp32, card, size, progress)
     candidates = _candidates(request, files, card, x, threads)
     runners = []
@@ -114,12 +118,14 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
         _fill_timing(c.row, timed)
     progress("measuring accuracy")
     _measure_accuracy(request, candidates, card, x, size, progress, samples if samples and samples.limit else None)
-    best, why = choose_best([c.row for c in candidates], request.budget)
+    fill_losses([c.row for c in candidates])
+    best, why = choose_best([c.row for c in candidates], request.budget, random_weights=_random_weights(request))
     return Report(
         model=request.target, input_size=size, threads=threads, rows=[c.row for c in candidates],
         best=best.label if best else None, best_reason=why, calibration=calibration,
         data=str(request.data) if request.data else None, machine=machine_record(threads),
         files={p: str(f) for p, f in files.items() if isinstance(f, Path)}, seconds=time.perf_counter() - start,
+        weights=_weights_note(request, card),
     )
 
 
@@ -132,6 +138,34 @@ def _fp32_file(request: ReportRequest, out: Path, progress: Progress) -> Path:
         final = out / f"{report_name(request.target)}_fp32.onnx"
         exported.replace(final)
     return final
+
+
+def _with_demo_data(request: ReportRequest, card: ModelCard | None) -> ReportRequest:
+    """Calibrate on the demo data's train split and measure mIoU on its held-out split unless told otherwise."""
+    calib, data = with_demo_data(card, request.calib, request.data)
+    return dataclasses.replace(request, calib=calib, data=data)
+
+
+def _random_weights(request: ReportRequest) -> bool:
+    """A zoo model without --weights is randomly initialised (segedge downloads none). A user's
+    function or an ONNX file may hold trained weights segedge cannot see, so they are judged."""
+    return request.weights is None and not is_user_source(request.target) and not _is_file(request.target)
+
+
+def _weights_note(request: ReportRequest, card: ModelCard | None) -> str:
+    if card is not None and card.training:
+        record = card.training
+        return (f"demo: {record.get('recipe')}, trained by segedge on {record.get('dataset', {}).get('train')} shapes "
+                f"images, held-out mIoU {record.get('held_out_miou')}")
+    if request.weights is not None:
+        return str(request.weights)
+    if _random_weights(request):
+        return "random (no --weights): accuracy cannot be judged"
+    return f"as {request.target} holds them"
+
+
+def _is_file(target: str) -> bool:
+    return Path(target).suffix == ".onnx" or Path(target).exists()
 
 
 def report_name(target: str) -> str:
@@ -156,8 +190,10 @@ def _precision_files(request: ReportRequest, fp32: Path, card: ModelCard | None,
             with calibration_folder(request.calib, size, request.calib_count) as (folder, calibration):
                 quantize = QuantizeRequest(model=fp32, precision=Precision(precision), output=target, calib=folder,
                                            calib_count=request.calib_count, data=request.data,
-                                           data_limit=request.data_limit)
-                files[precision] = run_quantize(quantize, progress).path
+                                           data_limit=request.data_limit, card_overrides=request.card_overrides)
+                quantized = run_quantize(quantize, progress)
+                files[precision] = quantized.path
+                calibration = "; ".join(dict.fromkeys((calibration, *quantized.warnings)))  # fewer images than asked
         except Exception as exc:  # the row says why; the other precisions go on
             files[precision] = f"quantization failed: {one_line(exc)}"
     return files, calibration
@@ -172,7 +208,8 @@ def _candidates(request: ReportRequest, files: dict[str, Path | str], card: Mode
             for provider in request.providers:
                 row = ReportRow(precision, _provider_label(provider), "onnxruntime")
                 options = ProviderOptions(openvino_hint=request.openvino_hint)
-                out.append(_Candidate(row, _ort_factory(file, provider, threads, options), precision_enum))
+                out.append(_Candidate(row, _ort_factory(file, provider, threads, options, request.card_overrides),
+                                      precision_enum))
         if "openvino" in request.runtimes:
             row = ReportRow(precision, "CPU", "openvino")
             out.append(_Candidate(row, _openvino_factory(file, x.shape, threads, request.openvino_hint), precision_enum))
@@ -206,10 +243,11 @@ def _torch_devices(providers: tuple[Provider, ...]) -> list[str]:
     return ["cpu", "cuda"] if on_gpu else ["cpu"]
 
 
-def _ort_factory(file: Path | str, provider: Provider, threads: int, options: ProviderOptions) -> Callable[[], Runner]:
+def _ort_factory(file: Path | str, provider: Provider, threads: int, options: ProviderOptions,
+                 overrides: dict[str, Any]) -> Callable[[], Runner]:
     def build() -> Runner:
         start = time.perf_counter()
-        session = open_session(file, provider, threads, options, spinning=False)  # timed beside other rows
+        session = open_session(file, provider, threads, options, spinning=False, overrides=overrides)  # shared rounds
         runner = ort_runner(session, time.perf_counter() - start, name=f"onnxruntime {provider.value}")
         placement = session.placement()
         if placement is not None:
@@ -231,8 +269,8 @@ def _openvino_factory(file: Path | str, shape: tuple[int, ...], threads: int, hi
 def _torch_factory(peer: Peer, card: ModelCard | None, weights: Path | None, device: str, threads: int,
                    x: np.ndarray) -> Callable[[], Runner]:
     def build() -> Runner:
-        if card is None:
-            raise CardError("the ONNX file has no model card, so there is no PyTorch model to rebuild")
+        if card is None or not card.source:
+            raise CardError("the ONNX file has no segedge card, so there is no PyTorch model to rebuild")
         from segedge.bench.run import torch_peer
 
         return torch_peer(peer, card, weights, device, threads, x, exclude_copies=False)
@@ -267,6 +305,7 @@ def _measure_accuracy(request: ReportRequest, candidates: list[_Candidate], card
     reference = next((r for c, r in live if c.row.runtime == "torch" and c.row.provider == "cpu"), None)
     reference_out = _torch_reference(card, request.weights, x) if reference is None else _output(reference, x)
     pairs = labelled_pairs(request.data, request.data_limit) if request.data else None
+    measured = accuracy_size(pairs, card, size) if pairs is not None and card is not None else size
     if samples is not None and card is not None and live:
         # The samples' reference runs first: every other row's maps are compared with its maps as they come.
         first = reference if reference is not None else live[0][1]
@@ -281,9 +320,30 @@ def _measure_accuracy(request: ReportRequest, candidates: list[_Candidate], card
             c.row.parity_ok = not judge(parity, _tolerance_for(c))
         if pairs is not None and card is not None:
             progress(f"mIoU of {c.row.label} on {len(pairs)} images")
-            c.row.miou = mean_iou(pairs, _sampled_run(samples, c.row.label, runner, card), card, size)
+            at_size = _runner_at(c, runner, reference, measured, size, request)
+            if at_size is not None:
+                c.row.miou = mean_iou(pairs, _sampled_run(samples, c.row.label, at_size, card), card, measured)
     if samples is not None and card is not None and live and pairs is None:
         _sample_without_labels(samples, live, request.calib, card, size, progress)
+
+
+def _runner_at(candidate: _Candidate, runner: Runner, eager: Runner | None, measured: tuple[int, int],
+               size: tuple[int, int], request: ReportRequest) -> Runner | None:
+    """The row's runner for mIoU at `measured`: itself at the timed size or when it takes any size
+    (ONNX Runtime, eager PyTorch); OpenVINO compiled again for that shape; for torch.compile, eager
+    PyTorch (the same fp32 network; compiling again would cost another compile), said in its notes."""
+    row = candidate.row
+    if measured == size or row.runtime in ("onnxruntime", "torch"):
+        return runner
+    if row.runtime == "openvino" and row.file is not None:
+        from runtimes.openvino_runtime import openvino_runner
+
+        return openvino_runner(row.file, (1, 3, *measured), request.threads or usable_cpus(),
+                               precision_hint=request.openvino_hint)
+    if row.runtime == "torch.compile" and eager is not None:
+        row.notes.append(f"mIoU measured with PyTorch eager at {measured[0]}x{measured[1]} (the same fp32 network)")
+        return eager
+    return None
 
 
 def _sampled_run(samples: SampleBook | None, label: str, runner: Runner, card: ModelCard) -> Callable[[np.ndarray], np.ndarray]:
@@ -315,8 +375,8 @@ def _tolerance_for(candidate: _Candidate) -> Tolerance:
 
 
 def _torch_reference(card: ModelCard | None, weights: Path | None, x: np.ndarray) -> np.ndarray | None:
-    """PyTorch fp32 logits when no torch row was timed; None without a card or without torch."""
-    if card is None:
+    """PyTorch fp32 logits when no torch row was timed; None without a PyTorch source or without torch."""
+    if card is None or not card.source:
         return None
     try:
         import torch
@@ -331,9 +391,3 @@ def _torch_reference(card: ModelCard | None, weights: Path | None, x: np.ndarray
 
 def _output(runner: Runner, x: np.ndarray) -> np.ndarray:
     return np.array(runner.run(runner.prepare(x)), dtype=np.float32)
-
-
-def _sample(card: ModelCard | None, size: tuple[int, int]) -> np.ndarray:
-    if card is None:
-        return np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
-    return sample_input(card, 1, size, seed=0)
