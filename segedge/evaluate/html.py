@@ -92,5 +92,5 @@ def _models(result: EvalResult, book: SampleBook) -> list[str]:
         matrix = heat_map(row.between.matrix, book.classes, shown, f"{label}: confusion matrix")
         parts.append(f'<section class="sampled" data-label="{esc(label)}" data-wrong="{row.wrong}" '
                      f'data-pixels="{row.pixels}"><h3>{esc(label)}</h3><p class="muted">{summary}</p>'
-                     f'<div class="row">{matrix}{strip(book, row, None, "wrong", "model")}</div></section>')
+                     f'{strip(book, row, None, "wrong", "model", beside=matrix)}</section>')
     return parts

@@ -36,10 +36,8 @@ def report_page(report: Report, written: dict[str, Path | str], book: SampleBook
         + (f"; mIoU on {esc(report.data)}" if report.data else " (no --data: no mIoU)") + ".</p>",
         _verdict(report),
         "<h2>Every row</h2>",
-        '<p class="muted">Click a column to sort by it.</p>',
-        _table(report),
-        "<h2>Latency against accuracy</h2>",
-        _plot(written.get("plot")),
+        '<p class="muted">Click a column to sort by it. Beside: p50 latency against accuracy, one point per row.</p>',
+        f'<div class="side">{_table(report)}{_plot(written.get("plot"))}</div>',
         _samples(report, book),
         _machine(report),
     ]
@@ -96,7 +94,7 @@ def _table(report: Report) -> str:
 
 def _plot(plot: Path | str | None) -> str:
     if isinstance(plot, Path) and plot.is_file():
-        return f'<p>{img(plot.read_bytes(), "p50 latency against accuracy, one point per row", cls="plot")}</p>'
+        return img(plot.read_bytes(), "p50 latency against accuracy, one point per row", cls="plot")
     return f'<p class="muted" id="no-plot">Plot skipped: {esc(plot or "not drawn")}.</p>'
 
 
@@ -125,8 +123,7 @@ def _samples(report: Report, book: SampleBook | None) -> str:
                    f"({kept.wrong / max(1, kept.pixels):.2%}) over {len(book.pool)} images")
         parts.append(f'<section class="sampled" data-label="{esc(row.label)}" data-wrong="{kept.wrong}" '
                      f'data-pixels="{kept.pixels}"><h3>{esc(row.label)}</h3><p class="muted">{summary}</p>'
-                     f'<div class="row">{_class_table(book, row.label)}'
-                     f'{strip(book, kept, "reference", "differ")}</div></section>')
+                     f'{strip(book, kept, "reference", "differ", beside=_class_table(book, row.label))}</section>')
     return "\n".join(parts)
 
 

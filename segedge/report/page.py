@@ -17,7 +17,7 @@ import numpy as np
 from runtimes.palette import Color
 from segedge.report.samples import AGREE_COLOR, RowSamples, Sample, SampleBook
 
-DISPLAY_SIDE = 128  # CSS pixels of a thumbnail's long side (the PNG may hold more, for zooming)
+DISPLAY_SIDE = 112  # CSS pixels of a thumbnail's long side (the PNG may hold more, for zooming)
 MAX_MATRIX_CLASSES = 40  # a heat map past this is unreadable and heavy: the classes with most pixels
 
 CSS = """
@@ -36,9 +36,9 @@ table.sortable th[data-order="up"]::after { content: " \\25B2"; }
 table.sortable th[data-order="down"]::after { content: " \\25BC"; }
 tr.best td { font-weight: 600; background: #f3faf3; }
 .failed { color: #b00020; white-space: normal; }
-.row { display: flex; gap: 18px; align-items: flex-start; margin: 8px 0 22px; }
-.row > table, .row > svg { flex: none; }
-.strip { display: flex; flex-wrap: wrap; gap: 10px; flex: 1 1 0; min-width: 300px; }
+.strip { display: flex; flex-wrap: wrap; gap: 10px 14px; align-items: flex-start; margin: 8px 0 22px; }
+.side { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
+img.plot { max-width: 720px; height: auto; }
 figure { margin: 0; padding: 6px; border: 1px solid #e4e4e4; border-radius: 4px; background: #fafafa; }
 figure .pics { display: flex; gap: 3px; }
 figure .pic { text-align: center; font-size: 0.7em; color: #666; }
@@ -153,8 +153,9 @@ def figure(book: SampleBook, sample: Sample, pictures: Sequence[tuple[str, bytes
 
 
 def strip(book: SampleBook, row: RowSamples, reference_caption: str | None, what_differs: str,
-          own_caption: str = "this row") -> str:
-    """The row's samples: input, ground truth (when labelled), reference (when a row is the reference), the row, the difference."""
+          own_caption: str = "this row", beside: str = "") -> str:
+    """The row's samples: input, ground truth (when labelled), reference (when a row is the reference), the row, the
+    difference; `beside` (a table, a chart) comes first and the samples flow around it."""
     figures = []
     for sample in row.samples:
         pictures = [("input", book.inputs[sample.index], "image/jpeg")]
@@ -164,17 +165,17 @@ def strip(book: SampleBook, row: RowSamples, reference_caption: str | None, what
             pictures.append((reference_caption, book.references[sample.index], "image/png"))
         pictures += [(own_caption, sample.mask, "image/png"), ("differs", sample.diff, "image/png")]
         figures.append(figure(book, sample, pictures, what_differs))
-    return '<div class="strip">' + "".join(figures) + "</div>"
+    return '<div class="strip">' + beside + "".join(figures) + "</div>"
 
 
 def bar(value: float | None, scale: float = 1.0, signed: bool = False) -> str:
     """A horizontal bar of `value` (0..scale; or -scale..scale, red below zero, when `signed`) and its number."""
     if value is None or not math.isfinite(value):
         return "-"
-    width = min(100.0, 100.0 * abs(value) / scale)
+    width = min(80.0, 80.0 * abs(value) / scale)
     klass = ("neg" if value < 0 else "pos") if signed else ""
     text = f"{value:+.3f}" if signed else f"{value:.3f}"
-    return f'<span class="bar {klass}" style="width:{width * 1.2:.1f}px"></span> {text}'
+    return f'<span class="bar {klass}" style="width:{width:.1f}px"></span> {text}'
 
 
 def heat_map(matrix: np.ndarray, names: Sequence[str], classes: Sequence[int], title: str) -> str:
