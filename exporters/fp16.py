@@ -23,6 +23,7 @@ from onnxruntime.transformers.float16 import (
 from runtimes.errors import ExportError
 
 from .card_io import embed_card, read_card_from_proto
+from .graph_order import sort_topologically
 from .model_file import load_model, save_model
 
 
@@ -32,7 +33,7 @@ def fp16_model(model: onnx.ModelProto, block_nodes: Sequence[str] = ()) -> onnx.
     if missing:
         raise ExportError(f"no node named {', '.join(missing)} in the model")
     try:
-        return convert_float_to_float16(
+        converted = convert_float_to_float16(
             model,
             keep_io_types=True,
             op_block_list=DEFAULT_OP_BLOCK_LIST,
@@ -40,6 +41,8 @@ def fp16_model(model: onnx.ModelProto, block_nodes: Sequence[str] = ()) -> onnx.
         )
     except Exception as exc:  # the converter raises plain Exceptions and onnx errors alike
         raise ExportError(f"fp16 conversion failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
+    # The converter appends the Casts of the float32 inputs after the nodes that read them.
+    return sort_topologically(converted)
 
 
 def convert_fp16(source: str | os.PathLike[str], target: str | os.PathLike[str], block_nodes: Sequence[str] = ()) -> Path:

@@ -10,6 +10,8 @@ import onnx
 from runtimes.errors import ExportError, ModelFileError
 from runtimes.fileio import atomic_path
 
+from .graph_order import sort_topologically
+
 
 def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
     path = Path(path)
@@ -22,6 +24,8 @@ def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
 
 
 def save_model(model: onnx.ModelProto, target: str | os.PathLike[str]) -> None:
+    """Write `model` to `target` atomically, its nodes in the topological order the spec requires."""
+    sort_topologically(model)  # a no-op on a sorted graph; graph transforms do not all keep the order
     with atomic_path(target, suffix=".onnx") as tmp:
         try:
             onnx.save(model, os.fspath(tmp))
