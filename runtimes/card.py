@@ -23,16 +23,21 @@ CARD_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-OutputKind = Literal["logits", "sigmoid", "logit"]
+# What the model's output holds. "logits" and "probabilities" (a softmax already applied): C
+# channels, one per class. "sigmoid" (a probability) and "logit": one channel, the foreground of a
+# binary mask. "labels": class indices (an ArgMax inside the graph), N x H x W or N x 1 x H x W.
+OutputKind = Literal["logits", "probabilities", "sigmoid", "logit", "labels"]
 ColorOrder = Literal["RGB", "BGR"]
+Layout = Literal["NCHW", "NHWC"]
 
 # Bounds on the sizes a card may state (pixels).
 MAX_SIDE = 16384
 MAX_DIVISOR = 1024
 MAX_MARGIN = 4096
 
-_OUTPUT_KINDS = ("logits", "sigmoid", "logit")
+_OUTPUT_KINDS = ("logits", "probabilities", "sigmoid", "logit", "labels")
 _COLOR_ORDERS = ("RGB", "BGR")
+_LAYOUTS = ("NCHW", "NHWC")
 
 
 @dataclass(frozen=True)
@@ -40,10 +45,13 @@ class ModelCard:
     """What a runtime must know to feed a segmentation model and read its output.
 
     Normalisation: `x = (pixel * scale - mean) / std`, per channel, in `color_order`.
-    `size_divisor`: input H and W are padded to a multiple of it (the output stride).
+    `layout`: the image input's layout, NCHW or NHWC (outputs follow the same layout).
+    `dynamic`: H and W (and N) may vary; a static model takes exactly `input_size` (and its batch).
+    `size_divisor`: input H and W are padded to a multiple of it.
     `valid_margin`: pixels lost on each border (U-Net without padding); 0 for "same" models.
-    `output_kind`: "logits" over C classes, or one channel holding a "sigmoid" probability or a
-    "logit" for binary masks.
+    `output_stride`: the output is 1/output_stride of the input (SegFormer's logits: 4); the
+    Predictor upsamples it bilinearly to the input size before labelling.
+    `output_kind`: see `OutputKind`.
     """
 
     name: str
@@ -56,13 +64,14 @@ class ModelCard:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     scale: float = 1.0 / 255.0
-    layout: str = "NCHW"
+    layout: Layout = "NCHW"
     input_name: str = "image"
     output_name: str = "logits"
     input_size: tuple[int, int] = (512, 512)
     dynamic: bool = True
     size_divisor: int = 1
     valid_margin: int = 0
+    output_stride: int = 1
     output_kind: OutputKind = "logits"
     tile_size: int | None = None
     tile_overlap: int = 0
@@ -72,6 +81,9 @@ class ModelCard:
     segedge_version: str | None = None
     parity: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
+    # How the weights were made when segedge made them (`--weights demo`): recipe key, dataset and
+    # its splits, held-out mIoU. Empty for weights segedge did not train; older cards have none.
+    training: dict[str, Any] = field(default_factory=dict)
     card_version: int = CARD_VERSION
 
     def __post_init__(self) -> None:
@@ -189,7 +201,10 @@ def _validate(card: ModelCard) -> None:
     need(isinstance(card.build_kwargs, dict), "'build_kwargs' must be an object")
     need(isinstance(card.parity, dict), "'parity' must be an object")
     need(isinstance(card.calibration, dict), "'calibration' must be an object")
-    need(card.layout == "NCHW", "only the NCHW layout is supported")
+    need(isinstance(card.training, dict), "'training' must be an object")
+    need(card.layout in _LAYOUTS, f"'layout' must be one of {_LAYOUTS}")
+    need(_is_int(card.output_stride) and 1 <= card.output_stride <= MAX_DIVISOR,
+         f"'output_stride' must be in 1..{MAX_DIVISOR}")
 
 
 def _is_number(v: Any) -> bool:

@@ -9,12 +9,13 @@ stay inside the model's folder — after resolving symlinks — and to be long e
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterator
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelFileError
+from . import onnx_wire as wire
+from .onnx_wire import WireError, sub
 
 # Field numbers from onnx.proto3.
 _MODEL_GRAPH, _MODEL_TRAINING_INFO, _MODEL_FUNCTIONS = 7, 20, 25
@@ -37,62 +38,16 @@ class ExternalRef:
     length: int | None
 
 
-class _WireError(ValueError):
-    pass
-
-
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise _WireError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
-    """Yield (field number, wire type, value) for one message; value is int or memoryview."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        value: int | memoryview
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = buf[pos : pos + 8], pos + 8
-        elif wire == 2:
-            size, pos = _varint(buf, pos)
-            if pos + size > len(buf):
-                raise _WireError("field runs past the end of the message")
-            value, pos = buf[pos : pos + size], pos + size
-        elif wire == 5:
-            value, pos = buf[pos : pos + 4], pos + 4
-        else:
-            raise _WireError(f"unsupported wire type {wire}")
-        if pos > len(buf):
-            raise _WireError("truncated field")
-        yield number, wire, value
-
-
-def _sub(fields, numbers: tuple[int, ...]):
-    return (v for n, w, v in fields if n in numbers and w == 2)
-
-
 def external_refs(data) -> list[ExternalRef]:
     """Every external-data reference in a serialised ModelProto."""
     refs: list[ExternalRef] = []
 
     def tensor(buf: memoryview) -> None:
-        fields = list(_fields(buf))
+        fields = list(wire.fields(buf))
         location_kind = next((v for n, w, v in fields if n == _TENSOR_DATA_LOCATION and w == 0), 0)
         entries = {}
-        for entry in _sub(fields, (_TENSOR_EXTERNAL_DATA,)):
-            kv = {n: bytes(v).decode("utf-8", "replace") for n, w, v in _fields(entry) if w == 2}
+        for entry in sub(fields, (_TENSOR_EXTERNAL_DATA,)):
+            kv = {n: bytes(v).decode("utf-8", "replace") for n, w, v in wire.fields(entry) if w == 2}
             entries[kv.get(1, "")] = kv.get(2, "")
         if location_kind == _EXTERNAL or entries:
             name = next((bytes(v).decode("utf-8", "replace") for n, w, v in fields if n == _TENSOR_NAME and w == 2), "?")
@@ -100,45 +55,45 @@ def external_refs(data) -> list[ExternalRef]:
                 offset = int(entries.get("offset", 0) or 0)
                 length = int(entries["length"]) if entries.get("length") else None
             except ValueError:
-                raise _WireError(f"tensor {name!r} has a non-numeric external offset or length") from None
+                raise WireError(f"tensor {name!r} has a non-numeric external offset or length") from None
             refs.append(ExternalRef(name, entries.get("location", ""), offset, length))
 
     def sparse(buf: memoryview) -> None:
-        for t in _sub(list(_fields(buf)), (_SPARSE_VALUES, _SPARSE_INDICES)):
+        for t in sub(list(wire.fields(buf)), (_SPARSE_VALUES, _SPARSE_INDICES)):
             tensor(t)
 
     def graph(buf: memoryview, depth: int) -> None:
         if depth > _MAX_DEPTH:
-            raise _WireError("graphs nested too deep")
-        fields = list(_fields(buf))
-        for t in _sub(fields, (_GRAPH_INITIALIZER,)):
+            raise WireError("graphs nested too deep")
+        fields = list(wire.fields(buf))
+        for t in sub(fields, (_GRAPH_INITIALIZER,)):
             tensor(t)
-        for s in _sub(fields, (_GRAPH_SPARSE_INITIALIZER,)):
+        for s in sub(fields, (_GRAPH_SPARSE_INITIALIZER,)):
             sparse(s)
-        for node in _sub(fields, (_GRAPH_NODE,)):
+        for node in sub(fields, (_GRAPH_NODE,)):
             node_attributes(node, depth)
 
     def node_attributes(node: memoryview, depth: int) -> None:
-        for attr in _sub(list(_fields(node)), (_NODE_ATTRIBUTE,)):
-            attr_fields = list(_fields(attr))
-            for t in _sub(attr_fields, (_ATTR_TENSOR, _ATTR_TENSORS)):
+        for attr in sub(list(wire.fields(node)), (_NODE_ATTRIBUTE,)):
+            attr_fields = list(wire.fields(attr))
+            for t in sub(attr_fields, (_ATTR_TENSOR, _ATTR_TENSORS)):
                 tensor(t)
-            for s in _sub(attr_fields, (_ATTR_SPARSE, _ATTR_SPARSES)):
+            for s in sub(attr_fields, (_ATTR_SPARSE, _ATTR_SPARSES)):
                 sparse(s)
-            for g in _sub(attr_fields, (_ATTR_GRAPH, _ATTR_GRAPHS)):
+            for g in sub(attr_fields, (_ATTR_GRAPH, _ATTR_GRAPHS)):
                 graph(g, depth + 1)
 
     try:
-        model = list(_fields(memoryview(data)))
-        for g in _sub(model, (_MODEL_GRAPH,)):
+        model = list(wire.fields(memoryview(data)))
+        for g in sub(model, (_MODEL_GRAPH,)):
             graph(g, 0)
-        for info in _sub(model, (_MODEL_TRAINING_INFO,)):
-            for g in _sub(list(_fields(info)), _TRAINING_GRAPHS):
+        for info in sub(model, (_MODEL_TRAINING_INFO,)):
+            for g in sub(list(wire.fields(info)), _TRAINING_GRAPHS):
                 graph(g, 0)
-        for function in _sub(model, (_MODEL_FUNCTIONS,)):
-            for node in _sub(list(_fields(function)), (_FUNCTION_NODE,)):
+        for function in sub(model, (_MODEL_FUNCTIONS,)):
+            for node in sub(list(wire.fields(function)), (_FUNCTION_NODE,)):
                 node_attributes(node, 0)
-    except _WireError as exc:
+    except WireError as exc:
         raise ModelFileError(f"not a valid ONNX file ({exc})") from None
     return refs
 

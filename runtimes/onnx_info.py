@@ -1,12 +1,15 @@
-"""What an ONNX file is: size, opset, inputs and outputs — read with onnxruntime alone."""
+"""What an ONNX file is: size, opset, inputs and outputs, and the card read or inferred — onnxruntime alone."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .card import ModelCard
+from .inspection import Fact, TensorInfo
 from .session import open_session
 
 
@@ -16,29 +19,46 @@ class ModelInfo:
     size_mb: float
     opset: dict[str, int]
     producer: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    card: ModelCard | None
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    card: ModelCard  # the file's own, or what was read from the graph and probed
+    stored_card: bool
+    facts: tuple[Fact, ...]
+    static_batch: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "size_mb": round(self.size_mb, 3),
+            "opset": self.opset,
+            "producer": self.producer,
+            "inputs": [i.describe() for i in self.inputs],
+            "outputs": [o.describe() for o in self.outputs],
+            "stored_card": self.stored_card,
+            "static_batch": self.static_batch,
+            "facts": [{"name": f.name, "value": list(f.value) if isinstance(f.value, tuple) else f.value,
+                       "source": f.source} for f in self.facts],
+            "card": self.card.to_dict() if self.stored_card else None,
+            "resolved_card": self.card.to_dict(),
+        }
 
 
-def _describe_value(value) -> str:
-    shape = "x".join(str(d) if d is not None else "?" for d in value.shape)
-    return f"{value.name}: {value.type} [{shape}]"
-
-
-def describe_model(path: str | os.PathLike[str]) -> ModelInfo:
-    opened = open_session(path, "cpu", threads=1)
-    session = opened.session
-    meta = session.get_modelmeta()
+def describe_model(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> ModelInfo:
+    opened = open_session(path, "cpu", threads=1, overrides=overrides)
+    meta = opened.session.get_modelmeta()
     opset, producer = _from_proto(opened.path)
+    inspection = opened.inspection
     return ModelInfo(
         path=opened.path,
         size_mb=opened.path.stat().st_size / 1e6,
         opset=opset,
         producer=producer or meta.producer_name,
-        inputs=tuple(_describe_value(v) for v in session.get_inputs()),
-        outputs=tuple(_describe_value(v) for v in session.get_outputs()),
+        inputs=inspection.inputs,
+        outputs=inspection.outputs,
         card=opened.card,
+        stored_card=inspection.stored,
+        facts=inspection.facts,
+        static_batch=inspection.static_batch,
     )
 
 

@@ -1,7 +1,9 @@
 """From a model's output to what an app shows: label maps, probabilities, palette PNGs, overlays.
 
-A model's output is C x H x W: logits over C classes (`output_kind` "logits"), or one channel
-holding a probability ("sigmoid") or a logit ("logit") of the foreground of a binary mask.
+A model's output is C x H x W: scores over C classes (`output_kind` "logits"; "probabilities"
+when a softmax is already applied; "labels" once a label map is turned into one-hot scores at the
+model boundary, see `one_hot`), or one channel holding a probability ("sigmoid") or a logit
+("logit") of the foreground of a binary mask.
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ from .preprocess import pixel_scale
 Color = tuple[int, int, int]
 
 
+CLASS_SCORES = ("logits", "probabilities", "labels")  # kinds with one channel per class
+BINARY = ("sigmoid", "logit")  # kinds with one foreground channel
+
+
 def check_output_kind(channels: int, kind: str) -> None:
     """Refuse outputs the card's `output_kind` cannot describe, with the fix in the message."""
-    if kind == "logits" and channels == 1:
-        raise CardError("the model outputs one channel: set output_kind to 'sigmoid' (a probability) or 'logit'")
-    if kind != "logits" and channels != 1:
+    if kind in CLASS_SCORES and channels == 1:
+        raise CardError("the model outputs one channel: set output_kind to 'sigmoid' (a probability) or 'logit' "
+                        "(--output-kind)")
+    if kind in BINARY and channels != 1:
         raise CardError(f"output_kind {kind!r} is for one-channel models; this one outputs {channels} channels")
 
 
@@ -35,7 +42,7 @@ def label_dtype(num_classes: int) -> type[np.unsignedinteger]:
 def labels(output: np.ndarray, kind: str, threshold: float = 0.5) -> np.ndarray:
     """C x H x W output -> H x W label map (uint8; uint16 beyond 256 classes)."""
     check_output_kind(output.shape[0], kind)
-    if kind == "logits":
+    if kind in CLASS_SCORES:
         return argmax_classes(output)
     return (foreground_probability(output[0], kind) > threshold).astype(np.uint8)
 
@@ -43,9 +50,11 @@ def labels(output: np.ndarray, kind: str, threshold: float = 0.5) -> np.ndarray:
 def probabilities(output: np.ndarray, kind: str) -> np.ndarray:
     """C x H x W output -> C x H x W float32 class probabilities (2 x H x W for a binary model)."""
     check_output_kind(output.shape[0], kind)
-    if kind != "logits":
+    if kind in BINARY:
         p = foreground_probability(output[0], kind)
         return np.stack([1.0 - p, p])
+    if kind != "logits":  # already probabilities (or one-hot labels)
+        return output.astype(np.float32, copy=True)
     e = output - output.max(axis=0)  # in place from here on: one C x H x W array in all
     np.exp(e, out=e)
     e *= 1.0 / e.sum(axis=0)
@@ -54,9 +63,20 @@ def probabilities(output: np.ndarray, kind: str) -> np.ndarray:
 
 def labels_from_probabilities(probs: np.ndarray, kind: str, threshold: float = 0.5) -> np.ndarray:
     """The label map of `probabilities(output, kind)`, equal to `labels(output, kind, threshold)`."""
-    if kind == "logits":
+    if kind in CLASS_SCORES:
         return argmax_classes(probs)
     return (probs[1] > threshold).astype(np.uint8)
+
+
+def one_hot(label_maps: np.ndarray, num_classes: int) -> np.ndarray:
+    """N x H x W class indices -> N x K x H x W float32 one-hot scores, so that label-map models
+    are tiled, compared and labelled as score models are (an index >= K is an error)."""
+    top = int(label_maps.max(initial=0))
+    if top >= num_classes:
+        raise CardError(f"the model output class {top}, but the card names {num_classes} classes; set --classes")
+    out = np.zeros((label_maps.shape[0], num_classes, *label_maps.shape[1:]), np.float32)
+    np.put_along_axis(out, label_maps[:, None].astype(np.int64), 1.0, axis=1)
+    return out
 
 
 def foreground_probability(channel: np.ndarray, kind: str) -> np.ndarray:

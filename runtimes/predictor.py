@@ -71,8 +71,13 @@ class Predictor:
             raise UsageError(f"resize_long must be a positive number of pixels, got {resize_long}")
         if isolate:  # an untrusted file: it must survive loading and one run in a limited child first
             probe_model(path, getattr(providers or Provider.cpu, "value", providers or Provider.cpu))
-        self.session: ModelSession = open_session(path, providers or Provider.cpu, threads)
-        self.card: ModelCard = _card(self.session, card_overrides)
+        overrides = {key: _tuples(value) for key, value in card_overrides.items()}
+        self.session: ModelSession = open_session(path, providers or Provider.cpu, threads, overrides=overrides)
+        card = self.session.card
+        if not card.dynamic and card.tile_size is None:
+            # A static model takes one size: larger images are cut into tiles of exactly that size.
+            card = card.with_overrides(tile_size=max(card.input_size))
+        self.card: ModelCard = card
         self.resize_long = resize_long
         self.threshold = threshold
         self.batch_size = batch_size
@@ -137,18 +142,27 @@ class Predictor:
         tile = self.card.tile_size
         if tile is None:
             return None
+        if not self.card.dynamic:  # tiles of the model's one size, when the image does not fit in one
+            scaled = model_input_size(_size(rgb), self.card, self.resize_long)[0]
+            room = [side - 2 * self.card.valid_margin for side in self.card.input_size]
+            return tile if scaled[0] > room[0] or scaled[1] > room[1] else None
         h, w = model_input_size(_size(rgb), self.card, self.resize_long)[1]
         return tile if max(h, w) > tile else None
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
+        """The model's scores for a batch, at the input's resolution less the valid margin."""
         output = self.session.run(np.ascontiguousarray(batch))
-        expected = (batch.shape[2] - 2 * self.card.valid_margin, batch.shape[3] - 2 * self.card.valid_margin)
+        margin, stride = self.card.valid_margin, self.card.output_stride
+        full = (batch.shape[2] - 2 * margin, batch.shape[3] - 2 * margin)
+        expected = (-(-full[0] // stride), -(-full[1] // stride))
         if output.ndim != 4 or output.shape[2:] != expected:
             raise ModelFileError(
                 f"{self.session.path}: a {batch.shape[2]} x {batch.shape[3]} input gave an output of shape "
-                f"{output.shape}, expected N x C x {expected[0]} x {expected[1]}; set valid_margin / size_divisor "
-                "to describe the model"
+                f"{output.shape}, expected N x C x {expected[0]} x {expected[1]}; set --size-divisor (or the "
+                "card's output_stride / valid_margin) to describe the model"
             )
+        if stride > 1:  # logits at 1/stride (SegFormer's 1/4): bilinear to the input's size, as its authors do
+            output = np.stack([np.stack([resize_plane(plane, full) for plane in item]) for item in output])
         return output
 
     def _labels(self, output: np.ndarray) -> np.ndarray:
@@ -160,18 +174,6 @@ class Predictor:
 
 def _size(rgb: np.ndarray) -> tuple[int, int]:
     return int(rgb.shape[0]), int(rgb.shape[1])
-
-
-def _card(session: ModelSession, overrides: dict[str, Any]) -> ModelCard:
-    """The file's card with `overrides`; for a model without a card, one made from the overrides."""
-    fields = {key: _tuples(value) for key, value in overrides.items()}
-    if session.card is not None:
-        return session.card.with_overrides(**fields)
-    channels = session.session.get_outputs()[0].shape[1]
-    num_classes = channels if isinstance(channels, int) else 0
-    if num_classes == 1:  # a binary mask: background and foreground
-        num_classes = 2
-    return ModelCard.for_foreign_model(session.path.stem, num_classes).with_overrides(**fields)
 
 
 def _tuples(value: Any) -> Any:

@@ -132,11 +132,13 @@ def model_input_size(
 def model_side(min_side: int, card: ModelCard, axis: int) -> int:
     """The smallest input side >= `min_side` that `card`'s model accepts along `axis` (0 = H, 1 = W).
 
-    A "same" model accepts multiples of `size_divisor`. A valid-mode model (`valid_margin` > 0)
+    A static model accepts its `input_size` only. A "same" model accepts multiples of `size_divisor`. A valid-mode model (`valid_margin` > 0)
     accepts the sides congruent to its export size modulo `size_divisor` whose output is not
     empty: for U-Net (divisor 16, margin 92, exported at 572) that is 188 + 16k, the rule of
     `segedge.models.unet.unet_valid_input_size`.
     """
+    if not card.dynamic:  # a static model takes its one size; larger images are tiled (runtimes.tiling)
+        return card.input_size[axis]
     d, margin = card.size_divisor, card.valid_margin
     phase = card.input_size[axis] % d if margin > 0 else 0
     low = max(min_side, 2 * margin + 1, 1)

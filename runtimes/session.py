@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -13,39 +15,119 @@ from .card import CARD_KEY, ModelCard
 from .errors import ModelFileError, ProviderError, UsageError
 from .external_data import check_external_data
 from .machine import usable_cpus
+from .inspection import Inspection, TensorInfo, inspect_foreign, inspect_stored
 from .node_placement import NodePlacement, assigned_placement, record_assignment
+from .postprocess import one_hot
 from .providers import Provider, ProviderOptions, check_active, prepare, provider_chain, resolve, why_inactive
 
-_FLOAT_TYPES = ("tensor(float)", "tensor(float16)")
+_INPUT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(uint8)")
 # A declared input dimension past this is a hostile or broken model, not a real image or batch.
 _MAX_STATIC_DIM = 1 << 16
 MAX_THREADS = 1024
+# ONNX Runtime's own log lines (warnings at load, errors at run) must not reach the user's
+# stderr: segedge reports failures itself, in one line.
+ort.set_default_logger_severity(3)
+_RUN_OPTIONS = ort.RunOptions()
+_RUN_OPTIONS.log_severity_level = 3
 
 
 @dataclass(frozen=True)
 class ModelSession:
-    """An ONNX Runtime session with what segedge learned while opening it."""
+    """An ONNX Runtime session with what segedge learned while opening it.
+
+    `card` is always there: the file's own (`stored_card`), else what `runtimes.inspection` read
+    from the graph and learned by probing, with the caller's overrides on top. `run` hides how
+    the model wants to be fed: its layout, element type, fixed batch and output kind.
+    """
 
     session: ort.InferenceSession
     path: Path
     provider: Provider
     active_providers: tuple[str, ...]
     threads: int
-    card: ModelCard | None
+    inspection: Inspection
     input_name: str
-    output_name: str
     input_type: str
 
+    @property
+    def card(self) -> ModelCard:
+        return self.inspection.card
+
+    @property
+    def stored_card(self) -> ModelCard | None:
+        """The segedge card stored in the file; None for a model exported elsewhere."""
+        return self.inspection.card if self.inspection.stored else None
+
+    @property
+    def output_name(self) -> str:
+        return self.card.output_name if self.card.output_name in self._output_names else self._output_names[0]
+
+    @property
+    def _output_names(self) -> list[str]:
+        return [o.name for o in self.inspection.outputs]
+
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one N x 3 x H x W batch; float32 in (cast for fp16-input models), float32 out."""
-        if self.input_type == "tensor(float16)":
-            batch = batch.astype(np.float16)
-        out = self.session.run([self.output_name], {self.input_name: batch})[0]
+        """Run one N x 3 x H x W float32 batch; N x C x h x w float32 scores out (one-hot for label maps)."""
+        out = _run_raw(self, self.inspection, batch)
+        if self.card.output_kind == "labels":
+            return one_hot(out[:, 0] if out.ndim == 4 else out, max(self.card.num_classes, 2))
         return out.astype(np.float32, copy=False)
 
     def placement(self) -> NodePlacement | None:
         """Nodes per provider as ORT assigned them (None when this onnxruntime cannot tell)."""
         return assigned_placement(self.session, self.provider)
+
+
+def _run_raw(model: ModelSession, inspection: Inspection, batch: np.ndarray) -> np.ndarray:
+    """The model's output for an N x 3 x H x W float32 batch, in N x C x H x W order, its own dtype."""
+    static = inspection.static_batch
+    if static is not None and batch.shape[0] != static:
+        return np.concatenate([_run_raw(model, inspection, chunk) for chunk in _chunks(batch, static)])[: batch.shape[0]]
+    x = model_input(batch, inspection.card, model.input_type)
+    name = inspection.card.output_name if inspection.card.output_name in [o.name for o in inspection.outputs] \
+        else inspection.outputs[0].name
+    try:
+        out = model.session.run([name], {model.input_name: x}, _RUN_OPTIONS)[0]
+    except Exception as exc:  # onnxruntime raises its own types per failure (shape, type, broadcast...)
+        raise ModelFileError(run_failure(model.path, batch.shape, inspection.card, exc)) from None
+    if inspection.channels_last_output and out.ndim == 4:
+        out = out.transpose(0, 3, 1, 2)
+    return out
+
+
+def model_input(batch: np.ndarray, card: ModelCard, input_type: str) -> np.ndarray:
+    """An N x 3 x H x W float32 batch as the model takes it: its layout, its element type."""
+    x = batch
+    if card.layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    if input_type == "tensor(float16)":
+        return x.astype(np.float16)
+    if input_type == "tensor(uint8)":  # raw pixels: the card's normalisation is the identity
+        return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    return x
+
+
+def _chunks(batch: np.ndarray, size: int) -> list[np.ndarray]:
+    """`batch` in chunks of exactly `size` (the last one padded by repeating its first image)."""
+    chunks = []
+    for first in range(0, batch.shape[0], size):
+        chunk = batch[first : first + size]
+        if chunk.shape[0] < size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], size - chunk.shape[0], axis=0)])
+        chunks.append(chunk)
+    return chunks
+
+
+def run_failure(path: Path, shape: tuple[int, ...], card: ModelCard, exc: BaseException) -> str:
+    """One line: which model failed on which input, the runtime's reason, and what to set."""
+    n, _, h, w = shape
+    if not card.dynamic:
+        hint = f"the model takes {card.input_size[0]} x {card.input_size[1]} only (--input-size)"
+    elif card.size_divisor == 1 or h % 32 or w % 32:
+        hint = f"it may need sides that are multiples of a larger --size-divisor (now {card.size_divisor})"
+    else:
+        hint = f"check --layout (now {card.layout}) and --output-kind"
+    return f"{path}: running on a {n} x 3 x {h} x {w} input failed ({_first_line(exc)}); {hint}"
 
 
 def check_model_path(path: str | os.PathLike[str]) -> Path:
@@ -88,11 +170,13 @@ def open_session(
     options: ProviderOptions = ProviderOptions(),
     sess_options: ort.SessionOptions | None = None,
     spinning: bool = True,
+    overrides: Mapping[str, Any] | None = None,
 ) -> ModelSession:
     """Open `path` on `provider`; raise when it is not a one-image-in, one-map-out model.
 
     The requested provider must be active afterwards (no silent CPU fallback). `spinning=False`:
-    see `session_options` (for sessions timed beside other runtimes).
+    see `session_options` (for sessions timed beside other runtimes). `overrides`: model card
+    fields that replace the file's (or, for a file without a card, what inspection would read).
     """
     path = check_model_path(path)
     resolved = resolve(provider)
@@ -112,25 +196,32 @@ def open_session(
         names = ", ".join(i.name for i in inputs)
         raise ModelFileError(f"{path}: a segmentation model takes one image input, this one takes {len(inputs)} ({names})")
     image = inputs[0]
-    if len(image.shape) != 4 or image.type not in _FLOAT_TYPES:
+    if len(image.shape) != 4 or image.type not in _INPUT_TYPES:
         raise ModelFileError(
             f"{path}: input {image.name!r} is {image.type} of rank {len(image.shape)}; "
-            "segedge needs a float N x 3 x H x W image input"
+            "segedge needs an N x 3 x H x W (or N x H x W x 3) float or uint8 image input"
         )
     too_big = [d for d in image.shape if isinstance(d, int) and d > _MAX_STATIC_DIM]
     if too_big:
         raise ModelFileError(f"{path}: input {image.name!r} declares a dimension of {too_big[0]}, beyond any real image")
-    return ModelSession(
-        session=session,
-        path=path,
-        provider=resolved,
-        active_providers=tuple(active),
-        threads=opts.intra_op_num_threads,
-        card=read_card(session),
-        input_name=image.name,
-        output_name=outputs[0].name,
-        input_type=image.type,
-    )
+    input_infos = tuple(TensorInfo(i.name, i.type, tuple(i.shape)) for i in inputs)
+    output_infos = tuple(TensorInfo(o.name, o.type, tuple(o.shape)) for o in outputs)
+    given = dict(overrides or {})
+    stored = read_card(session)
+
+    def opened(inspection: Inspection) -> ModelSession:
+        return ModelSession(session=session, path=path, provider=resolved, active_providers=tuple(active),
+                            threads=opts.intra_op_num_threads, inspection=inspection, input_name=image.name,
+                            input_type=image.type)
+
+    if stored is not None:
+        return opened(inspect_stored(stored, given, input_infos, output_infos))
+
+    def raw(provisional: Inspection) -> Callable[[np.ndarray], np.ndarray]:
+        model = opened(provisional)
+        return lambda x: _run_raw(model, provisional, x)
+
+    return opened(inspect_foreign(path, input_infos, output_infos, given, raw))
 
 
 def read_card(session: ort.InferenceSession) -> ModelCard | None:

@@ -74,6 +74,15 @@ def plan_tiles(image_size: tuple[int, int], card: ModelCard, tile_size: int, ove
 
 def _plan_axis(side: int, card: ModelCard, tile_size: int, overlap: int, axis: int) -> tuple[int, tuple[int, ...]]:
     d, margin = card.size_divisor, card.valid_margin
+    if not card.dynamic:  # a static model: tiles of exactly its size, anywhere on the image
+        tile_in = card.input_size[axis]
+        tile_out = tile_in - 2 * margin
+        if side <= tile_out:
+            return tile_in, (0,)
+        step = tile_out - overlap
+        if step < 1:
+            raise UsageError(f"a {overlap} px overlap leaves no room to advance tiles of {tile_in} px")
+        return tile_in, tuple(list(range(0, side - tile_out, step)) + [side - tile_out])
     whole = model_side(side + 2 * margin, card, axis)
     if whole <= tile_size:
         return whole, (0,)

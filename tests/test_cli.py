@@ -113,17 +113,24 @@ def test_unavailable_provider_is_an_error_not_a_cpu_run(cli, tiny_onnx):
     assert code == 1 and "cuda provider" in line and "onnxruntime-gpu" in line
 
 
-def test_model_without_card_needs_input_size(cli, tmp_path, tiny_onnx):
+def test_model_without_card_is_benched_at_the_inspected_size(cli, tmp_path, tiny_onnx):
     import onnx
 
     proto = onnx.load(str(tiny_onnx))
     del proto.metadata_props[:]
     bare = tmp_path / "bare.onnx"
     onnx.save(proto, str(bare))
-    code, _, err = cli("bench", str(bare), "--no-torch")
-    assert code == 1 and "--input-size" in one_error_line(err)
+    # A dynamic model exported elsewhere: timed at the default 512 x 512 unless --input-size says otherwise.
+    code, out, _ = cli("bench", str(bare), "--no-torch", "--runs", "2", "--json")
+    assert code == 0 and json.loads(out)["input_size"] == [512, 512]
     code, out, _ = cli("bench", str(bare), "--no-torch", "--input-size", "32x32", "--runs", "2", "--json")
-    assert code == 0 and json.loads(out)["rows"][0]["name"] == "onnxruntime fp32"
+    data = json.loads(out)
+    assert code == 0 and data["rows"][0]["name"] == "onnxruntime fp32" and data["input_size"] == [32, 32]
+    # PyTorch cannot be rebuilt for it: the torch row says so and the run fails (a requested row failed).
+    code, out, err = cli("bench", str(bare), "--input-size", "32x32", "--runs", "2", "--json")
+    torch_row = json.loads(out)["rows"][1]
+    assert code == 1 and torch_row["status"] == "failed" and "no segedge card" in torch_row["reason"]
+    assert "1 of 2 rows failed" in one_error_line(err)
 
 
 def test_real_subprocess_runs(tmp_path):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,7 @@ class BenchRequest:
     profile: bool = False
     io_binding: bool = False
     options: ProviderOptions = field(default_factory=ProviderOptions)
+    card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
 
     @property
     def peers(self) -> tuple[Peer, ...]:
@@ -62,7 +64,7 @@ class BenchRequest:
 @dataclass(frozen=True)
 class BenchResult:
     model: str
-    card: ModelCard | None
+    card: ModelCard
     input_size: tuple[int, int]
     batch: int
     threads: int
@@ -96,12 +98,11 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
         start = time.perf_counter()
         # Peers share the timed rounds: ORT's spin-waiting threads would slow whichever runs next.
         spinning = not request.peers
-        session = open_session(model_path, chosen.provider, threads, request.options, spinning=spinning)
+        session = open_session(model_path, chosen.provider, threads, request.options, spinning=spinning,
+                               overrides=request.card_overrides)
         setup = time.perf_counter() - start
         card = session.card
-        size = request.input_size or (card.input_size if card else None)
-        if size is None:
-            raise CardError(f"{model_path} has no model card: give --input-size")
+        size = request.input_size or card.input_size
         x = np.random.default_rng(0).standard_normal((request.batch, 3, *size)).astype(np.float32)
         placement = session.placement()
         if request.strict or request.profile:
@@ -133,12 +134,12 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
     )
 
 
-def build_peer(peer: Peer, session: ModelSession, card: ModelCard | None, x: np.ndarray, threads: int,
+def build_peer(peer: Peer, session: ModelSession, card: ModelCard, x: np.ndarray, threads: int,
                request: BenchRequest) -> Runner | FailedRun:
     """One peer runner, or a failed row with the reason it could not be built."""
     if peer is Peer.ort_cpu:
         start = time.perf_counter()
-        cpu = open_session(session.path, Provider.cpu, threads, spinning=False)
+        cpu = open_session(session.path, Provider.cpu, threads, spinning=False, overrides=request.card_overrides)
         return ort_runner(cpu, time.perf_counter() - start, name="onnxruntime cpu")
     if peer is Peer.openvino:
         try:
@@ -149,8 +150,9 @@ def build_peer(peer: Peer, session: ModelSession, card: ModelCard | None, x: np.
             return FailedRun("openvino", "openvino", "CPU", one_line(exc), {"runtime": "openvino"})
     name = "pytorch eager fp32" if peer is Peer.torch else "pytorch torch.compile fp32"
     kind = "torch" if peer is Peer.torch else "torch.compile"
-    if card is None:
-        return FailedRun(name, kind, "-", "the model has no card, so there is no PyTorch model to rebuild", {"runtime": kind})
+    if session.stored_card is None:
+        return FailedRun(name, kind, "-", "the model has no segedge card, so there is no PyTorch model to rebuild",
+                         {"runtime": kind})
     try:
         return torch_peer(peer, card, request.weights, session.provider.value, threads, x, request.io_binding)
     except Exception as exc:  # missing torch, a model that no longer builds, an inductor failure

@@ -8,11 +8,12 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from runtimes.errors import UsageError
+from runtimes.errors import SegedgeError, UsageError
 from runtimes.providers import Provider, ProviderOptions
 
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
 from segedge.cli.options import (
+    CardOptions,
     InputSize,
     Isolate,
     Json,
@@ -24,10 +25,12 @@ from segedge.cli.options import (
     Weights,
     parse_list,
     parse_optional_size,
+    card_options,
 )
 
 
 @app.command("bench")
+@card_options
 def bench_command(
     model: str = typer.Argument(..., help="An ONNX file, or a zoo name / user model to export first."),
     provider: ProviderOpt = Provider.cpu,
@@ -50,6 +53,7 @@ def bench_command(
     openvino_hint: OpenvinoHint = None,
     as_json: Json = False,
     isolate: Isolate = False,
+    card: CardOptions = CardOptions(),
 ) -> None:
     """Time ONNX Runtime against its peers: p50/p90/p99, mean, std, throughput, memory, first run, setup."""
     size = parse_optional_size(input_size)
@@ -66,15 +70,19 @@ def bench_command(
     request = BenchRequest(
         target=model, provider=provider, torch_baseline=torch_baseline, compare=peers, warmup=warmup, runs=runs,
         input_size=size, batch=batch, threads=threads, weights=weights,
-        strict=strict, profile=profile, io_binding=io_binding, options=options,
+        strict=strict, profile=profile, io_binding=io_binding, options=options, card_overrides=card.overrides(),
     )
     result = with_progress("benchmarking", lambda progress: run_bench(request, progress))
     if provider is Provider.auto:
         err.print(f"auto chose the {result.provider} provider ({result.provider_reason})")
     if as_json:
         print_json(result)
-        return
-    print_bench_table(result)
+    else:
+        print_bench_table(result)
+    failed = [r for r in result.rows if not r.ok]
+    if failed:  # the table and the JSON say why; a script must see it in the exit code too
+        raise SegedgeError(f"{len(failed)} of {len(result.rows)} rows failed: "
+                           + "; ".join(f"{r.name}: {r.reason}" for r in failed))
 
 
 def _parse_peers(names: tuple[str, ...] | None, peer_type) -> tuple:

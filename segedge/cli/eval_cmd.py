@@ -13,13 +13,14 @@ import typer
 from rich.table import Table
 
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
-from segedge.cli.options import Isolate, Json, Samples, Threads, Weights
+from segedge.cli.options import CardOptions, Isolate, Json, Samples, Threads, Weights, card_options
 
 if TYPE_CHECKING:
     from segedge.report.samples import SampleBook
 
 
 @app.command("eval")
+@card_options
 def eval_command(
     models: Optional[list[Path]] = typer.Argument(None, help="ONNX models to score (e.g. the fp32, fp16 and int8 files)."),
     data: Path = typer.Option(..., "--data", help="Labelled folder: VOC layout (JPEGImages/ + SegmentationClass/, the val split) or images/ + masks/."),
@@ -32,12 +33,13 @@ def eval_command(
     html: Optional[Path] = typer.Option(None, "--html", help="Also write DIR/index.html: the models side by side with "
                                         "confusion matrices, IoU bars and sample images (opens from disk)."),
     samples: Samples = 4,
+    card: CardOptions = CardOptions(),
 ) -> None:
     """Score segmentation models on image/mask pairs (index or palette PNG masks; 255 is ignored)."""
     from segedge.evaluate import EvalRequest, run_eval
 
     request = EvalRequest(data=data, models=tuple(models or ()), torch_model=torch_model, weights=weights,
-                          limit=limit, threads=threads)
+                          limit=limit, threads=threads, card_overrides=card.overrides())
     if torch_model is not None:
         require_torch("eval --torch")
     for path in request.models:

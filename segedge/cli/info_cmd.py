@@ -1,64 +1,69 @@
-"""`segedge info`: what an ONNX file is and what this machine can run it on."""
+"""`segedge info`: what an ONNX file is, what segedge read and inferred of it, what this machine can run it on."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from runtimes.onnx_info import describe_model
+from runtimes.onnx_info import ModelInfo, describe_model
 from runtimes.providers import available
-
-from segedge.cli.app import app, out, probe_if_isolated
-from segedge.cli.options import Isolate, Json
+from segedge.cli.app import app, out, print_json, probe_if_isolated
+from segedge.cli.options import CardOptions, Isolate, Json, card_options
 
 
 @app.command("info")
+@card_options
 def info_command(
     model: Path = typer.Argument(..., help="An ONNX model file."),
     as_json: Json = False,
     isolate: Isolate = False,
+    card: CardOptions = CardOptions(),
 ) -> None:
-    """Show the model card, inputs/outputs, opset, file size and the available providers."""
+    """Show the model card (stored, or read from the graph and probed), inputs/outputs, opset, size, providers."""
     probe_if_isolated(isolate, model)
-    info = describe_model(model)
-    data = {
-        "path": str(info.path),
-        "size_mb": round(info.size_mb, 3),
-        "opset": info.opset,
-        "producer": info.producer,
-        "inputs": list(info.inputs),
-        "outputs": list(info.outputs),
-        "available_providers": available(),
-        "card": info.card.to_dict() if info.card else None,
-    }
+    info = describe_model(model, card.overrides())
     if as_json:
-        out.print_json(json.dumps(data))
+        print_json(_WithProviders(info))
         return
-    out.print(f"[bold]{info.path}[/]  {info.size_mb:.1f} MB  opset {info.opset or '?'}  ({info.producer})")
-    for line in info.inputs:
-        out.print(f"  input   {line}")
-    for line in info.outputs:
-        out.print(f"  output  {line}")
-    out.print(f"  providers available: {', '.join(available())}")
-    card = info.card
-    if card is None:
-        out.print("  no segedge model card: give mean/std/classes as options when predicting")
-        return
-    out.print(f"  card: {card.name} ({card.architecture}), {card.num_classes} classes, {card.precision}, "
-              f"{card.color_order} mean={card.mean} std={card.std}, size divisor {card.size_divisor}, "
-              f"valid margin {card.valid_margin}, exported by segedge {card.segedge_version} ({card.exporter}, opset {card.opset})")
-    out.print(f"  classes: {', '.join(card.classes)}")
-    parity = card.parity or {}
+    # markup=False everywhere: names in a model are printed verbatim, brackets and all.
+    say = lambda text: out.print(text, markup=False, highlight=False)  # noqa: E731
+    say(f"{info.path}  {info.size_mb:.1f} MB  opset {info.opset or '?'}  ({info.producer})")
+    for tensor in info.inputs:
+        say(f"  input   {tensor.describe()}")
+    for tensor in info.outputs:
+        say(f"  output  {tensor.describe()}")
+    say(f"  providers available: {', '.join(available())}")
+    resolved = info.card
+    if info.stored_card:
+        say(f"  card: {resolved.name} ({resolved.architecture}), {resolved.num_classes} classes, {resolved.precision}, "
+            f"exported by segedge {resolved.segedge_version} ({resolved.exporter}, opset {resolved.opset})")
+    else:
+        say("  no segedge card: read from the graph and probed (source of each fact in brackets; options override)")
+    for fact in info.facts:
+        value = ", ".join(map(str, fact.value)) if isinstance(fact.value, tuple) else fact.value
+        say(f"    {fact.name:<14} {value}  ({fact.source})")
+    if info.static_batch is not None:
+        say(f"    static batch   {info.static_batch}  (graph)")
+    parity = resolved.parity or {}
     for row in parity.get("sizes", []):
-        out.print(f"  parity at export {row['size'][0]}x{row['size'][1]}: max abs {row['max_abs']:.2e} "
-                  f"(range {row['logits_range']:.1f}), argmax agreement {row['argmax_agreement']:.4%}")
+        say(f"  parity at export {row['size'][0]}x{row['size'][1]}: max abs {row['max_abs']:.2e} "
+            f"(range {row['logits_range']:.1f}), argmax agreement {row['argmax_agreement']:.4%}")
     if "preset" in parity:  # a converted model: measured against the file it was made from
-        out.print(f"  {_converted_parity(parity)}")
-    if card.calibration:
-        calib = card.calibration
-        out.print("  calibration: " + ", ".join(f"{k} {v}" for k, v in calib.items() if not isinstance(v, (list, dict))))
+        say(f"  {_converted_parity(parity)}")
+    if resolved.calibration:
+        calib = resolved.calibration
+        say("  calibration: " + ", ".join(f"{k} {v}" for k, v in calib.items() if not isinstance(v, (list, dict))))
+
+
+class _WithProviders:
+    """`--json`: the model's facts and the providers this machine has."""
+
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+
+    def to_dict(self) -> dict:
+        return {**self.info.to_dict(), "available_providers": available()}
 
 
 def _converted_parity(parity: dict) -> str:

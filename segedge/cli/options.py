@@ -128,7 +128,7 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 
 def card_options(command: Command) -> Command:
     """Give `command` the card option group; it receives the values as `card: CardOptions`."""
-    signature = inspect.signature(command)
+    signature = inspect.signature(command, eval_str=True)  # real annotations: Typer reads `__signature__` as it is
     own = [p for p in signature.parameters.values() if p.name != "card"]
     added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
              for name, annotation in _CARD_PARAMETERS.items()]

@@ -15,6 +15,7 @@ from runtimes.providers import Provider, parse
 from segedge.cli.app import app, err, out, require_torch, with_progress
 from segedge.cli.options import (
     Budget,
+    CardOptions,
     Calib,
     Data,
     DataLimit,
@@ -27,12 +28,14 @@ from segedge.cli.options import (
     Warmup,
     Weights,
     calib_count_option,
+    card_options,
     parse_list,
     parse_optional_size,
 )
 
 
 @app.command("report")
+@card_options
 def report_command(
     model: str = typer.Argument(..., help="A zoo name / user model (exported first), or an ONNX file with a segedge card."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the models, report.md, report.json, the plot and index.html (default: ./report-<name>)."),
@@ -52,6 +55,7 @@ def report_command(
     openvino_hint: OpenvinoHint = None,
     samples: Samples = 4,
     as_json: Json = False,
+    card: CardOptions = CardOptions(),
 ) -> None:
     """Export, quantize, check and time every precision x provider x runtime; name the best row."""
     require_torch("report")
@@ -65,7 +69,7 @@ def report_command(
         providers=_providers(providers), runtimes=parse_list(runtimes) or (),
         calib=calib, calib_count=calib_count, data=data, data_limit=data_limit,
         input_size=parse_optional_size(input_size), threads=threads, warmup=warmup, runs=runs,
-        weights=weights, budget=budget, openvino_hint=openvino_hint,
+        weights=weights, budget=budget, openvino_hint=openvino_hint, card_overrides=card.overrides(),
     )
     book = SampleBook(samples)
     report = with_progress("reporting", lambda progress: run_report(request, progress, book))
@@ -76,9 +80,10 @@ def report_command(
         _print_table(report)
     for name, path in written.items():
         err.print(f"{name}: {path}")
-    if not any(r.status == "ok" for r in report.rows):
-        # The files are kept (they say why each row failed), but a script must see the failure.
-        raise SegedgeError(f"every row of the report failed; the reasons are in {written['markdown']}")
+    failed = [r for r in report.rows if r.status != "ok"]
+    if failed:  # the files are kept (they say why each row failed), but a script must see the failure
+        raise SegedgeError(f"{len(failed)} of {len(report.rows)} rows of the report failed "
+                           f"({', '.join(r.label for r in failed)}); the reasons are in {written['markdown']}")
 
 
 def _providers(text: str) -> tuple[Provider, ...]:

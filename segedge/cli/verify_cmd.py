@@ -12,10 +12,11 @@ from runtimes.errors import ParityError
 from runtimes.precision import Precision
 from runtimes.providers import Provider
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
-from segedge.cli.options import Isolate, Json, PresetOpt, ProviderOpt, Weights, parse_sizes
+from segedge.cli.options import CardOptions, Isolate, Json, PresetOpt, ProviderOpt, Weights, card_options, parse_sizes
 
 
 @app.command("verify")
+@card_options
 def verify_command(
     model: Path = typer.Argument(..., help="The ONNX model to check."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Compare against this ONNX model (e.g. the fp32 export) instead of PyTorch."),
@@ -31,6 +32,7 @@ def verify_command(
     images: Optional[Path] = typer.Option(None, "--images", help="Compare on this folder's images (up to 32, prepared as the Predictor does) instead of generated inputs: the fair test of an int8 model calibrated on photos."),
     as_json: Json = False,
     isolate: Isolate = False,
+    card: CardOptions = CardOptions(),
 ) -> None:
     """Run the model and its reference on the same inputs; exit 1 when a check fails."""
     from segedge.parity import VerifyRequest, run_verify
@@ -43,7 +45,7 @@ def verify_command(
     request = VerifyRequest(
         model=model, reference=reference, weights=weights, sizes=parse_sizes(sizes) if sizes is not None else None,
         images=images, provider=provider, preset=preset, atol=atol, rtol=rtol, min_agreement=min_agreement,
-        batch=batch, seed=seed,
+        batch=batch, seed=seed, card_overrides=card.overrides(),
     )
     result = with_progress("verifying", lambda progress: run_verify(request, progress))
     for note in result.notes:

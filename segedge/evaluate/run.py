@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -58,10 +59,11 @@ def evaluate(name: str, labeller: Labeller, pairs: Sequence[tuple[Path, Path]], 
                     len(pairs), time.perf_counter() - start)
 
 
-def onnx_labeller(path: str | os.PathLike[str], threads: int | None = None) -> tuple[Labeller, ModelCard]:
+def onnx_labeller(path: str | os.PathLike[str], threads: int | None = None,
+                  overrides: dict[str, Any] | None = None) -> tuple[Labeller, ModelCard]:
     from runtimes.predictor import Predictor
 
-    predictor = Predictor(path, threads=threads)
+    predictor = Predictor(path, threads=threads, **(overrides or {}))
     return predictor.predict, predictor.card
 
 
@@ -86,6 +88,7 @@ class EvalRequest:
     weights: Path | None = None  # for `torch_model`
     limit: int | None = None
     threads: int | None = None
+    card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
 
     def __post_init__(self) -> None:
         if not self.models and self.torch_model is None:
@@ -116,7 +119,7 @@ def run_eval(request: EvalRequest, progress: Callable[[str], None] = lambda mess
     notes: list[str] = []
     for path in request.models:
         progress(f"evaluating {path} on {len(pairs)} images")
-        labeller, card = onnx_labeller(path, request.threads)
+        labeller, card = onnx_labeller(path, request.threads, request.card_overrides)
         cards.append(card)
         label = f"{path.name} ({card.precision})"
         labeller = _sampled(samples, label, labeller, card, pairs, request.data)

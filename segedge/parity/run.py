@@ -39,6 +39,7 @@ class VerifyRequest:
     min_agreement: float | None = None
     batch: int = 1
     seed: int = 0
+    card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
 
 
 @dataclass(frozen=True)
@@ -63,16 +64,17 @@ class VerifyResult:
 
 
 def run_verify(request: VerifyRequest, progress: Progress = lambda message: None) -> VerifyResult:
-    candidate = open_session(request.model, request.provider)
+    candidate = open_session(request.model, request.provider, overrides=request.card_overrides)
     card = candidate.card
-    if card is None:
-        raise CardError(f"{request.model} has no segedge model card; export it with segedge, or compare with --reference")
+    if candidate.stored_card is None and request.reference is None:
+        raise CardError(f"{request.model} has no segedge model card, so there is no PyTorch model to rebuild; "
+                        "compare with --reference FILE")
     chosen = request.preset or Precision(card.precision)
     tolerance = PRESETS[chosen].with_overrides(request.atol, request.rtol, request.min_agreement)
     notes: list[str] = []
     if request.reference is not None:
         against = f"ONNX {request.reference} (ORT CPU)"
-        reference: RunBatch = open_session(request.reference, "cpu").run
+        reference: RunBatch = open_session(request.reference, "cpu", overrides=request.card_overrides).run
     else:
         from segedge.parity.reference import reference_model, torch_runner
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from exporters.int8_options import DEFAULT_CALIB_COUNT, Method
 from runtimes.errors import UsageError
@@ -29,6 +29,7 @@ class QuantizeRequest:
     data_limit: int | None = None
     debug: bool = False
     runs: int = 10  # auto: timed runs per candidate
+    card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere: normalisation etc.
 
     def __post_init__(self) -> None:
         if self.precision != AUTO:

@@ -65,9 +65,9 @@ def search(request: QuantizeRequest, source: Path, card: ModelCard, images: list
         if precision is Precision.fp32:
             shutil.copyfile(source, target)
         else:
-            convert(request, precision, source, target, progress, exclude)
+            convert(request, precision, source, target, card, progress, exclude)
         progress(f"measuring {precision} against fp32 on {samples[1]}")
-        agreement = compare_files(source, target, card, samples)
+        agreement = compare_files(source, target, card, samples, request.card_overrides)
         lost = lost_points(agreement) if agreement.finite else float("inf")
         return Trial(precision, exclude, target, agreement, lost, lost <= request.budget, target.stat().st_size / 2**20)
 
@@ -81,13 +81,13 @@ def search(request: QuantizeRequest, source: Path, card: ModelCard, images: list
         trials.append(attempt(Precision.int8, worst))
     trials += [attempt(Precision.fp16), attempt(Precision.fp32)]
     progress("timing every candidate")
-    timed = _time(trials, card, request.runs)
+    timed = _time(trials, card, request.runs, request.card_overrides)
     chosen = min((t for t in timed if t.within_budget), key=lambda t: t.p50_ms)
     return chosen, tuple(timed)
 
 
-def _time(trials: list[Trial], card: ModelCard, runs: int) -> list[Trial]:
-    sessions = [open_session(t.path, "cpu", spinning=False) for t in trials]  # timed in shared rounds
+def _time(trials: list[Trial], card: ModelCard, runs: int, overrides: dict) -> list[Trial]:
+    sessions = [open_session(t.path, "cpu", spinning=False, overrides=overrides) for t in trials]  # shared rounds
     runners = [Runner(t.label, "onnxruntime", "cpu", s.run) for t, s in zip(trials, sessions)]
     x = np.random.default_rng(0).standard_normal((1, 3, *card.input_size)).astype(np.float32)
     stats = time_runners(runners, lambda runner: x, batch=1, warmup=2, runs=runs)
