@@ -204,7 +204,7 @@ def _probe(run: RawRun, card: ModelCard, graph: GraphSummary, input_name: str,
     found: dict[str, int] = {}
     if channels is not None and card.output_kind != "labels":
         found["channels"] = max(channels, 2)
-    found["output_stride"], found["valid_margin"] = _resolution(size, out)
+    found["output_stride"], found["valid_margin"] = output_resolution(size, out)
     if card.dynamic and "size_divisor" not in overrides:
         stride = found["output_stride"]
         found["size_divisor"] = max(_smallest_divisor(run, deepest, stride, found["valid_margin"]), stride)
@@ -223,7 +223,7 @@ def _output_shape(run: RawRun, size: tuple[int, int]) -> tuple[int | None, tuple
     return int(out.shape[1]), (int(out.shape[2]), int(out.shape[3]))
 
 
-def _resolution(size: tuple[int, int], out: tuple[int, int]) -> tuple[int, int]:
+def output_resolution(size: tuple[int, int], out: tuple[int, int]) -> tuple[int, int]:
     """(output stride, valid margin) that explain an output of `out` for an input of `size`."""
     (h, w), (oh, ow) = size, out
     if (oh, ow) == (h, w):
