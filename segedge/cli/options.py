@@ -24,6 +24,8 @@ from runtimes.errors import UsageError
 from runtimes.precision import Precision
 from runtimes.providers import Provider
 
+from segedge.batch.cluster import RayCluster, require_ray
+
 # -- choices derived from the one Precision enum ---------------------------------------------------
 def _choices(name: str, values: list[str]) -> Any:
     return Enum(name, {v: v for v in values}, type=str)  # a functional Enum: Typer shows its members as the choices
@@ -61,6 +63,40 @@ PresetOpt = Annotated[Optional[Precision], typer.Option(
 Samples = Annotated[int, typer.Option(
     "--samples", min=0, max=64, help="Sample images per row on the HTML page: where its masks are most wrong, and a "
                                      "fixed few; 0: none.")]
+
+# -- the engine: one process, or a Ray Data job (predict, eval) -----------------------------------
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+EngineOpt = Annotated[Engine, typer.Option(
+    "--engine", help="local: this process; ray: a Ray Data job, one Predictor per actor, on a local Ray instance "
+                     "or the cluster at --address (needs segedge[ray]).")]
+Address = Annotated[Optional[str], typer.Option(
+    "--address", help="With --engine ray: the Ray cluster to join (`auto`: the one `ray start` runs on this machine; "
+                      "HOST:PORT of its head); default $RAY_ADDRESS, else a local instance for this command.")]
+Workers = Annotated[Optional[int], typer.Option(
+    "--workers", min=1, max=100000, help="With --engine ray: actors in the pool, each with its own Predictor "
+                                         "(default: the cluster's CPUs / --threads-per-worker).")]
+ThreadsPerWorker = Annotated[Optional[int], typer.Option(
+    "--threads-per-worker", min=1, max=1024, help="With --engine ray: intra-op threads of each actor's Predictor, "
+                                                  "and the CPUs it reserves (default 1).")]
+
+
+def ray_cluster(engine: Engine, address: str | None, workers: int | None, threads_per_worker: int | None,
+                threads: int | None) -> RayCluster | None:
+    """Where `--engine ray` runs, or None for a local run; Ray's options refuse to go with a local one."""
+    if engine is Engine.local:
+        given = [flag for flag, value in (("--address", address), ("--workers", workers),
+                                          ("--threads-per-worker", threads_per_worker)) if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} go with --engine ray")
+        return None
+    if threads is not None:
+        raise UsageError("--threads is for --engine local; each Ray actor takes --threads-per-worker")
+    require_ray()
+    return RayCluster(address, workers, threads_per_worker or 1)
 
 
 def calib_count_option(default_help: str = "") -> Any:

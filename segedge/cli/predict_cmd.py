@@ -5,22 +5,22 @@ Runs on the runtime install alone: nothing here imports torch or `segedge.models
 
 from __future__ import annotations
 
-import warnings
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
-from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from runtimes.errors import ImageError, InputFileError, UsageError
-from runtimes.image import load_image
-from runtimes.postprocess import labels_from_probabilities, overlay_image, palette_image, save_npy, save_png
+from runtimes.errors import ImageError, InputFileError
 from runtimes.predictor import Predictor
 from runtimes.providers import Provider
 
+from segedge.batch.cluster import RayCluster
+from segedge.batch.jobs import find_images, output_stem, segment
 from segedge.cli.app import app, err
-from segedge.cli.options import CardOptions, Isolate, ProviderOpt, Threads, card_options
+from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, ProviderOpt, Threads, ThreadsPerWorker,
+                                 Workers, card_options, ray_cluster)
 
 
 @app.command("predict")
@@ -40,23 +40,29 @@ def predict_command(
     threads: Threads = None,
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Read images up to N pixels (Pillow's decompression-bomb limit otherwise)."),
     isolate: Isolate = False,
+    engine: EngineOpt = Engine.local,
+    address: Address = None,
+    workers: Workers = None,
+    threads_per_worker: ThreadsPerWorker = None,
     card: CardOptions = CardOptions(),
 ) -> None:
     """Segment images: writes NAME_mask.png (palette PNG of class indices, the image's size) per image."""
+    cluster = ray_cluster(engine, address, workers, threads_per_worker, threads)
     jobs = find_images(inputs, recursive)
     overrides = {**card.overrides(), "tile_size": tile, "tile_overlap": overlap}
-    predictor = Predictor(model, provider, threads, resize_long=resize_long, threshold=threshold, max_pixels=max_pixels,
-                          isolate=isolate, **{k: v for k, v in overrides.items() if v is not None})
+    options = {"providers": provider, "resize_long": resize_long, "threshold": threshold, "max_pixels": max_pixels,
+               **{k: v for k, v in overrides.items() if v is not None}}
+    predictor = Predictor(model, threads=threads, isolate=isolate, **options)
+    if cluster is not None:  # `predictor` has checked the model and options here; each actor builds its own
+        _predict_on_ray(os.path.abspath(model), options, jobs, output_dir, overlay, proba, cluster)
+        return
     failed = 0
-    # Pillow only warns between its decompression-bomb limit and twice that (89-179 MP): here that
-    # is a refused image too, unless --max-pixels raised the limit.
-    with warnings.catch_warnings(), _progress() as progress:
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    with _progress() as progress:
         task = progress.add_task("predict", total=len(jobs))
         for source, relative in jobs:
             progress.update(task, description=str(relative))
             try:
-                segment(predictor, source, output_dir / relative.parent / relative.stem, overlay, proba)
+                segment(predictor, source, output_stem(output_dir, relative), overlay, proba)
             except ImageError as exc:  # this image only: report it, go on with the others
                 failed += 1
                 progress.console.print(f"skipped: {' '.join(str(exc).split())}", markup=False, highlight=False, soft_wrap=True)
@@ -66,50 +72,27 @@ def predict_command(
         raise InputFileError(f"{failed} of {len(jobs)} images could not be read (listed above)")
 
 
-def segment(predictor: Predictor, source: Path, stem: Path, overlay: bool, proba: bool) -> None:
-    """Segment one image file; write STEM_mask.png, and STEM_overlay.png / STEM_proba.npy if asked."""
-    image = load_image(source, max_pixels=predictor.max_pixels)
-    colors = predictor.card.colors()
-    if proba:
-        probabilities = predictor.predict_proba(image)
-        labels = labels_from_probabilities(probabilities, predictor.card.output_kind, predictor.threshold)  # no second run
-        save_npy(probabilities, f"{stem}_proba.npy")
-    else:
-        labels = predictor.predict(image)
-    save_png(palette_image(labels, colors), f"{stem}_mask.png")
-    if overlay:
-        save_png(overlay_image(image, labels, colors), f"{stem}_overlay.png")
+def _predict_on_ray(model: str, options: dict, jobs: list[tuple[Path, Path]], output_dir: Path, overlay: bool,
+                    proba: bool, cluster: RayCluster) -> None:
+    """The same jobs on a Ray Data actor pool (`segedge.batch.ray_predict`): resumable, failures in failures.jsonl."""
+    from segedge.batch.ray_predict import FAILURES, ImageResult, SegmentSpec, predict_on_ray
 
+    with _progress() as progress:
+        task = progress.add_task("starting Ray", total=len(jobs))
 
-def find_images(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
-    """(file, output path relative to the output folder) for every image named or found.
+        def report(result: ImageResult) -> None:
+            if result.status == "failed":
+                progress.console.print(f"skipped: {result.reason}", markup=False, highlight=False, soft_wrap=True)
+            progress.update(task, advance=1, description=result.source)
 
-    A folder's images keep their path below the folder. Hidden files are skipped, so are files
-    whose extension no Pillow decoder claims; a file named explicitly is always tried.
-    """
-    extensions = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
-    jobs: list[tuple[Path, Path]] = []
-    for given in inputs:
-        if given.is_dir():
-            found = given.rglob("*") if recursive else given.glob("*")
-            files = sorted(p for p in found if p.is_file() and p.suffix.lower() in extensions and not _hidden(p, given))
-            jobs.extend((p, p.relative_to(given)) for p in files)
-        else:
-            jobs.append((given, Path(given.name)))
-    if not jobs:
-        hint = "" if recursive else " (add --recursive?)"
-        raise UsageError(f"no images found in {', '.join(str(p) for p in inputs)}{hint}")
-    seen: dict[Path, Path] = {}
-    for source, relative in jobs:
-        key = relative.with_suffix("")
-        if key in seen and seen[key] != source:
-            raise UsageError(f"{seen[key]} and {source} would write the same output {key}_mask.png; predict them separately")
-        seen[key] = source
-    return jobs
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+        summary = predict_on_ray(SegmentSpec(model, options, overlay, proba), jobs, output_dir, cluster, report)
+    failed = len(summary.failures)
+    present = f"{summary.present} of them already there; " if summary.present else ""
+    nodes = f"{summary.nodes} node{'' if summary.nodes == 1 else 's'}"
+    err.print(f"{summary.total - failed} of {summary.total} images segmented into {output_dir} "
+              f"({present}{summary.workers} Ray workers on {nodes})", markup=False, highlight=False, soft_wrap=True)
+    if failed:
+        raise InputFileError(f"{failed} of {summary.total} images could not be read (listed in {output_dir / FAILURES})")
 
 
 def _progress() -> Progress:

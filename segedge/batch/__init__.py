@@ -1,0 +1,1 @@
+"""batch: prediction and evaluation past one process, on Ray Data."""

@@ -1,0 +1,118 @@
+"""Where a Ray job runs: a local Ray instance or a cluster, reached quietly, released with the job.
+
+Ray is imported here only, inside the functions: `import segedge.batch.cluster` works without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from runtimes.errors import SegedgeError, UsageError
+
+# Ray Data waits this long for the whole actor pool to start before it gives up; the pool is
+# checked against the cluster's CPUs first, so only a cluster that loses nodes meanwhile waits.
+_WAIT_FOR_ACTORS_S = 300
+
+
+class ClusterError(SegedgeError):
+    """Ray could not be started or reached, or a worker failed in a way no single image explains."""
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    """Where and how wide: `address` None starts a local instance (or joins $RAY_ADDRESS, as Ray does)."""
+
+    address: str | None = None
+    workers: int | None = None  # actors in the pool, one Predictor each; None: CPUs // threads_per_worker
+    threads_per_worker: int = 1
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"--workers must be >= 1, got {self.workers}")
+        if self.threads_per_worker < 1:
+            raise UsageError(f"--threads-per-worker must be >= 1, got {self.threads_per_worker}")
+
+
+def require_ray() -> Any:
+    """The `ray` module, or a usage error saying which extra brings it."""
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError("--engine ray needs Ray: pip install 'segedge[ray]'")
+    return importlib.import_module("ray")
+
+
+@contextlib.contextmanager
+def ray_session(cluster: RayCluster) -> Iterator[int]:
+    """Join the cluster (or start a local instance) and yield the actor-pool size; leave it after.
+
+    A Ray already initialised in this process (a test, a notebook) is used as it is and left
+    running. Otherwise Ray is shut down however the block ends, Ctrl-C included: a local
+    instance stops, and on a cluster the job's actors die with their owner, this driver.
+    """
+    ray = require_ray()
+    started = not ray.is_initialized()
+    if started:
+        _init(ray, cluster.address)
+    try:
+        _quiet_ray_data()
+        yield pool_size(cluster, float(ray.cluster_resources().get("CPU", 0)))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def pool_size(cluster: RayCluster, cpus: float) -> int:
+    """Actors that fit: each takes `threads_per_worker` CPUs. Ray would wait for more forever."""
+    fit = int(cpus // cluster.threads_per_worker)
+    workers = cluster.workers if cluster.workers is not None else max(1, fit)
+    if workers * cluster.threads_per_worker > cpus:
+        raise UsageError(f"{workers} workers x {cluster.threads_per_worker} threads need "
+                         f"{workers * cluster.threads_per_worker} CPUs; the Ray cluster has {cpus:g}")
+    return workers
+
+
+def _init(ray: Any, address: str | None) -> None:
+    # A user's batch job sends no usage reports unless its user asked for them.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        # Worker output stays in Ray's session logs (/tmp/ray/session_latest/logs): segedge's
+        # stderr carries its own progress and one-line errors only.
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR, configure_logging=True)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        where = f" at {address}" if address else ""
+        raise ClusterError(f"cannot start or reach Ray{where}: {_first_line(exc)}") from None
+    finally:
+        if main:  # ray.init replaces SIGTERM's handler with sys.exit; segedge's unwinds and exits 143
+            signal.signal(signal.SIGTERM, sigterm)
+
+
+def _quiet_ray_data() -> None:
+    """Ray Data's progress bars and INFO lines off the console; its log file keeps them all."""
+    from ray.data import DataContext
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if type(handler).__name__ == "PlainRayHandler":  # the console one; the others write files
+            handler.setLevel(logging.CRITICAL)
+    context = DataContext.get_current()
+    context.enable_progress_bars = False  # segedge shows its own, on stderr
+    context.enable_operator_progress_bars = False
+    context.print_on_execution_start = False
+    context.enable_auto_log_stats = False
+    context.raise_original_map_exception = True  # a worker's SegedgeError reaches the driver as itself
+    context.wait_for_min_actors_s = _WAIT_FOR_ACTORS_S
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,123 @@
+"""One image's job, the same in one process (`segedge predict`) and in a Ray actor (`--engine ray`).
+
+`find_images` lists the jobs, `output_stem` names where each one's outputs go, `segment` writes
+them, `outputs_whole` says whether an earlier run already did. Both engines call exactly these,
+so their outputs are the same bytes by construction. Nothing here imports torch or ray.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from runtimes.errors import UsageError
+from runtimes.image import ImageLike, load_image
+from runtimes.postprocess import labels_from_probabilities, overlay_image, palette_image, save_npy, save_png
+from runtimes.predictor import Predictor
+
+MASK, OVERLAY, PROBA = "_mask.png", "_overlay.png", "_proba.npy"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, CRC
+
+
+def find_images(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
+    """(file, output path relative to the output folder) for every image named or found.
+
+    A folder's images keep their path below the folder. Hidden files are skipped, so are files
+    whose extension no Pillow decoder claims; a file named explicitly is always tried.
+    """
+    extensions = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    jobs: list[tuple[Path, Path]] = []
+    for given in inputs:
+        if given.is_dir():
+            found = given.rglob("*") if recursive else given.glob("*")
+            files = sorted(p for p in found if p.is_file() and p.suffix.lower() in extensions and not _hidden(p, given))
+            jobs.extend((p, p.relative_to(given)) for p in files)
+        else:
+            jobs.append((given, Path(given.name)))
+    if not jobs:
+        hint = "" if recursive else " (add --recursive?)"
+        raise UsageError(f"no images found in {', '.join(str(p) for p in inputs)}{hint}")
+    seen: dict[Path, Path] = {}
+    for source, relative in jobs:
+        key = relative.with_suffix("")
+        if key in seen and seen[key] != source:
+            raise UsageError(f"{seen[key]} and {source} would write the same output {key}{MASK}; predict them separately")
+        seen[key] = source
+    return jobs
+
+
+def output_stem(output_dir: Path, relative: Path) -> Path:
+    """Where one image's outputs go, less their suffixes: OUTPUT_DIR/sub/name for sub/name.jpg."""
+    return output_dir / relative.parent / relative.stem
+
+
+def output_paths(stem: Path, overlay: bool, proba: bool) -> list[Path]:
+    """The files one image gets: the mask always, the overlay and the probabilities when asked."""
+    suffixes = [MASK] + [OVERLAY] * overlay + [PROBA] * proba
+    return [Path(f"{stem}{suffix}") for suffix in suffixes]
+
+
+def segment(predictor: Predictor, source: ImageLike, stem: Path, overlay: bool, proba: bool) -> None:
+    """Segment one image; write STEM_mask.png, and STEM_overlay.png / STEM_proba.npy if asked.
+
+    `source`: a path, or the file's bytes in an `io.BytesIO` whose `name` is the path (what a Ray
+    task read): the same decoder runs on both, and its errors name the same file.
+    """
+    with warnings.catch_warnings():
+        # Pillow only warns between its decompression-bomb limit and twice that (89-179 MP): here
+        # that is a refused image too, unless max_pixels raised the limit.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = load_image(source, max_pixels=predictor.max_pixels)
+    colors = predictor.card.colors()
+    if proba:
+        probabilities = predictor.predict_proba(image)
+        labels = labels_from_probabilities(probabilities, predictor.card.output_kind, predictor.threshold)  # no second run
+        save_npy(probabilities, f"{stem}{PROBA}")
+    else:
+        labels = predictor.predict(image)
+    save_png(palette_image(labels, colors), f"{stem}{MASK}")
+    if overlay:
+        save_png(overlay_image(image, labels, colors), f"{stem}{OVERLAY}")
+
+
+def outputs_whole(stem: Path, overlay: bool, proba: bool) -> bool:
+    """True when every output this image would get is already there, whole: a resumed run skips it.
+
+    segedge writes atomically, so a file under its final name was written to the end; what is
+    checked besides is that nothing else cut it short (a copy, a full disk outside segedge): a PNG
+    must start with PNG's signature and end with its IEND chunk, a .npy must hold the bytes its
+    header's shape and dtype say. Both read a few bytes, never the pixels.
+    """
+    return all(_png_whole(p) if p.suffix == ".png" else _npy_whole(p) for p in output_paths(stem, overlay, proba))
+
+
+def _png_whole(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
+                return False
+            handle.seek(-len(_PNG_END), os.SEEK_END)
+            return handle.read() == _PNG_END
+    except OSError:  # missing, a folder, unreadable, or shorter than the two marks
+        return False
+
+
+def _npy_whole(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(handle)
+            expected = handle.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            return os.fstat(handle.fileno()).st_size == expected
+    except (OSError, ValueError):  # missing, unreadable, or not a .npy header
+        return False
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)

@@ -1,0 +1,180 @@
+"""`segedge predict --engine ray`: the jobs of a local run, on a Ray Data actor pool.
+
+The driver lists the jobs as a local run does (`jobs.find_images`). A Ray Data task stage reads
+each file's bytes, unless the image's outputs are already whole (a resumed run leaves them). An actor pool,
+one Predictor per actor, decodes each file with segedge's loader and writes its outputs with
+`jobs.segment`, the function a local run calls, so the files are the same bytes. Actors write into
+the output folder themselves (on a cluster, a folder every node reaches at the same path): masks
+and probabilities never cross the network, only one small status row per image comes back.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import ray
+from ray.data import ActorPoolStrategy
+from ray.util.annotations import RayDeprecationWarning
+
+from runtimes.errors import ImageError, SegedgeError
+from runtimes.fileio import write_text_atomic
+from runtimes.predictor import Predictor
+
+from segedge.batch.cluster import ClusterError, RayCluster, ray_session
+from segedge.batch.jobs import output_stem, outputs_whole, segment
+
+FAILURES = "failures.jsonl"
+_MAX_BLOCK = 64  # images per block: at most this many, and at least 4 blocks per worker to balance
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """What every actor needs to do any image's job; small, pickled once per actor."""
+
+    model: str  # absolute: workers do not share the driver's working folder
+    options: dict[str, Any] = field(default_factory=dict)  # Predictor keywords (provider, card overrides, ...)
+    overlay: bool = False
+    proba: bool = False
+
+
+class ImageResult(NamedTuple):
+    source: str
+    status: str  # "done", "present" (its outputs were already whole) or "failed"
+    reason: str  # why it failed; "" otherwise
+    node: str  # the Ray node whose actor handled it
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    total: int
+    done: int
+    present: int  # outputs already whole: left as they were
+    failures: list[tuple[str, str]]  # (path, reason), in the order the images were listed
+    workers: int
+    nodes: int  # distinct Ray nodes whose actors segmented at least one image
+
+
+def predict_on_ray(spec: SegmentSpec, jobs: list[tuple[Path, Path]], output_dir: Path, cluster: RayCluster,
+                   report: Callable[[ImageResult], None] = lambda result: None) -> BatchSummary:
+    """Segment `jobs` (from `find_images`) into `output_dir`; `report` hears of each image as it ends.
+
+    Images that fail (undecodable, missing) are listed in OUTPUT_DIR/failures.jsonl and the job
+    goes on; a failure no image explains (a full disk, a model a worker cannot load) ends it.
+    """
+    rows = [{"source": str(source), "file": os.path.abspath(source),
+             "stem": os.path.abspath(output_stem(output_dir, relative))} for source, relative in jobs]
+    order = {str(source): i for i, (source, _) in enumerate(jobs)}
+    results: list[ImageResult] = []
+    with ray_session(cluster) as workers:
+        for result in _run(spec, rows, workers, cluster.threads_per_worker):
+            results.append(result)
+            report(result)
+    failures = sorted(((r.source, r.reason) for r in results if r.status == "failed"), key=lambda f: order[f[0]])
+    write_failures(output_dir, failures)
+    return BatchSummary(len(jobs), sum(r.status == "done" for r in results), sum(r.status == "present" for r in results),
+                        failures, workers, len({r.node for r in results if r.status != "present"}))
+
+
+def write_failures(output_dir: Path, failures: list[tuple[str, str]]) -> None:
+    """OUTPUT_DIR/failures.jsonl, one {"path", "reason"} per failed image, atomically; none: no file.
+
+    Each run lists its own failures, and a resumed run retries those of the last: a list left
+    from an earlier run would name images that are done by now.
+    """
+    path = output_dir / FAILURES
+    if failures:
+        write_text_atomic(path, "".join(json.dumps({"path": p, "reason": r}) + "\n" for p, r in failures))
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _run(spec: SegmentSpec, rows: list[dict[str, str]], workers: int, threads: int) -> Iterator[ImageResult]:
+    per_block = min(_MAX_BLOCK, max(1, math.ceil(len(rows) / (4 * workers))))
+    items = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / per_block))
+    # Reads take no CPU from the pool (the actors hold them all: a read waiting for one would wait
+    # forever), and one reader per actor keeps it fed: a block reads far faster than it segments.
+    read = items.map_batches(functools.partial(read_files, overlay=spec.overlay, proba=spec.proba),
+                             batch_format="numpy", num_cpus=0, concurrency=workers)
+    with warnings.catch_warnings():
+        # No restarts: Ray's restartable actors print a core-worker error line per actor on the
+        # driver's stderr (ray-project/ray#53727), and a resumed run redoes a lost node's images
+        # anyway. `max_restarts` has no named parameter yet, hence Ray's deprecation warning.
+        warnings.simplefilter("ignore", RayDeprecationWarning)
+        segmented = read.map_batches(SegmentActor, fn_constructor_args=(spec, threads), batch_size=1,
+                                     batch_format="numpy", compute=ActorPoolStrategy(size=workers),
+                                     num_cpus=threads, max_restarts=0)
+    try:
+        for batch in segmented.iter_batches(batch_size=None, batch_format="numpy"):
+            for source, status, reason, node in zip(batch["source"], batch["status"], batch["reason"], batch["node"]):
+                yield ImageResult(str(source), str(status), str(reason), str(node))
+    except SegedgeError:
+        raise  # an actor's own error, raised as itself (the DataContext asks for that)
+    except ray.exceptions.RayError as exc:
+        raise ClusterError(f"the Ray job failed: {_cause(exc)}") from None
+
+
+def read_files(batch: dict[str, np.ndarray], overlay: bool, proba: bool) -> dict[str, np.ndarray]:
+    """Each job's file bytes (state "read"); none where its outputs are already whole ("present"), or
+    where this node cannot read the file ("unread": the actor's loader then names what is wrong)."""
+    read = [_read(Path(file), Path(stem), overlay, proba) for file, stem in zip(batch["file"], batch["stem"])]
+    return {**batch, "state": np.array([state for state, _ in read], dtype=object),
+            "data": np.array([data for _, data in read], dtype=object)}
+
+
+def _read(file: Path, stem: Path, overlay: bool, proba: bool) -> tuple[str, bytes]:
+    if outputs_whole(stem, overlay, proba):
+        return "present", b""
+    try:
+        return "read", file.read_bytes()
+    except OSError:
+        return "unread", b""
+
+
+class SegmentActor:
+    """One Predictor, built once per actor; each call segments a batch of read files."""
+
+    def __init__(self, spec: SegmentSpec, threads: int) -> None:
+        self.spec = spec
+        self.predictor = Predictor(spec.model, threads=threads, **spec.options)
+        self.node = ray.get_runtime_context().get_node_id()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outcomes = [self._one(*row) for row in zip(batch["source"], batch["file"], batch["stem"], batch["state"], batch["data"])]
+        return {"source": batch["source"], "status": np.array([s for s, _ in outcomes], dtype=object),
+                "reason": np.array([r for _, r in outcomes], dtype=object),
+                "node": np.array([self.node] * len(outcomes), dtype=object)}
+
+    def _one(self, source: str, file: str, stem: str, state: str, data: bytes) -> tuple[str, str]:
+        if state == "present":
+            return "present", ""
+        image: Any = Path(file) if state == "unread" else _named_bytes(data, source)
+        try:
+            segment(self.predictor, image, Path(stem), self.spec.overlay, self.spec.proba)
+        except ImageError as exc:  # this image only: the job goes on
+            return "failed", " ".join(str(exc).split())
+        except MemoryError:  # one huge image must not end a million-image job
+            return "failed", f"{source}: out of memory (a smaller image, or --tile, may help)"
+        return "done", ""
+
+
+def _named_bytes(data: bytes, name: str) -> io.BytesIO:
+    """The file's bytes as a file whose `name` is its path: segedge's loader names it in its errors."""
+    handle = io.BytesIO(data)
+    handle.name = name
+    return handle
+
+
+def _cause(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}".rstrip(": ")
