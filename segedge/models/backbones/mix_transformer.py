@@ -25,8 +25,13 @@ from .drop_path import DropPath, linear_drop_rates
 
 
 def to_map(tokens: Tensor, height: int, width: int) -> Tensor:
-    """B x (H*W) x C tokens -> B x C x H x W."""
-    return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, height, width)
+    """B x (H*W) x C tokens -> B x C x H x W, laid out contiguously.
+
+    The plain view would be channels-last in memory, and torch.export decides how a conv and
+    the views after it treat such a tensor by guarding on sizes being 1: exported where a
+    reduced key/value map is one column wide, its graph held at that width only.
+    """
+    return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, height, width).contiguous()
 
 
 class OverlapPatchEmbeddings(nn.Module):
