@@ -84,6 +84,9 @@ class ModelCard:
     # How the weights were made when segedge made them (`--weights demo`): recipe key, dataset and
     # its splits, held-out mIoU. Empty for weights segedge did not train; older cards have none.
     training: dict[str, Any] = field(default_factory=dict)
+    # The runtime a quantized file was made for ("onnxruntime": ORT's QDQ quantizer; "openvino":
+    # NNCF's), so the other one can say so; None: any runtime (fp32, fp16, older cards).
+    runtime: str | None = None
     card_version: int = CARD_VERSION
 
     def __post_init__(self) -> None:
@@ -202,6 +205,8 @@ def _validate(card: ModelCard) -> None:
     need(isinstance(card.parity, dict), "'parity' must be an object")
     need(isinstance(card.calibration, dict), "'calibration' must be an object")
     need(isinstance(card.training, dict), "'training' must be an object")
+    need(card.runtime is None or (isinstance(card.runtime, str) and card.runtime != ""),
+         "'runtime' must be a runtime's name or null")
     need(card.layout in _LAYOUTS, f"'layout' must be one of {_LAYOUTS}")
     need(_is_int(card.output_stride) and 1 <= card.output_stride <= MAX_DIVISOR,
          f"'output_stride' must be in 1..{MAX_DIVISOR}")

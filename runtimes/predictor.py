@@ -23,7 +23,7 @@ from .image import ImageLike, load_image
 from .isolate import probe_model
 from .preprocess import from_model_output, model_input_size, resize_plane, resize_rgb, to_model_input
 from .providers import Provider
-from .session import ModelSession, open_session
+from .runtime import ModelRunner, Runtime, is_ir, open_model, parse_runtime
 from .tiling import plan_tiles, tiled_logits
 
 Finish = Callable[[np.ndarray], np.ndarray]
@@ -48,6 +48,11 @@ class Predictor:
     images whose model input would be larger; without `tile_overlap`, tiles of a "same" model
     overlap by a quarter of the tile size, those of a valid-mode model by nothing (their margin
     already gives every output pixel its context).
+    `runtime`: "onnxruntime" (default; `providers` chooses its execution provider) or "openvino",
+    OpenVINO's own runtime (`segedge[openvino]`; opens .onnx and IR .xml files) with
+    `openvino_hint` its inference precision: "f32", "bf16", "f16" or None/"auto" (OpenVINO's
+    choice, bf16 on CPUs with AVX512-BF16 or AMX). A file quantized for the other runtime warns
+    (`runtimes.runtime.RuntimeMismatchWarning`).
     """
 
     def __init__(
@@ -61,6 +66,8 @@ class Predictor:
         batch_size: int = 4,
         max_pixels: int | None = None,
         isolate: bool = False,
+        runtime: Runtime | str | None = None,
+        openvino_hint: str | None = None,
         **card_overrides: Any,
     ) -> None:
         if batch_size < 1:
@@ -69,10 +76,14 @@ class Predictor:
             raise UsageError(f"threshold must lie in 0..1, got {threshold}")
         if resize_long is not None and resize_long < 1:
             raise UsageError(f"resize_long must be a positive number of pixels, got {resize_long}")
+        self.runtime: Runtime = parse_runtime(runtime)
+        if isolate and is_ir(path):
+            raise UsageError("isolate probes the model with ONNX Runtime in a child process: give the .onnx file")
         if isolate:  # an untrusted file: it must survive loading and one run in a limited child first
             probe_model(path, getattr(providers or Provider.cpu, "value", providers or Provider.cpu))
         overrides = {key: _tuples(value) for key, value in card_overrides.items()}
-        self.session: ModelSession = open_session(path, providers or Provider.cpu, threads, overrides=overrides)
+        self.session: ModelRunner = open_model(path, self.runtime, providers or Provider.cpu, threads,
+                                               hint=openvino_hint, overrides=overrides)
         card = self.session.card
         if not card.dynamic and card.tile_size is None:
             # A static model takes one size: larger images are cut into tiles of exactly that size.
@@ -86,7 +97,7 @@ class Predictor:
 
     @property
     def providers(self) -> tuple[str, ...]:
-        """The ONNX Runtime providers really active."""
+        """The ONNX Runtime providers really active (OpenVINO: its device and inference precision)."""
         return self.session.active_providers
 
     # -- public API ---------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def torch_labeller(model, card: ModelCard) -> Labeller:
         x, placement = to_model_input(rgb, card)
         with torch.no_grad():
             output = model(torch.from_numpy(x[None]))[0].float().numpy()
-        return to_labels(from_model_output(output, placement), card.output_kind)
+        return to_labels(from_model_output(output, placement), card.output_kind, card.threshold)
 
     return label
 

@@ -32,7 +32,8 @@ def mean_iou(pairs: list[tuple[Path, Path]], run: Callable[[np.ndarray], np.ndar
     matrix = ConfusionMatrix(max(2, len(card.classes)))
     for image_path, mask_path in pairs:
         mask = read_mask(mask_path)
-        label_map = labels(np.asarray(run(model_input(image_path, card, size)), dtype=np.float32)[0], card.output_kind)
+        label_map = labels(np.asarray(run(model_input(image_path, card, size)), dtype=np.float32)[0], card.output_kind,
+                           card.threshold)
         resized = Image.fromarray(label_map.astype(np.int32)).resize(mask.shape[::-1], Image.Resampling.NEAREST)
         matrix.update(mask, np.asarray(resized))
     return matrix.mean_iou()
