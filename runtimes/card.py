@@ -73,6 +73,7 @@ class ModelCard:
     valid_margin: int = 0
     output_stride: int = 1
     output_kind: OutputKind = "logits"
+    threshold: float = 0.5  # foreground probability above which a one-channel model's pixel is labelled 1
     tile_size: int | None = None
     tile_overlap: int = 0
     precision: Precision = Precision.fp32
@@ -186,6 +187,7 @@ def _validate(card: ModelCard) -> None:
         )
     need(all(v != 0 for v in card.std), "'std' must not contain 0")
     need(_is_finite(card.scale) and card.scale > 0, "'scale' must be > 0")
+    need(_is_finite(card.threshold) and 0 <= card.threshold <= 1, "'threshold' must lie in 0..1")
     # Upper bounds too: a hostile card (say a size divisor of 10^9) would make the predictor pad
     # every image to a size no machine holds. Real models stay far below them.
     need(

@@ -132,6 +132,9 @@ def inspect_foreign(path: Path, inputs: tuple[TensorInfo, ...], outputs: tuple[T
                         "(their names, comma-separated)")
     fact("classes", default_class_names(classes), count_source)
     card = _card(path, facts, classes).with_overrides(**{k: v for k, v in overrides.items() if k not in facts})
+    for name in _SHOWN:  # what nothing in the file said: the user's word, or segedge's default
+        if name not in facts:
+            facts[name] = Fact(name, getattr(card, name), "option" if name in overrides else "default")
     return Inspection(card, False, inputs, outputs, tuple(facts.values()), static_batch,
                       channels_last_output=facts["layout"].value == "NHWC")
 

@@ -265,12 +265,12 @@ class ParityCheck:
 
 def check_sizes(reference: RunBatch, candidate: RunBatch, card: ModelCard, sizes: Sequence[tuple[int, int]],
                 tolerance: Tolerance, *, provider: str = "cpu", batch: int = 1, seed: int = 0,
-                threshold: float = 0.5) -> list[ParityCheck]:
+                threshold: float | None = None) -> list[ParityCheck]:
     """Judge `candidate` against `reference` on a generated batch at each size (model inputs, no cropping)."""
     checks = []
     for i, (h, w) in enumerate(sizes):
         x = sample_input(card, batch, (h, w), seed + i)
-        accumulator = ParityAccumulator(card.num_classes or None, card.output_kind, threshold)
+        accumulator = ParityAccumulator(card.num_classes or None, card.output_kind, _threshold(card, threshold))
         accumulator.add(reference(x), candidate(x))
         parity = accumulator.result(f"generated {batch}x{h}x{w}")
         checks.append(ParityCheck(f"{batch}x{h}x{w}", provider, parity, tuple(judge(parity, tolerance)), (h, w), batch))
@@ -278,9 +278,9 @@ def check_sizes(reference: RunBatch, candidate: RunBatch, card: ModelCard, sizes
 
 
 def measure_images(reference: RunBatch, candidate: RunBatch, card: ModelCard, samples: Iterable[Sample],
-                   source: str, threshold: float = 0.5) -> Parity:
+                   source: str, threshold: float | None = None) -> Parity:
     """Both models on each image prepared as the Predictor prepares it, outputs cropped back to the image."""
-    accumulator = ParityAccumulator(card.num_classes or None, card.output_kind, threshold)
+    accumulator = ParityAccumulator(card.num_classes or None, card.output_kind, _threshold(card, threshold))
     for rgb, mask in samples:
         x, placement = to_model_input(rgb, card)
         accumulator.add(from_model_output(reference(x[None])[0], placement),
@@ -289,7 +289,7 @@ def measure_images(reference: RunBatch, candidate: RunBatch, card: ModelCard, sa
 
 
 def check_images(reference: RunBatch, candidate: RunBatch, card: ModelCard, samples: Iterable[Sample], source: str,
-                 tolerance: Tolerance, *, provider: str = "cpu", threshold: float = 0.5) -> ParityCheck:
+                 tolerance: Tolerance, *, provider: str = "cpu", threshold: float | None = None) -> ParityCheck:
     parity = measure_images(reference, candidate, card, samples, source, threshold)
     return ParityCheck(f"{parity.images} images", provider, parity, tuple(judge(parity, tolerance)))
 
@@ -306,6 +306,10 @@ def sample_input(card: ModelCard, batch: int, size: tuple[int, int], seed: int) 
     mean = np.asarray(card.mean).reshape(1, 3, 1, 1)
     std = np.asarray(card.std).reshape(1, 3, 1, 1)
     return ((pixels * card.scale - mean) / std).astype(np.float32)
+
+
+def _threshold(card: ModelCard, given: float | None) -> float:
+    return card.threshold if given is None else given
 
 
 def _sqnr_db(signal: float, noise: float) -> float:

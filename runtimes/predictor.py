@@ -37,7 +37,8 @@ class Predictor:
     threads (default: the CPUs this process may use).
     `resize_long`: resize each image so that its longer side has this many pixels before the
     model sees it (the output is resized back); None pads to a size the model takes instead.
-    `threshold`: foreground probability above which a one-channel model's pixel is labelled 1.
+    `threshold`: foreground probability above which a one-channel model's pixel is labelled 1
+    (default: the card's).
     `batch_size`: tiles (or images in `predict_batch`) per model run.
     `max_pixels`: replaces Pillow's decompression-bomb limit for the files this Predictor reads.
     `isolate`: for untrusted files, load the model and run it once in a child process under memory
@@ -62,7 +63,7 @@ class Predictor:
         threads: int | None = None,
         *,
         resize_long: int | None = None,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         batch_size: int = 4,
         max_pixels: int | None = None,
         isolate: bool = False,
@@ -72,7 +73,7 @@ class Predictor:
     ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0.0 <= threshold <= 1.0:
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise UsageError(f"threshold must lie in 0..1, got {threshold}")
         if resize_long is not None and resize_long < 1:
             raise UsageError(f"resize_long must be a positive number of pixels, got {resize_long}")
@@ -90,7 +91,7 @@ class Predictor:
             card = card.with_overrides(tile_size=max(card.input_size))
         self.card: ModelCard = card
         self.resize_long = resize_long
-        self.threshold = threshold
+        self.threshold = self.card.threshold if threshold is None else threshold
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         self.tile_overlap = _default_overlap(self.card, "tile_overlap" in card_overrides)

@@ -24,11 +24,13 @@ _INPUT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(uint8)")
 # A declared input dimension past this is a hostile or broken model, not a real image or batch.
 _MAX_STATIC_DIM = 1 << 16
 MAX_THREADS = 1024
-# ONNX Runtime's own log lines (warnings at load, errors at run) must not reach the user's
-# stderr: segedge reports failures itself, in one line.
-ort.set_default_logger_severity(3)
+# ONNX Runtime's own log lines (warnings at load, errors at run: a broadcast failure prints a
+# red line before the exception) must not reach the user's stderr: segedge reports failures
+# itself, in one line. 4 = FATAL only.
+_QUIET = 4
+ort.set_default_logger_severity(_QUIET)
 _RUN_OPTIONS = ort.RunOptions()
-_RUN_OPTIONS.log_severity_level = 3
+_RUN_OPTIONS.log_severity_level = _QUIET
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def session_options(threads: int | None = None, spinning: bool = True) -> ort.Se
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # ORT's logger writes warnings (e.g. about unused initializers) straight to stderr.
-    opts.log_severity_level = 3
+    opts.log_severity_level = _QUIET
     record_assignment(opts)
     return opts
 

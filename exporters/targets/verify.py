@@ -43,7 +43,7 @@ def ort_runner(path: Path, threads: int | None = None) -> Runner:
 def compare(reference: Runner, candidate: Runner, inputs: Iterable[np.ndarray], *, card: ModelCard,
             precision: str, runtime: str, reference_name: str, image_source: str) -> Verification:
     """Run both on every 3 x H x W input; judged by `precision`'s preset."""
-    accumulator = ParityAccumulator(card.num_classes or None, card.output_kind)
+    accumulator = ParityAccumulator(card.num_classes or None, card.output_kind, card.threshold)
     for x in inputs:
         accumulator.add(reference(x[None]), candidate(x[None]))
     parity = accumulator.result(image_source)

@@ -10,11 +10,11 @@ from rich.table import Table
 
 from runtimes.errors import SegedgeError, UsageError
 from runtimes.providers import Provider, ProviderOptions
+from runtimes.timing import FailedRun
 
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
 from segedge.cli.options import (
     CardOptions,
-    InputSize,
     Isolate,
     Json,
     OpenvinoHint,
@@ -24,7 +24,6 @@ from segedge.cli.options import (
     Warmup,
     Weights,
     parse_list,
-    parse_optional_size,
     card_options,
 )
 
@@ -38,7 +37,6 @@ def bench_command(
     compare: Optional[str] = typer.Option(None, "--compare", help="Peers to time in the same run, comma-separated: torch, compile (torch.compile), openvino (OpenVINO's runtime on the same ONNX), ort-cpu (ONNX Runtime's CPU provider)."),
     warmup: Warmup = 3,
     runs: Runs = 20,
-    input_size: InputSize = None,
     batch: int = typer.Option(1, "--batch", min=1, max=1024, help="Batch size."),
     threads: Threads = None,
     weights: Weights = None,
@@ -56,7 +54,7 @@ def bench_command(
     card: CardOptions = CardOptions(),
 ) -> None:
     """Time ONNX Runtime against its peers: p50/p90/p99, mean, std, throughput, memory, first run, setup."""
-    size = parse_optional_size(input_size)
+    size = card.input_size
     if model.endswith(".onnx"):
         probe_if_isolated(isolate, Path(model), provider, size)
     from segedge.bench import BenchRequest, Peer, run_bench
@@ -79,7 +77,7 @@ def bench_command(
         print_json(result)
     else:
         print_bench_table(result)
-    failed = [r for r in result.rows if not r.ok]
+    failed = [r for r in result.rows if isinstance(r, FailedRun)]
     if failed:  # the table and the JSON say why; a script must see it in the exit code too
         raise SegedgeError(f"{len(failed)} of {len(result.rows)} rows failed: "
                            + "; ".join(f"{r.name}: {r.reason}" for r in failed))

@@ -11,7 +11,7 @@ from rich.table import Table
 from runtimes.errors import ParityError, UsageError
 from segedge.cli import quantize_cmd
 from segedge.cli.app import app, err, out, print_json, require_torch, with_progress
-from segedge.cli.options import Calib, CardOptions, ExportTo, InputSize, Json, Weights, card_options, parse_optional_size
+from segedge.cli.options import Calib, CardOptions, ExportTo, Json, Weights, card_options
 
 
 @app.command("export")
@@ -21,7 +21,6 @@ def export_command(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the .onnx file (default: ./<name>.onnx)."),
     weights: Weights = None,
     num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, max=65535, help="Number of output classes (builders that take num_classes)."),
-    input_size: InputSize = None,
     dynamic: bool = typer.Option(True, "--dynamic/--static", help="Dynamic batch, height and width (default), or fixed at --input-size."),
     opset: int = typer.Option(18, "--opset", min=11, max=23, help="ONNX opset version."),
     exporter: str = typer.Option("dynamo", "--exporter", help="torch exporter: dynamo (torch.export) or torchscript."),
@@ -46,12 +45,12 @@ def export_command(
         output=output,
         weights=weights,
         num_classes=num_classes,
-        input_size=parse_optional_size(input_size),
+        input_size=card.input_size,
         dynamic=dynamic,
         opset=opset,
         exporter=chosen,
         simplify=simplify,
-        card_fields=card.overrides(),
+        card_fields={k: v for k, v in card.overrides().items() if k != "input_size"},
         precision=precision.value,
         calib=calib,
     )

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar, get_args
 
 import typer
 
-from runtimes.card import ColorOrder, OutputKind
+from runtimes.card import ColorOrder, Layout, OutputKind
 from runtimes.errors import UsageError
 from runtimes.precision import Precision
 from runtimes.providers import Provider
@@ -36,7 +36,9 @@ QuantizeTo = _choices("QuantizeTo", [p.value for p in Precision if p is not Prec
 
 # -- one option each ---------------------------------------------------------------------------
 Weights = Annotated[Optional[Path], typer.Option(
-    "--weights", help="state_dict checkpoint for the PyTorch model (torch.load with weights_only=True).")]
+    "--weights", help="state_dict checkpoint for the PyTorch model (torch.load with weights_only=True), or `demo`: "
+                      "the zoo model trained by segedge's own recipe on its synthetic shapes data (trained once, "
+                      "minutes on a CPU, then cached in $SEGEDGE_CACHE); its data then comes along for --calib and --data.")]
 Threads = Annotated[Optional[int], typer.Option(
     "--threads", min=1, max=1024, help="Intra-op threads for every runtime alike (default: the CPUs this process may use).")]
 ProviderOpt = Annotated[Provider, typer.Option(
@@ -45,8 +47,6 @@ Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on 
 Isolate = Annotated[bool, typer.Option(
     "--isolate", help="For untrusted models: load the file and run it once in a child process under memory and "
                       "time limits first, so that a crash or an out-of-memory abort in the runtime becomes an error.")]
-InputSize = Annotated[Optional[str], typer.Option(
-    "--input-size", help="HxW, e.g. 512x512 (default: the card's size).")]
 Calib = Annotated[Optional[Path], typer.Option(
     "--calib", help="Folder of calibration images for int8: a few dozen typical photos (a VOC root: its train split).")]
 Data = Annotated[Optional[Path], typer.Option(
@@ -117,7 +117,11 @@ class CardOptions:
     color_order: ColorOrder | None = None
     classes: tuple[str, ...] | None = None
     output_kind: OutputKind | None = None
+    threshold: float | None = None
     size_divisor: int | None = None
+    input_size: tuple[int, int] | None = None
+    layout: Layout | None = None
+    output_name: str | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The card fields that were given, as `Predictor(**overrides)` and `ModelCard.with_overrides` take them."""
@@ -135,9 +139,20 @@ _CARD_PARAMETERS = {
         "--color-order", help="Card: channel order the model takes, RGB or BGR.")],
     "classes": Annotated[Optional[str], typer.Option("--classes", help="Card: comma-separated class names.")],
     "output_kind": Annotated[Optional[str], typer.Option(
-        "--output-kind", help="Card: logits (C channels), sigmoid (one channel, a probability) or logit (one channel).")],
+        "--output-kind", help="Card: logits or probabilities (C channels), sigmoid (one channel, a probability), logit "
+                              "(one channel) or labels (class indices: an ArgMax in the graph).")],
+    "threshold": Annotated[Optional[float], typer.Option(
+        "--threshold", min=0, max=1, help="Card: foreground probability above which a one-channel model's pixel is 1 "
+                                          "(default 0.5).")],
     "size_divisor": Annotated[Optional[int], typer.Option(
         "--size-divisor", min=1, max=1024, help="Card: input sides must be multiples of this (the output stride).")],
+    "input_size": Annotated[Optional[str], typer.Option(
+        "--input-size", help="Card: the model's input size HxW: the export size, the size to time and check at, a "
+                             "static model's only size (default: the card's, or the graph's).")],
+    "layout": Annotated[Optional[str], typer.Option(
+        "--layout", help="Card: the image input's layout, NCHW or NHWC (outputs follow it).")],
+    "output_name": Annotated[Optional[str], typer.Option(
+        "--output-name", help="Card: which output holds the segmentation, for models with several (default: the first).")],
 }
 
 
@@ -146,8 +161,12 @@ def _card_from_cli(values: dict[str, Any]) -> CardOptions:
     if color is not None and color.upper() not in ("RGB", "BGR"):
         raise UsageError(f"--color-order must be RGB or BGR, got {color!r}")
     kind = values["output_kind"]
-    if kind is not None and kind not in ("logits", "sigmoid", "logit"):
-        raise UsageError(f"--output-kind must be logits, sigmoid or logit, got {kind!r}")
+    kinds = get_args(OutputKind)
+    if kind is not None and kind not in kinds:
+        raise UsageError(f"--output-kind must be one of {', '.join(kinds)}, got {kind!r}")
+    layout = values["layout"]
+    if layout is not None and layout.upper() not in get_args(Layout):
+        raise UsageError(f"--layout must be NCHW or NHWC, got {layout!r}")
     return CardOptions(
         mean=parse_triple(values["mean"], "--mean") if values["mean"] is not None else None,
         std=parse_triple(values["std"], "--std") if values["std"] is not None else None,
@@ -155,7 +174,11 @@ def _card_from_cli(values: dict[str, Any]) -> CardOptions:
         color_order=color.upper() if color is not None else None,
         classes=parse_list(values["classes"]),
         output_kind=kind,
+        threshold=values["threshold"],
         size_divisor=values["size_divisor"],
+        input_size=parse_optional_size(values["input_size"]),
+        layout=layout.upper() if layout is not None else None,
+        output_name=values["output_name"],
     )
 
 

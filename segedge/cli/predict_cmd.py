@@ -35,7 +35,6 @@ def predict_command(
     tile: Optional[int] = typer.Option(None, "--tile", min=1, help="Tile images larger than N x N pixels (default: the card's tile size)."),
     overlap: Optional[int] = typer.Option(None, "--overlap", min=0, help="Overlap of neighbouring tiles in pixels."),
     resize_long: Optional[int] = typer.Option(None, "--resize-long", min=1, help="Resize so that the longer side is N pixels (output resized back)."),
-    threshold: float = typer.Option(0.5, "--threshold", min=0, max=1, help="Foreground threshold of a one-channel model."),
     provider: ProviderOpt = Provider.cpu,
     threads: Threads = None,
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Read images up to N pixels (Pillow's decompression-bomb limit otherwise)."),
@@ -50,7 +49,7 @@ def predict_command(
     cluster = ray_cluster(engine, address, workers, threads_per_worker, threads)
     jobs = find_images(inputs, recursive)
     overrides = {**card.overrides(), "tile_size": tile, "tile_overlap": overlap}
-    options = {"providers": provider, "resize_long": resize_long, "threshold": threshold, "max_pixels": max_pixels,
+    options = {"providers": provider, "resize_long": resize_long, "max_pixels": max_pixels,
                **{k: v for k, v in overrides.items() if v is not None}}
     predictor = Predictor(model, threads=threads, isolate=isolate, **options)
     if cluster is not None:  # `predictor` has checked the model and options here; each actor builds its own

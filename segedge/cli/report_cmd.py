@@ -19,7 +19,6 @@ from segedge.cli.options import (
     Calib,
     Data,
     DataLimit,
-    InputSize,
     Json,
     OpenvinoHint,
     Runs,
@@ -30,7 +29,6 @@ from segedge.cli.options import (
     calib_count_option,
     card_options,
     parse_list,
-    parse_optional_size,
 )
 
 
@@ -46,7 +44,6 @@ def report_command(
     calib_count: int = calib_count_option(" Without --calib: generated shapes images, and the report says so."),
     data: Data = None,
     data_limit: DataLimit = None,
-    input_size: InputSize = None,
     threads: Threads = None,
     warmup: Warmup = 3,
     runs: Runs = 20,
@@ -68,7 +65,7 @@ def report_command(
         target=model, output=folder, precisions=parse_list(precisions) or (),
         providers=_providers(providers), runtimes=parse_list(runtimes) or (),
         calib=calib, calib_count=calib_count, data=data, data_limit=data_limit,
-        input_size=parse_optional_size(input_size), threads=threads, warmup=warmup, runs=runs,
+        input_size=card.input_size, threads=threads, warmup=warmup, runs=runs,
         weights=weights, budget=budget, openvino_hint=openvino_hint, card_overrides=card.overrides(),
     )
     book = SampleBook(samples)

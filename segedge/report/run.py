@@ -315,7 +315,8 @@ def _measure_accuracy(request: ReportRequest, candidates: list[_Candidate], card
                           live[0][0].row.label)
     for c, runner in live:
         if reference_out is not None and card is not None:
-            parity = compare_outputs(reference_out, _output(runner, x), card.output_kind, num_classes=card.num_classes)
+            parity = compare_outputs(reference_out, _output(runner, x), card.output_kind, card.threshold,
+                                     num_classes=card.num_classes)
             c.row.agreement = parity.argmax_agreement
             c.row.parity_ok = not judge(parity, _tolerance_for(c))
         if pairs is not None and card is not None:
@@ -351,7 +352,7 @@ def _sampled_run(samples: SampleBook | None, label: str, runner: Runner, card: M
     run = functools.partial(_output, runner)
     if samples is None:
         return run
-    return samples.observed(label, lambda out: labels(out[0], card.output_kind), run)
+    return samples.observed(label, lambda out: labels(out[0], card.output_kind, card.threshold), run)
 
 
 def _sample_without_labels(samples: SampleBook, live: list[tuple[_Candidate, Runner]], calib: Path | None,
