@@ -129,7 +129,7 @@ step() {
         local f
         IFS=: read -ra files <<<"$needs"
         for f in "${files[@]}"; do
-            if [[ ! -e $f ]]; then record "$name" skipped - 0 "$kind" "needs $f, which an earlier step did not make"; return 0; fi
+            if [[ ! -e $f ]]; then record "$name" skipped - 0 "$kind" "needs ${f#"$WORK"/}, which an earlier step did not make"; return 0; fi
         done
     fi
     local left=$(( DEADLINE - $(date +%s) ))
@@ -383,9 +383,12 @@ else
         want=${GPU_CHECK_ORT_VERSION:-$have}
         echo "onnxruntime present: ${have:-none}; onnxruntime-gpu wanted: ${want:-any >= 1.18}"
         "$py" -m pip uninstall -y onnxruntime 2>&1 || true
+        installed=1
         { [[ -n $want ]] && "$@" "onnxruntime-gpu[cuda,cudnn]==$want"; } \
-            || "$@" "onnxruntime-gpu[cuda,cudnn]>=1.18" || "$@" "onnxruntime-gpu>=1.18"
-        "$py" "$check"
+            || "$@" "onnxruntime-gpu[cuda,cudnn]>=1.18" || "$@" "onnxruntime-gpu>=1.18" || installed=0
+        "$py" "$check" && exit 0
+        (( installed )) || echo "onnxruntime-gpu could not be installed: pip found no distribution$([[ $* == *--no-index* ]] && echo " (no package index answers here: bring the wheel in .whl/, see the head of this script)")" >&2
+        exit 1
     ' _ "$PY" "$H/ort_check.py" "${PIP[@]}"
 fi
 [[ $DRY == 1 ]] || ORT_CUDA=$("$PY" -c 'from onnxruntime.capi import build_and_package_info as b; print(b.cuda_version.split(".")[0])' 2>/dev/null || echo 13)
@@ -399,7 +402,8 @@ trt_install() {
     [[ $DRY == 1 ]] && return 0
     META="kind=install" step install_tensorrt 200 opt "$PY" bash -c '
         py=$1 cu=$2 check=$3; shift 3
-        "$@" "tensorrt-cu$cu>=10,<11" || "$@" "tensorrt>=10,<11" || exit 1
+        "$@" "tensorrt-cu$cu>=10,<11" || "$@" "tensorrt>=10,<11" || {
+            echo "TensorRT 10 could not be installed (tensorrt-cu$cu>=10,<11): pip found no distribution; the TensorRT rows are skipped" >&2; exit 1; }
         "$py" "$check"
     ' _ "$PY" "${ORT_CUDA:-13}" "$H/trt_check.py" "${PIP[@]}"
     [[ $(status_of install_tensorrt) == ok ]] && tail -n 1 "$RAW/install_tensorrt.out" >"$WORK/trt_libs.txt"
@@ -435,6 +439,15 @@ wait
 if [[ -f $WORK/trt_libs.txt ]]; then  # for ORT's TensorRT provider, which dlopens libnvinfer
     export LD_LIBRARY_PATH=$(cat "$WORK/trt_libs.txt")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
+# What the provider steps need, as files their NEEDS name: without onnxruntime-gpu every CUDA step
+# would only fail the same way, so they are skipped with the reason instead (the dry run's CPU
+# provider needs nothing; its TensorRT row runs, to show a missing provider is a recorded failure).
+MARK=$WORK/markers
+rm -rf "$MARK"; mkdir -p "$MARK"
+if [[ $DRY == 1 || $(status_of install_ort_gpu) =~ ^(ok|kept)$ ]]; then touch "$MARK/onnxruntime-gpu-with-CUDA"; fi
+if [[ $DRY == 1 ]] || { [[ -f $MARK/onnxruntime-gpu-with-CUDA ]] && "$PY" -c 'import ctypes; ctypes.CDLL("libnvinfer.so.10")' 2>/dev/null; }; then
+    touch "$MARK/TensorRT-10-libraries"
+fi
 rm -f "$RAW/versions.status"  # always read anew
 META="kind=versions" step versions 30 opt - "$PY" "$H/versions.py"
 mv -f "$RAW/versions.out" "$RAW/versions.json" 2>/dev/null || true
@@ -445,11 +458,11 @@ for tag in big small; do
     for prec in fp32 fp16; do
         file=$MODELS/$tag.onnx
         [[ $prec == fp16 ]] && file=$MODELS/${tag}_fp16.onnx
-        META="kind=verify model=$name precision=$prec provider=$PROVIDER" step "verify_${tag}_$prec" 150 req "$file" \
+        META="kind=verify model=$name precision=$prec provider=$PROVIDER" step "verify_${tag}_$prec" 150 req "$file:$MARK/onnxruntime-gpu-with-CUDA" \
             "${SEG[@]}" verify "$file" --provider "$PROVIDER" --sizes "$VSIZES" --json &
     done
 done
-META="kind=predictor model=$BIG provider=$PROVIDER" step predictor 120 req "$MODELS/big.onnx" \
+META="kind=predictor model=$BIG provider=$PROVIDER" step predictor 120 req "$MODELS/big.onnx:$MARK/onnxruntime-gpu-with-CUDA" \
     "$PY" "$H/predictor_check.py" "$MODELS/big.onnx" "$PROVIDER" "$TILE" "$PRED_IMAGE" &
 wait
 
@@ -475,9 +488,11 @@ bench() {
     local meta="kind=bench model=$name precision=$prec provider=$prov batch=$batch io=$io compare=$compare"
     local limit=150
     [[ $prov == tensorrt ]] && limit=240
-    META="$meta strict=1" step "$step_name" "$limit" "$kind" "$file" "${args[@]}" --strict
+    local needs=$file:$MARK/onnxruntime-gpu-with-CUDA
+    [[ $prov == tensorrt ]] && needs+=:$MARK/TensorRT-10-libraries
+    META="$meta strict=1" step "$step_name" "$limit" "$kind" "$needs" "${args[@]}" --strict
     if [[ $(status_of "$step_name") == failed ]] && grep -q -- '--strict:' "$RAW/$step_name.log"; then
-        META="$meta strict=0" step "${step_name}_profiled" "$limit" "$kind" "$file" "${args[@]}" --profile
+        META="$meta strict=0" step "${step_name}_profiled" "$limit" "$kind" "$needs" "${args[@]}" --profile
     fi
 }
 TRT_OPTS=(--trt-cache "$WORK/trt_cache")

@@ -287,7 +287,7 @@ def checks_for(mode: str, steps: dict[str, Step], rows: list[BenchRow], verify: 
     fp16 = [v for v in verify if v.get("precision") == "fp16"]
     parity = Check("target 3: fp16 parity within its preset on the provider",
                    bool(fp16) and all(v.get("passed") for v in fp16),
-                   "; ".join(f"{v['model']} {'passed' if v.get('passed') else 'FAILED'}" for v in fp16) or "no fp16 verify ran", gpu)
+                   "; ".join(f"{v['model']} {'passed' if v.get('passed') else 'FAILED' if v['status'] in ('ok', 'failed') else v['status']}" for v in fp16) or "no fp16 verify ran", gpu)
     judged = [r for r in rows if r.provider in accelerated and (r.strict == "passed" or r.strict.startswith("failed"))]
     strict = Check("target 3: no node silently on the CPU (--strict)",
                    bool(judged) and all(r.strict == "passed" for r in judged),
