@@ -10,6 +10,11 @@ Hugging Face checkpoints load through `SegFormer.adapt_checkpoint`, which `--wei
 the keys inside the encoder and the decoder are HF's own, only the `segformer.` prefix becomes
 `backbone.`, and the key names of checkpoints saved before transformers 5 (those on the Hub:
 `encoder.block.i.j`, `attention.self.query`, `decode_head.linear_c`, ...) are renamed too.
+
+One exported graph (either exporter, dynamic N/H/W) is right at every input size of 29 pixels
+or more. The dynamo exporter's sample must give every reduced key/value map 2 tokens or more
+(64 pixels per side always do; tested from 65 x 47): where one is 1 x 1 (a 29 x 29 sample),
+torch.export specialises the graph to that size.
 """
 
 from __future__ import annotations

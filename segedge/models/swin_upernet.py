@@ -6,6 +6,11 @@ same as mmseg's UPerHead); the stride-4 logits are resized bilinearly to the inp
 ADE20K's 150 classes by default. The paper's models also train an auxiliary FCN head on
 stage 3; it is training-only and omitted here. Stochastic depth 0.3 for all three, as in the
 paper's segmentation configs (it is the identity at inference).
+
+One exported graph (either exporter, dynamic N/H/W) is right at every input size. The dynamo
+exporter's sample must give every stage's map 2 tokens or more per side, which 64 pixels per
+side always does (tested from 65 x 47): where a map is one token wide (a 30 x 30 sample: 1 x 1
+at stage 4), torch.export specialises the graph to that size.
 """
 
 from __future__ import annotations
