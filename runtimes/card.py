@@ -18,6 +18,8 @@ from .palette import Color, default_class_names, voc_palette
 from .precision import Precision
 
 CARD_KEY = "segedge.card"
+# The edge-target record (exporters.targets): for which target a file was made, its input shape.
+TARGET_KEY = "segedge.target"
 CARD_VERSION = 1
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -80,6 +80,8 @@ class GraphSummary:
 def read_graph_summary(path: str | os.PathLike[str]) -> GraphSummary:
     """The nodes and recorded value shapes of the ONNX file at `path` (its main graph only)."""
     path = Path(path)
+    if path.suffix.lower() == ".ort":  # a flatbuffer, not protobuf: it tells nothing here beyond the session's view
+        return GraphSummary((), {})
     try:
         with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             summary, error = _summary_or_error(data)

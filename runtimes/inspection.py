@@ -66,21 +66,33 @@ class Inspection:
     facts: tuple[Fact, ...] = ()
     static_batch: int | None = None  # the batch a static model takes, else None
     channels_last_output: bool = False  # the output is N x H x W x C (NHWC models)
+    target: dict[str, Any] | None = None  # the edge-target record of a file `export --target` made
+
+    def shape_constraints(self) -> str:
+        """One line: what input the file takes."""
+        card = self.card
+        if not card.dynamic:
+            return (f"static input {card.input_size[0]} x {card.input_size[1]} only"
+                    f"{f' (batch {self.static_batch})' if self.static_batch else ''}: images are padded or tiled to it")
+        rule = f", H and W padded to multiples of {card.size_divisor}" if card.size_divisor > 1 else ""
+        return f"dynamic input N x 3 x H x W{rule}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stored_card": self.stored, "static_batch": self.static_batch,
+        return {"stored_card": self.stored, "static_batch": self.static_batch, "target": self.target,
+                "shape_constraints": self.shape_constraints(),
                 "facts": [{"name": f.name, "value": _plain(f.value), "source": f.source} for f in self.facts]}
 
 
 def inspect_stored(card: ModelCard, overrides: Mapping[str, Any], inputs: tuple[TensorInfo, ...],
-                   outputs: tuple[TensorInfo, ...]) -> Inspection:
+                   outputs: tuple[TensorInfo, ...], target: dict[str, Any] | None = None) -> Inspection:
     """A file with a segedge card: the card, with the user's overrides."""
     resolved = card.with_overrides(**overrides)
     batch = inputs[0].shape[0]
     facts = tuple(Fact(name, getattr(resolved, name), "option" if name in overrides else "card")
                   for name in _SHOWN if hasattr(resolved, name))
     return Inspection(resolved, True, inputs, outputs, facts,
-                      static_batch=batch if isinstance(batch, int) and batch > 0 and not resolved.dynamic else None)
+                      static_batch=batch if isinstance(batch, int) and batch > 0 and not resolved.dynamic else None,
+                      target=target)
 
 
 def inspect_foreign(path: Path, inputs: tuple[TensorInfo, ...], outputs: tuple[TensorInfo, ...],

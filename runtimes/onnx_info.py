@@ -10,7 +10,7 @@ from typing import Any
 
 from .card import ModelCard
 from .inspection import Fact, TensorInfo
-from .session import open_session
+from .runtime import Runtime, is_ir, open_model
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class ModelInfo:
     stored_card: bool
     facts: tuple[Fact, ...]
     static_batch: int | None
+    runs_on: str  # the runtime and what it really runs
+    target: dict[str, Any] | None  # the edge-target record, for files `segedge export --target` made
+    shape_constraints: str
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +39,9 @@ class ModelInfo:
             "outputs": [o.describe() for o in self.outputs],
             "stored_card": self.stored_card,
             "static_batch": self.static_batch,
+            "runs_on": self.runs_on,
+            "target": self.target,
+            "shape_constraints": self.shape_constraints,
             "facts": [{"name": f.name, "value": list(f.value) if isinstance(f.value, tuple) else f.value,
                        "source": f.source} for f in self.facts],
             "card": self.card.to_dict() if self.stored_card else None,
@@ -43,23 +49,35 @@ class ModelInfo:
         }
 
 
-def describe_model(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> ModelInfo:
-    opened = open_session(path, "cpu", threads=1, overrides=overrides)
-    meta = opened.session.get_modelmeta()
+def describe_model(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None,
+                   runtime: Runtime | str | None = None) -> ModelInfo:
+    """What `path` is (.onnx, .ort, or an OpenVINO IR .xml with runtime="openvino", the default for .xml)."""
+    if runtime is None and is_ir(path):
+        runtime = Runtime.openvino
+    opened = open_model(path, runtime, "cpu", 1, overrides=overrides)
+    session = getattr(opened, "session", None)  # ONNX Runtime's own, for its metadata
     opset, producer = _from_proto(opened.path)
     inspection = opened.inspection
     return ModelInfo(
         path=opened.path,
-        size_mb=opened.path.stat().st_size / 1e6,
+        size_mb=sum(p.stat().st_size for p in _files(opened.path)) / 1e6,
         opset=opset,
-        producer=producer or meta.producer_name,
+        producer=producer or (session.get_modelmeta().producer_name if session is not None else ""),
         inputs=inspection.inputs,
         outputs=inspection.outputs,
         card=opened.card,
         stored_card=inspection.stored,
         facts=inspection.facts,
         static_batch=inspection.static_batch,
+        runs_on=", ".join(opened.active_providers),
+        target=inspection.target,
+        shape_constraints=inspection.shape_constraints(),
     )
+
+
+def _files(path: Path) -> list[Path]:
+    """The model's files: an IR is its .xml and the .bin beside it."""
+    return [path, path.with_suffix(".bin")] if is_ir(path) and path.with_suffix(".bin").is_file() else [path]
 
 
 def _from_proto(path: Path) -> tuple[dict[str, int], str]:
@@ -69,6 +87,11 @@ def _from_proto(path: Path) -> tuple[dict[str, int], str]:
         import onnx
     except ImportError:
         return {}, ""
-    model = onnx.load(str(path), load_external_data=False)
+    if path.suffix.lower() not in (".onnx", ""):
+        return {}, ""  # ORT format and IR: not protobuf ONNX
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - onnxruntime opened it; whatever onnx thinks, there is just less to say
+        return {}, ""
     opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
     return opsets, f"{model.producer_name} {model.producer_version}".strip()

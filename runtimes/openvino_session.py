@@ -22,6 +22,7 @@ through ONNX Runtime (in the base install), so both runtimes see the same card.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import queue
 import threading
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .card import CARD_KEY, ModelCard
+from .card import CARD_KEY, TARGET_KEY, ModelCard
 from .errors import CardError, ModelFileError, ProviderError, UsageError
 from .inspection import Inspection, TensorInfo, inspect_stored
 from .machine import usable_cpus
@@ -249,11 +250,21 @@ def read_openvino_card(model: Any) -> ModelCard | None:
     return None
 
 
+def _target_record(model: Any) -> dict[str, Any] | None:
+    for key in (["segedge", "target"], ["framework", TARGET_KEY]):
+        if model.has_rt_info(key):
+            try:
+                return json.loads(model.get_rt_info(key).astype(str))
+            except ValueError:
+                return None
+    return None
+
+
 def _inspect(path: Path, model: Any, inputs: tuple[TensorInfo, ...], outputs: tuple[TensorInfo, ...],
              overrides: dict[str, Any]) -> Inspection:
     stored = read_openvino_card(model)
     if stored is not None:
-        return inspect_stored(stored, overrides, inputs, outputs)
+        return inspect_stored(stored, overrides, inputs, outputs, _target_record(model))
     if path.suffix.lower() == ".xml":
         raise CardError(f"{path}: an OpenVINO IR without a segedge card; open the ONNX file it came from, whose "
                         "graph segedge can read")

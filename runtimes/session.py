@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from .card import CARD_KEY, ModelCard
+from .card import CARD_KEY, TARGET_KEY, ModelCard
 from .errors import ModelFileError, ProviderError, UsageError
 from .external_data import check_external_data
 from .machine import usable_cpus
@@ -138,7 +139,8 @@ def check_model_path(path: str | os.PathLike[str]) -> Path:
         raise ModelFileError(f"model file not found: {path}")
     if not path.is_file():
         raise ModelFileError(f"model path is not a file: {path}")
-    check_external_data(path)
+    if path.suffix.lower() != ".ort":  # the ORT format (a flatbuffer) holds its weights itself
+        check_external_data(path)
     return path
 
 
@@ -217,13 +219,22 @@ def open_session(
                             input_type=image.type)
 
     if stored is not None:
-        return opened(inspect_stored(stored, given, input_infos, output_infos))
+        return opened(inspect_stored(stored, given, input_infos, output_infos, read_target(session)))
 
     def raw(provisional: Inspection) -> Callable[[np.ndarray], np.ndarray]:
         model = opened(provisional)
         return lambda x: _run_raw(model, provisional, x)
 
     return opened(inspect_foreign(path, input_infos, output_infos, given, raw))
+
+
+def read_target(session: ort.InferenceSession) -> dict[str, Any] | None:
+    """The edge-target record `segedge export --target` stored, or None."""
+    text = session.get_modelmeta().custom_metadata_map.get(TARGET_KEY)
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None  # a damaged record says nothing; the card still describes the model
 
 
 def read_card(session: ort.InferenceSession) -> ModelCard | None:

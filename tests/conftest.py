@@ -1,5 +1,8 @@
 """Shared fixtures. Each block names its owner's tests; add yours in a block of its own."""
 
+import contextlib
+import io
+
 import pytest
 
 TINY = "tests/tiny_models.py:build"
@@ -29,7 +32,9 @@ def tiny_export(tmp_path_factory):
     def export(size: str = "32x32"):
         if size not in exported:
             path = tmp_path_factory.mktemp(f"tiny_{size}") / "tiny.onnx"
-            assert main(["export", TINY, "--input-size", size, "-o", str(path)]) == 0
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                # quiet: the test that first asks for it reads its own command's output
+                assert main(["export", TINY, "--input-size", size, "-o", str(path)]) == 0
             exported[size] = path
         return exported[size]
 

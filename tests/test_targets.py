@@ -32,6 +32,7 @@ from exporters.targets import (
 from exporters.torch_to_onnx import export_onnx
 from runtimes.card import CARD_KEY, ModelCard
 from runtimes.errors import CardError, UsageError
+from tests.target_models import conv_node as _conv, write_segnet_model
 
 SIZE = (64, 64)
 CLASSES = ("dark", "red", "green", "blue")
@@ -101,14 +102,6 @@ def zoo_model(folder) -> Path:
     return path
 
 
-def _conv(name: str, source: str, out: str, rng, cin: int, cout: int, **attrs) -> tuple[onnx.NodeProto, list]:
-    weight = numpy_helper.from_array((rng.standard_normal((cout, cin, 3, 3)) * 0.3).astype(np.float32), f"{name}.w")
-    bias = numpy_helper.from_array(np.zeros(cout, np.float32), f"{name}.b")
-    node = helper.make_node("Conv", [source, weight.name, bias.name], [out], name=name, kernel_shape=[3, 3],
-                            pads=[1, 1, 1, 1], **attrs)
-    return node, [weight, bias]
-
-
 @pytest.fixture(scope="module")
 def foreign_model(folder) -> Path:
     """Built with onnx.helper, no card, opset 22 (above TensorRT's cap): conv -> relu -> stride-2 conv -> 2x Resize."""
@@ -132,28 +125,7 @@ def foreign_model(folder) -> Path:
 @pytest.fixture(scope="module")
 def segnet_model(folder) -> Path:
     """SegNet-style: Mish, MaxPool with indices and MaxUnpool, which several targets cannot run (ORT's CPU can)."""
-    rng = np.random.default_rng(2)
-    c1, i1 = _conv("enc_conv", "image", "e", rng, 3, 8)
-    c2, i2 = _conv("mid_conv", "pooled", "m", rng, 8, 8)
-    head = numpy_helper.from_array((rng.standard_normal((3, 8, 1, 1)) * 0.3).astype(np.float32), "head.w")
-    nodes = [
-        c1, helper.make_node("Mish", ["e"], ["e_act"], name="enc_mish"),
-        helper.make_node("MaxPool", ["e_act"], ["pooled", "indices"], name="enc_pool", kernel_shape=[2, 2],
-                         strides=[2, 2]),
-        c2, helper.make_node("Shape", ["e_act"], ["unpool_shape"], name="unpool_shape"),
-        helper.make_node("MaxUnpool", ["m", "indices", "unpool_shape"], ["unpooled"], name="dec_unpool",
-                         kernel_shape=[2, 2], strides=[2, 2]),
-        helper.make_node("Conv", ["unpooled", "head.w"], ["logits"], name="classifier", kernel_shape=[1, 1]),
-    ]
-    graph = helper.make_graph(nodes, "segnetish", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
-                                                                                 ["N", 3, "H", "W"])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-                              [*i1, *i2, head])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    onnx.checker.check_model(model, full_check=True)
-    path = folder / "segnet.onnx"
-    onnx.save(model, str(path))
-    return path
+    return write_segnet_model(folder / "segnet.onnx")
 
 
 @pytest.fixture(scope="module")

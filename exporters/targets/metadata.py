@@ -20,13 +20,12 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
-from runtimes.card import CARD_KEY, ModelCard
+from runtimes.card import CARD_KEY, TARGET_KEY, ModelCard
 from runtimes.errors import ModelFileError
 
 from .result import CheckReport
 from .table import Target
 
-TARGET_KEY = "segedge.target"
 RECORD_VERSION = 1
 
 

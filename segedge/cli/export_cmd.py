@@ -6,19 +6,21 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from runtimes.errors import ParityError, UsageError
 from segedge.cli import quantize_cmd
 from segedge.cli.app import app, err, out, print_json, require_torch, with_progress
-from segedge.cli.options import Calib, CardOptions, ExportTo, Json, Weights, card_options
+from segedge.cli.options import Calib, CardOptions, ExportTo, Json, TargetName, Weights, card_options
 
 
 @app.command("export")
 @card_options
 def export_command(
-    model: str = typer.Argument(..., help="Zoo name (see `segedge models`), or your own `package.module:function` / `file.py:function` returning an nn.Module."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the .onnx file (default: ./<name>.onnx)."),
+    model: str = typer.Argument(..., help="Zoo name (see `segedge models`), your own `package.module:function` / `file.py:function` returning an nn.Module, or (with --target) an ONNX file."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the .onnx file (default: ./<name>.onnx; with --target, ./<name>_<target> with its suffix)."),
+    target: TargetName = typer.Option("cpu", "--target", help="Where the file will run: cpu (today's dynamic .onnx), gpu, mobile (ORT format), nnapi, coreml, qnn (static uint16-activation QDQ), openvino (IR), tensorrt; each target's checks run and name what would not run there."),
     weights: Weights = None,
     num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, max=65535, help="Number of output classes (builders that take num_classes)."),
     dynamic: bool = typer.Option(True, "--dynamic/--static", help="Dynamic batch, height and width (default), or fixed at --input-size."),
@@ -37,8 +39,13 @@ def export_command(
         chosen = Exporter(exporter)
     except ValueError:
         raise UsageError(f"--exporter must be dynamo or torchscript, got {exporter!r}") from None
-    require_torch("export")
     from segedge.export import ExportRequest, run_export
+    from segedge.export.target import is_onnx_source
+
+    if not is_onnx_source(model):
+        require_torch("export")
+    elif target.value == "cpu":
+        raise UsageError(f"{model} is an ONNX file already; give --target to build an edge artefact from it")
 
     request = ExportRequest(
         source=model,
@@ -54,6 +61,9 @@ def export_command(
         precision=precision.value,
         calib=calib,
     )
+    if target.value != "cpu":
+        _export_for_target(request, target.value, as_json)
+        return
     result = with_progress("exporting", lambda progress: run_export(request, progress))
     for note in result.notes:
         err.print(f"note: {note}")
@@ -99,3 +109,66 @@ def _print_summary(result) -> None:
     err.print(f"  segedge verify {result.path} --sizes 512x512,384x640", markup=False)
     err.print(f"  segedge bench {result.path} --torch", markup=False)
     err.print(f"  segedge predict {result.path} photo.jpg -o masks/ --overlay", markup=False)
+
+
+def _export_for_target(request, target: str, as_json: bool) -> None:
+    """`--target`: build the artefact, print what would not run there (before writing), judge it."""
+    from exporters.targets import TargetBuildError
+    from segedge.export.target import run_target_export
+
+    def show(checks) -> None:
+        if not as_json:
+            print_target_checks(checks)
+
+    try:
+        result = with_progress(f"exporting for {target}", lambda progress: run_target_export(request, target, progress, show))
+    except TargetBuildError as exc:
+        raise TargetBuildError(f"nothing written: {exc}", exc.checks) from None
+    if as_json:
+        print_json(result)
+    else:
+        _print_target_result(result.target)
+    if not result.passed:
+        verification = result.target.verification
+        why = "; ".join(verification.failures) if verification is not None else "the fp32 export failed its parity check"
+        raise ParityError(f"wrote {result.target.path}, but it does not match the fp32 model: {why}")
+
+
+def print_target_checks(checks) -> None:
+    """One table of what would not run on the target (operator, node, reason), and node counts per check."""
+    for report in checks:
+        where = f"{report.check} ({report.runtime})"
+        if not report.ran:
+            err.print(f"check {where}: did not run here ({report.note})", markup=False, highlight=False)
+            continue
+        err.print(f"check {where}: {report.supported} of {report.nodes} nodes supported, {report.falling_back} "
+                  f"fall back{f' to {report.fallback}' if report.fallback else ''}"
+                  + (f", {report.partitions} partitions" if report.partitions is not None else ""),
+                  markup=False, highlight=False)
+    rows = [row for report in checks for row in report.unsupported]
+    if rows:
+        table = Table(title="would not run on the target", title_justify="left")
+        for column in ("operator", "node", "reason", "check"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(escape(row.op_type), escape(row.node), escape(row.reason), escape(row.check))
+        out.print(table)
+
+
+def _print_target_result(result) -> None:
+    shape = "x".join(map(str, result.input_shape)) if result.input_shape else "dynamic N x 3 x H x W"
+    err.print(f"{result.target}: {', '.join(str(p) for p in result.artefacts)}  ({shape}, opset {result.opset}, "
+              f"{result.precision})", markup=False, highlight=False)
+    verification = result.verification
+    if verification is not None:
+        p = verification.parity
+        status = "ok" if verification.passed else "FAILED: " + "; ".join(verification.failures)
+        err.print(f"  verified on {verification.runtime} against {verification.reference} ({verification.preset} "
+                  f"preset): argmax agreement {p.argmax_agreement:.4%}, min class IoU {p.min_class_iou:.4f} - {status}",
+                  markup=False, highlight=False)
+    for what in result.not_built:
+        err.print(f"  not built here: {what}", markup=False, highlight=False)
+    for what in result.not_checked:
+        err.print(f"  needs the device to check: {what}", markup=False, highlight=False)
+    for note in result.notes:
+        err.print(f"  note: {note}", markup=False, highlight=False)

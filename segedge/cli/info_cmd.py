@@ -33,7 +33,13 @@ def info_command(
         say(f"  input   {tensor.describe()}")
     for tensor in info.outputs:
         say(f"  output  {tensor.describe()}")
-    say(f"  providers available: {', '.join(available())}")
+    say(f"  runs on: {info.runs_on}; providers available: {', '.join(available())}")
+    say(f"  takes: {info.shape_constraints}")
+    if info.target is not None:
+        checks = "; ".join(f"{c['check']}: {c['falling_back']} of {c['nodes']} nodes fall back" for c in info.target.get("checks", [])
+                           if c.get("ran"))
+        say(f"  made for target {info.target['target']} ({info.target.get('runtime')}, {info.target.get('precision')}, "
+            f"opset {info.target.get('opset')}){f'; {checks}' if checks else ''}")
     resolved = info.card
     if info.stored_card:
         say(f"  card: {resolved.name} ({resolved.architecture}), {resolved.num_classes} classes, {resolved.precision}, "

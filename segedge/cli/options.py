@@ -32,6 +32,15 @@ def _choices(name: str, values: list[str]) -> Any:
 
 
 ExportTo = _choices("ExportTo", [p.value for p in Precision] + ["auto"])  # export --precision
+
+
+def _target_names() -> list[str]:
+    from exporters.targets.table import target_names  # the table alone: no onnx, no quantizer
+
+    return list(target_names())
+
+
+TargetName = _choices("TargetName", _target_names())  # export --target
 QuantizeTo = _choices("QuantizeTo", [p.value for p in Precision if p is not Precision.fp32] + ["auto"])
 
 # -- one option each ---------------------------------------------------------------------------

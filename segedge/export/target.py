@@ -1,0 +1,69 @@
+"""`segedge export --target`: the artefact an edge runtime needs, from a zoo or user model or an ONNX file.
+
+    zoo / user model -> the fp32 export (segedge.export.run, in a work folder) ─┐
+    MODEL.onnx (segedge's, or exported elsewhere: its card read or inspected)  ─┴-> exporters.targets
+        (static shape, opset, QNN QDQ, ORT format, OpenVINO IR; the target's checks, before writing;
+         the artefact run here and judged against the fp32 file where this machine can)
+
+The target table and the writers are `exporters.targets`; this module only chooses the fp32
+source and hands the request over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exporters.targets import CheckReport, TargetResult
+from runtimes.fileio import work_folder
+from runtimes.precision import Precision
+from runtimes.session import open_session
+from segedge.export.run import ExportRequest, ExportResult, run_export
+
+Progress = Callable[[str], None]
+OnChecks = Callable[[tuple[CheckReport, ...]], None]
+
+
+@dataclass(frozen=True)
+class TargetExport:
+    target: TargetResult
+    export: ExportResult | None  # the fp32 export it was built from (None: given an ONNX file)
+
+    @property
+    def passed(self) -> bool:
+        exported = self.export is None or self.export.passed
+        return exported and (self.target.verification is None or self.target.verification.passed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "target": self.target.to_dict(),
+                "export": self.export.to_dict() if self.export is not None else None}
+
+
+def is_onnx_source(source: str) -> bool:
+    return source.endswith(".onnx") and Path(source).is_file()
+
+
+def run_target_export(request: ExportRequest, target: str, progress: Progress = lambda message: None,
+                      on_checks: OnChecks | None = None) -> TargetExport:
+    """Build `target`'s artefact at `request.output` (default: `<name>_<target><suffix>` here)."""
+    from exporters.targets import build_for_target, default_output
+
+    precision = None if request.precision == Precision.fp32 else str(request.precision)
+    if is_onnx_source(request.source):
+        source = Path(request.source)
+        # A file exported elsewhere: what inspection read plus the card options describe it.
+        card = open_session(source, "cpu", overrides=request.card_fields).card
+        output = request.output or default_output(source, target)
+        result = build_for_target(source, target, output, input_size=request.input_size, calib=request.calib,
+                                  card=card, precision=precision, on_checks=on_checks, progress=progress)
+        return TargetExport(result, None)
+    with work_folder("segedge-export-target-") as workdir:
+        fp32 = Path(workdir) / "model_fp32.onnx"
+        exported = run_export(dataclasses.replace(request, output=fp32, precision=Precision.fp32), progress)
+        output = request.output or default_output(Path(f"{exported.card.name}.onnx"), target)
+        result = build_for_target(fp32, target, output, input_size=request.input_size, calib=request.calib,
+                                  precision=precision, on_checks=on_checks, progress=progress)
+    return TargetExport(result, dataclasses.replace(exported, path=result.path))
