@@ -9,9 +9,12 @@ import contextlib
 import importlib
 import importlib.util
 import logging
+import math
 import os
 import signal
+import socket
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +24,8 @@ from runtimes.errors import SegedgeError, UsageError
 # Ray Data waits this long for the whole actor pool to start before it gives up; the pool is
 # checked against the cluster's CPUs first, so only a cluster that loses nodes meanwhile waits.
 _WAIT_FOR_ACTORS_S = 300
+_MAX_BLOCK = 64
+_CONNECT_TIMEOUT_S = 10
 
 
 class ClusterError(SegedgeError):
@@ -40,6 +45,8 @@ class RayCluster:
             raise UsageError(f"--workers must be >= 1, got {self.workers}")
         if self.threads_per_worker < 1:
             raise UsageError(f"--threads-per-worker must be >= 1, got {self.threads_per_worker}")
+        if self.address not in (None, "auto") and not _host_port(self.address)[1].isdigit():
+            raise UsageError(f"--address {self.address!r} must be HOST:PORT (the head's GCS port, 6379 by default) or auto")
 
 
 def require_ray() -> Any:
@@ -74,14 +81,56 @@ def pool_size(cluster: RayCluster, cpus: float) -> int:
     fit = int(cpus // cluster.threads_per_worker)
     workers = cluster.workers if cluster.workers is not None else max(1, fit)
     if workers * cluster.threads_per_worker > cpus:
-        raise UsageError(f"{workers} workers x {cluster.threads_per_worker} threads need "
-                         f"{workers * cluster.threads_per_worker} CPUs; the Ray cluster has {cpus:g}")
+        threads = f"{cluster.threads_per_worker} thread{'' if cluster.threads_per_worker == 1 else 's'}"
+        raise UsageError(f"{workers} workers x {threads} need {workers * cluster.threads_per_worker} CPUs; "
+                         f"the Ray cluster has {cpus:g}")
     return workers
+
+
+def block_count(items: int, workers: int) -> int:
+    """Blocks to cut `items` rows into: at least 4 per worker, to balance, and at most 64 rows each."""
+    per_block = min(_MAX_BLOCK, max(1, math.ceil(items / (4 * workers))))
+    return max(1, math.ceil(items / per_block))
+
+
+def on_actor_pool(dataset: Any, actor: type, args: tuple[Any, ...], workers: int, threads: int,
+                  batch_size: int | None) -> Any:
+    """`dataset.map_batches(actor)` on a pool of `workers` actors holding `threads` CPUs each."""
+    from ray.data import ActorPoolStrategy
+    from ray.util.annotations import RayDeprecationWarning
+
+    with warnings.catch_warnings():
+        # No restarts: restartable actors make Ray print a core-worker error line per actor on the
+        # driver's stderr (ray-project/ray#53727), and a rerun redoes a lost node's work anyway.
+        # `max_restarts` has no named parameter yet, hence Ray's deprecation warning.
+        warnings.simplefilter("ignore", RayDeprecationWarning)
+        return dataset.map_batches(actor, fn_constructor_args=args, batch_size=batch_size, batch_format="numpy",
+                                   compute=ActorPoolStrategy(size=workers), num_cpus=threads, max_restarts=0)
+
+
+def batches(dataset: Any) -> Iterator[dict[str, Any]]:
+    """Run `dataset`, yielding its output blocks as numpy batches as they finish.
+
+    A worker's SegedgeError is raised here as itself; any other failure of the job becomes one
+    ClusterError line, Ray's traceback left in its session logs.
+    """
+    import ray
+
+    try:
+        yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
+    except ray.exceptions.RayError as exc:
+        # A task's error comes as a RayTaskError that is also the original class, its message Ray's traceback.
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, SegedgeError):
+            raise cause from None
+        raise ClusterError(f"the Ray job failed: {_cause(exc)}") from None
 
 
 def _init(ray: Any, address: str | None) -> None:
     # A user's batch job sends no usage reports unless its user asked for them.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address is not None and address != "auto":
+        _check_reachable(address)
     main = threading.current_thread() is threading.main_thread()
     sigterm = signal.getsignal(signal.SIGTERM) if main else None
     try:
@@ -97,6 +146,20 @@ def _init(ray: Any, address: str | None) -> None:
             signal.signal(signal.SIGTERM, sigterm)
 
 
+def _check_reachable(address: str) -> None:
+    """Refuse an address nothing listens on: Ray's client would retry it for minutes, logging as it goes."""
+    host, port = _host_port(address)
+    try:
+        socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ClusterError(f"cannot reach Ray at {address}: {exc.strerror or exc}") from None
+
+
+def _host_port(address: str) -> tuple[str, str]:
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    return host, port if host else ""
+
+
 def _quiet_ray_data() -> None:
     """Ray Data's progress bars and INFO lines off the console; its log file keeps them all."""
     from ray.data import DataContext
@@ -109,8 +172,14 @@ def _quiet_ray_data() -> None:
     context.enable_operator_progress_bars = False
     context.print_on_execution_start = False
     context.enable_auto_log_stats = False
-    context.raise_original_map_exception = True  # a worker's SegedgeError reaches the driver as itself
+    context.raise_original_map_exception = True  # a worker's SegedgeError, not Ray's UserCodeException
     context.wait_for_min_actors_s = _WAIT_FOR_ACTORS_S
+
+
+def _cause(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1]}" if text else type(cause).__name__
 
 
 def _first_line(exc: BaseException) -> str:

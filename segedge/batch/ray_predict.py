@@ -1,11 +1,11 @@
 """`segedge predict --engine ray`: the jobs of a local run, on a Ray Data actor pool.
 
 The driver lists the jobs as a local run does (`jobs.find_images`). A Ray Data task stage reads
-each file's bytes, unless the image's outputs are already whole (a resumed run leaves them). An actor pool,
-one Predictor per actor, decodes each file with segedge's loader and writes its outputs with
-`jobs.segment`, the function a local run calls, so the files are the same bytes. Actors write into
-the output folder themselves (on a cluster, a folder every node reaches at the same path): masks
-and probabilities never cross the network, only one small status row per image comes back.
+each file's bytes, unless the image's outputs are already whole (a resumed run leaves them). An
+actor pool, one Predictor per actor, decodes each file with segedge's loader and writes its
+outputs with `jobs.segment`, the function a local run calls, so the files are the same bytes.
+Actors write into the output folder themselves (on a cluster, a folder every node reaches at the
+same path): masks and probabilities never travel to the driver, one small status row per image does.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import functools
 import io
 import json
-import math
 import os
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,18 +21,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import ray
-from ray.data import ActorPoolStrategy
-from ray.util.annotations import RayDeprecationWarning
 
-from runtimes.errors import ImageError, SegedgeError
+from runtimes.errors import ImageError
 from runtimes.fileio import write_text_atomic
 from runtimes.predictor import Predictor
 
-from segedge.batch.cluster import ClusterError, RayCluster, ray_session
+from segedge.batch.cluster import RayCluster, batches, block_count, on_actor_pool, ray_session
 from segedge.batch.jobs import output_stem, outputs_whole, segment
 
 FAILURES = "failures.jsonl"
-_MAX_BLOCK = 64  # images per block: at most this many, and at least 4 blocks per worker to balance
 
 
 @dataclass(frozen=True)
@@ -99,28 +94,16 @@ def write_failures(output_dir: Path, failures: list[tuple[str, str]]) -> None:
 
 
 def _run(spec: SegmentSpec, rows: list[dict[str, str]], workers: int, threads: int) -> Iterator[ImageResult]:
-    per_block = min(_MAX_BLOCK, max(1, math.ceil(len(rows) / (4 * workers))))
-    items = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / per_block))
+    blocks = block_count(len(rows), workers)
+    items = ray.data.from_items(rows, override_num_blocks=blocks)
     # Reads take no CPU from the pool (the actors hold them all: a read waiting for one would wait
     # forever), and one reader per actor keeps it fed: a block reads far faster than it segments.
     read = items.map_batches(functools.partial(read_files, overlay=spec.overlay, proba=spec.proba),
-                             batch_format="numpy", num_cpus=0, concurrency=workers)
-    with warnings.catch_warnings():
-        # No restarts: Ray's restartable actors print a core-worker error line per actor on the
-        # driver's stderr (ray-project/ray#53727), and a resumed run redoes a lost node's images
-        # anyway. `max_restarts` has no named parameter yet, hence Ray's deprecation warning.
-        warnings.simplefilter("ignore", RayDeprecationWarning)
-        segmented = read.map_batches(SegmentActor, fn_constructor_args=(spec, threads), batch_size=1,
-                                     batch_format="numpy", compute=ActorPoolStrategy(size=workers),
-                                     num_cpus=threads, max_restarts=0)
-    try:
-        for batch in segmented.iter_batches(batch_size=None, batch_format="numpy"):
-            for source, status, reason, node in zip(batch["source"], batch["status"], batch["reason"], batch["node"]):
-                yield ImageResult(str(source), str(status), str(reason), str(node))
-    except SegedgeError:
-        raise  # an actor's own error, raised as itself (the DataContext asks for that)
-    except ray.exceptions.RayError as exc:
-        raise ClusterError(f"the Ray job failed: {_cause(exc)}") from None
+                             batch_format="numpy", num_cpus=0, concurrency=min(workers, blocks))
+    segmented = on_actor_pool(read, SegmentActor, (spec, threads), workers, threads, batch_size=1)
+    for batch in batches(segmented):
+        for source, status, reason, node in zip(batch["source"], batch["status"], batch["reason"], batch["node"]):
+            yield ImageResult(str(source), str(status), str(reason), str(node))
 
 
 def read_files(batch: dict[str, np.ndarray], overlay: bool, proba: bool) -> dict[str, np.ndarray]:
@@ -172,9 +155,3 @@ def _named_bytes(data: bytes, name: str) -> io.BytesIO:
     handle = io.BytesIO(data)
     handle.name = name
     return handle
-
-
-def _cause(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None) or exc
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[-1] if text else ''}".rstrip(": ")

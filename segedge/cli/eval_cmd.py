@@ -12,8 +12,13 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.table import Table
 
+from runtimes.errors import UsageError
+
+from runtimes.runtime import Runtime
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
-from segedge.cli.options import CardOptions, Isolate, Json, Samples, Threads, Weights, card_options
+from segedge.cli.options import OpenvinoHint, RuntimeOpt
+from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, Json, Samples, Threads, ThreadsPerWorker,
+                                 Weights, Workers, card_options, ray_cluster)
 
 if TYPE_CHECKING:
     from segedge.report.samples import SampleBook
