@@ -38,11 +38,18 @@ def eval_command(
     html: Optional[Path] = typer.Option(None, "--html", help="Also write DIR/index.html: the models side by side with "
                                         "confusion matrices, IoU bars and sample images (opens from disk)."),
     samples: Samples = 4,
+    engine: EngineOpt = Engine.local,
+    address: Address = None,
+    workers: Workers = None,
+    threads_per_worker: ThreadsPerWorker = None,
     card: CardOptions = CardOptions(),
 ) -> None:
     """Score segmentation models on image/mask pairs (index or palette PNG masks; 255 is ignored)."""
     from segedge.evaluate import EvalRequest, run_eval
 
+    cluster = ray_cluster(engine, address, workers, threads_per_worker, threads)
+    if cluster is not None and html is not None:
+        raise UsageError("--html keeps each model's sample label maps in this process: run it with --engine local")
     request = EvalRequest(data=data, models=tuple(models or ()), torch_model=torch_model, weights=weights,
                           limit=limit, threads=threads, card_overrides=card.overrides())
     if torch_model is not None:
@@ -50,7 +57,12 @@ def eval_command(
     for path in request.models:
         probe_if_isolated(isolate, path)
     book = _sample_book(html, samples)
-    result = with_progress("evaluating", lambda progress: run_eval(request, progress, book))
+    if cluster is not None:
+        from segedge.batch.ray_eval import eval_on_ray
+
+        result = with_progress("starting Ray", lambda progress: eval_on_ray(request, cluster, progress))
+    else:
+        result = with_progress("evaluating", lambda progress: run_eval(request, progress, book))
     if html is not None:
         from segedge.evaluate.html import write_eval_page
 
