@@ -36,18 +36,33 @@
 # joined), GPU_CHECK_ORT_VERSION (pin onnxruntime-gpu), GPU_CHECK_SMALL (the small model).
 #
 # ---- On the device machine (the device tool's `run`) -------------------------------------------
-# The script travels with the working tree; carry nothing (it builds its own venv there). One call:
+# The script travels with the working tree; carry nothing big: it builds its own venv there, on
+# top of the image's python3 (whose CUDA torch it reuses). One call:
 #
-#   run(command="PYTHONUNBUFFERED=1 bash benchmarks/gpu_check.sh 2>&1 | tail -n 60",
-#       timeout_s=540)
+#   run(command="bash benchmarks/gpu_check.sh", timeout_s=540)
 #
-# $OUT there is the tool's output folder; gpu.md, results.json, gpu_check.log and raw.tar.gz come
-# back. That machine reaches no package registry: pip finds onnxruntime-gpu and TensorRT only in a
-# local mirror or wheels brought along (.whl/, named in carry; the onnxruntime-gpu wheel is 255 MB,
-# above one call's 64 MiB, so it can only travel split as .whl/NAME.whl.part-* over several calls
-# to a machine kept warm). Without them every CUDA step fails with the reason and the exit code
-# is 1. To rerun what ran out of time, call the same command again at once (the machine stays
-# warm about 30 s; the work folder in /tmp is kept), e.g. with GPU_CHECK_BUDGET_S=300 in front.
+# $OUT there is the tool's output folder: gpu.md, results.json, gpu_check.log and raw.tar.gz come
+# back (4 files; the tool returns at most 8). To finish what ran out of time, call again at once:
+# the machine stays warm about 30 s and keeps /tmp, so the venv, models, TensorRT engines and
+# inductor cache are reused and the steps that passed are kept:
+#
+#   run(command="GPU_CHECK_BUDGET_S=240 bash benchmarks/gpu_check.sh", timeout_s=300)
+#
+# That machine reaches no package registry. Its image (the device docs' KINDS.md) has torch
+# 2.11+cu130 and the CUDA 13 / cuDNN 9 wheels, but a CPU onnxruntime, no onnxruntime-gpu, no
+# TensorRT, no onnxsim (then exports are unsimplified). Unless a local index answers there, the
+# onnxruntime-gpu wheel must be brought: cp312 onnxruntime-gpu 1.31.1 (built for CUDA 13, as the
+# image) is 255 MB, above one call's 64 MiB, so split it here and carry one part per call, the
+# calls back to back while the machine is warm (earlier parts stay there; untried so far):
+#
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 -d /tmp/w onnxruntime-gpu==1.31.1
+#   W=$(basename /tmp/w/onnxruntime_gpu-*.whl); mkdir -p .whl && split -b 61M /tmp/w/$W .whl/$W.part-
+#   run(command="ls -l .whl", carry=[".whl/$W.part-aa"])      # then -ab, -ac the same way
+#   run(command="bash benchmarks/gpu_check.sh", carry=[".whl/$W.part-ad"], timeout_s=540)
+#
+# The script joins .whl/*.whl.part-* and lets pip find the wheel there. TensorRT's wheels (about
+# 2 GB) cannot travel: without an index its rows are skipped with the reason.
 # -------------------------------------------------------------------------------------------------
 set -euo pipefail
 
@@ -58,7 +73,7 @@ DRY=${GPU_CHECK_CPU:-0}
 for arg in "$@"; do
     case $arg in
         --dry-run) DRY=1 ;;
-        -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         *) echo "gpu_check.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -392,8 +407,12 @@ else
     ' _ "$PY" "$H/ort_check.py" "${PIP[@]}"
 fi
 [[ $DRY == 1 ]] || ORT_CUDA=$("$PY" -c 'from onnxruntime.capi import build_and_package_info as b; print(b.cuda_version.split(".")[0])' 2>/dev/null || echo 13)
-SIMPLIFY=()
-"$PY" -c 'import onnxsim' 2>/dev/null || SIMPLIFY=(--no-simplify)
+# The GPU run exports as a user would (dynamo, simplified: minutes on 16 cores for both models);
+# the dry run with the TorchScript exporter, unsimplified (5x faster on 2 busy cores): its models
+# only carry the plumbing. Without onnxsim, unsimplified. GPU_CHECK_EXPORT_OPTS replaces these.
+if [[ $DRY == 1 ]]; then EXPORT_OPTS=(--exporter torchscript --no-simplify); else EXPORT_OPTS=(); fi
+"$PY" -c 'import onnxsim' 2>/dev/null || EXPORT_OPTS+=(--no-simplify)
+[[ -n ${GPU_CHECK_EXPORT_OPTS+x} ]] && read -ra EXPORT_OPTS <<<"$GPU_CHECK_EXPORT_OPTS"
 SEG=("$PY" -m segedge)
 
 # TensorRT 10 (ORT's TensorRT provider loads libnvinfer.so.10), matching ORT's CUDA major; in the
@@ -426,7 +445,7 @@ print(root)"
 prepare_model() {  # TAG NAME: export fp32, then fp16 and int8 beside it
     local tag=$1 name=$2 fp32=$MODELS/$1.onnx
     META="kind=export model=$name" step "export_$tag" 240 req - \
-        "${SEG[@]}" export "$name" --input-size "${SIZE}x${SIZE}" -o "$fp32" "${SIMPLIFY[@]}" --json
+        "${SEG[@]}" export "$name" --input-size "${SIZE}x${SIZE}" -o "$fp32" "${EXPORT_OPTS[@]}" --json
     META="kind=quantize model=$name precision=fp16" step "fp16_$tag" 120 opt "$fp32" \
         "${SEG[@]}" quantize "$fp32" --precision fp16 -o "$MODELS/${tag}_fp16.onnx" --json
     META="kind=quantize model=$name precision=int8" step "int8_$tag" 180 opt "$fp32:$CALIB/JPEGImages" \

@@ -303,7 +303,7 @@ def checks_for(mode: str, steps: dict[str, Step], rows: list[BenchRow], verify: 
 
 def _row_label(r: BenchRow) -> str:
     provider = {"tensorrt": "TensorRT", "cuda": "ORT CUDA", "cpu": "ORT CPU"}.get(r.provider, r.provider)
-    return f"{provider} {r.precision} b{r.batch} io{'on' if r.io else 'off'}"
+    return f"{provider} {r.precision} batch {r.batch} IO binding {'on' if r.io else 'off'}"
 
 
 # -- the report ------------------------------------------------------------------------------------
