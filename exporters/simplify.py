@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import onnx
 
+from runtimes.interrupts import check_interrupted
+
 
 @dataclass(frozen=True)
 class SimplifyResult:
@@ -29,8 +31,11 @@ def simplify(model: onnx.ModelProto, test_shape: tuple[int, int, int, int]) -> S
                 model, check_n=1, test_input_shapes={input_name: list(test_shape)}
             )
     except Exception as exc:  # onnxsim surfaces C++ and onnx errors of every kind
+        check_interrupted()  # a Ctrl-C its C++ turned into an error is no failed simplification
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return SimplifyResult(model, False, f"onnxsim failed ({first}); kept the unsimplified model")
+    # onnxsim's constant folding takes a Ctrl-C for an op it could not fold, and goes on.
+    check_interrupted()
     if not check_ok:
         return SimplifyResult(model, False, "onnxsim's output check failed; kept the unsimplified model")
     nodes_after = len(simplified.graph.node)

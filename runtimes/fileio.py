@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import OutputError
+from .interrupts import check_interrupted, temporary
 
 _UMASK_LOCK = threading.Lock()
 
@@ -33,23 +34,26 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     except OSError as exc:
         raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
     tmp = _temporary_name(folder, target.name, suffix or ".tmp")
-    try:
+    with temporary(tmp):
         try:
-            _create_exclusive(tmp)
-        except OSError as exc:
-            raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
-        try:
-            yield tmp
-        except OSError as exc:  # the writer's own failure: a full disk, a quota, an I/O error
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
-        try:
-            # The temporary file is 0600; give the result the mode a plain open() would.
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        _even_if_interrupted(tmp.unlink, missing_ok=True)
+            try:
+                _create_exclusive(tmp)
+            except OSError as exc:
+                raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+            try:
+                yield tmp
+            except OSError as exc:  # the writer's own failure: a full disk, a quota, an I/O error
+                raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+            # A Ctrl-C that C code swallowed while the file was made must not let it into place.
+            check_interrupted()
+            try:
+                # The temporary file is 0600; give the result the mode a plain open() would.
+                os.chmod(tmp, 0o666 & ~_umask())
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        finally:
+            _even_if_interrupted(tmp.unlink, missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -60,12 +64,14 @@ def work_folder(prefix: str) -> Iterator[Path]:
     `tempfile.TemporaryDirectory` arms its clean-up only after the folder exists, and a signal in
     between left `segedge-export-*` folders behind.
     """
+    check_interrupted()  # a stage boundary: no new stage starts after a swallowed Ctrl-C
     path = Path(tempfile.gettempdir()) / f"{prefix}{secrets.token_hex(8)}"
-    try:
-        path.mkdir(mode=0o700)
-        yield path
-    finally:
-        _even_if_interrupted(shutil.rmtree, path, ignore_errors=True)
+    with temporary(path, folder=True):
+        try:
+            path.mkdir(mode=0o700)
+            yield path
+        finally:
+            _even_if_interrupted(shutil.rmtree, path, ignore_errors=True)
 
 
 def _even_if_interrupted(clean_up, *args, **kwargs) -> None:
@@ -129,17 +135,18 @@ def ensure_writable(target: str | os.PathLike[str]) -> Path:
     folder = target.parent if str(target.parent) else Path(".")
     missing = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     probe = _temporary_name(folder, target.name, ".probe")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _create_exclusive(probe)
-    except OSError as exc:
-        raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            probe.unlink()
-        for made in missing:
+    with temporary(probe):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _create_exclusive(probe)
+        except OSError as exc:
+            raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+        finally:
             with contextlib.suppress(OSError):
-                made.rmdir()
+                probe.unlink()
+            for made in missing:
+                with contextlib.suppress(OSError):
+                    made.rmdir()
     return target
 
 

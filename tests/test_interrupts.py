@@ -104,29 +104,47 @@ def _export_folder(tmpdir: Path) -> Path | None:
     return found[0] if found else None
 
 
-@pytest.mark.parametrize("phase", ["export", "simplify"])
-def test_ctrl_c_during_export_exits_130_and_leaves_nothing(scratch, tmp_path, phase):
+# Where a Ctrl-C lands, found by watching the files the export makes, and how long after that.
+EXPORT_PHASES = {
+    "torch.export": lambda folder: True,  # the work folder exists: torch is tracing into it
+    "onnxsim": lambda folder: (folder / "raw.onnx").exists(),  # the raw export is done: simplifying it
+    "parity": lambda folder: (folder / "model.onnx").exists(),  # the candidate is saved: ORT vs PyTorch
+}
+REPEATS = 20
+# The issue's bound is 2 s from the signal to the exit (benchmarks/bench_interrupts.py measures it
+# on DeepLab v3+). Here each run gets 2.5 times that: the suite runs two workers on two shared
+# cores, where a process can wait for a CPU for a second or more.
+BOUND_S = 2.0
+SLACK = 2.5
+
+
+@pytest.mark.parametrize("run", range(REPEATS))
+def test_ctrl_c_during_export_always_stops(scratch, tmp_path, run):
+    """Ctrl-C inside torch.export, onnxsim (whose C++ swallows it) or the parity check: exit 130, every time.
+
+    The previous file survives, no temporary is left, no child outlives the run, within the bound.
+    """
+    phase = list(EXPORT_PHASES)[run % len(EXPORT_PHASES)]
+    # 0 to 0.3 s into the phase, different moments inside it; the parity check of this tiny model
+    # is over in a few tenths of a second, so it is interrupted as soon as it starts.
+    delay = 0.0 if phase == "parity" else 0.05 * (run // len(EXPORT_PHASES))
     out = tmp_path / "out"
     out.mkdir()
     target = out / "model.onnx"
     target.write_bytes(PREVIOUS)
     process = start(["export", TINY, "-o", target, "--input-size", "64x64"], scratch)
-    if phase == "export":
-        # The work folder appears when torch starts exporting into it.
-        wait_for(lambda: _export_folder(scratch) is not None, process)
-    else:
-        # The raw export is complete: onnxsim (then the parity check) runs on it.
-        wait_for(lambda: (f := _export_folder(scratch)) is not None and (f / "raw.onnx").exists(), process)
+    reached = EXPORT_PHASES[phase]
+    wait_for(lambda: (f := _export_folder(scratch)) is not None and reached(f), process)
+    time.sleep(delay)
+    sent = time.monotonic()
     code, err, children = interrupt(process)
+    latency = time.monotonic() - sent
+    assert code == 130, f"{phase} +{delay:.2f} s: {err}"
+    assert error_line(err) == "segedge: error: interrupted"
+    assert target.read_bytes() == PREVIOUS
     assert_children_gone(children)
     assert segedge_leftovers(scratch, out) == [], err
-    assert_old_or_whole(target)
-    if code == 0:
-        # Known race, open: now and then the SIGINT is swallowed inside the torch exporter or
-        # onnxsim's C++ and the export completes. The file is then whole (checked above).
-        pytest.xfail("SIGINT swallowed by the exporter/onnxsim; the export completed whole")
-    assert code == 130, err
-    assert error_line(err) == "segedge: error: interrupted"
+    assert latency < BOUND_S * SLACK, f"{phase} +{delay:.2f} s: stopped {latency:.2f} s after the signal"
 
 
 def assert_old_or_whole(target: Path) -> None:
@@ -136,6 +154,68 @@ def assert_old_or_whole(target: Path) -> None:
     import onnx
 
     onnx.checker.check_model(onnx.load(str(target)))
+
+
+# -- the watchdog: C code that swallows the KeyboardInterrupt ------------------------------------
+SWALLOWER = """
+import sys, time
+from pathlib import Path
+from runtimes.fileio import atomic_path, work_folder
+from runtimes.interrupts import stop_on_signals
+with stop_on_signals():
+    with work_folder("segedge-test-") as folder, atomic_path(sys.argv[1]) as tmp:
+        tmp.write_bytes(b"half a file")
+        (folder / "intermediate.onnx").write_bytes(b"work")
+        print("ready", flush=True)
+        while True:  # what onnxsim's C++ does with a KeyboardInterrupt: take it for a failed op, go on
+            try:
+                time.sleep(0.01)
+            except KeyboardInterrupt:
+                pass
+"""
+
+
+@pytest.mark.parametrize("signum, code, message", [(signal.SIGINT, 130, "interrupted"),
+                                                   (signal.SIGTERM, 143, "terminated")])
+def test_a_swallowed_interrupt_is_enforced_and_cleaned_up(scratch, tmp_path, signum, code, message):
+    """The watchdog ends a run that swallowed the signal: temporaries removed, one line, 128 + signal."""
+    target = tmp_path / "out" / "model.onnx"
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-c", SWALLOWER, str(target)], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == "ready\n"
+    assert list(scratch.glob("segedge-test-*")) and list(target.parent.glob(".model.onnx.*"))
+    sent = time.monotonic()
+    got, err, _ = interrupt(process, signum)
+    assert (got, err) == (code, f"segedge: error: {message}\n")
+    assert time.monotonic() - sent < BOUND_S * SLACK
+    assert segedge_leftovers(scratch) == [] and list(target.parent.iterdir()) == []
+
+
+COMMIT_AFTER_SWALLOWED = """
+import os, signal, sys
+from runtimes.fileio import atomic_path
+from runtimes.interrupts import stop_on_signals
+with stop_on_signals(grace_s=60):
+    try:
+        with atomic_path(sys.argv[1]) as tmp:
+            tmp.write_bytes(b"complete, but interrupted")
+            try:
+                os.kill(os.getpid(), signal.SIGINT)  # raised as KeyboardInterrupt right here
+            except KeyboardInterrupt:
+                pass  # swallowed, as C code does
+    except KeyboardInterrupt:
+        print("refused to commit", flush=True)
+"""
+
+
+def test_a_swallowed_interrupt_never_lets_a_file_into_place(tmp_path):
+    target = tmp_path / "mask.png"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", COMMIT_AFTER_SWALLOWED, str(target)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout == "refused to commit\n", done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sigterm_during_export_cleans_up_and_exits_143(scratch, tmp_path):

@@ -2,22 +2,22 @@
 
 Library code raises `SegedgeError`s; here they become one line on stderr and the exit code
 they carry (2 usage, 1 runtime). Typer's own usage errors get the same one-line treatment.
-Typer turns Ctrl-C into exit code 130 itself; SIGTERM unwinds the same way and exits 143.
+Ctrl-C exits 130 and SIGTERM 143 after unwinding, every time: `runtimes.interrupts` records the
+signal, so that C code swallowing the KeyboardInterrupt cannot let the run finish, and enforces it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import typer
 from typer.exceptions import Abort, TyperException
 
 from runtimes.errors import SegedgeError
+from runtimes.interrupts import EXIT_CODES, MESSAGES, received, stop_on_signals
 
 from segedge.cli import bench_cmd, eval_cmd, export_cmd, info_cmd, models_cmd, predict_cmd, quantize_cmd, report_cmd, verify_cmd  # noqa: F401  (register commands)
 from segedge.cli.app import app
@@ -26,60 +26,53 @@ __all__ = ["app", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with _terminate_like_ctrl_c() as terminated:
-        code = _main(argv, terminated)
-    if code == 130 and terminated:
-        return 143  # 128 + SIGTERM, as a shell reports it
+    with stop_on_signals() as stopped_by:
+        code = _main(argv)
+    if code == 130:
+        # Reported once the work is unwound (the watchdog reports for itself if it ends the run).
+        signum = stopped_by[0] if stopped_by else signal.SIGINT
+        _fail(MESSAGES.get(signal.Signals(signum), "interrupted"))
+        return 143 if signum == signal.SIGTERM else 130
     return code
 
 
-def _main(argv: Sequence[str] | None, terminated: list[int]) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=list(argv) if argv is not None else None, prog_name="segedge", standalone_mode=False)
     except (Abort, KeyboardInterrupt):
-        _fail("terminated" if terminated else "interrupted")
         return 130
-    except TyperException as exc:  # click's usage errors (exit 2) and friends, vendored by Typer
+    except Exception as exc:
+        if received() is not None:  # C code turned the KeyboardInterrupt into an error of its own
+            return 130
+        code = _report(exc)
+        if code is None:
+            raise  # a bug: its traceback is what a report needs
+        return code
+    if result == 130:  # Typer turned a Ctrl-C into exit code 130
+        return 130
+    if received() is not None:  # a Ctrl-C swallowed on the way to the end of the command
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def _report(exc: Exception) -> int | None:
+    """One line on stderr for an expected failure; its exit code (None: not one of those)."""
+    if isinstance(exc, TyperException):  # click's usage errors (exit 2) and friends, vendored by Typer
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `segedge {ctx.info_name} --help`)" if ctx is not None and ctx.parent else " (see `segedge --help`)"
         _fail(exc.format_message() + (hint if exc.exit_code == 2 else ""))
         return exc.exit_code
-    except SegedgeError as exc:
+    if isinstance(exc, SegedgeError):
         _fail(str(exc))
         return exc.exit_code
-    except MemoryError:  # numpy or the runtime could not allocate: a huge image or a hostile model
+    if isinstance(exc, MemoryError):  # numpy or the runtime could not allocate: a huge image or a hostile model
         _fail("out of memory (a smaller image, --tile, or --isolate for an untrusted model may help)")
         return 1
-    except OSError as exc:  # a disk or permission failure the library did not anticipate
+    if isinstance(exc, OSError):  # a disk or permission failure the library did not anticipate
         _fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
         return 1
-    if result == 130:  # Typer turned a Ctrl-C into exit code 130
-        _fail("terminated" if terminated else "interrupted")
-    return result if isinstance(result, int) else 0
-
-
-@contextlib.contextmanager
-def _terminate_like_ctrl_c() -> Iterator[list[int]]:
-    """SIGTERM (a service manager or `kill` stopping segedge) unwinds the stack as Ctrl-C does.
-
-    Python's default for SIGTERM is to die on the spot, leaving temporary files and folders
-    behind; raised as KeyboardInterrupt, every `finally` and context manager cleans up first.
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received  # signal handlers can only be set from the main thread
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    return None
 
 
 def _fail(message: str) -> None:
@@ -101,7 +94,16 @@ def run() -> None:
         # (pybind11's eval inside the exporters) even once Python code caught it, and at normal
         # exit kills the process with SIGINT: exit -2 instead of 130, now and then. The work is
         # unwound and its temp files removed by now, so leave without that shutdown step.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        _leave(code)
+    # Shutting the interpreter down takes seconds with torch loaded; a Ctrl-C meanwhile ended the
+    # process by the signal (exit -2) once Python had reset its handlers. The work is done and
+    # written: a late Ctrl-C or SIGTERM ends it at once, with the code it asks for.
+    for signum, late in EXIT_CODES.items():
+        signal.signal(signum, lambda _signum, _frame, late=late: _leave(late))
     sys.exit(code)
+
+
+def _leave(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -52,9 +52,18 @@ Result = TypeVar("Result")
 
 
 def with_progress(what: str, work: Callable[[Callable[[str], None]], Result]) -> Result:
-    """Run a library function, showing its progress messages on stderr while it works."""
+    """Run a library function, showing its progress messages on stderr while it works.
+
+    A progress message marks a new stage: none starts after a Ctrl-C that C code swallowed.
+    """
+    from runtimes.interrupts import check_interrupted
+
+    def progress(message: str) -> None:
+        check_interrupted()
+        status.update(message)
+
     with err.status(what) as status:
-        return work(lambda message: status.update(message))
+        return work(progress)
 
 
 def print_json(result: Any) -> None:
