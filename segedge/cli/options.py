@@ -56,6 +56,10 @@ Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on 
 Isolate = Annotated[bool, typer.Option(
     "--isolate", help="For untrusted models: load the file and run it once in a child process under memory and "
                       "time limits first, so that a crash or an out-of-memory abort in the runtime becomes an error.")]
+OutputKey = Annotated[Optional[str], typer.Option(
+    "--output-key", help="Which entry of your model's output holds the logits: a dict key (torchvision's default "
+                         "`out`; its `aux` is dropped), a Hugging Face output's field (default `logits`) or a tuple "
+                         "index (default 0). Recorded in the card, so verify rebuilds the same reference.")]
 Calib = Annotated[Optional[Path], typer.Option(
     "--calib", help="Folder of calibration images for int8: a few dozen typical photos (a VOC root: its train split).")]
 Data = Annotated[Optional[Path], typer.Option(
@@ -248,5 +252,3 @@ def parse_triple(text: str, what: str) -> tuple[float, float, float]:
 
 def parse_list(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(p.strip() for p in text.split(",") if p.strip())
-
-

@@ -24,7 +24,7 @@ def reference_model(card: ModelCard, weights: str | os.PathLike[str] | None = No
     notes = []
     if weights is not None:
         notes = fit_state_dict(built.module, load_state_dict(weights), card.name)
-    return LogitsOnly(built.module).eval(), notes
+    return LogitsOnly(built.module, card.output_key).eval(), notes
 
 
 def torch_runner(model: nn.Module) -> RunBatch:
@@ -33,4 +33,3 @@ def torch_runner(model: nn.Module) -> RunBatch:
             return model(torch.from_numpy(x)).float().numpy()
 
     return run
-

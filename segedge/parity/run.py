@@ -105,9 +105,20 @@ def default_sizes(card: ModelCard) -> list[tuple[int, int]]:
 
 
 def other_size(card: ModelCard, size: tuple[int, int]) -> tuple[int, int]:
-    """A second parity size unlike the export size: non-square and, for "same" models, not a stride multiple."""
+    """A second parity size unlike the export size, that the model takes: non-square, and not a
+    stride multiple for a model that takes any size, a multiple of its size divisor for one that
+    may not (smp's FPN refuses anything else), the export size plus divisor steps for a valid-mode one.
+
+    A zoo model's divisor is the Predictor's padding, not a rule: every zoo model takes any size (tests/models),
+    so it is checked at a size that is not a multiple. A user's or a foreign model's divisor is what
+    segedge learned it needs."""
     h, w = size
+    d = card.size_divisor
     if card.valid_margin:
-        d = card.size_divisor
         return (h + d, w + 2 * d)
+    if d > 1 and card.architecture in ("user", "foreign"):
+        other = (d * max(1, round(h * 3 / 4 / d)), d * max(1, round(w * 5 / 4 / d)))
+        if other[0] == other[1] or other == size:
+            other = (other[0], other[1] + d)
+        return other
     return (max(33, h * 3 // 4 + 1), max(33, w * 5 // 4 + 3))
