@@ -32,7 +32,6 @@ from runtimes.timing import Runner, time_runners
 from runtimes.fileio import write_text_atomic
 from runtimes.machine import machine_record, usable_cpus
 from runtimes.session import open_session
-from segedge.data import CLASSES
 from segedge.export.run import ExportRequest, run_export
 from runtimes.precision import Precision
 from segedge.quantize import QuantizeRequest, run_quantize
@@ -60,7 +59,7 @@ def make_models(trained, folder: Path) -> dict[str, Path]:
     log("exporting fp32")
     run_export(ExportRequest(source=trained.config.model, output=files["fp32"], weights=trained.checkpoint,
                              input_size=trained.config.data.size, build_options=trained.build_options,
-                             card_fields={"classes": CLASSES}))
+                             card_fields={"classes": trained.classes}))
     return files
 
 

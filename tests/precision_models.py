@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtimes.fileio import exclusive_lock
-from segedge.data import CLASSES
 from segedge.train.recipe import SMALL, TrainedModel, trained_model
 
 CALIB_COUNT = 32
@@ -60,7 +59,7 @@ def _make(models: DemoModels) -> None:
     run_export(ExportRequest(
         source=trained.config.model, output=models.fp32, weights=trained.checkpoint,
         input_size=trained.config.data.size, build_options=trained.build_options,
-        card_fields={"classes": CLASSES},
+        card_fields={"classes": trained.classes},
     ))
     run_quantize(QuantizeRequest(model=models.fp32, precision=Precision.fp16, output=models.fp16, data=models.data))
     run_quantize(QuantizeRequest(model=models.fp32, precision=Precision.int8, output=models.int8,

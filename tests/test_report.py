@@ -16,6 +16,8 @@ from segedge.quantize import convert as quantize_convert
 from segedge.cli import main
 from segedge.data import ShapesConfig, write_shapes_dataset
 from segedge.report import ReportRequest, ReportRow, choose_best, run_report
+from segedge.report.accuracy import accuracy_size
+from segedge.report.run import _random_weights
 from segedge.report.render import SCHEMA, write_report
 
 from .hostile import one_error_line
@@ -23,7 +25,7 @@ from .hostile import one_error_line
 TINY = "tests/tiny_models.py:build"
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 ROW_KEYS = {"precision", "provider", "runtime", "label", "status", "reason", "file", "size_mb", "agreement", "parity_ok",
-            "miou", "p50_ms", "p90_ms", "mean_ms", "throughput", "memory_mb", "peak_rss_mb", "gpu_memory_mb", "setup_s",
+            "miou", "miou_lost", "p50_ms", "p90_ms", "mean_ms", "throughput", "memory_mb", "peak_rss_mb", "gpu_memory_mb", "setup_s",
             "first_run_ms", "compile_s", "notes"}
 
 
@@ -45,8 +47,9 @@ def test_report_table_and_files(tmp_path, monkeypatch, labelled):
     report = run_report(request)
     written = write_report(report, request.output)
     labels = [r.label for r in report.rows]
-    assert labels == ["fp32 / cpu / onnxruntime", "fp32 / CPU / openvino", "fp32 / cpu / torch",
-                      "int8 / cpu / onnxruntime", "int8 / CPU / openvino"]
+    assert labels == ["fp32 / cpu / onnxruntime", "fp32 / CPU f32 / openvino", "fp32 / CPU bf16 / openvino",
+                      "fp32 / cpu / torch", "int8 / cpu / onnxruntime", "int8 / CPU, ORT QDQ / openvino",
+                      "int8 / CPU, NNCF IR / openvino"]
     by = {r.label: r for r in report.rows}
     ort_fp32, torch_fp32 = by["fp32 / cpu / onnxruntime"], by["fp32 / cpu / torch"]
     assert ort_fp32.status == "ok" and ort_fp32.agreement >= 0.9999 and ort_fp32.parity_ok
@@ -142,6 +145,77 @@ def test_best_row_rules():
     best, rule = choose_best(rows, budget=1.0)
     assert best is rows[3] and "preset" in rule
     assert choose_best([ReportRow("fp32", "cpu", "onnxruntime", status="failed", reason="x")], 1.0) == (None, "no row ran")
+    best, rule = choose_best(rows, budget=1.0, random_weights=True)  # issue 12: no verdict on random weights
+    assert best is None and "cannot be judged on random weights" in rule
+    assert "fastest by speed alone, accuracy unknown: int8 / cpu / onnxruntime, 30.0 ms p50" in rule
+
+
+def test_which_weights_are_random(tmp_path):
+    def request(target: str, weights: Path | None = None) -> ReportRequest:
+        return ReportRequest(target=target, output=tmp_path, weights=weights)
+
+    assert _random_weights(request("deeplabv3plus"))  # segedge downloads none
+    assert not _random_weights(request("deeplabv3plus", Path("demo")))
+    assert not _random_weights(request("deeplabv3plus", tmp_path / "w.pt"))
+    assert not _random_weights(request(TINY))  # a user's function may load its own weights
+    assert not _random_weights(request("m.onnx"))  # so may a file
+
+
+def test_mIoU_at_the_images_own_size(labelled, tmp_path):
+    from runtimes.card import ModelCard
+
+    from segedge.data.labelled import labelled_pairs
+
+    pairs = labelled_pairs(labelled)
+    card = ModelCard(name="m", classes=("a", "b"), size_divisor=16)
+    assert accuracy_size(pairs, card, (512, 512)) == (48, 48)  # all 48x48, a multiple of 16: as they are
+    assert accuracy_size(pairs, card.with_overrides(size_divisor=32), (512, 512)) == (512, 512)
+    assert accuracy_size(pairs, card.with_overrides(dynamic=False), (512, 512)) == (512, 512)
+    other = write_shapes_dataset(tmp_path / "other", ShapesConfig(train=0, val=1, size=(64, 48)))
+    mixed = pairs + [(other / "JPEGImages" / "val_00000.jpg", other / "SegmentationClass" / "val_00000.png")]
+    assert accuracy_size(mixed, card, (96, 96)) == (96, 96)  # sizes differ: each is resized to the report's
+
+
+def _swapped_classes(source: Path, target: Path, *args, **kwargs) -> Path:
+    """Stands in for a bad int8 file: the fp32 model with classes 1 and 2 of its classifier swapped."""
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    init = {t.name: t for t in model.graph.initializer}
+    last = [n for n in model.graph.node if n.op_type == "Conv"][-1]
+    for name in last.input[1:]:
+        array = numpy_helper.to_array(init[name]).copy()
+        array[[1, 2]] = array[[2, 1]]
+        init[name].CopyFrom(numpy_helper.from_array(array, name))
+    onnx.save(model, str(target))
+    return target
+
+
+def test_verdict_on_a_trained_model(demo_models, tmp_path, monkeypatch):
+    """issue 12: on trained weights int8 is named when it keeps the budget, fp32 when it does not."""
+    def report(folder: str):
+        return run_report(ReportRequest(target=str(demo_models.fp32), output=tmp_path / folder,
+                                        precisions=("fp32", "int8"), runtimes=("onnxruntime", "torch"), threads=1,
+                                        warmup=0, runs=2, calib=demo_models.data, data=demo_models.data, data_limit=50))
+
+    good = report("good")
+    by = {r.label: r for r in good.rows}
+    eager, ort, int8 = by["fp32 / cpu / torch"], by["fp32 / cpu / onnxruntime"], by["int8 / cpu / onnxruntime"]
+    assert all(r.miou is not None and r.miou_lost is not None for r in good.rows)
+    assert eager.miou > 0.75 and eager.miou_lost == 0 and abs(ort.miou_lost) < 0.05
+    assert int8.miou_lost <= 1.0 and good.best in by and "mIoU >= PyTorch fp32's" in good.best_reason
+    # Which row is fastest is the machine's to say; with the latencies fixed, only accuracy decides:
+    for row in good.rows:
+        row.p50_ms = 10.0 if row.precision == "int8" else 20.0 if row.runtime == "onnxruntime" else 30.0
+    assert choose_best(good.rows, 1.0)[0] is int8
+
+    monkeypatch.setattr(quantize_convert, "quantize_int8", _swapped_classes)
+    bad = report("bad")
+    bad_int8 = {r.label: r for r in bad.rows}["int8 / cpu / onnxruntime"]
+    assert bad_int8.miou_lost > 5.0 and bad.best is not None and bad.best.startswith("fp32 / ")
+    for row in bad.rows:
+        row.p50_ms = 10.0 if row.precision == "int8" else 20.0
+    assert choose_best(bad.rows, 1.0)[0] is not bad_int8 and choose_best(bad.rows, 1.0)[0].precision == "fp32"
 
 
 @pytest.mark.parametrize(

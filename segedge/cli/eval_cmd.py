@@ -15,7 +15,9 @@ from rich.table import Table
 from runtimes.errors import UsageError
 
 from runtimes.runtime import Runtime
+from runtimes.runtime import Runtime
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
+from segedge.cli.options import OpenvinoHint, RuntimeOpt
 from segedge.cli.options import OpenvinoHint, RuntimeOpt
 from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, Json, Samples, Threads, ThreadsPerWorker,
                                  Weights, Workers, card_options, ray_cluster)
@@ -28,11 +30,13 @@ if TYPE_CHECKING:
 @card_options
 def eval_command(
     models: Optional[list[Path]] = typer.Argument(None, help="ONNX models to score (e.g. the fp32, fp16 and int8 files)."),
-    data: Path = typer.Option(..., "--data", help="Labelled folder: VOC layout (JPEGImages/ + SegmentationClass/, the val split) or images/ + masks/."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Labelled folder: VOC layout (JPEGImages/ + SegmentationClass/, the val split) or images/ + masks/ (default, for models trained with --weights demo: their held-out split)."),
     torch_model: Optional[str] = typer.Option(None, "--torch", help="Also score this zoo model in PyTorch, built as a listed ONNX file's card says."),
     weights: Weights = None,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score only the first N images."),
     threads: Threads = None,
+    runtime: RuntimeOpt = Runtime.onnxruntime,
+    openvino_hint: OpenvinoHint = None,
     as_json: Json = False,
     isolate: Isolate = False,
     html: Optional[Path] = typer.Option(None, "--html", help="Also write DIR/index.html: the models side by side with "
@@ -51,7 +55,8 @@ def eval_command(
     if cluster is not None and html is not None:
         raise UsageError("--html keeps each model's sample label maps in this process: run it with --engine local")
     request = EvalRequest(data=data, models=tuple(models or ()), torch_model=torch_model, weights=weights,
-                          limit=limit, threads=threads, card_overrides=card.overrides())
+                          limit=limit, threads=threads, card_overrides=card.overrides(), runtime=runtime.value,
+                          openvino_hint=openvino_hint)
     if torch_model is not None:
         require_torch("eval --torch")
     for path in request.models:

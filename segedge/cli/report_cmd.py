@@ -96,14 +96,14 @@ def _providers(text: str) -> tuple[Provider, ...]:
 def _print_table(report) -> None:
     table = Table(title=f"{report.model} — {report.input_size[0]}x{report.input_size[1]}, {report.threads} threads",
                   title_justify="left")
-    for column in ("precision", "provider", "runtime", "status", "MB", "agree", "mIoU", "p50 ms", "p90 ms", "img/s", "mem MB"):
+    for column in ("precision", "provider", "runtime", "status", "MB", "agree", "mIoU", "lost", "p50 ms", "p90 ms", "img/s", "mem MB"):
         table.add_column(column, justify="left" if column in ("precision", "provider", "runtime", "status") else "right")
     for r in report.rows:
         status = "[green]ok[/]" if r.status == "ok" else f"[red]failed: {r.reason}[/]"
         best = " [bold]best[/]" if r.label == report.best else ""
         table.add_row(
             r.precision, r.provider, r.runtime + best, status, _f(r.size_mb, 1),
-            "" if r.agreement is None else f"{r.agreement:.2%}", _f(r.miou, 4), _f(r.p50_ms, 1), _f(r.p90_ms, 1),
+            "" if r.agreement is None else f"{r.agreement:.2%}", _f(r.miou, 4), _f(r.miou_lost, 2), _f(r.p50_ms, 1), _f(r.p90_ms, 1),
             _f(r.throughput, 2), _f(r.memory_mb, 0),
         )
     out.print(table)

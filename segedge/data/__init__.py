@@ -1,5 +1,12 @@
 """Datasets segedge can make itself: a reproducible synthetic set for training, tests and benchmarks."""
 
-from segedge.data.shapes import CLASSES, IGNORE_INDEX, ShapesConfig, write_shapes_dataset
+from segedge.data.shapes import (
+    CLASSES,
+    IGNORE_INDEX,
+    LATEST,
+    ShapesConfig,
+    classes_of,
+    write_shapes_dataset,
+)
 
-__all__ = ["CLASSES", "IGNORE_INDEX", "ShapesConfig", "write_shapes_dataset"]
+__all__ = ["CLASSES", "IGNORE_INDEX", "LATEST", "ShapesConfig", "classes_of", "write_shapes_dataset"]

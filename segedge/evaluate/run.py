@@ -8,6 +8,7 @@ Masks are index or palette PNGs; 255 is ignored. Images stream one at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -60,10 +61,11 @@ def evaluate(name: str, labeller: Labeller, pairs: Sequence[tuple[Path, Path]], 
 
 
 def onnx_labeller(path: str | os.PathLike[str], threads: int | None = None,
-                  overrides: dict[str, Any] | None = None) -> tuple[Labeller, ModelCard]:
+                  overrides: dict[str, Any] | None = None, runtime: str | None = None,
+                  openvino_hint: str | None = None) -> tuple[Labeller, ModelCard]:
     from runtimes.predictor import Predictor
 
-    predictor = Predictor(path, threads=threads, **(overrides or {}))
+    predictor = Predictor(path, threads=threads, runtime=runtime, openvino_hint=openvino_hint, **(overrides or {}))
     return predictor.predict, predictor.card
 
 
@@ -82,13 +84,15 @@ def torch_labeller(model, card: ModelCard) -> Labeller:
 
 @dataclass(frozen=True)
 class EvalRequest:
-    data: Path
+    data: Path | None = None  # None: the held-out split of the demo data a model's card records
     models: tuple[Path, ...] = ()  # ONNX files, run by the Predictor
     torch_model: str | None = None  # also a zoo model in PyTorch, built as a listed file's card says
     weights: Path | None = None  # for `torch_model`
     limit: int | None = None
     threads: int | None = None
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
+    runtime: str | None = None  # what runs the model files: onnxruntime (default) or openvino
+    openvino_hint: str | None = None  # with runtime openvino: its inference precision (None: OpenVINO's choice)
 
     def __post_init__(self) -> None:
         if not self.models and self.torch_model is None:
@@ -113,13 +117,16 @@ class EvalResult:
 def run_eval(request: EvalRequest, progress: Callable[[str], None] = lambda message: None,
              samples: SampleBook | None = None) -> EvalResult:
     """Every model on the folder; with `samples`, each model's label maps are kept there too (for the HTML page)."""
+    request = _with_demo_data(request)
+    assert request.data is not None  # _with_demo_data found it or raised
     pairs = labelled_pairs(request.data, request.limit)
     scores: list[tuple[str, Accuracy]] = []
     cards: list[ModelCard] = []
     notes: list[str] = []
     for path in request.models:
         progress(f"evaluating {path} on {len(pairs)} images")
-        labeller, card = onnx_labeller(path, request.threads, request.card_overrides)
+        labeller, card = onnx_labeller(path, request.threads, request.card_overrides, request.runtime,
+                                       request.openvino_hint)
         cards.append(card)
         label = f"{path.name} ({card.precision})"
         labeller = _sampled(samples, label, labeller, card, pairs, request.data)
@@ -144,13 +151,38 @@ def _sampled(samples: SampleBook | None, label: str, labeller: Labeller, card: M
     return samples.observed(label, lambda label_map: label_map, labeller)
 
 
+def _with_demo_data(request: EvalRequest) -> EvalRequest:
+    """Without --data: the held-out split of the demo dataset the first model's card records (or
+    `--torch NAME --weights demo`'s); an error when no model brings data along."""
+    if request.data is not None:
+        return request
+    from runtimes.session import open_session
+    from segedge.data.demo import is_demo, recorded_dataset
+
+    for path in request.models:
+        root = recorded_dataset(open_session(path, "cpu").card)
+        if root is not None:
+            return dataclasses.replace(request, data=root)
+    if request.torch_model is not None and is_demo(request.weights):
+        from segedge.train.demo import demo_model
+
+        return dataclasses.replace(request, data=demo_model(request.torch_model).data)
+    raise UsageError("--data: give a labelled folder (only models trained with --weights demo bring their own)")
+
+
 def _zoo_labeller(name: str, weights: Path | None, cards: list[ModelCard]) -> tuple[Labeller, ModelCard, list[str]]:
-    """A zoo model in PyTorch, built with the builder keywords a listed ONNX file's card recorded."""
+    """A zoo model in PyTorch, built with the builder keywords a listed ONNX file's card recorded
+    (or, for `--weights demo`, as the demo export builds it), with its weights."""
     from exporters.checkpoint import fit_state_dict, load_state_dict
+    from segedge.data.demo import is_demo
     from segedge.sources import build
+    from segedge.train.demo import demo_card, reference_weights
 
     recorded = next((c for c in cards if c.source == name), None)
+    if recorded is None and is_demo(weights):
+        recorded = demo_card(name)
     built = build(name, options=recorded.build_kwargs if recorded else None)
-    notes = fit_state_dict(built.module, load_state_dict(weights), built.card.name) if weights is not None else []
+    checkpoint = reference_weights(recorded, weights) if recorded is not None else weights
+    notes = fit_state_dict(built.module, load_state_dict(checkpoint), built.card.name) if checkpoint is not None else []
     card = recorded or built.card
     return torch_labeller(built.module.eval(), card), card, notes

@@ -24,10 +24,13 @@ from exporters.torch_to_onnx import DEFAULT_OPSET, Exporter, LogitsOnly, export_
 from runtimes.card import ModelCard
 from runtimes.errors import ExportError, UsageError
 from runtimes.fileio import atomic_path, ensure_writable, work_folder
+from runtimes.outputs import Input, check_outputs, inputs_of
 from runtimes.parity import PRESETS, ParityCheck, check_sizes
 from runtimes.precision import Precision
 from runtimes.session import open_session
 
+from segedge.data.demo import is_demo
+from segedge.export.dry_run import dry_run
 from segedge.export.dry_run import dry_run
 from segedge.parity.reference import torch_runner
 from segedge.parity.run import other_size
@@ -55,6 +58,7 @@ class ExportRequest:
     build_options: dict = field(default_factory=dict)  # builder keywords, e.g. {"padding": "same"}
     precision: Target = Precision.fp32  # fp16 / int8 / auto: the fp32 export is then quantized (segedge.quantize)
     calib: Path | None = None
+    overwrite: bool = False  # replace an existing file segedge did not write
     output_key: str | None = None  # which entry of a dict / tuple / ModelOutput holds the logits (default: pick_logits')
 
 
@@ -94,8 +98,12 @@ def default_output(card: ModelCard) -> Path:
 
 def run_export(request: ExportRequest, progress: Progress = lambda message: None) -> ExportResult:
     start = time.perf_counter()
+    read = export_inputs(request)
     if request.output is not None:
+        check_outputs([request.output], read, overwrite=request.overwrite)
         ensure_writable(request.output)
+    if is_demo(request.weights):
+        request = _with_demo_weights(request, progress)
     if request.precision != Precision.fp32:  # a missing calibration folder fails now, not after the export
         from segedge.quantize.convert import check_calibration
 
@@ -119,6 +127,7 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
     checked = dry_run(card, wrapped, input_size, request.card_fields.get("size_divisor"))
     card, notes = checked.card, notes + checked.notes
     output = ensure_writable(request.output or default_output(card))
+    check_outputs([output], read, overwrite=request.overwrite)
 
     with work_folder("segedge-export-") as workdir:
         raw = Path(workdir) / "raw.onnx"
@@ -151,13 +160,30 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
     return ExportResult(output, card, simplified, message, parity, notes, time.perf_counter() - start)
 
 
+def _with_demo_weights(request: ExportRequest, progress: Progress) -> ExportRequest:
+    """`--weights demo`: the cached demo checkpoint (trained now if absent), the dataset's classes,
+    the training record in the card, and its train split to calibrate on when none is given."""
+    from segedge.train.demo import demo_model, demo_options
+
+    trained = demo_model(request.source, progress)
+    options, fields = demo_options(trained)
+    if request.num_classes not in (None, options["num_classes"]):
+        raise UsageError(f"--weights demo: the demo weights have {options['num_classes']} classes "
+                         f"({', '.join(fields['classes'])}); drop --num-classes")
+    calib = request.calib if request.calib is not None or request.precision == Precision.fp32 else trained.data
+    return dataclasses.replace(request, weights=trained.checkpoint, num_classes=None, calib=calib,
+                               build_options={**request.build_options, **options},
+                               card_fields={**fields, **request.card_fields})
+
+
 def _quantize(request: ExportRequest, proto: onnx.ModelProto, workdir: Path, output: Path,
               progress: Progress) -> QuantizeResult:
     from segedge.quantize import QuantizeRequest, run_quantize
 
     fp32 = workdir / f"{output.stem}_fp32.onnx"
     _save(proto, fp32)
-    quantize = QuantizeRequest(model=fp32, precision=request.precision, output=output, calib=request.calib)
+    quantize = QuantizeRequest(model=fp32, precision=request.precision, output=output, calib=request.calib,
+                               overwrite=request.overwrite)
     return run_quantize(quantize, progress)
 
 
@@ -185,6 +211,19 @@ def _parity_summary(parity: list[ParityCheck]) -> dict:
             for p in parity
         ],
     }
+
+
+def export_inputs(request: ExportRequest) -> list[Input]:
+    """The files an export reads, none of which it may write: the checkpoint, the user's model file, calibration."""
+    read: list[Input] = inputs_of("--weights", [request.weights] if request.weights is not None else [])
+    source_file = request.source.rpartition(":")[0]
+    if source_file.endswith(".py"):
+        read.append(("the model's source file", source_file))
+    if request.calib is not None and request.calib.is_dir():
+        from exporters.calibration import image_files
+
+        read += inputs_of("a calibration image", image_files(request.calib, "calibration"))
+    return read
 
 
 def _save(proto: onnx.ModelProto, path: Path) -> None:

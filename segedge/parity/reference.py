@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -14,16 +15,24 @@ from runtimes.backend import RunBatch
 from runtimes.card import ModelCard
 from runtimes.errors import CardError
 from segedge.sources import build
+from segedge.train.demo import reference_weights
 
 
-def reference_model(card: ModelCard, weights: str | os.PathLike[str] | None = None) -> tuple[nn.Module, list[str]]:
-    """Rebuild the PyTorch model a card was exported from (+ its weights); returns notes too."""
+def reference_model(card: ModelCard, weights: str | os.PathLike[str] | None = None,
+                    progress: Callable[[str], None] = lambda message: None) -> tuple[nn.Module, list[str]]:
+    """Rebuild the PyTorch model a card was exported from (+ its weights); returns notes too.
+
+    `weights`: a checkpoint, or `demo`; without it, the demo weights the card records, if any.
+    """
     if not card.source:
         raise CardError("the model card names no source model; give the reference with --reference")
     built = build(card.source, options=card.build_kwargs)
     notes = []
-    if weights is not None:
-        notes = fit_state_dict(built.module, load_state_dict(weights), card.name)
+    checkpoint = reference_weights(card, weights, progress)
+    if checkpoint is not None:
+        notes = fit_state_dict(built.module, load_state_dict(checkpoint), card.name)
+        if weights is None:
+            notes.append(f"the reference loads the demo weights the card records ({card.training.get('recipe')})")
     return LogitsOnly(built.module, card.output_key).eval(), notes
 
 

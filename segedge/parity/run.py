@@ -19,7 +19,10 @@ from runtimes.image import load_image
 from runtimes.parity import PRESETS, ParityCheck, Tolerance, check_images, check_sizes
 from runtimes.precision import Precision
 from runtimes.providers import Provider
-from runtimes.session import open_session
+from runtimes.runtime import Runtime, open_model
+from runtimes.session import ModelSession, open_session
+from segedge.data.demo import recorded_dataset
+from segedge.data.labelled import labelled_pairs
 
 MAX_VERIFY_IMAGES = 32
 Progress = Callable[[str], None]
@@ -40,6 +43,8 @@ class VerifyRequest:
     batch: int = 1
     seed: int = 0
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
+    runtime: Runtime = Runtime.onnxruntime  # what runs the model checked (the reference: PyTorch, or ORT CPU)
+    openvino_hint: str | None = None  # with runtime openvino: its inference precision (None: OpenVINO's choice)
 
 
 @dataclass(frozen=True)
@@ -64,12 +69,16 @@ class VerifyResult:
 
 
 def run_verify(request: VerifyRequest, progress: Progress = lambda message: None) -> VerifyResult:
-    candidate = open_session(request.model, request.provider, overrides=request.card_overrides)
+    candidate = open_model(request.model, request.runtime, request.provider, None, hint=request.openvino_hint,
+                           overrides=request.card_overrides)
     card = candidate.card
     if candidate.stored_card is None and request.reference is None:
         raise CardError(f"{request.model} has no segedge model card, so there is no PyTorch model to rebuild; "
                         "compare with --reference FILE")
     chosen = request.preset or Precision(card.precision)
+    reduced = getattr(candidate, "precision", "f32")  # what OpenVINO runs the float parts at
+    if request.preset is None and chosen is Precision.fp32 and reduced != "f32":
+        chosen = Precision.fp16  # judged by the masks, as an fp16 file is (say --openvino-hint f32 for fp32's preset)
     tolerance = PRESETS[chosen].with_overrides(request.atol, request.rtol, request.min_agreement)
     notes: list[str] = []
     if request.reference is not None:
@@ -80,23 +89,39 @@ def run_verify(request: VerifyRequest, progress: Progress = lambda message: None
 
         against = "PyTorch"
         progress(f"rebuilding {card.source} in PyTorch")
-        module, notes = reference_model(card, request.weights)
+        module, notes = reference_model(card, request.weights, progress)
         reference = torch_runner(module)
-    provider = candidate.provider.value
-    if request.images is not None:
-        from exporters.calibration import image_files, spread
-
-        paths = spread(image_files(request.images), MAX_VERIFY_IMAGES)
-        progress(f"comparing on {len(paths)} images of {request.images}")
+    provider = candidate.provider.value if isinstance(candidate, ModelSession) else f"openvino {reduced}"
+    images = verify_images(request, card)
+    if images is not None:
+        paths, where = images
+        progress(f"comparing on {len(paths)} images of {where}")
         checks = [check_images(reference, candidate.run, card, ((load_image(p), None) for p in paths),
-                               str(request.images), tolerance, provider=provider)]
+                               where, tolerance, provider=provider)]
     else:
         sizes = list(request.sizes or default_sizes(card))
         progress(f"comparing at {', '.join(f'{h}x{w}' for h, w in sizes)}")
         checks = check_sizes(reference, candidate.run, card, sizes, tolerance, provider=provider,
                              batch=request.batch, seed=request.seed)
     return VerifyResult(request.model, against, chosen, tolerance, candidate.active_providers, checks,
-                        request.images is None, notes)
+                        images is None, notes)
+
+
+def verify_images(request: VerifyRequest, card: ModelCard) -> tuple[list[Path], str] | None:
+    """(image files, what they are) to compare on; None for generated inputs.
+
+    `--images DIR`; else, for a model with demo weights and no `--sizes`, its held-out split: the
+    fair test of a quantized model, with no flag to remember.
+    """
+    from exporters.calibration import image_files, spread
+
+    if request.images is not None:
+        return spread(image_files(request.images), MAX_VERIFY_IMAGES), str(request.images)
+    root = recorded_dataset(card) if request.sizes is None else None
+    if root is None:
+        return None
+    held_out = [image for image, _ in labelled_pairs(root)]
+    return spread(held_out, MAX_VERIFY_IMAGES), f"{root} (held-out split of the demo data)"
 
 
 def default_sizes(card: ModelCard) -> list[tuple[int, int]]:

@@ -1,7 +1,9 @@
-"""Accuracy inputs of `segedge report`: mIoU of every row at the report's one input size, calibration images.
+"""Accuracy inputs of `segedge report`: mIoU of every row at one input size, calibration images.
 
-Each image is resized to the report's input size (every runtime row runs one static shape) and
-the predicted label map is resized back to the mask with nearest neighbour; 255 is ignored.
+Every runtime row runs one static shape, so all images are measured at one size: their own when
+they all share one that the model takes (the demo data's, say: a model trained on 96 x 96 images
+is measured on them as they are, not on 5x enlargements), else the report's input size, each
+image resized to it and the label map resized back to the mask with nearest neighbour. 255 is ignored.
 """
 
 from __future__ import annotations
@@ -25,6 +27,19 @@ from segedge.data.labelled import read_mask
 def model_input(path: Path, card: ModelCard, size: tuple[int, int]) -> np.ndarray:
     """One image -> 1 x 3 x H x W float32 at `size`, normalised as the card says."""
     return normalize(resize_rgb(load_image(path), size), card)[None]
+
+
+def accuracy_size(pairs: list[tuple[Path, Path]], card: ModelCard, size: tuple[int, int]) -> tuple[int, int]:
+    """The images' own size when they share one the model takes (dynamic, a stride multiple); else `size`."""
+    sizes = set()
+    for image_path, _ in pairs:
+        with Image.open(image_path) as image:  # reads the header only
+            sizes.add((image.height, image.width))
+        if len(sizes) > 1:
+            return size
+    (own,) = sizes
+    fits = card.dynamic and card.valid_margin == 0 and all(side % max(1, card.size_divisor) == 0 for side in own)
+    return own if fits else size
 
 
 def mean_iou(pairs: list[tuple[Path, Path]], run: Callable[[np.ndarray], np.ndarray], card: ModelCard,

@@ -42,6 +42,7 @@ def to_dict(report: Report, written: dict[str, Path | str] | None = None) -> dic
         "batch": 1,
         "threads": report.threads,
         "best": {"row": report.best, "rule": report.best_reason},
+        "weights": report.weights,
         "calibration": report.calibration,
         "data": report.data,
         "files": report.files,
@@ -71,12 +72,13 @@ def to_markdown(report: Report, written: dict[str, Path | str]) -> str:
         f"- CPU: {cpu['model']}, {cpu['usable_cpus']} usable CPUs of {cpu['logical_cores']}; flags: {' '.join(cpu['flags']) or 'none of note'}",
         f"- GPU: {gpus or 'none'}",
         f"- versions: {versions}",
+        f"- weights: {report.weights or 'n/a'}",
         f"- calibration (int8): {report.calibration or 'n/a'}",
         "- accuracy: argmax agreement with PyTorch fp32 on a generated image"
         + (f"; mIoU on {report.data}" if report.data else " (no --data: no mIoU)"),
         "",
-        "| precision | provider | runtime | status | size MB | agreement | mIoU | p50 ms | p90 ms | img/s | mem MB | peak RSS MB | setup s | first ms |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| precision | provider | runtime | status | size MB | agreement | mIoU | mIoU lost (points) | p50 ms | p90 ms | img/s | mem MB | peak RSS MB | setup s | first ms |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report.rows:
         status = "ok" if r.status == "ok" else f"failed: {r.reason}"
@@ -85,7 +87,7 @@ def to_markdown(report: Report, written: dict[str, Path | str]) -> str:
         marker = " **best**" if r.label == report.best else ""
         lines.append(
             f"| {r.precision} | {r.provider} | {r.runtime}{marker} | {_escape(status)} | {_num(r.size_mb, 1)} | "
-            f"{_pct(r.agreement)} | {_num(r.miou, 4)} | {_num(r.p50_ms, 1)} | {_num(r.p90_ms, 1)} | "
+            f"{_pct(r.agreement)} | {_num(r.miou, 4)} | {_num(r.miou_lost, 2)} | {_num(r.p50_ms, 1)} | {_num(r.p90_ms, 1)} | "
             f"{_num(r.throughput, 2)} | {_mem(r)} | {_num(r.peak_rss_mb, 0)} | {_num(r.setup_s, 2)} | {_num(r.first_run_ms, 0)} |"
         )
     lines += ["", f"**Best: {report.best or 'none'}** — {report.best_reason}."]

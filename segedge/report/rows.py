@@ -1,4 +1,11 @@
-"""The rows of `segedge report` and the rule that names the best one (no torch, no onnxruntime here)."""
+"""The rows of `segedge report` and the rule that names the best one (no torch, no onnxruntime here).
+
+The verdict means something only when the weights do: on trained weights with labels, the fastest
+row within `budget` mIoU points of PyTorch fp32; on trained weights without labels, the fastest
+whose argmax agreement meets its precision's preset; on random weights, none (accuracy cannot be
+judged: how often a random network's int8 copy agrees with it says nothing about what a trained
+one loses), and the fastest row is named for its speed alone.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ class ReportRow:
     agreement: float | None = None
     parity_ok: bool | None = None
     miou: float | None = None
+    miou_lost: float | None = None  # mIoU points lost against PyTorch fp32 (negative: gained)
     p50_ms: float | None = None
     p90_ms: float | None = None
     mean_ms: float | None = None
@@ -47,13 +55,29 @@ class Report:
     machine: dict
     files: dict[str, str]
     seconds: float
+    weights: str | None = None  # what the weights are: demo (recipe, held-out mIoU), a checkpoint, random
 
 
-def choose_best(rows: list[ReportRow], budget: float) -> tuple[ReportRow | None, str]:
-    """The fastest row whose accuracy holds, and the rule that picked it."""
+def fill_losses(rows: list[ReportRow]) -> None:
+    """Each row's mIoU points lost against the PyTorch fp32 row (when both have an mIoU)."""
+    reference = next((r for r in rows if r.runtime == "torch" and r.status == "ok" and r.miou is not None), None)
+    if reference is None or reference.miou is None:
+        return
+    for row in rows:
+        if row.miou is not None:
+            row.miou_lost = round(100.0 * (reference.miou - row.miou), 4)
+
+
+def choose_best(rows: list[ReportRow], budget: float, random_weights: bool = False) -> tuple[ReportRow | None, str]:
+    """The fastest row whose accuracy holds, and the rule that picked it (none on random weights)."""
     ok = [r for r in rows if r.status == "ok" and r.p50_ms is not None]
     if not ok:
         return None, "no row ran"
+    if random_weights:
+        fastest = min(ok, key=_p50)
+        return None, (f"the weights are random, and accuracy cannot be judged on random weights "
+                      f"(train them with --weights demo, or give your checkpoint with --weights); "
+                      f"fastest by speed alone, accuracy unknown: {fastest.label}, {_p50(fastest):.1f} ms p50")
     reference = next((r for r in ok if r.runtime == "torch" and r.miou is not None), None)
     if reference is not None and reference.miou is not None:
         floor = reference.miou - budget / 100.0
