@@ -358,8 +358,7 @@ else
     META="kind=install" step install_venv 40 req - bash -c '
         set -euo pipefail
         venv=$1 base=$2 helpers=$3
-        # (without ensurepip in the base install: a venv without pip, which then runs the base pip)
-        [[ -x $venv/bin/python ]] || "$base" -m venv "$venv" || "$base" -m venv --clear --without-pip "$venv"
+        [[ -x $venv/bin/python ]] || "$base" -m venv "$venv"
         site=$("$venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()[\"purelib\"])")
         "$base" "$helpers/base_pth.py" >"$site/_gpu_check_base.pth"
         cat "$site/_gpu_check_base.pth"

@@ -87,12 +87,10 @@ def pool_size(cluster: RayCluster, cpus: float) -> int:
     return workers
 
 
-def plan_blocks(items: int, workers: int) -> tuple[int, int]:
-    """(blocks, actors) for `items` rows: at least 4 blocks per worker to balance, at most 64 rows
-    a block, and no more actors than blocks (an actor without a block would only cost its start)."""
+def block_count(items: int, workers: int) -> int:
+    """Blocks to cut `items` rows into: at least 4 per worker, to balance, and at most 64 rows each."""
     per_block = min(_MAX_BLOCK, max(1, math.ceil(items / (4 * workers))))
-    blocks = max(1, math.ceil(items / per_block))
-    return blocks, min(workers, blocks)
+    return max(1, math.ceil(items / per_block))
 
 
 def on_actor_pool(dataset: Any, actor: type, args: tuple[Any, ...], workers: int, threads: int,
