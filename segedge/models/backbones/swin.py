@@ -15,8 +15,8 @@ window, a side holding one window is not shifted (`backbones/swin_windows.py` do
 the shape inside the graph), and the patch embedding drops the last H mod 4 rows as
 torchvision's stride-4 conv does. The Swin segmentation code and mmseg differ at small sizes:
 they pad the input to a multiple of 4 and shift even a side that holds a single window, so
-their outputs differ from these wherever a stage is 7 tokens or less on a side (inputs below
-225 pixels on that side at the last stage) or H, W are not multiples of 4.
+their outputs differ from these wherever a stage is 7 tokens or less on a side (at the last
+stage: inputs of 227 pixels or fewer on that side) or H, W are not multiples of 4.
 """
 
 from __future__ import annotations
@@ -119,7 +119,9 @@ class SwinMLP(nn.Sequential):
     every Swin config) so that the keys `mlp.0` and `mlp.3` load."""
 
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
-        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout))
+        super().__init__(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
+        )
 
 
 class SwinBlock(nn.Module):
