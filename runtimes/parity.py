@@ -29,7 +29,7 @@ from .errors import ParityError
 from .metrics import ConfusionMatrix
 from .postprocess import labels
 from .precision import Precision
-from .preprocess import from_model_output, to_model_input
+from .preprocess import at_input_resolution, from_model_output, to_model_input
 
 Sample = tuple[np.ndarray, "np.ndarray | None"]  # an RGB image (as load_image gives it) and its mask, if any
 
@@ -279,12 +279,14 @@ def check_sizes(reference: RunBatch, candidate: RunBatch, card: ModelCard, sizes
 
 def measure_images(reference: RunBatch, candidate: RunBatch, card: ModelCard, samples: Iterable[Sample],
                    source: str, threshold: float | None = None) -> Parity:
-    """Both models on each image prepared as the Predictor prepares it, outputs cropped back to the image."""
+    """Both models on each image prepared as the Predictor prepares it, outputs cropped back to the image
+    (1/k logits upsampled first, as the Predictor does, so that they meet the image's mask)."""
     accumulator = ParityAccumulator(card.num_classes or None, card.output_kind, _threshold(card, threshold))
     for rgb, mask in samples:
         x, placement = to_model_input(rgb, card)
-        accumulator.add(from_model_output(reference(x[None])[0], placement),
-                        from_model_output(candidate(x[None])[0], placement), mask)
+        size = (x.shape[1], x.shape[2])
+        accumulator.add(from_model_output(at_input_resolution(reference(x[None])[0], card, size), placement),
+                        from_model_output(at_input_resolution(candidate(x[None])[0], card, size), placement), mask)
     return accumulator.result(source)
 
 

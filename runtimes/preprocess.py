@@ -26,7 +26,7 @@ from PIL import Image
 from .card import ModelCard
 from .errors import UsageError
 
-__all__ = ["Placement", "to_model_input", "from_model_output", "model_input_size", "model_window", "model_side", "reflect_indices"]
+__all__ = ["Placement", "to_model_input", "from_model_output", "at_input_resolution", "model_input_size", "model_window", "model_side", "reflect_indices"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,19 @@ def from_model_output(output: np.ndarray, placement: Placement) -> np.ndarray:
     if placement.scaled_size == placement.image_size:
         return cropped
     return np.stack([resize_plane(plane, placement.image_size) for plane in cropped])
+
+
+def at_input_resolution(output: np.ndarray, card: ModelCard, input_size: tuple[int, int]) -> np.ndarray:
+    """A model's C x h x w output for an input of `input_size`, at the input's resolution.
+
+    Logits at 1/output_stride (SegFormer's 1/4) are resized bilinearly to the input's size less
+    the valid margin, as the Predictor does, so that they crop back to the image like any other
+    output; an output stride of 1 leaves the output as it is.
+    """
+    if card.output_stride == 1:
+        return output
+    full = (input_size[0] - 2 * card.valid_margin, input_size[1] - 2 * card.valid_margin)
+    return np.stack([resize_plane(plane, full) for plane in output])
 
 
 def model_window(image_rgb: np.ndarray, top: int, left: int, size: tuple[int, int], card: ModelCard) -> np.ndarray:

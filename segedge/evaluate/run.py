@@ -23,7 +23,7 @@ from runtimes.card import ModelCard
 from runtimes.errors import UsageError
 from runtimes.metrics import ConfusionMatrix
 from runtimes.postprocess import labels as to_labels
-from runtimes.preprocess import from_model_output, to_model_input
+from runtimes.preprocess import at_input_resolution, from_model_output, to_model_input
 
 from segedge.data.labelled import labelled_pairs, read_pair
 
@@ -69,13 +69,15 @@ def onnx_labeller(path: str | os.PathLike[str], threads: int | None = None,
 
 
 def torch_labeller(model, card: ModelCard) -> Labeller:
-    """A PyTorch model (eval mode, N x C x H x W logits) as a labeller, prepared as the Predictor does."""
+    """A PyTorch model (eval mode, N x C x H x W logits) as a labeller, prepared as the Predictor does
+    (logits at 1/output_stride upsampled bilinearly to the input's size first)."""
     import torch
 
     def label(rgb: np.ndarray) -> np.ndarray:
         x, placement = to_model_input(rgb, card)
         with torch.no_grad():
             output = model(torch.from_numpy(x[None]))[0].float().numpy()
+        output = at_input_resolution(output, card, (x.shape[1], x.shape[2]))
         return to_labels(from_model_output(output, placement), card.output_kind, card.threshold)
 
     return label
@@ -170,6 +172,7 @@ def _zoo_labeller(name: str, weights: Path | None, cards: list[ModelCard]) -> tu
     """A zoo model in PyTorch, built with the builder keywords a listed ONNX file's card recorded
     (or, for `--weights demo`, as the demo export builds it), with its weights."""
     from exporters.checkpoint import fit_state_dict, load_state_dict
+    from exporters.torch_to_onnx import LogitsOnly
     from segedge.data.demo import is_demo
     from segedge.sources import build
     from segedge.train.demo import demo_card, reference_weights
@@ -180,5 +183,17 @@ def _zoo_labeller(name: str, weights: Path | None, cards: list[ModelCard]) -> tu
     built = build(name, options=recorded.build_kwargs if recorded else None)
     checkpoint = reference_weights(recorded, weights) if recorded is not None else weights
     notes = fit_state_dict(built.module, load_state_dict(checkpoint), built.card.name) if checkpoint is not None else []
-    card = recorded or built.card
-    return torch_labeller(built.module.eval(), card), card, notes
+    model = LogitsOnly(built.module, recorded.output_key if recorded else None).eval()
+    card = recorded or _user_card(name, built.card, model)
+    return torch_labeller(model, card), card, notes
+
+
+def _user_card(name: str, card: ModelCard, model: Any) -> ModelCard:
+    """A user's model with no exported file listed: the card export's dry run would write (classes,
+    output stride, size divisor); a zoo model's card is complete already."""
+    from segedge.export.dry_run import dry_run
+    from segedge.sources.build import is_user_source
+
+    if not is_user_source(name):
+        return card
+    return dry_run(card, model, card.input_size, None).card
