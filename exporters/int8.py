@@ -117,7 +117,7 @@ def quantize_int8(
         "preprocess": "runtimes.preprocess.to_model_input",
         "onnxruntime": onnxruntime.__version__,
     }
-    card = card.with_overrides(precision="int8", calibration=facts, parity={})
+    card = card.with_overrides(precision="int8", calibration=facts, parity={}, runtime="onnxruntime")
     drop_unused_opsets(result)
     save_model(embed_card(result, card), target)
     return Int8Result(Path(target), card, facts, ops)

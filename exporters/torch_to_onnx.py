@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 
@@ -32,24 +33,58 @@ class Exporter(str, Enum):
 
 
 class LogitsOnly(nn.Module):
-    """Unwraps a model whose forward returns a dict (`{"out": ...}`) or a tuple to its logits."""
+    """Unwraps a model's output to its logits tensor (see `pick_logits`); `output_key` chooses."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, output_key: str | None = None) -> None:
         super().__init__()
         self.model = model
+        self.output_key = output_key
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return first_tensor(self.model(x))
+        return pick_logits(self.model(x), self.output_key)[0]
 
 
-def first_tensor(out: object) -> torch.Tensor:
-    """The logits of a model output: the tensor itself, `out["out"]`, or the first element."""
+def first_tensor(out: object, key: str | None = None) -> torch.Tensor:
+    """The logits of a model output (see `pick_logits`)."""
+    return pick_logits(out, key)[0]
+
+
+# Keys that hold the logits in the libraries users train with: torchvision's {"out", "aux"}, Hugging
+# Face's output objects (`.logits`), mmseg-style {"seg_logits"}.
+_LOGITS_KEYS = ("out", "logits", "seg_logits")
+
+
+def pick_logits(out: object, key: str | None = None) -> tuple[torch.Tensor, list[str]]:
+    """(the logits tensor of a model output, notes on what was left out).
+
+    A tensor is itself. A mapping (a dict, or a Hugging Face `ModelOutput`, which is one) gives
+    `out[key]`, else its first of "out", "logits", "seg_logits", else its first value; a tuple or
+    list gives its element `key` (an index) or its first. The other entries (torchvision's "aux",
+    a tuple's second head) are dropped, and the notes say so.
+    """
     if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, dict) and out:
-        return first_tensor(out["out"] if "out" in out else next(iter(out.values())))
+        return out, []
+    if isinstance(out, Mapping) and out:
+        keys = [k for k, v in out.items() if v is not None]
+        chosen = key if key is not None else next((k for k in _LOGITS_KEYS if k in keys), keys[0] if keys else None)
+        if chosen not in keys:
+            raise ExportError(f"the model's output has no key {chosen!r}; it has {', '.join(map(repr, keys))} (--output-key)")
+        tensor, notes = pick_logits(out[chosen])
+        dropped = [str(k) for k in keys if k != chosen]
+        return tensor, notes + ([f"output {chosen!r} used; {', '.join(map(repr, dropped))} dropped "
+                                 "(choose another with --output-key)"] if dropped else [])
     if isinstance(out, (tuple, list)) and out:
-        return first_tensor(out[0])
+        try:
+            index = int(key) if key is not None else 0
+            chosen_item = out[index]
+        except (ValueError, IndexError):
+            raise ExportError(f"the model returns a {type(out).__name__} of {len(out)}; --output-key must be an "
+                              f"index in 0..{len(out) - 1}, got {key!r}") from None
+        tensor, notes = pick_logits(chosen_item)
+        if len(out) > 1:
+            notes.append(f"output {index} of the {len(out)} the model returns used, the others dropped "
+                         "(choose another with --output-key)")
+        return tensor, notes
     raise ExportError(f"model output of type {type(out).__name__} holds no logits tensor")
 
 
@@ -63,14 +98,21 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     exporter: Exporter | str = Exporter.dynamo,
     verbose: bool = False,
+    output_axes: tuple[str, str] = ("H", "W"),
 ) -> onnx.ModelProto:
     """Export `model` to one self-contained ONNX file at `path` (written atomically).
 
     Returns the loaded ModelProto. The input is `image` (N x 3 x H x W float32), the output
-    `logits`; with `dynamic`, N, H and W are symbolic.
+    `logits`; with `dynamic`, N, H and W are symbolic. `output_axes`: the names of the output's
+    dynamic H and W (the torchscript exporter's; other names when the output is not the input's size).
     """
     exporter = Exporter(exporter)
     model = model.eval()
+    # torch.export specialises a batch of 1 wherever a model's code makes it guard on it (Hugging
+    # Face SegFormer's `.view` of a transposed tensor guards `batch == 1`), fixing the ONNX batch
+    # to 1; traced at batch 2 the graph keeps N symbolic and runs at batch 1 all the same.
+    if dynamic and exporter is Exporter.dynamo and batch == 1:
+        batch = 2
     sample = torch.randn(batch, 3, *input_size)
     with atomic_path(path, suffix=".onnx") as tmp:
         try:
@@ -78,7 +120,7 @@ def export_onnx(
                 if exporter is Exporter.dynamo:
                     _export_dynamo(model, sample, tmp, dynamic, opset)
                 else:
-                    _export_torchscript(model, sample, tmp, dynamic, opset)
+                    _export_torchscript(model, sample, tmp, dynamic, opset, output_axes)
             proto = onnx.load(str(tmp))
             _name_axes(proto, dynamic)
             onnx.save(proto, str(tmp))
@@ -112,8 +154,10 @@ def _export_dynamo(model: nn.Module, sample: torch.Tensor, path: Path, dynamic: 
     program.save(str(path), external_data=False)
 
 
-def _export_torchscript(model: nn.Module, sample: torch.Tensor, path: Path, dynamic: bool, opset: int) -> None:
+def _export_torchscript(model: nn.Module, sample: torch.Tensor, path: Path, dynamic: bool, opset: int,
+                        output_axes: tuple[str, str]) -> None:
     axes = {0: "N", 2: "H", 3: "W"}
+    out_axes = {0: "N", 2: output_axes[0], 3: output_axes[1]}
     torch.onnx.export(
         model,
         (sample,),
@@ -121,7 +165,7 @@ def _export_torchscript(model: nn.Module, sample: torch.Tensor, path: Path, dyna
         dynamo=False,
         input_names=[INPUT_NAME],
         output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes} if dynamic else None,
+        dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: out_axes} if dynamic else None,
         opset_version=opset,
         do_constant_folding=True,
     )

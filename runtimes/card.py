@@ -54,6 +54,9 @@ class ModelCard:
     `output_stride`: the output is 1/output_stride of the input (SegFormer's logits: 4); the
     Predictor upsamples it bilinearly to the input size before labelling.
     `output_kind`: see `OutputKind`.
+    `output_key`: which entry of the PyTorch model's output holds the logits (a dict key such as
+    torchvision's "out", a tuple index), when segedge's default choice was overridden; the PyTorch
+    reference is rebuilt with it.
     """
 
     name: str
@@ -75,6 +78,7 @@ class ModelCard:
     valid_margin: int = 0
     output_stride: int = 1
     output_kind: OutputKind = "logits"
+    output_key: str | None = None
     threshold: float = 0.5  # foreground probability above which a one-channel model's pixel is labelled 1
     tile_size: int | None = None
     tile_overlap: int = 0
@@ -211,6 +215,7 @@ def _validate(card: ModelCard) -> None:
     need(isinstance(card.training, dict), "'training' must be an object")
     need(card.runtime is None or (isinstance(card.runtime, str) and card.runtime != ""),
          "'runtime' must be a runtime's name or null")
+    need(card.output_key is None or isinstance(card.output_key, str), "'output_key' must be a string")
     need(card.layout in _LAYOUTS, f"'layout' must be one of {_LAYOUTS}")
     need(_is_int(card.output_stride) and 1 <= card.output_stride <= MAX_DIVISOR,
          f"'output_stride' must be in 1..{MAX_DIVISOR}")

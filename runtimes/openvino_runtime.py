@@ -86,3 +86,28 @@ def _property(compiled: Any, key: str) -> str:
         return "?"
     name = getattr(value, "get_type_name", None)  # ov.Type prints as "<Type: 'bfloat16'>"
     return name() if callable(name) else str(value)
+
+
+def session_runner(session: Any, setup_s: float, name: str | None = None) -> Runner:
+    """An `OpenVINOSession` (what `Predictor(..., runtime="openvino")` runs) as a runner: the shipped path.
+
+    The model is compiled for the timed input's shape in `prepare`, untimed, as the Predictor's
+    cache would hold it after the first image of that size.
+    """
+    def prepare(x: np.ndarray) -> np.ndarray:
+        session.run(x)  # compiles and caches the shape
+        return x
+
+    precision = session.card.precision.value
+    return Runner(
+        name=name or f"openvino {precision}",
+        runtime=f"openvino {openvino_version() or ''}".strip(),
+        provider=session.device,
+        run=session.run,
+        prepare=prepare,
+        setup_s=setup_s,
+        notes=[f"OpenVINO inference precision {session.precision}, {session.threads} threads, compiled per input shape "
+               "(the Predictor's adapter)"],
+        tags={"precision": precision, "runtime": "openvino", "provider": session.device.lower(),
+              "hint": session.hint or "auto"},
+    )

@@ -55,6 +55,9 @@ class ModelRunner(Protocol):
     def inspection(self) -> Inspection: ...
 
     @property
+    def stored_card(self) -> ModelCard | None: ...
+
+    @property
     def active_providers(self) -> tuple[str, ...]: ...
 
     def run(self, batch: np.ndarray) -> np.ndarray: ...
@@ -93,6 +96,9 @@ def open_model(path: str | os.PathLike[str], runtime: Runtime | str | None, prov
     chosen = parse_runtime(runtime)
     model: ModelRunner
     if chosen is Runtime.openvino:
+        if getattr(provider, "value", provider) not in (None, "cpu"):
+            raise UsageError(f"the provider ({getattr(provider, 'value', provider)}) is ONNX Runtime's choice; "
+                             "runtime='openvino' runs on OpenVINO's CPU device")
         from .openvino_session import open_openvino
 
         model = open_openvino(path, threads, hint=hint, overrides=overrides)

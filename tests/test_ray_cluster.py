@@ -25,7 +25,7 @@ from PIL import Image
 pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
-from tests.predictor_models import scene  # noqa: E402
+from tests.predictor_models import scene
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).with_name("ray")  # the CLI of the Ray this interpreter imports

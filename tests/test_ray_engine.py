@@ -23,11 +23,11 @@ from PIL import Image
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
-from runtimes import Predictor  # noqa: E402
-from runtimes.metrics import ConfusionMatrix  # noqa: E402
-from segedge.batch.ray_eval import confusion_on_ray  # noqa: E402
-from segedge.data.labelled import labelled_pairs, read_pair  # noqa: E402
-from tests.predictor_models import scene  # noqa: E402
+from runtimes import Predictor
+from runtimes.metrics import ConfusionMatrix
+from segedge.batch.ray_eval import confusion_on_ray
+from segedge.data.labelled import labelled_pairs, read_pair
+from tests.predictor_models import scene
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET_RAY = {"RAY_USAGE_STATS_ENABLED": "0"}

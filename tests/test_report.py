@@ -47,8 +47,9 @@ def test_report_table_and_files(tmp_path, monkeypatch, labelled):
     report = run_report(request)
     written = write_report(report, request.output)
     labels = [r.label for r in report.rows]
-    assert labels == ["fp32 / cpu / onnxruntime", "fp32 / CPU / openvino", "fp32 / cpu / torch",
-                      "int8 / cpu / onnxruntime", "int8 / CPU / openvino"]
+    assert labels == ["fp32 / cpu / onnxruntime", "fp32 / CPU f32 / openvino", "fp32 / CPU bf16 / openvino",
+                      "fp32 / cpu / torch", "int8 / cpu / onnxruntime", "int8 / CPU, ORT QDQ / openvino",
+                      "int8 / CPU, NNCF IR / openvino"]
     by = {r.label: r for r in report.rows}
     ort_fp32, torch_fp32 = by["fp32 / cpu / onnxruntime"], by["fp32 / cpu / torch"]
     assert ort_fp32.status == "ok" and ort_fp32.agreement >= 0.9999 and ort_fp32.parity_ok

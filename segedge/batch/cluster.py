@@ -87,10 +87,12 @@ def pool_size(cluster: RayCluster, cpus: float) -> int:
     return workers
 
 
-def block_count(items: int, workers: int) -> int:
-    """Blocks to cut `items` rows into: at least 4 per worker, to balance, and at most 64 rows each."""
+def plan_blocks(items: int, workers: int) -> tuple[int, int]:
+    """(blocks, actors) for `items` rows: at least 4 blocks per worker to balance, at most 64 rows
+    a block, and no more actors than blocks (an actor without a block would only cost its start)."""
     per_block = min(_MAX_BLOCK, max(1, math.ceil(items / (4 * workers))))
-    return max(1, math.ceil(items / per_block))
+    blocks = max(1, math.ceil(items / per_block))
+    return blocks, min(workers, blocks)
 
 
 def on_actor_pool(dataset: Any, actor: type, args: tuple[Any, ...], workers: int, threads: int,

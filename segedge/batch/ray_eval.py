@@ -21,7 +21,7 @@ from runtimes.errors import UsageError
 from runtimes.metrics import ConfusionMatrix
 from runtimes.predictor import Predictor
 
-from segedge.batch.cluster import RayCluster, batches, block_count, on_actor_pool, ray_session
+from segedge.batch.cluster import RayCluster, batches, on_actor_pool, plan_blocks, ray_session
 from segedge.data.labelled import labelled_pairs, read_pair
 from segedge.evaluate.run import IGNORE_INDEX, Accuracy, EvalRequest, EvalResult
 
@@ -36,32 +36,41 @@ def eval_on_ray(request: EvalRequest, cluster: RayCluster,
     pairs = labelled_pairs(request.data, request.limit)
     scores: list[tuple[str, Accuracy]] = []
     classes: tuple[str, ...] = ()
+    # What `onnx_labeller` gives a local eval's Predictor, threads aside.
+    options = {"runtime": request.runtime, "openvino_hint": request.openvino_hint, **request.card_overrides}
     with ray_session(cluster) as workers:
         for path in request.models:
             # The card, and the model and options checked, before any actor starts.
-            card = Predictor(path, threads=1, **request.card_overrides).card
+            card = Predictor(path, threads=1, **options).card
             classes = classes or card.classes
             start = time.perf_counter()
-            done = [0]
-
-            def advance(images: int, name: str = path.name) -> None:
-                done[0] += images
-                progress(f"evaluating {name} on Ray ({workers} workers): {done[0]} of {len(pairs)} images")
-
-            matrix = confusion_on_ray(path, request.card_overrides, pairs, max(2, card.num_classes), workers,
-                                      cluster.threads_per_worker, advance)
+            matrix = confusion_on_ray(path, options, pairs, max(2, card.num_classes), workers,
+                                      cluster.threads_per_worker, _counter(progress, path.name, len(pairs)))
             accuracy = Accuracy(path.name, matrix.mean_iou(), matrix.pixel_accuracy(),
                                 tuple(float(v) for v in matrix.iou()), len(pairs), time.perf_counter() - start)
             scores.append((f"{path.name} ({card.precision})", accuracy))
     return EvalResult(request.data, len(pairs), classes, scores)
 
 
-def confusion_on_ray(model: Path, overrides: dict[str, Any], pairs: Sequence[tuple[Path, Path]], num_classes: int,
+def _counter(progress: Callable[[str], None], name: str, total: int) -> Callable[[int], None]:
+    done = 0
+
+    def advance(images: int) -> None:
+        nonlocal done
+        done += images
+        progress(f"evaluating {name} on Ray: {done} of {total} images")
+
+    return advance
+
+
+def confusion_on_ray(model: Path, options: dict[str, Any], pairs: Sequence[tuple[Path, Path]], num_classes: int,
                      workers: int, threads: int, advance: Callable[[int], None] = lambda images: None) -> ConfusionMatrix:
-    """The confusion matrix of `model` over `pairs`: one per block, from the actors, summed here."""
+    """The confusion matrix of `model` (run by `Predictor(model, **options)`) over `pairs`: one per block,
+    from the actors, summed here."""
     rows = [{"image": os.path.abspath(image), "mask": os.path.abspath(mask)} for image, mask in pairs]
-    items = ray.data.from_items(rows, override_num_blocks=block_count(len(rows), workers))
-    spec = (os.path.abspath(model), overrides, threads, num_classes)
+    blocks, workers = plan_blocks(len(rows), workers)
+    items = ray.data.from_items(rows, override_num_blocks=blocks)
+    spec = (os.path.abspath(model), options, threads, num_classes)
     scored = on_actor_pool(items, ScoreActor, spec, workers, threads, batch_size=None)  # None: a block per call
     total = ConfusionMatrix(num_classes, IGNORE_INDEX)
     for batch in batches(scored):
@@ -74,8 +83,8 @@ def confusion_on_ray(model: Path, overrides: dict[str, Any], pairs: Sequence[tup
 class ScoreActor:
     """One Predictor, built once per actor; each call scores a block of (image, mask) pairs."""
 
-    def __init__(self, model: str, overrides: dict[str, Any], threads: int, num_classes: int) -> None:
-        self.predictor = Predictor(model, threads=threads, **overrides)
+    def __init__(self, model: str, options: dict[str, Any], threads: int, num_classes: int) -> None:
+        self.predictor = Predictor(model, threads=threads, **options)
         self.num_classes = num_classes
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -26,7 +26,7 @@ from runtimes.errors import ImageError
 from runtimes.fileio import write_text_atomic
 from runtimes.predictor import Predictor
 
-from segedge.batch.cluster import RayCluster, batches, block_count, on_actor_pool, ray_session
+from segedge.batch.cluster import RayCluster, batches, on_actor_pool, plan_blocks, ray_session
 from segedge.batch.jobs import output_stem, outputs_whole, segment
 
 FAILURES = "failures.jsonl"
@@ -71,7 +71,8 @@ def predict_on_ray(spec: SegmentSpec, jobs: list[tuple[Path, Path]], output_dir:
     order = {str(source): i for i, (source, _) in enumerate(jobs)}
     results: list[ImageResult] = []
     with ray_session(cluster) as workers:
-        for result in _run(spec, rows, workers, cluster.threads_per_worker):
+        blocks, workers = plan_blocks(len(rows), workers)
+        for result in _run(spec, rows, blocks, workers, cluster.threads_per_worker):
             results.append(result)
             report(result)
     failures = sorted(((r.source, r.reason) for r in results if r.status == "failed"), key=lambda f: order[f[0]])
@@ -93,13 +94,12 @@ def write_failures(output_dir: Path, failures: list[tuple[str, str]]) -> None:
         path.unlink(missing_ok=True)
 
 
-def _run(spec: SegmentSpec, rows: list[dict[str, str]], workers: int, threads: int) -> Iterator[ImageResult]:
-    blocks = block_count(len(rows), workers)
+def _run(spec: SegmentSpec, rows: list[dict[str, str]], blocks: int, workers: int, threads: int) -> Iterator[ImageResult]:
     items = ray.data.from_items(rows, override_num_blocks=blocks)
     # Reads take no CPU from the pool (the actors hold them all: a read waiting for one would wait
     # forever), and one reader per actor keeps it fed: a block reads far faster than it segments.
     read = items.map_batches(functools.partial(read_files, overlay=spec.overlay, proba=spec.proba),
-                             batch_format="numpy", num_cpus=0, concurrency=min(workers, blocks))
+                             batch_format="numpy", num_cpus=0, concurrency=workers)
     segmented = on_actor_pool(read, SegmentActor, (spec, threads), workers, threads, batch_size=1)
     for batch in batches(segmented):
         for source, status, reason, node in zip(batch["source"], batch["status"], batch["reason"], batch["node"]):

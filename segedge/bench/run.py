@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from runtimes.card import ModelCard
-from runtimes.errors import CardError
+from runtimes.errors import CardError, UsageError
 from runtimes.fileio import work_folder
 from runtimes.machine import machine_record, usable_cpus
 from runtimes.node_placement import NodePlacement, check_strict
 from runtimes.profiling import profile_placement
 from runtimes.providers import Provider, ProviderOptions, explain
+from runtimes.runtime import Runtime
 from runtimes.session import ModelSession, open_session
 from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 
@@ -54,6 +55,16 @@ class BenchRequest:
     io_binding: bool = False
     options: ProviderOptions = field(default_factory=ProviderOptions)
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
+    runtime: Runtime = Runtime.onnxruntime  # what runs the main row: ONNX Runtime on `provider`, or OpenVINO's adapter
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "runtime", Runtime(self.runtime))
+        if self.runtime is Runtime.openvino:
+            given = [flag for flag, on in (("--provider", self.provider is not Provider.cpu), ("--strict", self.strict),
+                                           ("--profile", self.profile), ("--io-binding", self.io_binding)) if on]
+            if given:
+                raise UsageError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with --runtime onnxruntime "
+                                 "(ONNX Runtime's providers and profiler)")
 
     @property
     def peers(self) -> tuple[Peer, ...]:
@@ -98,13 +109,14 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
         start = time.perf_counter()
         # Peers share the timed rounds: ORT's spin-waiting threads would slow whichever runs next.
         spinning = not request.peers
-        session = open_session(model_path, chosen.provider, threads, request.options, spinning=spinning,
-                               overrides=request.card_overrides)
+        session: Any = open_session(model_path, chosen.provider, threads, request.options, spinning=spinning,
+                                    overrides=request.card_overrides) if request.runtime is Runtime.onnxruntime \
+            else _openvino_session(model_path, threads, request)
         setup = time.perf_counter() - start
         card = session.card
         size = request.input_size or card.input_size
         x = np.random.default_rng(0).standard_normal((request.batch, 3, *size)).astype(np.float32)
-        placement = session.placement()
+        placement = session.placement() if request.runtime is Runtime.onnxruntime else None
         if request.strict or request.profile:
             progress("profiling one run to see where every node ran")
             placement = profile_placement(model_path, chosen.provider, x, threads, request.options)
@@ -112,6 +124,7 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
                 check_strict(placement, chosen.provider)
         runners: list[Runner | FailedRun] = [
             ort_runner(session, setup, request.io_binding, request.options.device_id)
+            if request.runtime is Runtime.onnxruntime else _openvino_row(session, setup)
         ]
         for peer in request.peers:
             progress(f"building the {peer.value} peer")
@@ -125,13 +138,25 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
         input_size=size,
         batch=request.batch,
         threads=threads,
-        provider=chosen.provider.value,
-        provider_reason=chosen.reason,
+        provider=chosen.provider.value if request.runtime is Runtime.onnxruntime else "openvino",
+        provider_reason=chosen.reason if request.runtime is Runtime.onnxruntime else session.describe(),
         active_providers=session.active_providers,
         placement=placement,
         rows=rows,
         machine=machine_record(threads),
     )
+
+
+def _openvino_session(path: Path, threads: int, request: BenchRequest) -> Any:
+    from runtimes.openvino_session import open_openvino
+
+    return open_openvino(path, threads, hint=request.options.openvino_hint, overrides=request.card_overrides)
+
+
+def _openvino_row(session: Any, setup: float) -> Runner:
+    from runtimes.openvino_runtime import session_runner
+
+    return session_runner(session, setup, name=f"openvino runtime {session.card.precision.value}")
 
 
 def build_peer(peer: Peer, session: ModelSession, card: ModelCard, x: np.ndarray, threads: int,
@@ -154,7 +179,8 @@ def build_peer(peer: Peer, session: ModelSession, card: ModelCard, x: np.ndarray
         return FailedRun(name, kind, "-", "the model has no segedge card, so there is no PyTorch model to rebuild",
                          {"runtime": kind})
     try:
-        return torch_peer(peer, card, request.weights, session.provider.value, threads, x, request.io_binding)
+        device = session.provider.value if request.runtime is Runtime.onnxruntime else "cpu"
+        return torch_peer(peer, card, request.weights, device, threads, x, request.io_binding)
     except Exception as exc:  # missing torch, a model that no longer builds, an inductor failure
         return FailedRun(name, kind, "-", one_line(exc), {"runtime": kind})
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from runtimes.errors import SegedgeError, UsageError
 from runtimes.providers import Provider, ProviderOptions
+from runtimes.runtime import Runtime
 from runtimes.timing import FailedRun
 
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
@@ -20,6 +21,7 @@ from segedge.cli.options import (
     OpenvinoHint,
     ProviderOpt,
     Runs,
+    RuntimeOpt,
     Threads,
     Warmup,
     Weights,
@@ -33,6 +35,7 @@ from segedge.cli.options import (
 def bench_command(
     model: str = typer.Argument(..., help="An ONNX file, or a zoo name / user model to export first."),
     provider: ProviderOpt = Provider.cpu,
+    runtime: RuntimeOpt = Runtime.onnxruntime,
     torch_baseline: bool = typer.Option(True, "--torch/--no-torch", help="Time the PyTorch eager baseline in the same run."),
     compare: Optional[str] = typer.Option(None, "--compare", help="Peers to time in the same run, comma-separated: torch, compile (torch.compile), openvino (OpenVINO's runtime on the same ONNX), ort-cpu (ONNX Runtime's CPU provider)."),
     warmup: Warmup = 3,
@@ -61,7 +64,7 @@ def bench_command(
 
     peers = _parse_peers(parse_list(compare), Peer)
     wants_torch = torch_baseline or any(p in (Peer.torch, Peer.compile) for p in peers)
-    if wants_torch or not model.endswith(".onnx"):
+    if wants_torch or not model.endswith((".onnx", ".xml")):
         require_torch("bench")
     options = ProviderOptions(device_id=device_id, trt_fp16=trt_fp16, trt_int8=trt_int8, trt_cache_dir=trt_cache,
                               openvino_device=openvino_device, openvino_hint=openvino_hint)
@@ -69,6 +72,7 @@ def bench_command(
         target=model, provider=provider, torch_baseline=torch_baseline, compare=peers, warmup=warmup, runs=runs,
         input_size=size, batch=batch, threads=threads, weights=weights,
         strict=strict, profile=profile, io_binding=io_binding, options=options, card_overrides=card.overrides(),
+        runtime=runtime,
     )
     result = with_progress("benchmarking", lambda progress: run_bench(request, progress))
     if provider is Provider.auto:

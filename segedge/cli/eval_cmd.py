@@ -15,7 +15,9 @@ from rich.table import Table
 from runtimes.errors import UsageError
 
 from runtimes.runtime import Runtime
+from runtimes.runtime import Runtime
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
+from segedge.cli.options import OpenvinoHint, RuntimeOpt
 from segedge.cli.options import OpenvinoHint, RuntimeOpt
 from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, Json, Samples, Threads, ThreadsPerWorker,
                                  Weights, Workers, card_options, ray_cluster)
@@ -33,6 +35,8 @@ def eval_command(
     weights: Weights = None,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score only the first N images."),
     threads: Threads = None,
+    runtime: RuntimeOpt = Runtime.onnxruntime,
+    openvino_hint: OpenvinoHint = None,
     as_json: Json = False,
     isolate: Isolate = False,
     html: Optional[Path] = typer.Option(None, "--html", help="Also write DIR/index.html: the models side by side with "
@@ -51,7 +55,8 @@ def eval_command(
     if cluster is not None and html is not None:
         raise UsageError("--html keeps each model's sample label maps in this process: run it with --engine local")
     request = EvalRequest(data=data, models=tuple(models or ()), torch_model=torch_model, weights=weights,
-                          limit=limit, threads=threads, card_overrides=card.overrides())
+                          limit=limit, threads=threads, card_overrides=card.overrides(), runtime=runtime.value,
+                          openvino_hint=openvino_hint)
     if torch_model is not None:
         require_torch("eval --torch")
     for path in request.models:

@@ -12,7 +12,7 @@ from rich.table import Table
 from runtimes.errors import ParityError, UsageError
 from segedge.cli import quantize_cmd
 from segedge.cli.app import app, err, out, print_json, require_torch, with_progress
-from segedge.cli.options import Calib, CardOptions, ExportTo, Json, TargetName, Weights, card_options
+from segedge.cli.options import Calib, CardOptions, ExportTo, Json, OutputKey, TargetName, Weights, card_options
 
 
 @app.command("export")
@@ -29,6 +29,7 @@ def export_command(
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify the graph with onnxsim (checked)."),
     precision: ExportTo = typer.Option("fp32", "--precision", help="fp32, or fp16 / int8 / auto to quantize the export (as `segedge quantize` does)."),
     calib: Calib = None,
+    output_key: OutputKey = None,
     as_json: Json = False,
     card: CardOptions = CardOptions(),
 ) -> None:
@@ -60,6 +61,7 @@ def export_command(
         card_fields={k: v for k, v in card.overrides().items() if k != "input_size"},
         precision=precision.value,
         calib=calib,
+        output_key=output_key,
     )
     if target.value != "cpu":
         _export_for_target(request, target.value, as_json)

@@ -23,6 +23,7 @@ from runtimes.card import ColorOrder, Layout, OutputKind
 from runtimes.errors import UsageError
 from runtimes.precision import Precision
 from runtimes.providers import Provider
+from runtimes.runtime import Runtime
 
 from segedge.batch.cluster import RayCluster, require_ray
 
@@ -56,6 +57,10 @@ Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on 
 Isolate = Annotated[bool, typer.Option(
     "--isolate", help="For untrusted models: load the file and run it once in a child process under memory and "
                       "time limits first, so that a crash or an out-of-memory abort in the runtime becomes an error.")]
+OutputKey = Annotated[Optional[str], typer.Option(
+    "--output-key", help="Which entry of your model's output holds the logits: a dict key (torchvision's default "
+                         "`out`; its `aux` is dropped), a Hugging Face output's field (default `logits`) or a tuple "
+                         "index (default 0). Recorded in the card, so verify rebuilds the same reference.")]
 Calib = Annotated[Optional[Path], typer.Option(
     "--calib", help="Folder of calibration images for int8: a few dozen typical photos (a VOC root: its train split).")]
 Data = Annotated[Optional[Path], typer.Option(
@@ -67,6 +72,12 @@ Budget = Annotated[float, typer.Option(
     "--budget", min=0, max=100, help="mIoU points (with labels), else argmax-agreement points, a faster row may lose.")]
 OpenvinoHint = Annotated[Optional[str], typer.Option(
     "--openvino-hint", help="OpenVINO inference precision: f32, bf16 or f16 (default: OpenVINO's choice, bf16 on AMX CPUs).")]
+RuntimeOpt = Annotated[Runtime, typer.Option(
+    "--runtime", help="What runs the model: onnxruntime (its --provider), or openvino: OpenVINO's own runtime "
+                      "(pip install 'segedge[openvino]'; .onnx or IR .xml files; precision: --openvino-hint).")]
+ForRuntime = Annotated[Runtime, typer.Option(
+    "--for", help="The runtime the int8 file is made for: onnxruntime (its QDQ quantizer, an .onnx file) or openvino "
+                  "(NNCF's post-training quantization, an OpenVINO IR .xml + .bin: what OpenVINO runs fastest).")]
 PresetOpt = Annotated[Optional[Precision], typer.Option(
     "--preset", help="Tolerance preset (default: the card's precision).")]
 Samples = Annotated[int, typer.Option(
@@ -248,5 +259,3 @@ def parse_triple(text: str, what: str) -> tuple[float, float, float]:
 
 def parse_list(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(p.strip() for p in text.split(",") if p.strip())
-
-

@@ -6,6 +6,7 @@ Runs on the runtime install alone: nothing here imports torch or `segedge.models
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -15,12 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from runtimes.errors import ImageError, InputFileError
 from runtimes.predictor import Predictor
 from runtimes.providers import Provider
+from runtimes.runtime import Runtime
 
 from segedge.batch.cluster import RayCluster
 from segedge.batch.jobs import find_images, output_stem, segment
 from segedge.cli.app import app, err
-from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, ProviderOpt, Threads, ThreadsPerWorker,
-                                 Workers, card_options, ray_cluster)
+from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, OpenvinoHint, ProviderOpt, RuntimeOpt,
+                                 Threads, ThreadsPerWorker, Workers, card_options, ray_cluster)
 
 
 @app.command("predict")
@@ -36,6 +38,8 @@ def predict_command(
     overlap: Optional[int] = typer.Option(None, "--overlap", min=0, help="Overlap of neighbouring tiles in pixels."),
     resize_long: Optional[int] = typer.Option(None, "--resize-long", min=1, help="Resize so that the longer side is N pixels (output resized back)."),
     provider: ProviderOpt = Provider.cpu,
+    runtime: RuntimeOpt = Runtime.onnxruntime,
+    openvino_hint: OpenvinoHint = None,
     threads: Threads = None,
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Read images up to N pixels (Pillow's decompression-bomb limit otherwise)."),
     isolate: Isolate = False,
@@ -50,8 +54,13 @@ def predict_command(
     jobs = find_images(inputs, recursive)
     overrides = {**card.overrides(), "tile_size": tile, "tile_overlap": overlap}
     options = {"providers": provider, "resize_long": resize_long, "max_pixels": max_pixels,
+               "runtime": runtime.value, "openvino_hint": openvino_hint,
                **{k: v for k, v in overrides.items() if v is not None}}
-    predictor = Predictor(model, threads=threads, isolate=isolate, **options)
+    with warnings.catch_warnings(record=True) as said:  # a file quantized for the other runtime: one line
+        warnings.simplefilter("always")
+        predictor = Predictor(model, threads=threads, isolate=isolate, **options)
+    for warning in said:
+        err.print(f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True)
     if cluster is not None:  # `predictor` has checked the model and options here; each actor builds its own
         _predict_on_ray(os.path.abspath(model), options, jobs, output_dir, overlay, proba, cluster)
         return

@@ -11,8 +11,10 @@ from rich.table import Table
 
 from exporters.int8_options import Method
 from runtimes.errors import ParityError
+from runtimes.runtime import Runtime
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, with_progress
-from segedge.cli.options import Budget, Calib, CardOptions, Data, DataLimit, Isolate, Json, QuantizeTo, calib_count_option, card_options
+from segedge.cli.options import (Budget, Calib, CardOptions, Data, DataLimit, ForRuntime, Isolate, Json, QuantizeTo,
+                                 calib_count_option, card_options)
 
 WORST_SHOWN = 10
 
@@ -22,7 +24,8 @@ WORST_SHOWN = 10
 def quantize_command(
     model: Path = typer.Argument(..., help="The fp32 ONNX model (exported by segedge: its card gives the normalisation)."),
     precision: QuantizeTo = typer.Option(..., "--precision", help="fp16, int8, or auto (the fastest within --budget)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the model (default: beside MODEL, <name>_<precision>.onnx)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the model (default: beside MODEL, <name>_<precision>.onnx; --for openvino: <name>_int8.xml + .bin)."),
+    for_runtime: ForRuntime = Runtime.onnxruntime,
     calib: Calib = None,
     calib_count: int = calib_count_option(),
     method: Method = typer.Option(Method.minmax, "--method", help="How int8 activation ranges are chosen from the calibration images."),
@@ -43,7 +46,7 @@ def quantize_command(
     request = QuantizeRequest(
         model=model, precision=precision.value, output=output, calib=calib, calib_count=calib_count,
         method=method, per_channel=per_channel, exclude=split_names(exclude), budget=budget, data=data,
-        data_limit=data_limit, debug=debug, card_overrides=card.overrides(),
+        data_limit=data_limit, debug=debug, card_overrides=card.overrides(), runtime=for_runtime,
     )
     result = with_progress("quantizing", lambda progress: run_quantize(request, progress))
     for warning in result.warnings:
@@ -67,7 +70,8 @@ def print_result(result) -> None:
     if card.calibration:
         c = card.calibration
         facts = (f", {c['quantized_convs']}/{c['convs']} convs int8, {c['images']} calibration images ({c['method']}, "
-                 f"{'per-channel' if c['per_channel'] else 'per-tensor'}, {c['activations']} activations)")
+                 f"{'per-channel' if c['per_channel'] else 'per-tensor'}, {c['activations']} activations)"
+                 + (f", for {card.runtime}" if card.runtime else ""))
     err.print(f"[bold]{result.path}[/]  {card.precision}, {size_mb:.2f} MB{facts}  ({result.seconds:.1f} s)")
     if result.trials:
         print_trials(result.trials, result.card.precision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -11,8 +12,10 @@ from rich.table import Table
 from runtimes.errors import ParityError
 from runtimes.precision import Precision
 from runtimes.providers import Provider
+from runtimes.runtime import Runtime
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
-from segedge.cli.options import CardOptions, Isolate, Json, PresetOpt, ProviderOpt, Weights, card_options, parse_sizes
+from segedge.cli.options import (CardOptions, Isolate, Json, OpenvinoHint, PresetOpt, ProviderOpt, RuntimeOpt, Weights,
+                                 card_options, parse_sizes)
 
 
 @app.command("verify")
@@ -23,6 +26,8 @@ def verify_command(
     weights: Weights = None,
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Comma-separated HxW sizes (default: the export size and a non-square one)."),
     provider: ProviderOpt = Provider.cpu,
+    runtime: RuntimeOpt = Runtime.onnxruntime,
+    openvino_hint: OpenvinoHint = None,
     preset: PresetOpt = None,
     atol: Optional[float] = typer.Option(None, "--atol", min=0, help="Absolute tolerance on logits (overrides the preset)."),
     rtol: Optional[float] = typer.Option(None, "--rtol", min=0, help="Tolerance relative to the logits' range (overrides the preset)."),
@@ -45,9 +50,13 @@ def verify_command(
     request = VerifyRequest(
         model=model, reference=reference, weights=weights, sizes=parse_sizes(sizes) if sizes is not None else None,
         images=images, provider=provider, preset=preset, atol=atol, rtol=rtol, min_agreement=min_agreement,
-        batch=batch, seed=seed, card_overrides=card.overrides(),
+        batch=batch, seed=seed, card_overrides=card.overrides(), runtime=runtime, openvino_hint=openvino_hint,
     )
-    result = with_progress("verifying", lambda progress: run_verify(request, progress))
+    with warnings.catch_warnings(record=True) as said:  # a file quantized for the other runtime: one line
+        warnings.simplefilter("always")
+        result = with_progress("verifying", lambda progress: run_verify(request, progress))
+    for warning in said:
+        err.print(f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True)
     for note in result.notes:
         err.print(f"note: {note}")
     if as_json:

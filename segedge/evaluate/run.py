@@ -61,10 +61,11 @@ def evaluate(name: str, labeller: Labeller, pairs: Sequence[tuple[Path, Path]], 
 
 
 def onnx_labeller(path: str | os.PathLike[str], threads: int | None = None,
-                  overrides: dict[str, Any] | None = None) -> tuple[Labeller, ModelCard]:
+                  overrides: dict[str, Any] | None = None, runtime: str | None = None,
+                  openvino_hint: str | None = None) -> tuple[Labeller, ModelCard]:
     from runtimes.predictor import Predictor
 
-    predictor = Predictor(path, threads=threads, **(overrides or {}))
+    predictor = Predictor(path, threads=threads, runtime=runtime, openvino_hint=openvino_hint, **(overrides or {}))
     return predictor.predict, predictor.card
 
 
@@ -92,6 +93,8 @@ class EvalRequest:
     limit: int | None = None
     threads: int | None = None
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
+    runtime: str | None = None  # what runs the model files: onnxruntime (default) or openvino
+    openvino_hint: str | None = None  # with runtime openvino: its inference precision (None: OpenVINO's choice)
 
     def __post_init__(self) -> None:
         if not self.models and self.torch_model is None:
@@ -124,7 +127,8 @@ def run_eval(request: EvalRequest, progress: Callable[[str], None] = lambda mess
     notes: list[str] = []
     for path in request.models:
         progress(f"evaluating {path} on {len(pairs)} images")
-        labeller, card = onnx_labeller(path, request.threads, request.card_overrides)
+        labeller, card = onnx_labeller(path, request.threads, request.card_overrides, request.runtime,
+                                       request.openvino_hint)
         cards.append(card)
         label = f"{path.name} ({card.precision})"
         labeller = _sampled(samples, label, labeller, card, pairs, request.data)

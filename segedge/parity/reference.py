@@ -33,7 +33,7 @@ def reference_model(card: ModelCard, weights: str | os.PathLike[str] | None = No
         notes = fit_state_dict(built.module, load_state_dict(checkpoint), card.name)
         if weights is None:
             notes.append(f"the reference loads the demo weights the card records ({card.training.get('recipe')})")
-    return LogitsOnly(built.module).eval(), notes
+    return LogitsOnly(built.module, card.output_key).eval(), notes
 
 
 def torch_runner(model: nn.Module) -> RunBatch:
@@ -42,4 +42,3 @@ def torch_runner(model: nn.Module) -> RunBatch:
             return model(torch.from_numpy(x)).float().numpy()
 
     return run
-

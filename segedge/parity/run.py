@@ -19,7 +19,8 @@ from runtimes.image import load_image
 from runtimes.parity import PRESETS, ParityCheck, Tolerance, check_images, check_sizes
 from runtimes.precision import Precision
 from runtimes.providers import Provider
-from runtimes.session import open_session
+from runtimes.runtime import Runtime, open_model
+from runtimes.session import ModelSession, open_session
 from segedge.data.demo import recorded_dataset
 from segedge.data.labelled import labelled_pairs
 
@@ -42,6 +43,8 @@ class VerifyRequest:
     batch: int = 1
     seed: int = 0
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
+    runtime: Runtime = Runtime.onnxruntime  # what runs the model checked (the reference: PyTorch, or ORT CPU)
+    openvino_hint: str | None = None  # with runtime openvino: its inference precision (None: OpenVINO's choice)
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,16 @@ class VerifyResult:
 
 
 def run_verify(request: VerifyRequest, progress: Progress = lambda message: None) -> VerifyResult:
-    candidate = open_session(request.model, request.provider, overrides=request.card_overrides)
+    candidate = open_model(request.model, request.runtime, request.provider, None, hint=request.openvino_hint,
+                           overrides=request.card_overrides)
     card = candidate.card
     if candidate.stored_card is None and request.reference is None:
         raise CardError(f"{request.model} has no segedge model card, so there is no PyTorch model to rebuild; "
                         "compare with --reference FILE")
     chosen = request.preset or Precision(card.precision)
+    reduced = getattr(candidate, "precision", "f32")  # what OpenVINO runs the float parts at
+    if request.preset is None and chosen is Precision.fp32 and reduced != "f32":
+        chosen = Precision.fp16  # judged by the masks, as an fp16 file is (say --openvino-hint f32 for fp32's preset)
     tolerance = PRESETS[chosen].with_overrides(request.atol, request.rtol, request.min_agreement)
     notes: list[str] = []
     if request.reference is not None:
@@ -84,7 +91,7 @@ def run_verify(request: VerifyRequest, progress: Progress = lambda message: None
         progress(f"rebuilding {card.source} in PyTorch")
         module, notes = reference_model(card, request.weights, progress)
         reference = torch_runner(module)
-    provider = candidate.provider.value
+    provider = candidate.provider.value if isinstance(candidate, ModelSession) else f"openvino {reduced}"
     images = verify_images(request, card)
     if images is not None:
         paths, where = images
@@ -123,9 +130,20 @@ def default_sizes(card: ModelCard) -> list[tuple[int, int]]:
 
 
 def other_size(card: ModelCard, size: tuple[int, int]) -> tuple[int, int]:
-    """A second parity size unlike the export size: non-square and, for "same" models, not a stride multiple."""
+    """A second parity size unlike the export size, that the model takes: non-square, and not a
+    stride multiple for a model that takes any size, a multiple of its size divisor for one that
+    may not (smp's FPN refuses anything else), the export size plus divisor steps for a valid-mode one.
+
+    A zoo model's divisor is the Predictor's padding, not a rule: every zoo model takes any size (tests/models),
+    so it is checked at a size that is not a multiple. A user's or a foreign model's divisor is what
+    segedge learned it needs."""
     h, w = size
+    d = card.size_divisor
     if card.valid_margin:
-        d = card.size_divisor
         return (h + d, w + 2 * d)
+    if d > 1 and card.architecture in ("user", "foreign"):
+        other = (d * max(1, round(h * 3 / 4 / d)), d * max(1, round(w * 5 / 4 / d)))
+        if other[0] == other[1] or other == size:
+            other = (other[0], other[1] + d)
+        return other
     return (max(33, h * 3 // 4 + 1), max(33, w * 5 // 4 + 3))

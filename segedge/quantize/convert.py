@@ -19,6 +19,7 @@ from runtimes.errors import UsageError
 from runtimes.image import load_image
 from runtimes.parity import Parity, Sample, measure_images
 from runtimes.precision import Precision
+from runtimes.runtime import Runtime, open_model
 from runtimes.session import open_session
 from segedge.data.labelled import labelled_pairs, read_pair
 from segedge.quantize.request import QuantizeRequest, Target
@@ -46,6 +47,12 @@ def convert(request: QuantizeRequest, precision: Precision, source: Path, target
     excluded = request.exclude if exclude is None else exclude
     assert request.calib is not None  # check_calibration ran first
     used = len(calibration_images(request.calib, request.calib_count))  # fewer when the folder holds fewer
+    if request.runtime is Runtime.openvino:
+        from exporters.nncf_int8 import quantize_nncf
+
+        progress(f"quantizing to int8 for OpenVINO with NNCF on {used} calibration images")
+        quantize_nncf(source, target, request.calib, card=card, count=request.calib_count, exclude=excluded)
+        return target
     progress(f"quantizing to int8 on {used} calibration images ({request.method.value})")
     quantize_int8(source, target, request.calib, count=request.calib_count, method=request.method,
                   per_channel=request.per_channel, exclude=excluded, card=card)
@@ -75,8 +82,10 @@ def sample_source(request: QuantizeRequest, card: ModelCard, images: list[Path])
 
 
 def compare_files(reference: Path, candidate: Path, card: ModelCard, samples: SampleSource,
-                  overrides: dict[str, Any]) -> Parity:
-    """The converted file measured against the fp32 one, both on ONNX Runtime's CPU provider."""
+                  overrides: dict[str, Any], runtime: Runtime = Runtime.onnxruntime) -> Parity:
+    """The converted file measured against the fp32 one: fp32 on ONNX Runtime's CPU provider, the
+    candidate on the runtime it was made for (OpenVINO at its own inference precision)."""
     produce, description = samples
     return measure_images(open_session(reference, "cpu", overrides=overrides).run,
-                          open_session(candidate, "cpu", overrides=overrides).run, card, produce(), description)
+                          open_model(candidate, runtime, "cpu", None, overrides=overrides).run, card, produce(),
+                          description)

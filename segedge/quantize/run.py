@@ -28,6 +28,7 @@ from runtimes.card import ModelCard
 from runtimes.fileio import ensure_writable, work_folder
 from runtimes.parity import Parity, judge, preset
 from runtimes.precision import Precision
+from runtimes.runtime import Runtime
 from runtimes.session import check_model_path
 from segedge.data.demo import with_demo_data
 from segedge.quantize.convert import DEBUG_IMAGES, check_calibration, compare_files, convert, fp32_card, sample_source
@@ -69,7 +70,7 @@ class QuantizeResult:
 
 def default_output(request: QuantizeRequest) -> Path:
     stem = request.model.stem.removesuffix("_fp32")
-    return request.model.with_name(f"{stem}_{request.name}.onnx")
+    return request.model.with_name(f"{stem}_{request.name}{request.suffix}")
 
 
 def run_quantize(request: QuantizeRequest, progress: Progress = lambda message: None) -> QuantizeResult:
@@ -92,17 +93,24 @@ def run_quantize(request: QuantizeRequest, progress: Progress = lambda message: 
             candidate, agreement, precision = chosen.path, chosen.agreement, Precision(chosen.precision)
         else:
             precision = Precision(request.precision)
-            candidate = convert(request, precision, source, work / "candidate.onnx", card, progress)
+            candidate = convert(request, precision, source, work / f"candidate{request.suffix}", card, progress)
             progress(f"measuring {precision} against fp32 on {samples[1]}")
-            agreement = compare_files(source, candidate, card, samples, request.card_overrides)
+            agreement = compare_files(source, candidate, card, samples, request.card_overrides, request.runtime)
         layers = None
         if request.debug and precision is Precision.int8:
             progress("comparing fp32 and int8 tensor by tensor")
             layers = layer_errors(source, candidate, images[:DEBUG_IMAGES], card)
         failures = judge(agreement, preset(precision))
-        model = load_model(candidate)
-        final_card = record(model, source, agreement, failures, trials, card.with_overrides(precision=precision))
-        save_model(embed_card(model, final_card), output)
+        fallback = card.with_overrides(precision=precision)
+        if candidate.suffix == ".xml":  # NNCF's IR for OpenVINO: its card lives in rt_info
+            from exporters.nncf_int8 import ir_card, with_card
+
+            final_card = with_parity(ir_card(candidate) or fallback, source, agreement, failures, trials, request.runtime)
+            with_card(candidate, final_card, output)
+        else:
+            model = load_model(candidate)
+            final_card = record(model, source, agreement, failures, trials, fallback)
+            save_model(embed_card(model, final_card), output)
     return QuantizeResult(output, final_card, agreement, tuple(failures), layers, trials, time.perf_counter() - start,
                           (short,) if short else ())
 
@@ -114,11 +122,17 @@ def record(model: onnx.ModelProto, source: Path, agreement: Parity, failures: li
     The converters keep the card they were given; a model exported elsewhere had none, and gets
     `fallback` (what inspection read, the options and the new precision): the file now has a card.
     """
-    card = read_card_from_proto(model) or fallback
+    return with_parity(read_card_from_proto(model) or fallback, source, agreement, failures, trials)
+
+
+def with_parity(card: ModelCard, source: Path, agreement: Parity, failures: list[str], trials: tuple,
+                runtime: Runtime = Runtime.onnxruntime) -> ModelCard:
+    """`card` with the parity measured against the fp32 `source` (on `runtime`), and the search's trials."""
     if card.precision is Precision.fp32:  # auto kept fp32: its parity against PyTorch stays
         return card.with_overrides(parity={**card.parity, "search": [t.to_dict() for t in trials]})
     parity = {"reference": "fp32", "reference_file": os.path.basename(source), "provider": "cpu",
-              **agreement.to_dict(), "preset": card.precision.value, "passed": not failures, "failures": failures}
+              "runtime": runtime.value, **agreement.to_dict(), "preset": card.precision.value, "passed": not failures,
+              "failures": failures}
     if trials:
         parity["search"] = [t.to_dict() for t in trials]
     return card.with_overrides(parity=parity)

@@ -19,6 +19,7 @@ import numpy as np
 from runtimes.card import ModelCard
 from runtimes.parity import Parity
 from runtimes.precision import Precision
+from runtimes.runtime import Runtime
 from runtimes.session import open_session
 from runtimes.timing import Runner, TimingStats, time_runners
 from segedge.quantize.convert import DEBUG_IMAGES, SampleSource, compare_files, convert
@@ -59,6 +60,10 @@ def lost_points(agreement: Parity) -> float:
 def search(request: QuantizeRequest, source: Path, card: ModelCard, images: list[Path], samples: SampleSource,
            work: Path, progress: Progress) -> tuple[Trial, tuple[Trial, ...]]:
     """Try the precisions, time them, return (the chosen trial, every trial)."""
+    if request.runtime is Runtime.openvino:  # NNCF's candidates, timed on OpenVINO
+        from segedge.quantize.search_openvino import search_openvino
+
+        return search_openvino(request, source, card, samples, work, progress)
 
     def attempt(precision: Precision, exclude: tuple[str, ...] = ()) -> Trial:
         target = work / f"{precision}{'-excl' if exclude else ''}.onnx"

@@ -103,7 +103,8 @@ def _samples(report: Report, book: SampleBook | None) -> str:
         return ""
     parts = ["<h2>Where the masks change</h2>",
              f'<p class="muted">Each row on {esc(book.source)}, compared with the masks of {esc(book.reference)} '
-             f"(the reference). Shown per row: the images where it differs most and the first {book.fixed} of every row; "
+             "(the reference), the rows that change them most first. Shown per row: the images where it differs most "
+             f"and the first {book.fixed} of every row; "
              "the pixel counts are exact, at the size the row ran at. \"differs\" is white where the row gives the "
              "reference's class, and the row's class colour where it does not. Beside: per class, the IoU between "
              "the reference's and the row's masks" + (" and the change of IoU against the ground truth" if book.labelled else "")
@@ -111,14 +112,12 @@ def _samples(report: Report, book: SampleBook | None) -> str:
     if book.note:
         parts.append(f'<p class="muted">{esc(book.note)}.</p>')
     parts.append(legend(book, present_classes(book), f"same class as {book.reference}"))
-    for row in report.rows:
-        kept = book.rows.get(row.label)
-        if kept is None:
-            continue
-        if row.label == book.reference:
-            parts.append(f'<section class="sampled" data-label="{esc(row.label)}"><h3>{esc(row.label)}</h3>'
-                         '<p class="muted">The reference: every other row is compared with its masks.</p></section>')
-            continue
+    others = [(row, book.rows[row.label]) for row in report.rows if row.label in book.rows and row.label != book.reference]
+    same = [row.label for row, kept in others if kept.wrong == 0]
+    if same:  # a strip of blank maps tells nothing: one line says it
+        parts.append(f'<p id="same-masks">Same masks as the reference on all {len(book.pool)} images: '
+                     f'{esc(", ".join(same))}.</p>')
+    for row, kept in sorted((o for o in others if o[1].wrong), key=lambda o: -o[1].wrong):  # most changed first
         summary = (f"differs from the reference on {kept.wrong:,} of {kept.pixels:,} pixels "
                    f"({kept.wrong / max(1, kept.pixels):.2%}) over {len(book.pool)} images")
         parts.append(f'<section class="sampled" data-label="{esc(row.label)}" data-wrong="{kept.wrong}" '

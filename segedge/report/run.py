@@ -32,6 +32,7 @@ from runtimes.parity import PRESETS, Tolerance, compare_outputs, judge, sample_i
 from runtimes.postprocess import labels
 from runtimes.precision import Precision
 from runtimes.providers import Provider, ProviderOptions, check_openvino_hint, resolve
+from runtimes.runtime import INSTALL, Runtime
 from runtimes.session import open_session
 from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 from segedge.bench.run import Peer, onnx_for
@@ -45,6 +46,7 @@ from segedge.report.samples import SampleBook, image_pool
 Progress = Callable[[str], None]
 PRECISIONS = tuple(p.value for p in Precision)
 RUNTIMES = ("onnxruntime", "openvino", "torch", "compile")
+NNCF = "int8-nncf"  # the files' key of NNCF's int8 IR (`quantize --for openvino`): OpenVINO's own int8
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
     _measure_accuracy(request, candidates, card, x, size, progress, samples if samples and samples.limit else None)
     fill_losses([c.row for c in candidates])
     best, why = choose_best([c.row for c in candidates], request.budget, random_weights=_random_weights(request))
+    if best is not None and best.runtime in tuple(Runtime):  # a row an app ships through the Predictor
+        why += f"; ship it: {INSTALL[Runtime(best.runtime)]}, Predictor(path, runtime=\"{best.runtime}\")"
     return Report(
         model=request.target, input_size=size, threads=threads, rows=[c.row for c in candidates],
         best=best.label if best else None, best_reason=why, calibration=calibration,
@@ -180,49 +184,71 @@ def _precision_files(request: ReportRequest, fp32: Path, card: ModelCard | None,
 
     files: dict[str, Path | str] = {}
     calibration = None
-    for precision in request.precisions:
+    jobs = [(precision, precision, Runtime.onnxruntime) for precision in request.precisions]
+    if "int8" in request.precisions and "openvino" in request.runtimes:
+        jobs.append((NNCF, "int8", Runtime.openvino))  # int8 made for the runtime that runs it
+    for key, precision, runtime in jobs:
         if precision == "fp32":
-            files[precision] = fp32
+            files[key] = fp32
             continue
-        target = request.output / f"{fp32.stem.removesuffix('_fp32')}_{precision}.onnx"
-        progress(f"quantizing to {precision}")
+        suffix = ".xml" if runtime is Runtime.openvino else ".onnx"
+        target = request.output / f"{fp32.stem.removesuffix('_fp32')}_{precision}{suffix}"
+        progress(f"quantizing to {precision}" + (" for OpenVINO (NNCF)" if runtime is Runtime.openvino else ""))
         try:
             with calibration_folder(request.calib, size, request.calib_count) as (folder, calibration):
                 quantize = QuantizeRequest(model=fp32, precision=Precision(precision), output=target, calib=folder,
                                            calib_count=request.calib_count, data=request.data,
-                                           data_limit=request.data_limit, card_overrides=request.card_overrides)
+                                           data_limit=request.data_limit, card_overrides=request.card_overrides,
+                                           runtime=runtime)
                 quantized = run_quantize(quantize, progress)
-                files[precision] = quantized.path
+                files[key] = quantized.path
                 calibration = "; ".join(dict.fromkeys((calibration, *quantized.warnings)))  # fewer images than asked
         except Exception as exc:  # the row says why; the other precisions go on
-            files[precision] = f"quantization failed: {one_line(exc)}"
+            files[key] = f"quantization failed: {one_line(exc)}"
     return files, calibration
 
 
 def _candidates(request: ReportRequest, files: dict[str, Path | str], card: ModelCard | None,
                 x: np.ndarray, threads: int) -> list[_Candidate]:
     out = []
-    for precision, file in files.items():
+    for key, file in files.items():
+        precision = "int8" if key == NNCF else key
         precision_enum = Precision(precision)
-        if "onnxruntime" in request.runtimes:
+        shipped = []
+        if "onnxruntime" in request.runtimes and key != NNCF:  # ONNX Runtime cannot read an IR
             for provider in request.providers:
                 row = ReportRow(precision, _provider_label(provider), "onnxruntime")
                 options = ProviderOptions(openvino_hint=request.openvino_hint)
-                out.append(_Candidate(row, _ort_factory(file, provider, threads, options, request.card_overrides),
-                                      precision_enum))
+                shipped.append(_Candidate(row, _ort_factory(file, provider, threads, options, request.card_overrides),
+                                          precision_enum))
         if "openvino" in request.runtimes:
-            row = ReportRow(precision, "CPU", "openvino")
-            out.append(_Candidate(row, _openvino_factory(file, x.shape, threads, request.openvino_hint), precision_enum))
+            for hint, label in _openvino_variants(key, request.openvino_hint):
+                row = ReportRow(precision, label, "openvino")
+                shipped.append(_Candidate(row, _openvino_factory(file, threads, hint, request.card_overrides),
+                                          precision_enum))
+        for c in shipped:
+            _attach_file(c.row, file)
+        out += shipped
         for kind in ("torch", "compile"):
             if precision != "fp32" or kind not in request.runtimes:
                 continue
             for device in _torch_devices(request.providers):
                 row = ReportRow(precision, device, "torch" if kind == "torch" else "torch.compile")
                 out.append(_Candidate(row, _torch_factory(Peer(kind), card, request.weights, device, threads, x), precision_enum))
-    for c in out:
-        if c.row.runtime in ("onnxruntime", "openvino"):
-            _attach_file(c.row, files[c.row.precision])
     return out
+
+
+def _openvino_variants(key: str, hint: str | None) -> list[tuple[str | None, str]]:
+    """(precision hint, provider label) of each OpenVINO row of a file: an fp32 file in f32 and in bf16
+    (what OpenVINO picks by itself on CPUs with AMX or AVX512-BF16) unless --openvino-hint names one;
+    int8 files say whose quantizer made them."""
+    if key == NNCF:
+        return [(hint, "CPU, NNCF IR")]
+    if key == "int8":
+        return [(hint, "CPU, ORT QDQ")]
+    if key == "fp32" and hint is None:
+        return [("f32", "CPU f32"), ("bf16", "CPU bf16")]
+    return [(hint, f"CPU {hint or 'auto'}")]
 
 
 def _attach_file(row: ReportRow, file: Path | str) -> None:
@@ -257,11 +283,15 @@ def _ort_factory(file: Path | str, provider: Provider, threads: int, options: Pr
     return build
 
 
-def _openvino_factory(file: Path | str, shape: tuple[int, ...], threads: int, hint: str | None) -> Callable[[], Runner]:
+def _openvino_factory(file: Path | str, threads: int, hint: str | None, overrides: dict[str, Any]) -> Callable[[], Runner]:
+    """The row as an app runs it: `Predictor(file, runtime="openvino")`'s adapter (compiled per shape)."""
     def build() -> Runner:
-        from runtimes.openvino_runtime import openvino_runner
+        from runtimes.openvino_runtime import session_runner
+        from runtimes.openvino_session import open_openvino
 
-        return openvino_runner(file, shape, threads, precision_hint=hint)
+        start = time.perf_counter()
+        session = open_openvino(file, threads, hint=hint, overrides=overrides)
+        return session_runner(session, time.perf_counter() - start)
 
     return build
 
@@ -331,16 +361,11 @@ def _measure_accuracy(request: ReportRequest, candidates: list[_Candidate], card
 def _runner_at(candidate: _Candidate, runner: Runner, eager: Runner | None, measured: tuple[int, int],
                size: tuple[int, int], request: ReportRequest) -> Runner | None:
     """The row's runner for mIoU at `measured`: itself at the timed size or when it takes any size
-    (ONNX Runtime, eager PyTorch); OpenVINO compiled again for that shape; for torch.compile, eager
+    (ONNX Runtime, OpenVINO's adapter compiling each new shape, eager PyTorch); for torch.compile, eager
     PyTorch (the same fp32 network; compiling again would cost another compile), said in its notes."""
     row = candidate.row
-    if measured == size or row.runtime in ("onnxruntime", "torch"):
+    if measured == size or row.runtime in ("onnxruntime", "openvino", "torch"):
         return runner
-    if row.runtime == "openvino" and row.file is not None:
-        from runtimes.openvino_runtime import openvino_runner
-
-        return openvino_runner(row.file, (1, 3, *measured), request.threads or usable_cpus(),
-                               precision_hint=request.openvino_hint)
     if row.runtime == "torch.compile" and eager is not None:
         row.notes.append(f"mIoU measured with PyTorch eager at {measured[0]}x{measured[1]} (the same fp32 network)")
         return eager

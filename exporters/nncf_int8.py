@@ -1,0 +1,233 @@
+"""fp32 -> int8 for OpenVINO: NNCF's post-training quantization (`nncf.quantize`), written as an OpenVINO IR.
+
+The best int8 file depends on the runtime that runs it: ONNX Runtime's QDQ file is what ONNX
+Runtime runs fastest, NNCF's model what OpenVINO does. IR or NNCF's QDQ ONNX? Measured on DeepLab v3+
+R50 at 512 x 512 (random weights, 16 calibration images, 2 threads, one interleaved run on a 2-core
+AMD EPYC without AMX, heavily loaded by other jobs, so only the ratios mean much): NNCF's IR 1528 ms
+p50 on OpenVINO, NNCF's QDQ ONNX of the same model 1679 ms on OpenVINO (1.10x slower) and 3056 ms on
+ONNX Runtime; `quantize --for openvino` therefore writes the IR. Calibration is the very data ONNX Runtime's
+quantizer gets: `exporters.calibration` images prepared by the Predictor's own preprocessing
+(`runtimes.preprocess.to_model_input`), fed to `nncf.Dataset` one image at a time.
+
+The IR carries the card in its `rt_info` (`segedge` -> `card`, as `exporters.targets.openvino_ir`
+writes it) with `runtime: "openvino"`; the .bin and .xml appear atomically, the .bin first (an
+.xml names its .bin's byte offsets), or not at all. `nncf.quantize_with_accuracy_control` is the
+accuracy-aware variant (`quantize_nncf_within`): it gives back layers in float until the metric
+loses at most `max_drop`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib.metadata
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtimes.card import ModelCard
+from runtimes.errors import CardError, ExportError, UsageError
+from runtimes.fileio import work_folder
+from runtimes.openvino_session import IR_CARD, import_openvino, read_openvino_card
+from runtimes.session import model_input
+
+from .calibration import ImageFolderReader, calibration_images
+from .int8_options import DEFAULT_CALIB_COUNT
+from .targets.quiet import quiet
+
+PRESETS = ("performance", "mixed")  # NNCF's: symmetric activations (fastest on CPUs), or asymmetric ones
+
+
+@dataclass(frozen=True)
+class NNCFResult:
+    path: Path  # the IR's .xml (its .bin beside it)
+    card: ModelCard
+    calibration: dict[str, Any]
+    ops: dict[str, int]
+
+
+class _Feeds:
+    """The calibration images as NNCF iterates them (more than once: statistics, then bias correction)."""
+
+    def __init__(self, reader: ImageFolderReader, input_type: str) -> None:
+        self.reader = reader
+        self.input_type = input_type
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self.reader.rewind()
+        while (feed := self.reader.get_next()) is not None:
+            x = next(iter(feed.values()))
+            yield model_input(x, self.reader.card, self.input_type)  # the model's layout and element type
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+
+def quantize_nncf(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    calib: str | os.PathLike[str],
+    *,
+    card: ModelCard,
+    count: int = DEFAULT_CALIB_COUNT,
+    exclude: Sequence[str] = (),
+    preset: str = "performance",
+    accuracy: Callable[[Any, Iterable[Any]], float] | None = None,
+    validation: Iterable[Any] | None = None,
+    max_drop: float = 0.01,
+) -> NNCFResult:
+    """Quantize the ONNX (or IR) file `source` with NNCF into the IR `target` (.xml), calibrated on `calib`.
+
+    `card`: the fp32 file's (its normalisation prepares the images). `exclude`: node names kept in
+    float (NNCF's ignored scope). With `accuracy` ((a compiled model, items of `validation`) -> its
+    metric on them, higher is better), NNCF's accuracy-controlled quantization keeps layers in float until the
+    metric drops by at most `max_drop` (absolute).
+    """
+    target = Path(target)
+    if target.suffix.lower() != ".xml":
+        raise UsageError(f"NNCF's int8 model for OpenVINO is an IR: name the output .xml, not {target.name}")
+    if preset not in PRESETS:
+        raise UsageError(f"NNCF preset must be {' or '.join(PRESETS)}, got {preset!r}")
+    ov = import_openvino()
+    nncf = _import_nncf()
+    images = calibration_images(Path(calib), count)
+    model = _read(ov, source)
+    _check_names(model, exclude)
+    input_type = _input_type(model)
+    feeds = _Feeds(ImageFolderReader(images, card, model.inputs[0].get_any_name()), input_type)
+    dataset = nncf.Dataset(feeds)
+    options: dict[str, Any] = {
+        "preset": nncf.QuantizationPreset(preset), "subset_size": len(images),
+        "ignored_scope": nncf.IgnoredScope(names=list(exclude)) if exclude else None,
+    }
+    try:
+        with _quiet_nncf():
+            if accuracy is None:
+                quantized = nncf.quantize(model, dataset, **options)
+            else:
+                quantized = nncf.quantize_with_accuracy_control(
+                    model, dataset, nncf.Dataset(list(validation or ())), lambda compiled, items: (accuracy(compiled, items), None),
+                    max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, **options)
+    except Exception as exc:  # noqa: BLE001 - NNCF and OpenVINO raise many types: one line, the cause chained
+        raise ExportError(f"NNCF quantization failed: {_first_line(exc)}") from exc
+    ops = dict(Counter(op.get_type_name() for op in quantized.get_ordered_ops()))
+    facts = {
+        "images": len(images),
+        "folder": str(calib),
+        "quantizer": "nncf",
+        "method": "nncf" + (" accuracy-controlled" if accuracy is not None else ""),
+        "preset": preset,
+        "per_channel": True,  # NNCF quantizes weights per output channel
+        "weights": "int8",
+        "activations": "int8" if preset == "performance" else "uint8/int8",
+        "format": "OpenVINO IR",
+        "excluded_nodes": list(exclude),
+        "quantized_convs": quantized_convs(quantized),
+        "convs": ops.get("Convolution", 0) + ops.get("GroupConvolution", 0) + ops.get("ConvolutionBackpropData", 0),
+        "preprocess": "runtimes.preprocess.to_model_input",
+        "nncf": _version("nncf"),
+        "openvino": _version("openvino"),
+    }
+    final = card.with_overrides(precision="int8", calibration=facts, parity={}, runtime="openvino")
+    save_ir(quantized, final, target)
+    return NNCFResult(target, final, facts, ops)
+
+
+def save_ir(model: Any, card: ModelCard, xml: Path) -> Path:
+    """`model` with `card` in its rt_info, saved as `xml` + `.bin`: both appear, or neither changes."""
+    ov = import_openvino()
+    from .targets.build import _move_into_place  # the targets' atomic IR placement: .bin first, the .xml last
+
+    model.set_rt_info(card.to_json(), list(IR_CARD))
+    with work_folder("segedge-nncf-") as workdir:
+        staged = Path(workdir) / "model.xml"
+        ov.save_model(model, os.fspath(staged), compress_to_fp16=False)
+        _move_into_place([(staged.with_suffix(".bin"), xml.with_suffix(".bin")), (staged, xml)])
+    return xml
+
+
+def ir_card(xml: str | os.PathLike[str]) -> ModelCard | None:
+    return read_openvino_card(import_openvino().Core().read_model(os.fspath(xml)))
+
+
+def with_card(xml: str | os.PathLike[str], card: ModelCard, target: str | os.PathLike[str]) -> Path:
+    """The IR `xml` written again at `target` with `card` (the measured parity added to it)."""
+    return save_ir(import_openvino().Core().read_model(os.fspath(xml)), card, Path(target))
+
+
+def quantized_convs(model: Any) -> int:
+    """Convolutions whose activation input comes out of a FakeQuantize (run in int8 by OpenVINO)."""
+    convs = ("Convolution", "GroupConvolution", "ConvolutionBackpropData")
+    return sum(1 for op in model.get_ordered_ops() if op.get_type_name() in convs
+               and op.input_value(0).get_node().get_type_name() == "FakeQuantize")
+
+
+def _read(ov: Any, source: str | os.PathLike[str]) -> Any:
+    try:
+        model = ov.Core().read_model(os.fspath(source))
+    except Exception as exc:  # OpenVINO's frontends raise their own types
+        raise ExportError(f"OpenVINO cannot read {source}: {_first_line(exc)}") from None
+    if read_openvino_card(model) is None:
+        raise CardError(f"{source} has no segedge model card, so its input normalisation is unknown")
+    return model
+
+
+def _input_type(model: Any) -> str:
+    kind = model.inputs[0].get_element_type().get_type_name()
+    return {"f16": "tensor(float16)", "u8": "tensor(uint8)"}.get(kind, "tensor(float)")
+
+
+def _check_names(model: Any, names: Sequence[str]) -> None:
+    known = {op.get_friendly_name() for op in model.get_ordered_ops()}
+    missing = [name for name in names if name not in known]
+    if missing:
+        close = difflib.get_close_matches(missing[0], sorted(known), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UsageError(f"--exclude: no node named {', '.join(missing)} in the model{hint}")
+
+
+def _import_nncf() -> Any:
+    try:
+        import nncf
+    except ImportError:
+        raise ExportError("NNCF is not installed: pip install 'segedge[openvino]' (it brings nncf)") from None
+    return nncf
+
+
+@contextlib.contextmanager
+def _quiet_nncf() -> Iterator[None]:
+    """NNCF logs INFO lines and draws progress bars on stdout, where `--json` output goes."""
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with quiet(), contextlib.redirect_stderr(_Sink()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+class _Sink:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
