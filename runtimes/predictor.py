@@ -104,7 +104,9 @@ class Predictor:
     # -- public API ---------------------------------------------------------------------------
     def predict(self, image: ImageLike) -> np.ndarray:
         """H x W label map (uint8; uint16 beyond 256 classes), the size of `image`."""
-        return self._predict(load_image(image, max_pixels=self.max_pixels), self._labels)
+        rgb = load_image(image, max_pixels=self.max_pixels)
+        in_graph = self._labels_in_graph(rgb)
+        return in_graph if in_graph is not None else self._predict(rgb, self._labels)
 
     def predict_proba(self, image: ImageLike) -> np.ndarray:
         """C x H x W float32 class probabilities (2 x H x W for a one-channel model).
@@ -160,6 +162,20 @@ class Predictor:
             return tile if scaled[0] > room[0] or scaled[1] > room[1] else None
         h, w = model_input_size(_size(rgb), self.card, self.resize_long)[1]
         return tile if max(h, w) > tile else None
+
+    def _labels_in_graph(self, rgb: np.ndarray) -> np.ndarray | None:
+        """The label map with the argmax run inside the runtime's compiled model (OpenVINO's adapter: no
+        C x H x W scores written out and scanned again); None where the runtime cannot, or the image is
+        tiled or resized (their scores are blended or resized before labelling)."""
+        labeller = getattr(self.session, "labels", None)
+        if labeller is None or self.resize_long is not None or self._tile_size_for(rgb) is not None:
+            return None
+        x, placement = to_model_input(rgb, self.card)
+        labels = labeller(np.ascontiguousarray(x[None]))
+        margin = self.card.valid_margin
+        if labels is None or labels.shape[1:] != (x.shape[1] - 2 * margin, x.shape[2] - 2 * margin):
+            return None  # the scores' path says what is wrong with the output
+        return from_model_output(labels, placement)[0]
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """The model's scores for a batch, at the input's resolution less the valid margin."""

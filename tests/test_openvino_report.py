@@ -1,5 +1,5 @@
 """`segedge report`'s rows for every runtime x precision x quantizer an app can ship through the Predictor,
-and the verdict naming the install the best row needs; `bench --runtime openvino`."""
+and the verdict naming the install the best row needs; `--runtime openvino` on bench, verify and eval."""
 
 from __future__ import annotations
 
@@ -63,3 +63,26 @@ def test_bench_runtime_openvino_times_the_predictors_adapter(capsys, tmp_path, r
     assert "f32 inference" in data["provider_reason"]
     code = main(["bench", fp32, "--runtime", "openvino", "--profile", "--no-torch"])
     assert code == 2 and "--profile goes with --runtime onnxruntime" in capsys.readouterr().err
+
+
+def test_verify_and_eval_run_the_model_on_openvino(capsys, tmp_path, report):
+    from segedge.data import ShapesConfig, write_shapes_dataset
+
+    fp32 = report.files["fp32"]
+    code = main(["verify", fp32, "--reference", fp32, "--runtime", "openvino", "--openvino-hint", "f32", "--json"])
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert code == 0 and data["preset"] == "fp32" and data["providers"] == ["OpenVINO CPU (f32)"], captured.err
+    code = main(["verify", fp32, "--reference", fp32, "--runtime", "openvino", "--openvino-hint", "bf16", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["preset"] == "fp16"  # OpenVINO runs this fp32 file in bf16: judged by its masks, as fp16 is
+    assert all(r["provider"] == "openvino bf16" for r in data["results"])
+    labelled = write_shapes_dataset(tmp_path / "shapes", ShapesConfig(train=0, val=3, size=(48, 48)))
+    scores = {}
+    for runtime in ("onnxruntime", "openvino"):
+        code = main(["eval", fp32, "--data", labelled, "--runtime", runtime, "--openvino-hint", "f32", "--json"]
+                    if runtime == "openvino" else ["eval", fp32, "--data", labelled, "--json"])
+        scores[runtime] = json.loads(capsys.readouterr().out)
+        assert code == 0
+    miou = {runtime: result["models"][0]["miou"] for runtime, result in scores.items()}
+    assert miou["openvino"] == pytest.approx(miou["onnxruntime"], abs=1e-6)

@@ -85,6 +85,19 @@ def test_resize_long_and_inputs_of_every_kind(predictor_models, tmp_path):
         np.testing.assert_array_equal(labels, ort_predictor.predict(source))
 
 
+def test_predict_runs_the_argmax_inside_the_compiled_model(predictor_models, pair):
+    ov_predictor = openvino(predictor_models.multiclass)
+    image = scene(61, 83)
+    np.testing.assert_array_equal(ov_predictor.predict(image), pair[0].predict(image))
+    assert ov_predictor.session.labels_in_graph
+    assert [labels for _, labels in ov_predictor.session._cache] == [True]  # no scores variant was compiled
+    ov_predictor.predict_proba(image)  # probabilities need the scores: their own compiled variant, same shape
+    assert [labels for _, labels in ov_predictor.session._cache] == [True, False]
+    assert ov_predictor.session.cached_shapes() == ((1, 3, 64, 88),)
+    for binary in (predictor_models.sigmoid, predictor_models.logit):  # thresholded, not an argmax
+        assert not openvino(binary).session.labels_in_graph
+
+
 # -- tiles, threads, the shape cache -------------------------------------------------------------
 def test_tiles_match_onnx_runtime_and_share_one_shape(predictor_models):
     ort_predictor = Predictor(predictor_models.multiclass, tile_size=64, batch_size=3)
