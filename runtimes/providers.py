@@ -67,7 +67,7 @@ WHEELS: dict[Provider, str] = {
 _ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
 
 _INSTALL_HINT = {
-    Provider.cuda: "pip uninstall onnxruntime && pip install onnxruntime-gpu (with CUDA 12 and cuDNN 9 libraries)",
+    Provider.cuda: "pip uninstall onnxruntime && pip install onnxruntime-gpu (with the CUDA and cuDNN 9 libraries it is built for: CUDA 13 for 1.31)",
     Provider.tensorrt: "pip install onnxruntime-gpu and put the TensorRT libraries on the library path",
     Provider.openvino: "pip uninstall onnxruntime && pip install onnxruntime-openvino (or use --compare openvino for OpenVINO's own runtime)",
     Provider.coreml: "the CoreML provider ships in the macOS onnxruntime wheel only",
@@ -163,7 +163,11 @@ def provider_chain(provider: Provider, options: ProviderOptions = ProviderOption
         return [(CPU, {})]
     if provider.ort_name not in available():
         raise ProviderError(missing_provider_message(provider))
-    return [(provider.ort_name, options_for(provider, options)), (CPU, {})]
+    chain = [(provider.ort_name, options_for(provider, options))]
+    if provider is Provider.tensorrt and Provider.cuda.ort_name in available():
+        # What TensorRT rejects runs on CUDA, not on the CPU (ONNX Runtime's recommended order).
+        chain.append((Provider.cuda.ort_name, options_for(Provider.cuda, options)))
+    return [*chain, (CPU, {})]
 
 
 def options_for(provider: Provider, o: ProviderOptions) -> dict[str, Any]:
@@ -235,23 +239,26 @@ def has_nvidia_device() -> bool:
     return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/dxg").exists()  # Linux, WSL
 
 
-# The sonames onnxruntime-gpu 1.19+ loads (CUDA 12, cuDNN 9).
-_CUDA_LIBRARIES = ("libcudart.so.12", "libcublas.so.12", "libcudnn.so.9")
-_TENSORRT_LIBRARIES = ("libnvinfer.so.10",)
+# The sonames onnxruntime-gpu loads, each with its alternatives: 1.19-1.2x are built for CUDA 12,
+# later releases (1.31: CUDA 13) for CUDA 13; cuDNN 9 and TensorRT 10 for both.
+_CUDA_LIBRARIES = (("libcudart.so.13", "libcudart.so.12"), ("libcublas.so.13", "libcublas.so.12"), ("libcudnn.so.9",))
+_TENSORRT_LIBRARIES = (("libnvinfer.so.10",), ("libnvonnxparser.so.10",))
 
 
 def missing_cuda_libraries(with_tensorrt: bool = False) -> list[str]:
     if os.name != "posix":
         return []
     _preload_pip_cuda()
-    names = _CUDA_LIBRARIES + (_TENSORRT_LIBRARIES if with_tensorrt else ())
-    missing = []
-    for name in names:
-        try:
-            ctypes.CDLL(name)
-        except OSError:
-            missing.append(name)
-    return missing
+    wanted = _CUDA_LIBRARIES + (_TENSORRT_LIBRARIES if with_tensorrt else ())
+    return [" or ".join(names) for names in wanted if not any(_loads(name) for name in names)]
+
+
+def _loads(name: str) -> bool:
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        return False
+    return True
 
 
 def _preload_pip_cuda() -> None:
