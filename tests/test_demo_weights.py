@@ -171,3 +171,9 @@ def test_export_demo_weights_keep_their_class_count(cli, demo_models, tmp_path):
     code, _, err = cli("export", "unet", "--weights", "demo", "--num-classes", "3", "-o", tmp_path / "x.onnx")
     assert code == 2 and "drop --num-classes" in one_error_line(err)
     assert not os.path.exists(tmp_path / "x.onnx")
+
+
+def test_info_says_how_the_weights_were_made(demo_export, cli):
+    code, out, err = cli("info", demo_export)
+    assert code == 0, err
+    assert f"trained by segedge: recipe {SMALL.key()}, shapes v1 (1500 train / 100 held-out images)" in out + err

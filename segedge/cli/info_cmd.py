@@ -60,6 +60,11 @@ def info_command(
     if resolved.calibration:
         calib = resolved.calibration
         say("  calibration: " + ", ".join(f"{k} {v}" for k, v in calib.items() if not isinstance(v, (list, dict))))
+    if resolved.training:  # demo weights: how segedge made them, and where their data comes from
+        record = resolved.training
+        data = record.get("dataset", {})
+        say(f"  trained by segedge: recipe {record.get('recipe')}, {data.get('name')} v{data.get('version')} "
+            f"({data.get('train')} train / {data.get('val')} held-out images), held-out mIoU {record.get('held_out_miou')}")
 
 
 class _WithProviders:
