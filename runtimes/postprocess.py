@@ -17,6 +17,7 @@ from PIL import Image
 
 from .errors import CardError, OutputError, UsageError
 from .fileio import atomic_path, write_bytes_atomic
+from .outputs import png_info
 from .preprocess import pixel_scale
 
 Color = tuple[int, int, int]
@@ -62,7 +63,26 @@ def probabilities(output: np.ndarray, kind: str) -> np.ndarray:
 
 
 def labels_from_probabilities(probs: np.ndarray, kind: str, threshold: float = 0.5) -> np.ndarray:
-    """The label map of `probabilities(output, kind)`, equal to `labels(output, kind, threshold)`."""
+    """The label map of `probabilities(output, kind)`, equal to `labels(output, kind, threshold)`.
+
+    In blocks of rows: `probs` may be a memory-mapped .npy of a huge image, whose H x W
+    intermediates (a float32 maximum, masks) would otherwise cost more than the label map itself.
+    """
+    rows = max(1, _BLOCK_PIXELS // max(1, probs.shape[-1]))
+    if probs.shape[1] <= rows:
+        return _labels_from_probabilities(probs, kind, threshold)
+    first = _labels_from_probabilities(probs[:, :rows], kind, threshold)
+    result = np.empty(probs.shape[1:], dtype=first.dtype)
+    result[:rows] = first
+    for top in range(rows, probs.shape[1], rows):
+        result[top : top + rows] = _labels_from_probabilities(probs[:, top : top + rows], kind, threshold)
+    return result
+
+
+_BLOCK_PIXELS = 2**22
+
+
+def _labels_from_probabilities(probs: np.ndarray, kind: str, threshold: float) -> np.ndarray:
     if kind in CLASS_SCORES:
         return argmax_classes(probs)
     return (probs[1] > threshold).astype(np.uint8)
@@ -128,9 +148,9 @@ def overlay_image(image_rgb: np.ndarray, label_map: np.ndarray, colors: Sequence
 
 
 def save_png(image: Image.Image, path: str | os.PathLike[str]) -> None:
-    """Write `image` as PNG, atomically."""
+    """Write `image` as PNG, atomically, marked as segedge's (a later run may replace it: `runtimes.outputs`)."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", pnginfo=png_info())
     write_bytes_atomic(path, buffer.getvalue())
 
 

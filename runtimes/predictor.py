@@ -27,6 +27,8 @@ from .runtime import ModelRunner, Runtime, is_ir, open_model, parse_runtime
 from .tiling import plan_tiles, tiled_logits
 
 Finish = Callable[[np.ndarray], np.ndarray]
+# The most predict_proba holds in memory for one image; past it, `out=` (a memory-mapped .npy) or `predict`.
+PROBA_BUDGET_BYTES = 2**30
 
 
 class Predictor:
@@ -108,13 +110,31 @@ class Predictor:
         in_graph = self._labels_in_graph(rgb)
         return in_graph if in_graph is not None else self._predict(rgb, self._labels)
 
-    def predict_proba(self, image: ImageLike) -> np.ndarray:
+    def predict_proba(self, image: ImageLike, out: np.ndarray | None = None) -> np.ndarray:
         """C x H x W float32 class probabilities (2 x H x W for a one-channel model).
 
-        That is 4 C bytes per pixel: for huge images prefer `predict`, whose tiled path keeps only
-        one band of rows of probabilities at a time.
+        That is 4 C bytes per pixel. `out`: a C x H x W float32 array to write them into, e.g. a
+        memory-mapped .npy (`np.lib.format.open_memmap`, as `segedge predict --proba` does): a tiled
+        image streams into it block by block, so its probabilities never need to fit in memory.
+        Without `out`, probabilities over `PROBA_BUDGET_BYTES` are refused, pointing to `predict`.
         """
-        return self._predict(load_image(image, max_pixels=self.max_pixels), self._probabilities)
+        rgb = load_image(image, max_pixels=self.max_pixels)
+        shape = self.probability_shape(rgb)
+        fits = out is None or (out.shape[1:] == shape[1:] and shape[0] in (0, out.shape[0]) and out.dtype == np.float32)
+        if not fits:
+            assert out is not None
+            raise UsageError(f"out must be a {' x '.join(map(str, shape))} float32 array, got {out.shape} {out.dtype}")
+        if out is None and self.card.num_classes and 4 * int(np.prod(shape)) > PROBA_BUDGET_BYTES:
+            raise UsageError(
+                f"the probabilities of this {shape[1]} x {shape[2]} image would take {4 * np.prod(shape) / 2**30:.1f} GB "
+                f"({shape[0]} classes, float32), over the {PROBA_BUDGET_BYTES / 2**30:g} GB predict_proba holds in "
+                "memory: use predict for the label map, or pass out= a memory-mapped array (np.lib.format.open_memmap)"
+            )
+        return self._predict(rgb, self._probabilities, out)
+
+    def probability_shape(self, image: np.ndarray) -> tuple[int, int, int]:
+        """C x H x W of `predict_proba(image)` for an image as `load_image` gives it (C 0: not known before a run)."""
+        return (self.card.num_classes, *_size(image))
 
     def predict_batch(self, images: Sequence[ImageLike]) -> list[np.ndarray]:
         """Label maps of several images; images whose model inputs agree in size share model runs."""
@@ -136,20 +156,20 @@ class Predictor:
         return results  # type: ignore[return-value]
 
     # -- one image ----------------------------------------------------------------------------
-    def _predict(self, rgb: np.ndarray, finish: Finish) -> np.ndarray:
+    def _predict(self, rgb: np.ndarray, finish: Finish, out: np.ndarray | None = None) -> np.ndarray:
         tile_size = self._tile_size_for(rgb)
         if tile_size is None:
             x, placement = to_model_input(rgb, self.card, resize_long=self.resize_long)
-            return finish(from_model_output(self._run(x[None])[0], placement))
+            return _into(out, finish(from_model_output(self._run(x[None])[0], placement)))
         size = _size(rgb)
         scaled_size, _ = model_input_size(size, self.card, self.resize_long)
         scaled = rgb if scaled_size == size else resize_rgb(rgb, scaled_size)
         grid = plan_tiles(scaled_size, self.card, tile_size, self.tile_overlap)
         blocks = tiled_logits(scaled, self.card, grid, self._run, self.batch_size)
-        if scaled_size == size:
-            return _assemble(((top, finish(block)) for top, block in blocks), size)
-        logits = np.concatenate([block for _, block in blocks], axis=1)
-        return finish(np.stack([resize_plane(plane, size) for plane in logits]))
+        if scaled_size == size:  # each block finished (labels, probabilities) as it comes: no whole-image logits
+            return _assemble(((top, left, finish(block)) for top, left, block in blocks), size, out)
+        logits = _assemble(blocks, scaled_size)
+        return _into(out, finish(np.stack([resize_plane(plane, size) for plane in logits])))
 
     def _tile_size_for(self, rgb: np.ndarray) -> int | None:
         """The tile size when this image's model input would be larger than a tile, else None."""
@@ -215,12 +235,20 @@ def _default_overlap(card: ModelCard, given: bool) -> int:
     return card.tile_size // 4
 
 
-def _assemble(blocks: Iterator[tuple[int, np.ndarray]], size: tuple[int, int]) -> np.ndarray:
-    """Stack row blocks (..., rows, W) from top to bottom into one (..., H, W) array."""
-    result: np.ndarray | None = None
-    for top, block in blocks:
+def _assemble(blocks: Iterator[tuple[int, int, np.ndarray]], size: tuple[int, int],
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Place blocks (..., rows, cols) at (top, left) into one (..., H, W) array: `out`, or a new one."""
+    result = out
+    for top, left, block in blocks:
         if result is None:
             result = np.empty(block.shape[:-2] + size, dtype=block.dtype)
-        result[..., top : top + block.shape[-2], :] = block
-    assert result is not None  # a grid has at least one row of tiles
+        result[..., top : top + block.shape[-2], left : left + block.shape[-1]] = block
+    assert result is not None  # a grid has at least one tile
     return result
+
+
+def _into(out: np.ndarray | None, result: np.ndarray) -> np.ndarray:
+    if out is None:
+        return result
+    out[...] = result
+    return out

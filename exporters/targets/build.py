@@ -23,6 +23,7 @@ from runtimes.card import ModelCard
 from runtimes.errors import CardError, ModelFileError, UsageError
 from runtimes.fileio import atomic_path, ensure_writable, work_folder
 from runtimes.image import load_image
+from runtimes.outputs import check_outputs
 from runtimes.session import check_model_path
 
 from ..calibration import calibration_images, image_files, spread
@@ -58,6 +59,7 @@ def build_for_target(
     threads: int | None = None,
     on_checks: Callable[[tuple[CheckReport, ...]], None] | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> TargetResult:
     """Build `target`'s artefact from the fp32 ONNX file `fp32_onnx` at `output`.
 
@@ -68,7 +70,8 @@ def build_for_target(
     `precision`: one of the target's `precisions` (default its `default_precision`); `weights`:
     one of its quantized `weight_types` (QNN: uint8, the default, or int8). `images`:
     folder to verify on (default the calibration images, else generated ones). `on_checks` is
-    called with the check reports before anything is written.
+    called with the check reports before anything is written. `overwrite`: replace existing files
+    that segedge did not write (`runtimes.outputs.check_outputs`); the input is never an output.
     """
     say = progress or (lambda _message: None)
     spec = get_target(target)
@@ -78,7 +81,7 @@ def build_for_target(
     model = load_model(source)
     card = card or read_card_from_proto(model)
     size = _input_size(input_size, card, model)
-    out = _output(output, source, spec)
+    out = _output(output, source, spec, overwrite)
     view = card or _stand_in_card(model, source)  # normalisation for verification inputs only
     image_size_for(view, size)  # refuses sizes the model does not take, before any work
     calibration_paths = _calibration(spec, calib, calib_count, card, model)
@@ -164,15 +167,13 @@ def _input_size(input_size: tuple[int, int] | None, card: ModelCard | None, mode
     raise UsageError("the model has no card and a dynamic input: give input_size (--input-size HxW)")
 
 
-def _output(output: str | os.PathLike[str] | None, source: Path, target: Target) -> Path:
+def _output(output: str | os.PathLike[str] | None, source: Path, target: Target, overwrite: bool) -> Path:
     out = Path(output) if output is not None else default_output(source, target)
     if out.suffix.lower() != target.artefact_suffix:
         raise UsageError(f"target {target.name} writes a {target.artefact_suffix} file; "
                          f"the output {out.name} has another suffix")
-    resolved = source.resolve()
-    for path in (out, *sidecars(out, target)):
-        if path.resolve() == resolved:
-            raise UsageError(f"the output {path} would overwrite the input model; choose another name")
+    # Never the input (by any name); an existing file segedge did not write only with `overwrite`.
+    check_outputs((out, *sidecars(out, target)), [("the input model", source)], overwrite=overwrite)
     ensure_writable(out)
     return out
 

@@ -34,7 +34,8 @@ class ClusterError(SegedgeError):
 
 @dataclass(frozen=True)
 class RayCluster:
-    """Where and how wide: `address` None starts a local instance (or joins $RAY_ADDRESS, as Ray does)."""
+    """Where and how wide. `address` None is Ray's default: $RAY_ADDRESS, else the cluster `ray start`
+    runs on this machine, else a new local instance ("local" always starts one, "auto" never does)."""
 
     address: str | None = None
     workers: int | None = None  # actors in the pool, one Predictor each; None: CPUs // threads_per_worker
@@ -45,8 +46,9 @@ class RayCluster:
             raise UsageError(f"--workers must be >= 1, got {self.workers}")
         if self.threads_per_worker < 1:
             raise UsageError(f"--threads-per-worker must be >= 1, got {self.threads_per_worker}")
-        if self.address not in (None, "auto") and not _host_port(self.address)[1].isdigit():
-            raise UsageError(f"--address {self.address!r} must be HOST:PORT (the head's GCS port, 6379 by default) or auto")
+        if self.address not in (None, "auto", "local") and not _host_port(self.address)[1].isdigit():
+            raise UsageError(f"--address {self.address!r} must be HOST:PORT (the head's GCS port, 6379 by default), "
+                             "auto or local")
 
 
 def require_ray() -> Any:
@@ -131,7 +133,7 @@ def batches(dataset: Any) -> Iterator[dict[str, Any]]:
 def _init(ray: Any, address: str | None) -> None:
     # A user's batch job sends no usage reports unless its user asked for them.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address is not None and address != "auto":
+    if address not in (None, "auto", "local"):
         _check_reachable(address)
     main = threading.current_thread() is threading.main_thread()
     sigterm = signal.getsignal(signal.SIGTERM) if main else None

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from runtimes.errors import UsageError
+from runtimes.fileio import atomic_path
 from runtimes.image import ImageLike, load_image
 from runtimes.postprocess import labels_from_probabilities, overlay_image, palette_image, save_npy, save_png
 from runtimes.predictor import Predictor
@@ -75,14 +76,41 @@ def segment(predictor: Predictor, source: ImageLike, stem: Path, overlay: bool, 
         image = load_image(source, max_pixels=predictor.max_pixels)
     colors = predictor.card.colors()
     if proba:
-        probabilities = predictor.predict_proba(image)
-        labels = labels_from_probabilities(probabilities, predictor.card.output_kind, predictor.threshold)  # no second run
-        save_npy(probabilities, f"{stem}{PROBA}")
+        labels = _with_probabilities(predictor, image, Path(f"{stem}{PROBA}"), Path(f"{stem}{MASK}"))
     else:
         labels = predictor.predict(image)
-    save_png(palette_image(labels, colors), f"{stem}{MASK}")
+        save_png(palette_image(labels, colors), f"{stem}{MASK}")
     if overlay:
         save_png(overlay_image(image, labels, colors), f"{stem}{OVERLAY}")
+
+
+def _with_probabilities(predictor: Predictor, image: np.ndarray, npy: Path, mask: Path) -> np.ndarray:
+    """Write the probabilities to `npy` and the mask to `mask`; return the labels (one model run).
+
+    The probabilities stream into a memory-mapped .npy, block by block, so a huge image's never need
+    to fit in memory; its space is claimed first, so a full disk is an error, not a SIGBUS. The mask
+    is written first and the .npy moved into place after it: a later run knows it as segedge's by
+    that mask (runtimes.outputs).
+    """
+    shape = predictor.probability_shape(image)
+    kind, threshold = predictor.card.output_kind, predictor.threshold
+    if not shape[0]:  # a model whose class count its card does not know: in memory, as before
+        probabilities = predictor.predict_proba(image)
+        labels = labels_from_probabilities(probabilities, kind, threshold)
+        save_png(palette_image(labels, predictor.card.colors()), mask)
+        save_npy(probabilities, npy)
+        return labels
+    with atomic_path(npy, suffix=".npy") as tmp:
+        stream = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        if hasattr(os, "posix_fallocate"):
+            with open(tmp, "r+b") as handle:
+                os.posix_fallocate(handle.fileno(), 0, os.path.getsize(tmp))
+        predictor.predict_proba(image, out=stream)
+        labels = labels_from_probabilities(stream, kind, threshold)  # read back in row blocks
+        stream.flush()
+        del stream
+        save_png(palette_image(labels, predictor.card.colors()), mask)
+    return labels
 
 
 def outputs_whole(stem: Path, overlay: bool, proba: bool) -> bool:

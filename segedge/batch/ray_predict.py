@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import ray
 
-from runtimes.errors import ImageError
+from runtimes.errors import ImageError, UsageError
 from runtimes.fileio import write_text_atomic
 from runtimes.predictor import Predictor
 
@@ -66,6 +66,7 @@ def predict_on_ray(spec: SegmentSpec, jobs: list[tuple[Path, Path]], output_dir:
     Images that fail (undecodable, missing) are listed in OUTPUT_DIR/failures.jsonl and the job
     goes on; a failure no image explains (a full disk, a model a worker cannot load) ends it.
     """
+    check_failures_file(output_dir)
     rows = [{"source": str(source), "file": os.path.abspath(source),
              "stem": os.path.abspath(output_stem(output_dir, relative))} for source, relative in jobs]
     order = {str(source): i for i, (source, _) in enumerate(jobs)}
@@ -92,6 +93,23 @@ def write_failures(output_dir: Path, failures: list[tuple[str, str]]) -> None:
         write_text_atomic(path, "".join(json.dumps({"path": p, "reason": r}) + "\n" for p, r in failures))
     else:
         path.unlink(missing_ok=True)
+
+
+def check_failures_file(output_dir: Path) -> None:
+    """Refuse, before any work, an OUTPUT_DIR/failures.jsonl that is not segedge's list: the run replaces
+    (or removes) the list, and segedge never writes over a file it did not write."""
+    path = output_dir / FAILURES
+    if path.exists() and not _is_failure_list(path):
+        raise UsageError(f"{path} exists and is not a list of failures segedge wrote; move it, or choose another "
+                         "output folder")
+
+
+def _is_failure_list(path: Path) -> bool:
+    try:
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON lines
+        return False
+    return all(isinstance(r, dict) and set(r) == {"path", "reason"} for r in records)
 
 
 def _run(spec: SegmentSpec, rows: list[dict[str, str]], blocks: int, workers: int, threads: int) -> Iterator[ImageResult]:

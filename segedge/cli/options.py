@@ -94,8 +94,9 @@ EngineOpt = Annotated[Engine, typer.Option(
     "--engine", help="local: this process; ray: a Ray Data job, one Predictor per actor, on a local Ray instance "
                      "or the cluster at --address (needs segedge[ray]).")]
 Address = Annotated[Optional[str], typer.Option(
-    "--address", help="With --engine ray: the Ray cluster to join (`auto`: the one `ray start` runs on this machine; "
-                      "HOST:PORT of its head); default $RAY_ADDRESS, else a local instance for this command.")]
+    "--address", help="With --engine ray: the Ray cluster to join, HOST:PORT of its head (`auto`: the one `ray start` "
+                      "runs on this machine; `local`: a new local instance for this command). Default, as Ray's: "
+                      "$RAY_ADDRESS, else a cluster `ray start` runs on this machine, else a local instance.")]
 Workers = Annotated[Optional[int], typer.Option(
     "--workers", min=1, max=100000, help="With --engine ray: actors in the pool, each with its own Predictor "
                                          "(default: the cluster's CPUs / --threads-per-worker).")]
