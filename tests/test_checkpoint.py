@@ -160,8 +160,8 @@ def test_the_trained_weights_are_taken_before_their_moving_average(tmp_path):
     torch.save({"state_dict": state, "state_dict_ema": ema}, path)
     model = TinySegNet(4)
     notes = fit_state_dict(model, load_state_dict(path), "tiny")
-    assert notes == ["loaded the weights at checkpoint['state_dict'] (not their moving average, "
-                     "'state_dict_ema': save that alone to export it)"]
+    assert notes == [("loaded the weights at checkpoint['state_dict'] (not their moving average, "
+                      "'state_dict_ema': save that alone to export it)")]
     assert _same_weights(model, state)
 
 

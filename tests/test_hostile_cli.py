@@ -143,8 +143,14 @@ def _wrong_shapes(path: Path) -> None:
     torch.save(build(num_classes=21).state_dict(), path)
 
 
-def _module_prefix(path: Path) -> None:
-    torch.save({f"module.{k}": v for k, v in build().state_dict().items()}, path)
+def _prefix_beside_other_keys(path: Path) -> None:
+    """A training framework's prefix on the weights and a loss's keys without it: no uniform prefix to strip."""
+    state = {f"model.{k}": v for k, v in build().state_dict().items()}
+    torch.save({"state_dict": {**state, "criterion.weight": torch.ones(4)}}, path)
+
+
+def _weights_under_an_unknown_key(path: Path) -> None:
+    torch.save({"student": build().state_dict(), "teacher": build().state_dict()}, path)
 
 
 def _not_a_state_dict(path: Path) -> None:
@@ -168,7 +174,8 @@ CHECKPOINTS = {
     "raw pickle payload": (_raw_pickle_payload, "checkpoint"),
     "another network": (_other_network, "missing keys"),
     "wrong shapes": (_wrong_shapes, "--num-classes"),
-    "module. prefix": (_module_prefix, "'module.' prefix"),
+    "a prefix beside other keys": (_prefix_beside_other_keys, "save the inner model's state_dict() alone"),
+    "weights under an unknown key": (_weights_under_an_unknown_key, "torch.save(checkpoint['student']"),
     "a list": (_not_a_state_dict, "no state_dict"),
     "non-tensor value": (_non_tensor_value, "not a tensor"),
 }

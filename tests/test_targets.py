@@ -382,7 +382,7 @@ def test_an_operator_onnx_runtime_has_no_kernel_for_stops_the_cpu_target(folder)
 
 # -- files -----------------------------------------------------------------------------------------
 def test_the_input_is_never_an_output_and_suffixes_are_the_targets(zoo_model, folder):
-    with pytest.raises(UsageError, match="overwrite the input"):
+    with pytest.raises(UsageError, match="is the input model of this run"):
         build_for_target(zoo_model, "cpu", zoo_model)
     with pytest.raises(UsageError, match="writes a .ort file"):
         build_for_target(zoo_model, "mobile", folder / "x.onnx")

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from runtimes import Predictor
 from runtimes.card import ModelCard
 from runtimes.errors import UsageError
-from runtimes.preprocess import from_model_output, model_side, to_model_input
+from runtimes.preprocess import from_model_output, model_side, model_window, to_model_input
 from runtimes.tiling import plan_tiles, tile_weights, tiled_logits
 from tests.predictor_models import scene
 
@@ -55,13 +56,43 @@ def test_pointwise_model_tiled_equals_whole(size, tile, overlap):
     image = scene(*size)
     grid = plan_tiles(size, SAME, tile, overlap)
     blocks = list(tiled_logits(image, SAME, grid, identity, batch_size=3))
-    tops = [top for top, _ in blocks]
-    assert tops == sorted(tops) and tops[0] == 0
-    assert sum(block.shape[1] for _, block in blocks) == size[0]  # every row exactly once
-    assert max(block.shape[1] for _, block in blocks) <= grid.output_size[0]  # one band at a time
+    assert [(top, left) for top, left, _ in blocks] == sorted((top, left) for top, left, _ in blocks)  # row-major
+    covered = np.zeros(size, np.int32)
+    tiled = np.zeros((3, *size), np.float32)
+    for top, left, block in blocks:
+        assert block.shape[1] <= grid.output_size[0] and block.shape[2] <= grid.output_size[1]  # a tile at most
+        covered[top : top + block.shape[1], left : left + block.shape[2]] += 1
+        tiled[:, top : top + block.shape[1], left : left + block.shape[2]] = block
+    assert (covered == 1).all()  # every pixel exactly once
     x, placement = to_model_input(image, SAME)
     whole = from_model_output(identity(x[None])[0], placement)
-    np.testing.assert_allclose(np.concatenate([b for _, b in blocks], axis=1), whole, atol=1e-5)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def tile_dependent(batch):
+    """A "model" whose output depends on where its tile lies: each tile adds its own mean."""
+    return batch + batch.mean(axis=(1, 2, 3), keepdims=True)
+
+
+@pytest.mark.parametrize("size, tile, overlap", [((300, 457), 64, 16), ((150, 200), 64, 40), ((70, 333), 32, 20)])
+def test_blending_matches_a_whole_image_accumulator(size, tile, overlap):
+    """Streaming the blend (open columns, the carried overlap rows) gives what summing every
+    weighted tile into whole-image buffers gives, also where three rows of tiles overlap."""
+    image = scene(*size)
+    grid = plan_tiles(size, SAME, tile, overlap)
+    h, w = grid.output_size
+    window = np.outer(tile_weights(h, overlap), tile_weights(w, overlap))
+    sums, weights = np.zeros((3, size[0] + h, size[1] + w)), np.zeros((size[0] + h, size[1] + w))
+    for top in grid.rows:
+        for left in grid.cols:
+            out = tile_dependent(model_window(image, top, left, grid.input_size, SAME)[None])[0]
+            sums[:, top : top + h, left : left + w] += out * window
+            weights[top : top + h, left : left + w] += window
+    expected = sums[:, : size[0], : size[1]] / weights[: size[0], : size[1]]
+    tiled = np.zeros((3, *size), np.float32)
+    for top, left, block in tiled_logits(image, SAME, grid, tile_dependent, batch_size=2):
+        tiled[:, top : top + block.shape[1], left : left + block.shape[2]] = block
+    np.testing.assert_allclose(tiled, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_overlap_too_large_for_the_tile_is_refused():
@@ -119,3 +150,42 @@ def test_valid_unet_overlap_tile_equals_whole_image(predictor_models):
     assert tiled.tile_overlap == 0  # the margin gives the context; no blending needed
     np.testing.assert_array_equal(tiled.predict(image), whole.predict(image))
     np.testing.assert_allclose(tiled.predict_proba(image), whole.predict_proba(image), atol=1e-5)
+
+
+# -- probabilities of images too large to hold them ------------------------------------------------
+def test_probabilities_over_the_budget_are_refused_pointing_to_predict(predictor_models, monkeypatch):
+    import runtimes.predictor
+
+    monkeypatch.setattr(runtimes.predictor, "PROBA_BUDGET_BYTES", 4 * 4 * 100 * 100 - 1)  # just under 4 x 100 x 100
+    predictor = Predictor(predictor_models.multiclass, tile_size=64)
+    with pytest.raises(UsageError, match="use predict for the label map, or pass out= a memory-mapped array"):
+        predictor.predict_proba(scene(100, 100))
+    assert predictor.predict_proba(scene(99, 100)).shape == (4, 99, 100)  # under it: held as before
+
+
+def test_probabilities_stream_into_a_memory_mapped_npy(predictor_models, tmp_path):
+    """`out=`: tiled blocks land in the file as they are blended; the result equals the in-memory one."""
+    predictor = Predictor(predictor_models.multiclass, tile_size=64)
+    image = scene(150, 230, seed=4)
+    stream = np.lib.format.open_memmap(tmp_path / "p.npy", mode="w+", dtype=np.float32, shape=(4, 150, 230))
+    assert predictor.predict_proba(image, out=stream) is stream
+    stream.flush()
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), predictor.predict_proba(image))
+    with pytest.raises(UsageError, match="out must be a 4 x 150 x 230 float32 array"):
+        predictor.predict_proba(image, out=np.zeros((4, 150, 231), np.float32))
+
+
+def test_predict_proba_cli_streams_and_writes_the_same_files(predictor_models, cli, tmp_path):
+    """`predict --proba` goes through the memory-mapped path; its .npy and mask agree with the library's."""
+    from runtimes.postprocess import labels_from_probabilities
+
+    source = tmp_path / "big.png"
+    Image.fromarray(scene(150, 230, seed=4)).save(source)
+    code, _, err = cli("predict", predictor_models.multiclass, source, "-o", tmp_path / "out", "--proba", "--tile", "64")
+    assert code == 0, err
+    probs = np.load(tmp_path / "out" / "big_proba.npy")
+    predictor = Predictor(predictor_models.multiclass, tile_size=64)
+    np.testing.assert_array_equal(probs, predictor.predict_proba(source))
+    with Image.open(tmp_path / "out" / "big_mask.png") as mask:
+        np.testing.assert_array_equal(np.asarray(mask), labels_from_probabilities(probs, "logits"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["big_mask.png", "big_proba.npy"]

@@ -98,9 +98,13 @@ def run() -> None:
     # Shutting the interpreter down takes seconds with torch loaded; a Ctrl-C meanwhile ended the
     # process by the signal (exit -2) once Python had reset its handlers. The work is done and
     # written: a late Ctrl-C or SIGTERM ends it at once, with the code it asks for.
-    for signum, late in EXIT_CODES.items():
-        signal.signal(signum, lambda _signum, _frame, late=late: _leave(late))
+    for signum in EXIT_CODES:
+        signal.signal(signum, _leave_late)
     sys.exit(code)
+
+
+def _leave_late(signum: int, frame: object) -> None:
+    _leave(EXIT_CODES[signal.Signals(signum)])
 
 
 def _leave(code: int) -> None:

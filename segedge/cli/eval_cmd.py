@@ -19,8 +19,8 @@ from runtimes.runtime import Runtime
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
 from segedge.cli.options import OpenvinoHint, RuntimeOpt
 from segedge.cli.options import OpenvinoHint, RuntimeOpt
-from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, Json, Samples, Threads, ThreadsPerWorker,
-                                 Weights, Workers, card_options, ray_cluster)
+from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, Json, Overwrite, Samples, Threads,
+                                 ThreadsPerWorker, Weights, Workers, card_options, ray_cluster)
 
 if TYPE_CHECKING:
     from segedge.report.samples import SampleBook
@@ -39,6 +39,7 @@ def eval_command(
     openvino_hint: OpenvinoHint = None,
     as_json: Json = False,
     isolate: Isolate = False,
+    overwrite: Overwrite = False,
     html: Optional[Path] = typer.Option(None, "--html", help="Also write DIR/index.html: the models side by side with "
                                         "confusion matrices, IoU bars and sample images (opens from disk)."),
     samples: Samples = 4,
@@ -61,6 +62,10 @@ def eval_command(
         require_torch("eval --torch")
     for path in request.models:
         probe_if_isolated(isolate, path)
+    if html is not None:  # the page never replaces a file segedge did not write (runtimes.outputs)
+        from runtimes.outputs import check_outputs, inputs_of
+
+        check_outputs([html / "index.html"], inputs_of("a model scored", request.models), overwrite=overwrite)
     book = _sample_book(html, samples)
     if cluster is not None:
         from segedge.batch.ray_eval import eval_on_ray

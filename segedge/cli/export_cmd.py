@@ -12,7 +12,8 @@ from rich.table import Table
 from runtimes.errors import ParityError, UsageError
 from segedge.cli import quantize_cmd
 from segedge.cli.app import app, err, out, print_json, require_torch, with_progress
-from segedge.cli.options import Calib, CardOptions, ExportTo, Json, OutputKey, TargetName, Weights, card_options
+from segedge.cli.options import (Calib, CardOptions, ExportTo, Json, OutputKey, Overwrite, TargetName, Weights,
+                                 card_options)
 
 
 @app.command("export")
@@ -31,6 +32,7 @@ def export_command(
     calib: Calib = None,
     output_key: OutputKey = None,
     as_json: Json = False,
+    overwrite: Overwrite = False,
     card: CardOptions = CardOptions(),
 ) -> None:
     """Export, simplify and verify a model; write one self-contained .onnx with its model card."""
@@ -61,6 +63,7 @@ def export_command(
         card_fields={k: v for k, v in card.overrides().items() if k != "input_size"},
         precision=precision.value,
         calib=calib,
+        overwrite=overwrite,
         output_key=output_key,
     )
     if target.value != "cpu":

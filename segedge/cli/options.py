@@ -54,6 +54,9 @@ Threads = Annotated[Optional[int], typer.Option(
 ProviderOpt = Annotated[Provider, typer.Option(
     "--provider", help="ONNX Runtime execution provider; `auto` picks the best available and says which.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+Overwrite = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace existing files that segedge did not write, and (quantize) convert MODEL in place, "
+                         "replacing it only once the result passes its preset. An input is never an output otherwise.")]
 Isolate = Annotated[bool, typer.Option(
     "--isolate", help="For untrusted models: load the file and run it once in a child process under memory and "
                       "time limits first, so that a crash or an out-of-memory abort in the runtime becomes an error.")]

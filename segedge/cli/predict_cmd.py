@@ -18,11 +18,12 @@ from runtimes.predictor import Predictor
 from runtimes.providers import Provider
 from runtimes.runtime import Runtime
 
+from segedge.batch.clashes import check_predict_outputs
 from segedge.batch.cluster import RayCluster
 from segedge.batch.jobs import find_images, output_stem, segment
 from segedge.cli.app import app, err
-from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, OpenvinoHint, ProviderOpt, RuntimeOpt,
-                                 Threads, ThreadsPerWorker, Workers, card_options, ray_cluster)
+from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, OpenvinoHint, Overwrite, ProviderOpt,
+                                 RuntimeOpt, Threads, ThreadsPerWorker, Workers, card_options, ray_cluster)
 
 
 @app.command("predict")
@@ -43,6 +44,7 @@ def predict_command(
     threads: Threads = None,
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Read images up to N pixels (Pillow's decompression-bomb limit otherwise)."),
     isolate: Isolate = False,
+    overwrite: Overwrite = False,
     engine: EngineOpt = Engine.local,
     address: Address = None,
     workers: Workers = None,
@@ -52,6 +54,7 @@ def predict_command(
     """Segment images: writes NAME_mask.png (palette PNG of class indices, the image's size) per image."""
     cluster = ray_cluster(engine, address, workers, threads_per_worker, threads)
     jobs = find_images(inputs, recursive)
+    check_predict_outputs(model, inputs, jobs, output_dir, recursive, overlay, proba, overwrite)
     overrides = {**card.overrides(), "tile_size": tile, "tile_overlap": overlap}
     options = {"providers": provider, "resize_long": resize_long, "max_pixels": max_pixels,
                "runtime": runtime.value, "openvino_hint": openvino_hint,

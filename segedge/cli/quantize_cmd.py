@@ -13,8 +13,8 @@ from exporters.int8_options import Method
 from runtimes.errors import ParityError
 from runtimes.runtime import Runtime
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, with_progress
-from segedge.cli.options import (Budget, Calib, CardOptions, Data, DataLimit, ForRuntime, Isolate, Json, QuantizeTo,
-                                 calib_count_option, card_options)
+from segedge.cli.options import (Budget, Calib, CardOptions, Data, DataLimit, ForRuntime, Isolate, Json, Overwrite,
+                                 QuantizeTo, calib_count_option, card_options)
 
 WORST_SHOWN = 10
 
@@ -37,6 +37,7 @@ def quantize_command(
     debug: bool = typer.Option(False, "--debug", help="int8: SQNR per quantized tensor; names the nodes that lose most."),
     as_json: Json = False,
     isolate: Isolate = False,
+    overwrite: Overwrite = False,
     card: CardOptions = CardOptions(),
 ) -> None:
     """Convert an fp32 model to fp16 or int8, measure what it costs against fp32, record it in the card."""
@@ -46,7 +47,7 @@ def quantize_command(
     request = QuantizeRequest(
         model=model, precision=precision.value, output=output, calib=calib, calib_count=calib_count,
         method=method, per_channel=per_channel, exclude=split_names(exclude), budget=budget, data=data,
-        data_limit=data_limit, debug=debug, card_overrides=card.overrides(), runtime=for_runtime,
+        data_limit=data_limit, debug=debug, overwrite=overwrite, card_overrides=card.overrides(), runtime=for_runtime,
     )
     result = with_progress("quantizing", lambda progress: run_quantize(request, progress))
     for warning in result.warnings:

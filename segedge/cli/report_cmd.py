@@ -21,6 +21,7 @@ from segedge.cli.options import (
     DataLimit,
     Json,
     OpenvinoHint,
+    Overwrite,
     Runs,
     Samples,
     Threads,
@@ -48,6 +49,7 @@ def report_command(
     warmup: Warmup = 3,
     runs: Runs = 20,
     weights: Weights = None,
+    overwrite: Overwrite = False,
     budget: Budget = 1.0,
     openvino_hint: OpenvinoHint = None,
     samples: Samples = 4,
@@ -67,6 +69,7 @@ def report_command(
         calib=calib, calib_count=calib_count, data=data, data_limit=data_limit,
         input_size=card.input_size, threads=threads, warmup=warmup, runs=runs,
         weights=weights, budget=budget, openvino_hint=openvino_hint, card_overrides=card.overrides(),
+        overwrite=overwrite,
     )
     book = SampleBook(samples)
     report = with_progress("reporting", lambda progress: run_report(request, progress, book))

@@ -24,6 +24,7 @@ from exporters.torch_to_onnx import DEFAULT_OPSET, Exporter, LogitsOnly, export_
 from runtimes.card import ModelCard
 from runtimes.errors import ExportError, UsageError
 from runtimes.fileio import atomic_path, ensure_writable, work_folder
+from runtimes.outputs import Input, check_outputs, inputs_of
 from runtimes.palette import voc_palette
 from runtimes.parity import PRESETS, ParityCheck, check_sizes
 from runtimes.precision import Precision
@@ -56,6 +57,7 @@ class ExportRequest:
     build_options: dict = field(default_factory=dict)  # builder keywords, e.g. {"padding": "same"}
     precision: Target = Precision.fp32  # fp16 / int8 / auto: the fp32 export is then quantized (segedge.quantize)
     calib: Path | None = None
+    overwrite: bool = False  # replace an existing file segedge did not write
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ def default_output(card: ModelCard) -> Path:
 
 def run_export(request: ExportRequest, progress: Progress = lambda message: None) -> ExportResult:
     start = time.perf_counter()
+    read = export_inputs(request)
     if request.output is not None:
+        check_outputs([request.output], read, overwrite=request.overwrite)
         ensure_writable(request.output)
     if is_demo(request.weights):
         request = _with_demo_weights(request, progress)
@@ -119,6 +123,7 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
     wrapped = LogitsOnly(model).eval()
     card = _dry_run(card, wrapped, input_size)
     output = ensure_writable(request.output or default_output(card))
+    check_outputs([output], read, overwrite=request.overwrite)
 
     with work_folder("segedge-export-") as workdir:
         raw = Path(workdir) / "raw.onnx"
@@ -171,7 +176,8 @@ def _quantize(request: ExportRequest, proto: onnx.ModelProto, workdir: Path, out
 
     fp32 = workdir / f"{output.stem}_fp32.onnx"
     _save(proto, fp32)
-    quantize = QuantizeRequest(model=fp32, precision=request.precision, output=output, calib=request.calib)
+    quantize = QuantizeRequest(model=fp32, precision=request.precision, output=output, calib=request.calib,
+                               overwrite=request.overwrite)
     return run_quantize(quantize, progress)
 
 
@@ -223,6 +229,19 @@ def _parity_summary(parity: list[ParityCheck]) -> dict:
             for p in parity
         ],
     }
+
+
+def export_inputs(request: ExportRequest) -> list[Input]:
+    """The files an export reads, none of which it may write: the checkpoint, the user's model file, calibration."""
+    read: list[Input] = inputs_of("--weights", [request.weights] if request.weights is not None else [])
+    source_file = request.source.rpartition(":")[0]
+    if source_file.endswith(".py"):
+        read.append(("the model's source file", source_file))
+    if request.calib is not None and request.calib.is_dir():
+        from exporters.calibration import image_files
+
+        read += inputs_of("a calibration image", image_files(request.calib, "calibration"))
+    return read
 
 
 def _save(proto: onnx.ModelProto, path: Path) -> None:

@@ -19,9 +19,10 @@ from typing import Any
 
 from exporters.targets import CheckReport, TargetResult
 from runtimes.fileio import work_folder
+from runtimes.outputs import check_outputs
 from runtimes.precision import Precision
 from runtimes.session import open_session
-from segedge.export.run import ExportRequest, ExportResult, run_export
+from segedge.export.run import ExportRequest, ExportResult, export_inputs, run_export
 
 Progress = Callable[[str], None]
 OnChecks = Callable[[tuple[CheckReport, ...]], None]
@@ -49,21 +50,26 @@ def is_onnx_source(source: str) -> bool:
 def run_target_export(request: ExportRequest, target: str, progress: Progress = lambda message: None,
                       on_checks: OnChecks | None = None) -> TargetExport:
     """Build `target`'s artefact at `request.output` (default: `<name>_<target><suffix>` here)."""
-    from exporters.targets import build_for_target, default_output
+    from exporters.targets import build_for_target, default_output, get_target, sidecars
 
     precision = None if request.precision == Precision.fp32 else str(request.precision)
+    if request.output is not None:  # refused now, not after the export
+        check_outputs((request.output, *sidecars(request.output, get_target(target))),
+                      [("the input model", request.source), *export_inputs(request)], overwrite=request.overwrite)
     if is_onnx_source(request.source):
         source = Path(request.source)
         # A file exported elsewhere: what inspection read plus the card options describe it.
         card = open_session(source, "cpu", overrides=request.card_fields).card
         output = request.output or default_output(source, target)
         result = build_for_target(source, target, output, input_size=request.input_size, calib=request.calib,
-                                  card=card, precision=precision, on_checks=on_checks, progress=progress)
+                                  card=card, precision=precision, on_checks=on_checks, progress=progress,
+                                  overwrite=request.overwrite)
         return TargetExport(result, None)
     with work_folder("segedge-export-target-") as workdir:
         fp32 = Path(workdir) / "model_fp32.onnx"
         exported = run_export(dataclasses.replace(request, output=fp32, precision=Precision.fp32), progress)
         output = request.output or default_output(Path(f"{exported.card.name}.onnx"), target)
         result = build_for_target(fp32, target, output, input_size=request.input_size, calib=request.calib,
-                                  precision=precision, on_checks=on_checks, progress=progress)
+                                  precision=precision, on_checks=on_checks, progress=progress,
+                                  overwrite=request.overwrite)
     return TargetExport(result, dataclasses.replace(exported, path=result.path))

@@ -30,6 +30,7 @@ class QuantizeRequest:
     data_limit: int | None = None
     debug: bool = False
     runs: int = 10  # auto: timed runs per candidate
+    overwrite: bool = False  # replace files segedge did not write; convert `model` in place (only once it passes)
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere: normalisation etc.
     # The runtime the file is made for: ONNX Runtime's QDQ quantizer, or NNCF's for OpenVINO (an IR).
     runtime: Runtime = Runtime.onnxruntime

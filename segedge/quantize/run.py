@@ -25,12 +25,15 @@ from exporters.card_io import embed_card, read_card_from_proto
 from exporters.model_file import load_model, save_model
 from exporters.qdq_debug import LayerReport, layer_errors
 from runtimes.card import ModelCard
+from runtimes.errors import ParityError
 from runtimes.fileio import ensure_writable, work_folder
+from runtimes.outputs import Input, check_outputs, inputs_of
 from runtimes.parity import Parity, judge, preset
 from runtimes.precision import Precision
 from runtimes.runtime import Runtime
 from runtimes.session import check_model_path
 from segedge.data.demo import with_demo_data
+from segedge.data.labelled import labelled_pairs
 from segedge.quantize.convert import DEBUG_IMAGES, check_calibration, compare_files, convert, fp32_card, sample_source
 from segedge.quantize.request import AUTO, QuantizeRequest
 
@@ -83,6 +86,8 @@ def run_quantize(request: QuantizeRequest, progress: Progress = lambda message: 
     images = check_calibration(request.precision, request.calib, request.calib_count)
     short = shortfall(request.calib, len(images), request.calib_count) if request.calib is not None else None
     samples = sample_source(request, card, images)
+    in_place = check_outputs(_written(output), _read(request, source, images), overwrite=request.overwrite,
+                             in_place=(MODEL,))
     with work_folder("segedge-quantize-") as workdir:
         work = Path(workdir)
         trials: tuple = ()
@@ -101,6 +106,9 @@ def run_quantize(request: QuantizeRequest, progress: Progress = lambda message: 
             progress("comparing fp32 and int8 tensor by tensor")
             layers = layer_errors(source, candidate, images[:DEBUG_IMAGES], card)
         failures = judge(agreement, preset(precision))
+        if in_place and failures:  # converting in place: the original is replaced only by a result that passed
+            raise ParityError(f"{source} kept as it was: its {precision} conversion fails the preset "
+                              f"({'; '.join(failures)}); write it elsewhere with -o to inspect it")
         fallback = card.with_overrides(precision=precision)
         if candidate.suffix == ".xml":  # NNCF's IR for OpenVINO: its card lives in rt_info
             from exporters.nncf_int8 import ir_card, with_card
@@ -136,3 +144,20 @@ def with_parity(card: ModelCard, source: Path, agreement: Parity, failures: list
     if trials:
         parity["search"] = [t.to_dict() for t in trials]
     return card.with_overrides(parity=parity)
+
+
+MODEL = "the model being converted"
+
+
+def _written(output: Path) -> list[Path]:
+    """The files the result is: one .onnx, or an OpenVINO IR's .xml and its .bin."""
+    return [output, output.with_suffix(".bin")] if output.suffix.lower() == ".xml" else [output]
+
+
+def _read(request: QuantizeRequest, source: Path, images: list[Path]) -> list[Input]:
+    """Every file the run reads: none of them is ever an output (but MODEL, in place, with --overwrite)."""
+    read: list[Input] = [(MODEL, source), *inputs_of("a calibration image", images)]
+    if request.data is not None:
+        pairs = labelled_pairs(request.data, request.data_limit)
+        read += inputs_of("a labelled image", [i for i, _ in pairs]) + inputs_of("a label mask", [m for _, m in pairs])
+    return read

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from runtimes.outputs import HTML_GENERATOR
 from runtimes.palette import Color
 from segedge.report.samples import AGREE_COLOR, RowSamples, Sample, SampleBook
 
@@ -80,7 +81,8 @@ def esc(text: object) -> str:
 
 
 def document(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+    # The generator tag tells a later run that segedge wrote this page (runtimes.outputs).
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n{HTML_GENERATOR}\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{esc(title)}</title>\n'
             f"<style>{CSS}</style>\n</head>\n<body>\n{body}\n<script>{SORT_JS}</script>\n</body>\n</html>\n")
 

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from runtimes.fileio import atomic_path, write_text_atomic
+from runtimes.outputs import PNG_KEY
 
 from segedge.report.html import report_page
 from segedge.report.rows import Report, ReportRow
@@ -133,7 +134,7 @@ def write_plot(report: Report, path: Path) -> Path | str:
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, format="png")
+        figure.savefig(tmp, format="png", metadata={PNG_KEY: "segedge report"})  # marked as segedge's
     plt.close(figure)
     return path
 

@@ -39,6 +39,7 @@ from segedge.bench.run import Peer, onnx_for
 from segedge.data.demo import with_demo_data
 from segedge.data.labelled import labelled_pairs
 from segedge.report.accuracy import accuracy_size, calibration_folder, mean_iou, model_input
+from segedge.report.clashes import check_report_outputs
 from segedge.report.rows import Report, ReportRow, choose_best, fill_losses
 from segedge.sources.build import is_user_source
 from segedge.report.samples import SampleBook, image_pool
@@ -68,6 +69,7 @@ class ReportRequest:
     budget: float = 1.0  # mIoU points a row may lose against PyTorch fp32 and still be "best"
     openvino_hint: str | None = None  # OpenVINO's inference precision (f32, bf16, f16); None: its own choice
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
+    overwrite: bool = False  # replace files in the folder that segedge did not write
 
     def __post_init__(self) -> None:
         for option, values in (("--precisions", self.precisions), ("--providers", self.providers), ("--runtimes", self.runtimes)):
@@ -97,6 +99,7 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
     """The report; with `samples`, each row's label maps of sample images are kept there too (for index.html)."""
     start = time.perf_counter()
     out = request.output
+    check_report_outputs(request, report_name(request.target))  # before the folder is even made
     out.mkdir(parents=True, exist_ok=True)
     ensure_writable(out / "report.json")
     threads = request.threads or usable_cpus()
@@ -199,7 +202,7 @@ def _precision_files(request: ReportRequest, fp32: Path, card: ModelCard | None,
                 quantize = QuantizeRequest(model=fp32, precision=Precision(precision), output=target, calib=folder,
                                            calib_count=request.calib_count, data=request.data,
                                            data_limit=request.data_limit, card_overrides=request.card_overrides,
-                                           runtime=runtime)
+                                           runtime=runtime, overwrite=request.overwrite)
                 quantized = run_quantize(quantize, progress)
                 files[key] = quantized.path
                 calibration = "; ".join(dict.fromkeys((calibration, *quantized.warnings)))  # fewer images than asked
