@@ -25,12 +25,12 @@ from runtimes.card import ModelCard
 from runtimes.errors import ExportError, UsageError
 from runtimes.fileio import atomic_path, ensure_writable, work_folder
 from runtimes.outputs import Input, check_outputs, inputs_of
-from runtimes.palette import voc_palette
 from runtimes.parity import PRESETS, ParityCheck, check_sizes
 from runtimes.precision import Precision
 from runtimes.session import open_session
 
 from segedge.data.demo import is_demo
+from segedge.export.dry_run import dry_run
 from segedge.parity.reference import torch_runner
 from segedge.parity.run import other_size
 from segedge.quantize.request import Target
@@ -58,6 +58,7 @@ class ExportRequest:
     precision: Target = Precision.fp32  # fp16 / int8 / auto: the fp32 export is then quantized (segedge.quantize)
     calib: Path | None = None
     overwrite: bool = False  # replace an existing file segedge did not write
+    output_key: str | None = None  # which entry of a dict / tuple / ModelOutput holds the logits (default: pick_logits')
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,12 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
         dynamic=request.dynamic,
         opset=request.opset,
         exporter=request.exporter.value,
+        output_key=request.output_key,
         **request.card_fields,
     )
-    wrapped = LogitsOnly(model).eval()
-    card = _dry_run(card, wrapped, input_size)
+    wrapped = LogitsOnly(model, request.output_key).eval()
+    checked = dry_run(card, wrapped, input_size, request.card_fields.get("size_divisor"))
+    card, notes = checked.card, notes + checked.notes
     output = ensure_writable(request.output or default_output(card))
     check_outputs([output], read, overwrite=request.overwrite)
 
@@ -131,7 +134,9 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
         proto = export_onnx(
             wrapped, raw, input_size=input_size, dynamic=request.dynamic,
             opset=request.opset, exporter=request.exporter,
+            output_axes=("H", "W") if card.output_stride == 1 and card.valid_margin == 0 else ("H_out", "W_out"),
         )
+        notes += _batch_note(proto, request.dynamic)
         simplified, message = False, "not simplified (--no-simplify)"
         if request.simplify:
             progress("simplifying with onnxsim")
@@ -181,37 +186,13 @@ def _quantize(request: ExportRequest, proto: onnx.ModelProto, workdir: Path, out
     return run_quantize(quantize, progress)
 
 
-def _dry_run(card: ModelCard, model, input_size: tuple[int, int]) -> ModelCard:
-    """One forward pass at the export size before exporting.
-
-    A model that cannot run at that size (a valid-mode U-Net at 512, say) fails here with its
-    own message rather than exporting silently; a user's model, which has no zoo defaults,
-    tells its class count and valid margin.
-    """
-    import torch
-
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(1, 3, *input_size))
-    except (ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"{card.name} cannot run at {input_size[0]}x{input_size[1]}: {first}") from None
-    if out.ndim != 4:
-        raise UsageError(f"{card.source} returns a tensor of shape {list(out.shape)}; segedge needs N x C x H x W logits")
-    if card.architecture != "user":
-        return card
-    channels = int(out.shape[1])
-    n = max(channels, 2)
-    if card.classes and len(card.classes) != n:
-        raise UsageError(f"--classes names {len(card.classes)} classes but {card.source} outputs {n}")
-    binary_kind = card.output_kind if card.output_kind == "sigmoid" else "logit"
-    return dataclasses.replace(
-        card,
-        classes=card.classes or tuple(f"class_{i}" for i in range(n)),
-        palette=card.palette or voc_palette(n),
-        output_kind="logits" if channels > 1 else binary_kind,
-        valid_margin=max(0, (input_size[0] - int(out.shape[2])) // 2),
-    )
+def _batch_note(proto: onnx.ModelProto, dynamic: bool) -> list[str]:
+    """Why a dynamic export's output batch came out fixed, when it did (the graph then takes that batch only)."""
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    if not dynamic or not dims or not dims[0].HasField("dim_value"):
+        return []
+    return [f"the exporter fixed the output's batch to {dims[0].dim_value} (the model's code specialised it); "
+            "run it one batch of that size at a time, or export with --exporter torchscript"]
 
 
 def _parity_summary(parity: list[ParityCheck]) -> dict:
