@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .card import CARD_KEY, TARGET_KEY, ModelCard
+from .card_checks import check_overrides
 from .errors import CardError, ModelFileError, ProviderError, UsageError
 from .inspection import Inspection, TensorInfo, inspect_stored
 from .machine import usable_cpus
@@ -276,6 +277,7 @@ def open_openvino(
         raise ModelFileError(f"{path}: input {image.name!r} is {image.type} of rank {len(image.shape)}; "
                              "segedge needs an N x 3 x H x W (or N x H x W x 3) float or uint8 image input")
     inspection = _inspect(path, model, inputs, outputs, dict(overrides or {}))
+    check_overrides(path, dict(overrides or {}), inspection, read_openvino_card(model))  # as ONNX Runtime's session does
     names = [o.name for o in outputs]
     output_index = names.index(inspection.card.output_name) if inspection.card.output_name in names else 0
     return OpenVINOSession(path=path, inspection=inspection, device=device, hint=hint,

@@ -13,6 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .card import CARD_KEY, TARGET_KEY, ModelCard
+from .card_checks import check_overrides
 from .errors import ModelFileError, ProviderError, UsageError
 from .external_data import check_external_data
 from .machine import usable_cpus
@@ -214,6 +215,7 @@ def open_session(
     stored = read_card(session)
 
     def opened(inspection: Inspection) -> ModelSession:
+        check_overrides(path, given, inspection, stored)  # an option the file contradicts is an error, not ignored
         return ModelSession(session=session, path=path, provider=resolved, active_providers=tuple(active),
                             threads=opts.intra_op_num_threads, inspection=inspection, input_name=image.name,
                             input_type=image.type)

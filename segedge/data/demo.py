@@ -32,6 +32,9 @@ Progress = Callable[[str], None]
 DEMO = "demo"  # the `--weights` value that asks for segedge's own training
 DATASET = "shapes"
 CALIBRATION_SPLIT, HELD_OUT_SPLIT = "train", "val"
+# A card's training record is data from the file, not a request: a hostile one asking for a billion
+# images would fill the disk. segedge's recipes stay far below these.
+MAX_RECORDED_IMAGES, MAX_RECORDED_SIDE = 20_000, 1024
 
 
 def is_demo(weights: str | os.PathLike[str] | None) -> bool:
@@ -86,6 +89,10 @@ def recorded_dataset(card: ModelCard | None) -> Path | None:
                               size=(int(record["size"][0]), int(record["size"][1])), seed=int(record["seed"]))
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise CardError(f"{card.name}: the card's training record has a bad dataset entry ({exc})") from None
+    if config.train + config.val > MAX_RECORDED_IMAGES or max(config.size) > MAX_RECORDED_SIDE:
+        raise CardError(f"{card.name}: the card's training record asks for {config.train + config.val} images of "
+                        f"{config.size[0]}x{config.size[1]}, more than any segedge recipe makes (at most "
+                        f"{MAX_RECORDED_IMAGES} of {MAX_RECORDED_SIDE} px a side): give --calib and --data")
     return dataset_folder(config)
 
 
