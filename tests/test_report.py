@@ -196,7 +196,8 @@ def test_verdict_on_a_trained_model(demo_models, tmp_path, monkeypatch):
     def report(folder: str):
         return run_report(ReportRequest(target=str(demo_models.fp32), output=tmp_path / folder,
                                         precisions=("fp32", "int8"), runtimes=("onnxruntime", "torch"), threads=1,
-                                        warmup=0, runs=2, calib=demo_models.data, data=demo_models.data, data_limit=50))
+                                        warmup=0, runs=2, calib=demo_models.data, data=demo_models.data, data_limit=50,
+                                        weights=demo_models.trained.checkpoint))
 
     good = report("good")
     by = {r.label: r for r in good.rows}
