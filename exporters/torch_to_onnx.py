@@ -71,8 +71,8 @@ def pick_logits(out: object, key: str | None = None) -> tuple[torch.Tensor, list
             raise ExportError(f"the model's output has no key {chosen!r}; it has {', '.join(map(repr, keys))} (--output-key)")
         tensor, notes = pick_logits(out[chosen])
         dropped = [str(k) for k in keys if k != chosen]
-        return tensor, notes + ([f"output {chosen!r} used; {', '.join(map(repr, dropped))} dropped "
-                                 "(choose another with --output-key)"] if dropped else [])
+        note = f"output {chosen!r} used; {', '.join(map(repr, dropped))} dropped (choose another with --output-key)"
+        return tensor, notes + ([note] if dropped else [])
     if isinstance(out, (tuple, list)) and out:
         try:
             index = int(key) if key is not None else 0

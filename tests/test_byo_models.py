@@ -16,7 +16,7 @@ import onnx
 import pytest
 import torch
 
-from exporters.torch_to_onnx import LogitsOnly
+from exporters.torch_to_onnx import Exporter, LogitsOnly
 from runtimes.image import load_image
 from runtimes.postprocess import labels
 from runtimes.predictor import Predictor
@@ -24,7 +24,13 @@ from runtimes.preprocess import at_input_resolution, from_model_output, to_model
 from runtimes.session import open_session
 from segedge.export.run import ExportRequest, ExportResult, run_export
 from segedge.sources import build
-from tests.byo_helpers import IMAGENET, ODD_SIZES, labelled_folder, mask_size, odd_images
+from tests.byo_helpers import (
+    IMAGENET,
+    ODD_SIZES,
+    labelled_folder,
+    mask_size,
+    odd_images,
+)
 from tests.byo_models import SHAPES
 
 HF = "tests/byo_models.py:segformer"
@@ -199,7 +205,7 @@ def smp_exports(tmp_path_factory):
     def export(name: str) -> ExportResult:
         if name not in done:
             done[name] = run_export(ExportRequest(source=f"tests/byo_models.py:{name}", output=folder / f"{name}.onnx",
-                                                  input_size=(64, 64), exporter="torchscript"))
+                                                  input_size=(64, 64), exporter=Exporter.torchscript))
         return done[name]
 
     return export

@@ -18,10 +18,9 @@ from torch import nn
 
 from exporters.torch_to_onnx import LogitsOnly, pick_logits
 from runtimes.card import ModelCard
-from runtimes.errors import ModelFileError, UsageError
+from runtimes.errors import ExportError, ModelFileError, UsageError
 from runtimes.inspection import output_resolution
 from runtimes.palette import voc_palette
-
 from segedge.sources.learned import Learned, learn, legal_size, probe_divisor
 
 
@@ -41,7 +40,7 @@ def dry_run(card: ModelCard, model: LogitsOnly, input_size: tuple[int, int], giv
     raw = _forward(card, model.model, input_size, rule, divisor)
     try:
         out, notes = pick_logits(raw, model.output_key)
-    except Exception as exc:  # ExportError: no such key, no tensor
+    except ExportError as exc:  # no such key, no tensor in the output
         raise UsageError(f"{card.source}: {exc}") from None
     if out.ndim != 4:
         raise UsageError(f"{card.source} returns a tensor of shape {list(out.shape)}; segedge needs N x C x H x W logits")
@@ -56,8 +55,8 @@ def dry_run(card: ModelCard, model: LogitsOnly, input_size: tuple[int, int], giv
                      f"{input_size[0]}x{input_size[1]} says {stride}: the output wins")
     if divisor is None and card.dynamic:
         divisor = probe_divisor(lambda x: pick_logits(model.model(x), model.output_key)[0], input_size, stride, margin)
-        learned = dataclasses.replace(learned, facts=(*learned.facts, f"size divisor {divisor} (probed: the smallest "
-                                                      "power of two whose multiples run)"))
+        probed = f"size divisor {divisor} (probed: the smallest power of two whose multiples run)"
+        learned = dataclasses.replace(learned, facts=(*learned.facts, probed))
     notes += [f"learned from the model: {fact}" for fact in learned.facts]
     return DryRun(_user_card(card, int(out.shape[1]), learned, divisor or 1, stride, margin), notes)
 
@@ -66,7 +65,7 @@ def _forward(card: ModelCard, model: nn.Module, input_size: tuple[int, int], rul
     try:
         with torch.no_grad():
             return model(torch.zeros(1, 3, *input_size))
-    except Exception as exc:  # the user's model may raise anything: say it in one line
+    except Exception as exc:  # noqa: BLE001 - the user's model may raise anything: say it in one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = ""
         if divisor and any(side % divisor for side in input_size):
