@@ -40,7 +40,7 @@ def _cache(demo_models) -> Path:
 @pytest.fixture(autouse=True)
 def demo_unet(request, monkeypatch):
     """SMALL as unet's demo recipe, in the cache the suite trained it into (for the tests that need it)."""
-    if "demo_models" not in request.fixturenames:
+    if not {"demo_models", "demo_export"} & set(request.fixturenames):
         return
     models = request.getfixturevalue("demo_models")
     monkeypatch.setitem(demo.RECIPES, "unet", SMALL)
