@@ -1,6 +1,7 @@
 """Issue 17's numbers: `segedge predict` in one process vs `--engine ray` with 1 and 2 workers.
 
     python benchmarks/bench_ray.py [--rounds 3] [--small 2] [--models deeplabv3plus:12,lraspp_mobilenet_v3_large:60]
+    python benchmarks/bench_ray.py --models tiny:200 --out ray_overhead
 
 Per model (exported once at 512x512 into --workdir), the same 512x512 JPEG photos are segmented
 by every configuration, in interleaved rounds (each configuration in turn, then again), each job
@@ -24,6 +25,7 @@ import logging
 import os
 import shutil
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +62,13 @@ def photos(folder: Path, count: int) -> list[tuple[Path, Path]]:
 
 
 def export(name: str, workdir: Path) -> Path:
+    """The zoo model `name` exported at 512x512, once; "tiny": the tests' 4-class SmallFieldNet, whose
+    few milliseconds per image leave Ray's own cost per image in plain sight."""
+    if name == "tiny":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests/
+        from tests.predictor_models import build_predictor_models
+
+        return build_predictor_models(workdir / "tiny").multiclass
     path = workdir / f"{name}.onnx"
     if not path.is_file():
         from segedge.export.run import ExportRequest, run_export
@@ -192,6 +201,7 @@ def main() -> None:
     parser.add_argument("--models", default="deeplabv3plus:12,lraspp_mobilenet_v3_large:60",
                         help="NAME:IMAGES,...: each zoo model and the images of its long job (some seconds of work)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/segedge-bench-ray"))
+    parser.add_argument("--out", default="ray", help="results/OUT.{md,json}")
     args = parser.parse_args()
     import ray
 
@@ -214,8 +224,8 @@ def main() -> None:
     for result in results:
         lines += table(result) + [""]
     RESULTS.mkdir(exist_ok=True)
-    write_text_atomic(RESULTS / "ray.md", "\n".join(lines))
-    write_text_atomic(RESULTS / "ray.json", json.dumps({"ray_start_s": ray_start_s, "results": results,
+    write_text_atomic(RESULTS / f"{args.out}.md", "\n".join(lines))
+    write_text_atomic(RESULTS / f"{args.out}.json", json.dumps({"ray_start_s": ray_start_s, "results": results,
                                                         "machine": machine_record()}, indent=2))
     print("\n".join(lines))
 
