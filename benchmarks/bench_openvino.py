@@ -50,8 +50,9 @@ def main() -> None:
     parser.add_argument("--models", default="deeplabv3plus,pspnet,unet")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--calib-count", type=int, default=16)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -83,7 +84,7 @@ def bench_model(model: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"segedge-ov-{model}-") as workdir:
         request = ReportRequest(target=model, output=Path(workdir), weights=weights, precisions=("fp32", "int8"),
                                 runtimes=("onnxruntime", "openvino", "torch"), input_size=(side, side),
-                                threads=args.threads, warmup=args.warmup, runs=args.runs)
+                                threads=args.threads, warmup=args.warmup, runs=args.runs, calib_count=args.calib_count)
         report = run_report(request, progress=say)
         folder.mkdir(parents=True, exist_ok=True)
         rendered = to_dict(report, write_report(report, folder))
