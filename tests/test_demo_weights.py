@@ -177,3 +177,17 @@ def test_info_says_how_the_weights_were_made(demo_export, cli):
     code, out, err = cli("info", demo_export)
     assert code == 0, err
     assert f"trained by segedge: recipe {SMALL.key()}, shapes v1 (1500 train / 100 held-out images)" in out + err
+
+
+def test_report_on_demo_weights_needs_no_calib_and_no_data(demo_export, demo_models, tmp_path):
+    from segedge.report import ReportRequest, run_report
+
+    report = run_report(ReportRequest(target=str(demo_export), output=tmp_path, precisions=("fp32", "int8"),
+                                      runtimes=("onnxruntime", "torch"), threads=1, warmup=0, runs=2))
+    assert report.data == str(demo_models.data) and report.calibration == str(demo_models.data)
+    assert report.weights.startswith(f"demo: {SMALL.key()}")
+    by = {r.label: r for r in report.rows}
+    eager, int8 = by["fp32 / cpu / torch"], by["int8 / cpu / onnxruntime"]  # eager: the recorded weights
+    assert eager.miou == pytest.approx(demo_models.trained.metrics["miou"], abs=2e-3) and eager.miou_lost == 0
+    assert int8.miou_lost is not None and int8.miou_lost <= 1.0
+    assert report.best is not None and "mIoU >= PyTorch fp32's" in report.best_reason
