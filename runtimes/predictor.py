@@ -21,7 +21,7 @@ from .card import ModelCard
 from .errors import ModelFileError, UsageError
 from .image import ImageLike, load_image
 from .isolate import probe_model
-from .preprocess import from_model_output, model_input_size, resize_plane, resize_rgb, to_model_input
+from .preprocess import at_input_resolution, from_model_output, model_input_size, resize_plane, resize_rgb, to_model_input
 from .providers import Provider
 from .runtime import ModelRunner, Runtime, is_ir, open_model, parse_runtime
 from .tiling import plan_tiles, tiled_logits
@@ -210,7 +210,7 @@ class Predictor:
                 "card's output_stride / valid_margin) to describe the model"
             )
         if stride > 1:  # logits at 1/stride (SegFormer's 1/4): bilinear to the input's size, as its authors do
-            output = np.stack([np.stack([resize_plane(plane, full) for plane in item]) for item in output])
+            output = np.stack([at_input_resolution(item, self.card, batch.shape[2:]) for item in output])
         return output
 
     def _labels(self, output: np.ndarray) -> np.ndarray:

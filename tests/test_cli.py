@@ -126,8 +126,12 @@ def test_model_without_card_is_benched_at_the_inspected_size(cli, tmp_path, tiny
     code, out, _ = cli("bench", str(bare), "--no-torch", "--input-size", "32x32", "--runs", "2", "--json")
     data = json.loads(out)
     assert code == 0 and data["rows"][0]["name"] == "onnxruntime fp32" and data["input_size"] == [32, 32]
-    # PyTorch cannot be rebuilt for it: the torch row says so and the run fails (a requested row failed).
+    # PyTorch cannot be rebuilt for it: by default there is no PyTorch row, and a note says why ...
     code, out, err = cli("bench", str(bare), "--input-size", "32x32", "--runs", "2", "--json")
+    data = json.loads(out)
+    assert code == 0 and len(data["rows"]) == 1 and "no segedge card naming its PyTorch source" in data["notes"][0]
+    # ... and asked for, the row says so and the run fails (a requested row failed).
+    code, out, err = cli("bench", str(bare), "--torch", "--input-size", "32x32", "--runs", "2", "--json")
     torch_row = json.loads(out)["rows"][1]
     assert code == 1 and torch_row["status"] == "failed" and "no segedge card" in torch_row["reason"]
     assert "1 of 2 rows failed" in one_error_line(err)

@@ -8,6 +8,7 @@ Every runtime gets the same input and the same intra-op thread count; a peer tha
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ class Peer(str, Enum):
 class BenchRequest:
     target: str
     provider: Provider = Provider.cpu
-    torch_baseline: bool = True
+    torch_baseline: bool | None = None  # PyTorch eager beside: None means when the card names a PyTorch source
     compare: tuple[Peer, ...] = ()
     warmup: int = 3
     runs: int = 20
@@ -66,9 +67,12 @@ class BenchRequest:
                 raise UsageError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with --runtime onnxruntime "
                                  "(ONNX Runtime's providers and profiler)")
 
-    @property
-    def peers(self) -> tuple[Peer, ...]:
-        wanted = set(self.compare) | ({Peer.torch} if self.torch_baseline else set())
+    def peers_for(self, card: ModelCard) -> tuple[Peer, ...]:
+        """`compare`, plus PyTorch eager when asked for or, by default, when there is a PyTorch model to rebuild
+        (and PyTorch to rebuild it with: the runtime install has none)."""
+        with_torch = self.torch_baseline if self.torch_baseline is not None else (
+            bool(card.source) and importlib.util.find_spec("torch") is not None)
+        wanted = set(self.compare) | ({Peer.torch} if with_torch else set())
         return tuple(p for p in Peer if p in wanted)
 
 
@@ -85,6 +89,7 @@ class BenchResult:
     placement: NodePlacement | None
     rows: list[Row]
     machine: dict
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -98,6 +103,7 @@ class BenchResult:
             "placement": self.placement.to_dict() if self.placement else None,
             "rows": [r.to_dict() for r in self.rows],
             "machine": self.machine,
+            "notes": list(self.notes),
         }
 
 
@@ -108,7 +114,7 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
         model_path = onnx_for(request.target, Path(workdir), request.weights, request.input_size, progress)
         start = time.perf_counter()
         # Peers share the timed rounds: ORT's spin-waiting threads would slow whichever runs next.
-        spinning = not request.peers
+        spinning = not request.compare and request.torch_baseline is False
         session: Any = open_session(model_path, chosen.provider, threads, request.options, spinning=spinning,
                                     overrides=request.card_overrides) if request.runtime is Runtime.onnxruntime \
             else _openvino_session(model_path, threads, request)
@@ -126,7 +132,11 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
             ort_runner(session, setup, request.io_binding, request.options.device_id)
             if request.runtime is Runtime.onnxruntime else _openvino_row(session, setup)
         ]
-        for peer in request.peers:
+        peers = request.peers_for(card)
+        notes = () if Peer.torch in peers or request.torch_baseline is False else (
+            "no PyTorch baseline: " + ("PyTorch is not installed (pip install 'segedge[export]')" if card.source else
+                                       "the file has no segedge card naming its PyTorch source"),)
+        for peer in peers:
             progress(f"building the {peer.value} peer")
             runners.append(build_peer(peer, session, card, x, threads, request))
         progress(f"timing {len(runners)} runtimes: {request.warmup} warm-up + {request.runs} interleaved runs")
@@ -144,6 +154,7 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
         placement=placement,
         rows=rows,
         machine=machine_record(threads),
+        notes=notes,
     )
 
 

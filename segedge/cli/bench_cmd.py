@@ -36,7 +36,7 @@ def bench_command(
     model: str = typer.Argument(..., help="An ONNX file, or a zoo name / user model to export first."),
     provider: ProviderOpt = Provider.cpu,
     runtime: RuntimeOpt = Runtime.onnxruntime,
-    torch_baseline: bool = typer.Option(True, "--torch/--no-torch", help="Time the PyTorch eager baseline in the same run."),
+    torch_baseline: Optional[bool] = typer.Option(None, "--torch/--no-torch", help="Time the PyTorch eager baseline in the same run (default: when the model's card names its PyTorch source)."),
     compare: Optional[str] = typer.Option(None, "--compare", help="Peers to time in the same run, comma-separated: torch, compile (torch.compile), openvino (OpenVINO's runtime on the same ONNX), ort-cpu (ONNX Runtime's CPU provider)."),
     warmup: Warmup = 3,
     runs: Runs = 20,
@@ -63,7 +63,8 @@ def bench_command(
     from segedge.bench import BenchRequest, Peer, run_bench
 
     peers = _parse_peers(parse_list(compare), Peer)
-    wants_torch = torch_baseline or any(p in (Peer.torch, Peer.compile) for p in peers)
+    wants_torch = torch_baseline or any(p in (Peer.torch, Peer.compile) for p in peers) or (
+        torch_baseline is None and not model.endswith((".onnx", ".xml")))
     if wants_torch or not model.endswith((".onnx", ".xml")):
         require_torch("bench")
     options = ProviderOptions(device_id=device_id, trt_fp16=trt_fp16, trt_int8=trt_int8, trt_cache_dir=trt_cache,
@@ -81,6 +82,8 @@ def bench_command(
         print_json(result)
     else:
         print_bench_table(result)
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
     failed = [r for r in result.rows if isinstance(r, FailedRun)]
     if failed:  # the table and the JSON say why; a script must see it in the exit code too
         raise SegedgeError(f"{len(failed)} of {len(result.rows)} rows failed: "
