@@ -219,7 +219,12 @@ def _probe(run: RawRun, card: ModelCard, graph: GraphSummary, input_name: str,
     found: dict[str, int] = {}
     if channels is not None and card.output_kind != "labels":
         found["channels"] = max(channels, 2)
-    found["output_stride"], found["valid_margin"] = output_resolution(size, out)
+    try:
+        found["output_stride"], found["valid_margin"] = output_resolution(size, out)
+    except ModelFileError:
+        # Not an output the Predictor can map back to an image (it says so when it meets one); the
+        # session still runs it for whoever reads raw outputs.
+        return found
     if card.dynamic and "size_divisor" not in overrides:
         stride = found["output_stride"]
         found["size_divisor"] = max(_smallest_divisor(run, deepest, stride, found["valid_margin"]), stride)
