@@ -1,6 +1,6 @@
 """A two-node Ray cluster on this machine (`ray start --head`, then `ray start --address`), token
-authentication on as Ray sets it up by default: `segedge predict --engine ray --address` runs its
-actors on both nodes and writes a local run's bytes.
+authentication on: `segedge predict --engine ray --address` runs its actors on both nodes and
+writes a local run's bytes; without the token, or at a closed port, it fails in one line.
 
 The cluster lives in a temporary folder of its own; afterwards its processes (those naming that
 folder, and theirs) are stopped by id: `ray stop` would stop every Ray on the machine.
@@ -104,3 +104,13 @@ def test_predict_runs_actors_on_both_nodes(two_nodes, cli, tmp_path, predictor_m
     assert len(written) == 24
     assert written == sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*") if p.is_file())
     assert all((out / p).read_bytes() == (tmp_path / "local" / p).read_bytes() for p in written)
+
+    # Without the cluster's token, or at an address nothing listens on: one line, not Ray's retry log.
+    tokenless = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}
+    for address_, environment, message in ((address, tokenless, "Authentication token is missing or incorrect"),
+                                           (f"127.0.0.1:{free_port()}", env, "Connection refused")):
+        result = subprocess.run([sys.executable, "-m", "segedge", *args, "-o", str(tmp_path / "no"), "--engine", "ray",
+                                 "--address", address_], capture_output=True, text=True, env=environment, cwd=tmp_path,
+                                timeout=300)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 1 and len(lines) == 1 and message in lines[0], result.stderr

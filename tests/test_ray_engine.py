@@ -113,7 +113,7 @@ def test_card_options_and_tiling_reach_the_actors(cli, tmp_path, images, predict
     assert cli(*args, "-o", tmp_path / "local")[0] == 0
     code, _, err = cli(*args, "-o", tmp_path / "ray", "--engine", "ray", "--workers", "1", "--threads-per-worker", "2")
     assert code == 0, err
-    assert "(1 Ray workers on 1 node)" in err
+    assert "(1 Ray worker on 1 node)" in err
     assert files(tmp_path / "ray") == files(tmp_path / "local")
 
 

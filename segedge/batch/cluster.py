@@ -13,9 +13,11 @@ import math
 import os
 import signal
 import socket
+import sys
+import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,16 +140,43 @@ def _init(ray: Any, address: str | None) -> None:
     main = threading.current_thread() is threading.main_thread()
     sigterm = signal.getsignal(signal.SIGTERM) if main else None
     try:
-        # Worker output stays in Ray's session logs (/tmp/ray/session_latest/logs): segedge's
-        # stderr carries its own progress and one-line errors only.
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR, configure_logging=True)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        where = f" at {address}" if address else ""
-        raise ClusterError(f"cannot start or reach Ray{where}: {_first_line(exc)}") from None
+        with _stderr_captured() as captured:
+            try:
+                # Worker output stays in Ray's session logs (/tmp/ray/session_latest/logs): segedge's
+                # stderr carries its own progress and one-line errors only.
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR, configure_logging=True)
+            except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+                where = f" at {address}" if address else ""
+                raise ClusterError(f"cannot start or reach Ray{where}: {_first_line(exc)}{_said(captured())}") from None
     finally:
         if main:  # ray.init replaces SIGTERM's handler with sys.exit; segedge's unwinds and exits 143
             signal.signal(signal.SIGTERM, sigterm)
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[Callable[[], str]]:
+    """File descriptor 2 into a temporary file while Ray connects, and a reader of what landed there.
+
+    Ray's C++ client logs each retry of a refused connection (a wrong token: once a second for
+    20 s) straight to the descriptor, past Python's sys.stderr.
+    """
+    with tempfile.TemporaryFile() as log:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield lambda: (log.seek(0), log.read().decode(errors="replace"))[1]
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _said(log: str) -> str:
+    """The last thing Ray's C++ client logged ("[time W pid tid] file.cc:210: message"), as " (message)"."""
+    messages = [line.split("] ", 1)[1].split(": ", 1)[-1] for line in log.splitlines() if "] " in line]
+    return f" ({messages[-1].strip()})" if messages else ""
 
 
 def _check_reachable(address: str) -> None:

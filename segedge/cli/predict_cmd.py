@@ -99,9 +99,10 @@ def _predict_on_ray(model: str, options: dict, jobs: list[tuple[Path, Path]], ou
         summary = predict_on_ray(SegmentSpec(model, options, overlay, proba), jobs, output_dir, cluster, report)
     failed = len(summary.failures)
     present = f"{summary.present} of them already there; " if summary.present else ""
+    workers = f"{summary.workers} Ray worker{'' if summary.workers == 1 else 's'}"
     nodes = f"{summary.nodes} node{'' if summary.nodes == 1 else 's'}"
     err.print(f"{summary.total - failed} of {summary.total} images segmented into {output_dir} "
-              f"({present}{summary.workers} Ray workers on {nodes})", markup=False, highlight=False, soft_wrap=True)
+              f"({present}{workers} on {nodes})", markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise InputFileError(f"{failed} of {summary.total} images could not be read (listed in {output_dir / FAILURES})")
 
