@@ -173,7 +173,9 @@ def model_section(model: str, result: dict) -> list[str]:
                      f"| {miou} | {lost} | {ships} |")
     failed = [r for r in report["rows"] if r["status"] != "ok"]
     lines += [f"| {r['precision']} / {r['provider']} / {r['runtime']} | failed: {r['reason']} | | | | | |" for r in failed]
-    lines += ["", f"Verdict: **{report.get('best') or 'none'}** — {report.get('best_reason', '')}"]
+    best = report.get("best")
+    row, rule = (best.get("row"), best.get("rule", "")) if isinstance(best, dict) else (best, report.get("best_reason", ""))
+    lines += ["", f"Verdict: **{row or 'none'}** — {rule}"]
     shippable = [r for r in rows if r["runtime"] in ("onnxruntime", "openvino")]
     p = result["predictor"]
     if "adapter_ms" in p:
