@@ -171,6 +171,25 @@ def test_eval_sums_block_matrices_to_a_local_evals(cli, tmp_path, predictor_mode
     assert code == 2 and "--engine local" in err
 
 
+def test_without_ray_local_predict_works_and_the_ray_engine_says_what_to_install(tmp_path, images, predictor_models):
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n\n\nclass Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('ray', 'torch'):\n"
+        "            raise ImportError(f'{name} is blocked in this test')\n\n\n"
+        "sys.meta_path.insert(0, Block())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)]), "PYTHONNOUSERSITE": "1"}
+    base = [sys.executable, "-m", "segedge", "predict", str(predictor_models.multiclass), str(images / "a.png")]
+    local = subprocess.run([*base, "-o", str(tmp_path / "local")], capture_output=True, text=True, env=env, timeout=120)
+    assert local.returncode == 0, local.stderr
+    refused = subprocess.run([*base, "-o", str(tmp_path / "ray"), "--engine", "ray"], capture_output=True, text=True,
+                             env=env, timeout=120)
+    assert refused.returncode == 2 and len(lines(refused.stderr)) == 1, refused.stderr
+    assert "--engine ray needs Ray: pip install 'segedge[ray]'" in refused.stderr
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_stops_the_job_and_its_ray(tmp_path, predictor_models, signum, code):
     folder = tmp_path / "many"

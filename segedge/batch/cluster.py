@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import logging
 import math
 import os
@@ -55,9 +54,10 @@ class RayCluster:
 
 def require_ray() -> Any:
     """The `ray` module, or a usage error saying which extra brings it."""
-    if importlib.util.find_spec("ray") is None:
-        raise UsageError("--engine ray needs Ray: pip install 'segedge[ray]'")
-    return importlib.import_module("ray")
+    try:
+        return importlib.import_module("ray")
+    except ImportError as exc:  # not installed, or installed without what it needs
+        raise UsageError(f"--engine ray needs Ray: pip install 'segedge[ray]' ({exc})") from None
 
 
 @contextlib.contextmanager
