@@ -69,17 +69,23 @@ def predict_on_ray(spec: SegmentSpec, jobs: list[tuple[Path, Path]], output_dir:
     check_failures_file(output_dir)
     rows = [{"source": str(source), "file": os.path.abspath(source),
              "stem": os.path.abspath(output_stem(output_dir, relative))} for source, relative in jobs]
-    order = {str(source): i for i, (source, _) in enumerate(jobs)}
-    results: list[ImageResult] = []
+    counts = {"done": 0, "present": 0}
+    failures: list[tuple[str, str]] = []
+    nodes: set[str] = set()  # counts, failures and nodes only: a million images' rows stay off the driver's memory
     with ray_session(cluster) as workers:
         blocks, workers = plan_blocks(len(rows), workers)
         for result in _run(spec, rows, blocks, workers, cluster.threads_per_worker):
-            results.append(result)
+            if result.status == "failed":
+                failures.append((result.source, result.reason))
+            else:
+                counts[result.status] += 1
+            if result.status != "present":
+                nodes.add(result.node)
             report(result)
-    failures = sorted(((r.source, r.reason) for r in results if r.status == "failed"), key=lambda f: order[f[0]])
+    order = {str(source): i for i, (source, _) in enumerate(jobs)}
+    failures.sort(key=lambda failure: order[failure[0]])
     write_failures(output_dir, failures)
-    return BatchSummary(len(jobs), sum(r.status == "done" for r in results), sum(r.status == "present" for r in results),
-                        failures, workers, len({r.node for r in results if r.status != "present"}))
+    return BatchSummary(len(jobs), counts["done"], counts["present"], failures, workers, len(nodes))
 
 
 def write_failures(output_dir: Path, failures: list[tuple[str, str]]) -> None:
