@@ -6,6 +6,7 @@ bit-identical to a serial run of the same image (SHA-256 of each label map). Wri
 benchmarks/results/soak.{md,json}.
 
     python benchmarks/bench_soak.py [--model lraspp_mobilenet_v3_large] [--calls 2000] [--threads 8]
+                                    [--runtime onnxruntime|openvino] [--name soak]
 
 `--model` is a zoo name or user model (exported once into a cache folder) or an .onnx file.
 """
@@ -141,10 +142,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=60, help="Distinct images (each seen calls/images times).")
     parser.add_argument("--warmup", type=float, default=0.3, help="Fraction of the calls counted as warm-up.")
     parser.add_argument("--name", default="soak", help="Results go to benchmarks/results/NAME.{md,json}.")
+    parser.add_argument("--runtime", default="onnxruntime", help="The Predictor's runtime: onnxruntime or openvino.")
     args = parser.parse_args()
 
     path = model_path(args.model, (args.export_size, args.export_size))
-    predictor = Predictor(path, "cpu", args.ort_threads, tile_size=TILE_SIZE)
+    predictor = Predictor(path, "cpu", args.ort_threads, tile_size=TILE_SIZE, runtime=args.runtime)
     images = make_images(args.images)
     process = psutil.Process()
     rss_before = process.memory_info().rss / 2**20
@@ -183,6 +185,7 @@ def main() -> None:
     record = {
         "model": args.model,
         "model_file": str(path),
+        "runtime": args.runtime,
         "calls": args.calls,
         "threads": args.threads,
         "ort_threads": args.ort_threads,
@@ -209,7 +212,8 @@ def main() -> None:
     lines = [
         f"# Soak: one Predictor, {args.calls} predictions from {args.threads} threads",
         "",
-        (f"Model `{args.model}` (exported at {args.export_size}x{args.export_size}), ORT CPU with "
+        (f"Model `{args.model}` (exported at {args.export_size}x{args.export_size}), "
+         f"{'ORT CPU' if args.runtime == 'onnxruntime' else 'OpenVINO CPU'} with "
          f"{args.ort_threads} intra-op thread(s), tile size {TILE_SIZE}; {len(images)} distinct images of "
          f"{len(SIZES)} sizes ({', '.join(f'{h}x{w}' for h, w in SIZES)}) as uint8 RGB, uint16 RGB and float32 grey."),
         f"CPU: {cpu['model']} ({cpu['usable_cpus']} usable CPUs), shared with other work while it ran.",
