@@ -84,9 +84,3 @@ def demo_models(tmp_path_factory):
     from tests.precision_models import build_demo_models
 
     return build_demo_models(tmp_path_factory)
-
-# -- Models from other libraries (tests/test_byo_models.py, test_foreign_libraries.py) ----------
-def pytest_configure(config):
-    # Registered here so that --strict-markers knows it; `.venv-tv/bin/python -m pytest -m byo` runs them.
-    config.addinivalue_line("markers", "byo: needs segmentation_models_pytorch, timm and torchvision "
-                                       "(the second venv, .venv-tv); skipped where they are not installed")

@@ -14,6 +14,7 @@ from segedge.models import build_model, get_spec
 from .torchvision_compat import assert_agrees, prepared, without_aux
 
 torchvision = pytest.importorskip("torchvision")
+pytestmark = pytest.mark.byo  # torchvision: the second venv (.venv-tv), see .ci/run
 
 SIZES = ((97, 129), (65, 47))
 

@@ -15,6 +15,7 @@ from segedge.models.backbones.vgg import vgg16
 from .torchvision_compat import assert_agrees, prepared, without_aux
 
 torchvision = pytest.importorskip("torchvision")
+pytestmark = pytest.mark.byo  # torchvision: the second venv (.venv-tv), see .ci/run
 
 SIZES = ((97, 129), (65, 47))
 

@@ -14,6 +14,7 @@ from segedge.models import build_model
 from .torchvision_compat import assert_agrees, prepared, without_aux
 
 segmentation = pytest.importorskip("torchvision.models.segmentation")
+pytestmark = pytest.mark.byo  # torchvision: the second venv (.venv-tv), see .ci/run
 
 SIZES = ((97, 129), (65, 47), (80, 56))
 

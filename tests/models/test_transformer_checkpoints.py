@@ -103,6 +103,7 @@ def torchvision_levels(reference: nn.Module, x: torch.Tensor) -> list[torch.Tens
 
 
 @pytest.mark.parametrize("variant", ["t", "s", "b"])
+@pytest.mark.byo
 def test_torchvision_swin_loads_into_the_backbone_and_agrees(variant: str, tmp_path) -> None:
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
@@ -118,6 +119,7 @@ def test_torchvision_swin_loads_into_the_backbone_and_agrees(variant: str, tmp_p
             assert max_relative(got, expected) <= MAX_RELATIVE, (variant, h, w, level)
 
 
+@pytest.mark.byo
 def test_a_swin_checkpoint_of_another_size_is_refused() -> None:
     torchvision = pytest.importorskip("torchvision")
     with torch.device("meta"):
