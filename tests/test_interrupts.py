@@ -136,12 +136,16 @@ def test_ctrl_c_during_export_always_stops(scratch, tmp_path, run):
     reached = EXPORT_PHASES[phase]
     wait_for(lambda: (f := _export_folder(scratch)) is not None and reached(f), process)
     time.sleep(delay)
-    sent = time.monotonic()
+    sent, sent_at = time.monotonic(), time.time()
     code, err, children = interrupt(process)
     latency = time.monotonic() - sent
     assert code == 130, f"{phase} +{delay:.2f} s: {err}"
     assert error_line(err) == "segedge: error: interrupted"
-    assert target.read_bytes() == PREVIOUS
+    if target.read_bytes() != PREVIOUS:
+        # This tiny model's parity check can be over before the signal arrives: the export was then
+        # renamed into place first (its time says so), whole. No signal can undo a finished write.
+        assert phase == "parity" and target.stat().st_mtime <= sent_at, f"{phase} +{delay:.2f} s: replaced"
+        assert_old_or_whole(target)
     assert_children_gone(children)
     assert segedge_leftovers(scratch, out) == [], err
     assert latency < BOUND_S * SLACK, f"{phase} +{delay:.2f} s: stopped {latency:.2f} s after the signal"
