@@ -155,7 +155,7 @@ def test_eval_with_a_hostile_image(cli, hostile_dir, hostile_model):
 
 
 EVAL_USAGE = [
-    ([], "--data"),
+    ([], "at least one ONNX model"),  # without --data, eval takes a demo card's held-out split
     (["--data", "DATA"], "at least one ONNX model"),
     (["MODEL", "--data", "DATA", "--limit", "0"], "--limit"),
     (["MODEL", "--data", "DATA", "--threads", "0"], "--threads"),

@@ -8,6 +8,7 @@ signal, so that C code swallowing the KeyboardInterrupt cannot let the run finis
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -82,25 +83,26 @@ def _fail(message: str) -> None:
 
 
 def run() -> None:
-    """The console script (and `python -m segedge`): `main`, then exit with its code."""
+    """The console script (and `python -m segedge`): `main`, then exit with its code.
+
+    Before and after `main` (whose boundary has handlers of its own), a Ctrl-C or SIGTERM ends the
+    process at once with the code it asks for: the work is either not begun or done and written.
+    """
+    for signum in EXIT_CODES:
+        signal.signal(signum, _leave_late)  # what `stop_on_signals` restores: no window between
     try:
         code = main()
     except KeyboardInterrupt:
         # A Ctrl-C can surface again after the boundary reported it (torch's C++ checks signals
         # on its own); the work is already unwound, so exit as an interrupted command does.
         code = 130
-    if code in (130, 143):
-        # CPython 3.11 remembers a KeyboardInterrupt that ended any C-level `PyRun_*` evaluation
-        # (pybind11's eval inside the exporters) even once Python code caught it, and at normal
-        # exit kills the process with SIGINT: exit -2 instead of 130, now and then. The work is
-        # unwound and its temp files removed by now, so leave without that shutdown step.
-        _leave(code)
-    # Shutting the interpreter down takes seconds with torch loaded; a Ctrl-C meanwhile ended the
-    # process by the signal (exit -2) once Python had reset its handlers. The work is done and
-    # written: a late Ctrl-C or SIGTERM ends it at once, with the code it asks for.
-    for signum in EXIT_CODES:
-        signal.signal(signum, _leave_late)
-    sys.exit(code)
+    # No interpreter shutdown: CPython 3.11 remembers a KeyboardInterrupt that ended any C-level
+    # `PyRun_*` evaluation (pybind11's eval inside the exporters) even once Python code caught it
+    # and kills the process with SIGINT at normal exit (-2, not the code); and while it finalizes
+    # (seconds with torch loaded) it resets the handlers, so a late Ctrl-C ended the process by
+    # the signal too. atexit's functions (Ray's shutdown, temp-file cleanup) still run.
+    atexit._run_exitfuncs()
+    _leave(code)
 
 
 def _leave_late(signum: int, frame: object) -> None:

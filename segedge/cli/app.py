@@ -19,11 +19,13 @@ from runtimes.errors import UsageError
 from segedge import __version__
 
 # Piped or logged output has no terminal width; rich would then cut tables at 80 columns and
-# abbreviate every cell. $COLUMNS still wins.
+# abbreviate every cell. $COLUMNS still wins. soft_wrap: a line (a path, an error) is never broken
+# into two, so it can be copied and grepped.
 _PIPED_WIDTH = 200
 out = Console(highlight=False, soft_wrap=True,
               width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else _PIPED_WIDTH)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True,
+              width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else _PIPED_WIDTH)
 
 app = typer.Typer(
     name="segedge",

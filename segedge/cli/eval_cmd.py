@@ -15,9 +15,7 @@ from rich.table import Table
 from runtimes.errors import UsageError
 
 from runtimes.runtime import Runtime
-from runtimes.runtime import Runtime
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
-from segedge.cli.options import OpenvinoHint, RuntimeOpt
 from segedge.cli.options import OpenvinoHint, RuntimeOpt
 from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, Json, Overwrite, Samples, Threads,
                                  ThreadsPerWorker, Weights, Workers, card_options, ray_cluster)
