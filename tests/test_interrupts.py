@@ -116,6 +116,9 @@ REPEATS = 20
 # cores, where a process can wait for a CPU for a second or more.
 BOUND_S = 2.0
 SLACK = 2.5
+# A signal is handled at the receiver's next bytecode, not when kill() returns: a rename under way
+# then still lands (seen 0.5 ms after the send). Anything later would mean the signal did not stop the work.
+DELIVERY_S = 0.05
 
 
 @pytest.mark.parametrize("run", range(REPEATS))
@@ -146,7 +149,7 @@ def test_ctrl_c_during_export_always_stops(scratch, tmp_path, run):
         # leaves without the interpreter's slow shutdown: the run can be over before the signal.
         # Then it must have finished first (the file's time says so), whole, with no error.
         assert phase != "torch.export" and "segedge: error" not in err, f"{phase} +{delay:.2f} s: {err}"
-        assert target.read_bytes() != PREVIOUS and target.stat().st_mtime <= sent_at, f"{phase} +{delay:.2f} s"
+        assert target.read_bytes() != PREVIOUS and target.stat().st_mtime <= sent_at + DELIVERY_S, f"{phase} +{delay:.2f} s"
         assert_old_or_whole(target)
         assert segedge_leftovers(scratch, out) == [], err
         return
@@ -155,7 +158,7 @@ def test_ctrl_c_during_export_always_stops(scratch, tmp_path, run):
     if target.read_bytes() != PREVIOUS:
         # This tiny model's parity check can be over before the signal arrives: the export was then
         # renamed into place first (its time says so), whole. No signal can undo a finished write.
-        assert phase == "parity" and target.stat().st_mtime <= sent_at, f"{phase} +{delay:.2f} s: replaced"
+        assert phase == "parity" and target.stat().st_mtime <= sent_at + DELIVERY_S, f"{phase} +{delay:.2f} s: replaced"
         assert_old_or_whole(target)
     assert_children_gone(children)
     assert segedge_leftovers(scratch, out) == [], err
