@@ -66,10 +66,13 @@ def start(args: list[str], tmpdir: Path) -> subprocess.Popen:
     )
 
 
-def wait_for(condition, process: subprocess.Popen, timeout: float = 180.0) -> None:
+def wait_for(condition, process: subprocess.Popen, timeout: float = 180.0, may_finish: bool = False) -> None:
+    """Until `condition()` holds; `may_finish`: a run that ends well first (a phase too short to see) is fine."""
     deadline = time.monotonic() + timeout
     while not condition():
         if process.poll() is not None:
+            if may_finish and process.returncode == 0:
+                return
             _, err = process.communicate()
             pytest.fail(f"segedge ended (rc {process.returncode}) before the phase to interrupt: {err[-2000:]}")
         if time.monotonic() > deadline:
@@ -139,7 +142,7 @@ def test_ctrl_c_during_export_always_stops(scratch, tmp_path, run):
     target.write_bytes(PREVIOUS)
     process = start(["export", TINY, "-o", target, "--input-size", "64x64", "--overwrite"], scratch)
     reached = EXPORT_PHASES[phase]
-    wait_for(lambda: (f := _export_folder(scratch)) is not None and reached(f), process)
+    wait_for(lambda: (f := _export_folder(scratch)) is not None and reached(f), process, may_finish=phase != "torch.export")
     time.sleep(delay)
     sent, sent_at = time.monotonic(), time.time()
     code, err, children = interrupt(process)
