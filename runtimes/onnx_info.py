@@ -60,7 +60,7 @@ def describe_model(path: str | os.PathLike[str], overrides: Mapping[str, Any] | 
     inspection = opened.inspection
     return ModelInfo(
         path=opened.path,
-        size_mb=sum(p.stat().st_size for p in _files(opened.path)) / 1e6,
+        size_mb=sum(p.stat().st_size for p in model_files(opened.path)) / 1e6,
         opset=opset,
         producer=producer or (session.get_modelmeta().producer_name if session is not None else ""),
         inputs=inspection.inputs,
@@ -75,7 +75,12 @@ def describe_model(path: str | os.PathLike[str], overrides: Mapping[str, Any] | 
     )
 
 
-def _files(path: Path) -> list[Path]:
+def model_megabytes(path: Path) -> float:
+    """What the model weighs on disk in MiB, every file of it (an IR's .bin too)."""
+    return sum(p.stat().st_size for p in model_files(path)) / 2**20
+
+
+def model_files(path: Path) -> list[Path]:
     """The model's files: an IR is its .xml and the .bin beside it."""
     return [path, path.with_suffix(".bin")] if is_ir(path) and path.with_suffix(".bin").is_file() else [path]
 

@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from segedge.data import CLASSES, IGNORE_INDEX, ShapesConfig, write_shapes_dataset
 from segedge.data.labelled import labelled_pairs
@@ -73,3 +73,41 @@ def test_an_image_does_not_depend_on_the_count(tmp_path):
 def test_bad_config(bad):
     with pytest.raises(ValueError):
         ShapesConfig(**bad)
+
+
+def test_version_3_gives_each_class_its_hue_and_keeps_the_background_grey():
+    """Version 3 (the default): class k's pixels sit in its hue band; backgrounds are nearly grey."""
+    import colorsys
+
+    from segedge.data.shapes import LATEST, generate
+    from segedge.data.shapes_v3 import BACKGROUND_SATURATION, HUE_JITTER, HUE_STEP
+
+    assert LATEST == 3
+    hues: dict[int, list[float]] = {}
+    background_saturation = []
+    for image, labels in generate("train", 40, (96, 96), 0, 3):
+        inner = np.asarray(Image.fromarray(labels).filter(ImageFilter.MinFilter(3)))  # away from the blurred rims
+        for cls in range(1, len(CLASSES)):
+            core = (labels == cls) & (inner == cls)
+            if np.any(core):
+                mean = image[core].astype(np.float64).mean(axis=0) / 255
+                hues.setdefault(cls, []).append(colorsys.rgb_to_hsv(*mean)[0])
+        mean = image[labels == 0].astype(np.float64).mean(axis=0) / 255
+        background_saturation.append(colorsys.rgb_to_hsv(*mean)[1])
+    assert sorted(hues) == list(range(1, len(CLASSES)))
+    for cls, seen in hues.items():
+        centre = (cls - 1) * HUE_STEP
+        distance = [min(abs(h - centre), 1 - abs(h - centre)) for h in seen]
+        assert max(distance) < HUE_JITTER + 0.03, (CLASSES[cls], max(distance))  # the band, blur and noise
+    assert np.median(background_saturation) < BACKGROUND_SATURATION
+
+
+def test_version_2_is_kept_byte_for_byte():
+    """Recipes measured on version 2 must keep making the same data: its first images, pinned."""
+    from segedge.data.shapes import generate
+
+    digest = hashlib.sha256()
+    for image, labels in generate("train", 40, (96, 96), 0, 2):
+        digest.update(image.tobytes())
+        digest.update(labels.tobytes())
+    assert digest.hexdigest() == "f5a46ee101235bcbcb77fdb19086824bb5d9cb087d723aa7defc2ca6f767ace6"

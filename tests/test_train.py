@@ -67,8 +67,9 @@ def test_bad_recipe(bad):
 # this test fails until it has been trained and measured again. NOT_YET_MEASURED are written down
 # but have not been trained to the end here.
 MEASURED: dict[str, tuple[str, float, float]] = {
+    "deeplabv3plus_resnet50": ("deeplabv3plus_resnet50-e2af5e2b712e", 0.9128, 3.6),
 }
-NOT_YET_MEASURED = {"deeplabv3plus_resnet50", "deeplabv3plus_mobilenetv2", "pspnet_resnet50", "unet", "hrnet_w18_ocr",
+NOT_YET_MEASURED = {"deeplabv3plus_mobilenetv2", "pspnet_resnet50", "unet", "hrnet_w18_ocr",
                     "lraspp_mobilenet_v3_large", "fcn8s"}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,9 +61,14 @@ def with_progress(what: str, work: Callable[[Callable[[str], None]], Result]) ->
     """
     from runtimes.interrupts import check_interrupted
 
+    start = time.perf_counter()
+    log = os.environ.get("SEGEDGE_LOG_PROGRESS") == "1"  # a line per stage with its time: for logs and timing
+
     def progress(message: str) -> None:
         check_interrupted()
         status.update(message)
+        if log:
+            err.print(f"[{time.perf_counter() - start:7.1f} s] {message}", markup=False)
 
     with err.status(what) as status:
         return work(progress)

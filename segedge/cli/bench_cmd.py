@@ -77,7 +77,7 @@ def bench_command(
     )
     result = with_progress("benchmarking", lambda progress: run_bench(request, progress))
     if provider is Provider.auto:
-        err.print(f"auto chose the {result.provider} provider ({result.provider_reason})")
+        err.print(f"auto chose the {result.provider} provider ({result.provider_reason})", markup=False)
     if as_json:
         print_json(result)
     else:
@@ -124,7 +124,7 @@ def print_bench_table(result) -> None:
     out.print(table)
     for r in ok:
         for note in r.notes:
-            err.print(f"{r.name}: {note}")
-    err.print(f"active providers: {', '.join(result.active_providers)}")
+            err.print(f"{r.name}: {note}", markup=False)
+    err.print(f"active providers: {', '.join(result.active_providers)}", markup=False)
     if result.placement is not None:
-        err.print(f"node placement: {result.placement.summary()}")
+        err.print(f"node placement: {result.placement.summary()}", markup=False)

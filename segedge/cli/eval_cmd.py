@@ -74,9 +74,9 @@ def eval_command(
     if html is not None:
         from segedge.evaluate.html import write_eval_page
 
-        err.print(f"html: {write_eval_page(result, book, html)}")
+        err.print(f"html: {write_eval_page(result, book, html)}", markup=False)
     for note in result.notes:
-        err.print(f"note: {note}")
+        err.print(f"note: {note}", markup=False)
     if as_json:
         print_json(result)
         return

@@ -71,9 +71,9 @@ def export_command(
         return
     result = with_progress("exporting", lambda progress: run_export(request, progress))
     for note in result.notes:
-        err.print(f"note: {note}")
+        err.print(f"note: {note}", markup=False)
     if not result.simplified:
-        err.print(f"warning: {result.simplify_message}")
+        err.print(f"warning: {result.simplify_message}", markup=False)
     for warning in result.quantized.warnings if result.quantized else ():
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
@@ -93,9 +93,9 @@ def _print_summary(result) -> None:
 
     info = describe_model(result.path)
     card = result.card
-    err.print(f"[bold]{card.name}[/] -> {result.path}  ({info.size_mb:.1f} MB, opset {card.opset}, "
+    err.print(f"[bold]{escape(card.name)}[/] -> {escape(str(result.path))}  ({info.size_mb:.1f} MB, opset {card.opset}, "
               f"{card.exporter} exporter, {result.seconds:.1f} s)")
-    err.print(f"  {result.simplify_message}")
+    err.print(f"  {result.simplify_message}", markup=False)
     err.print(f"  input  {info.inputs[0]}\n  output {info.outputs[0]}", markup=False)
     table = Table(title="parity vs PyTorch (ORT CPU, fp32)", title_justify="left")
     for column in ("inputs", "max abs", "/ range", "cosine", "SQNR dB", "argmax agree", "status"):

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from exporters.int8_options import Method
+from runtimes.onnx_info import model_megabytes
 from runtimes.errors import ParityError
 from runtimes.runtime import Runtime
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, with_progress
@@ -66,14 +68,14 @@ def split_names(values: list[str] | None) -> tuple[str, ...]:
 
 def print_result(result) -> None:
     card, a = result.card, result.agreement
-    size_mb = result.path.stat().st_size / 2**20
+    size_mb = model_megabytes(result.path)
     facts = ""
     if card.calibration:
         c = card.calibration
         facts = (f", {c['quantized_convs']}/{c['convs']} convs int8, {c['images']} calibration images ({c['method']}, "
                  f"{'per-channel' if c['per_channel'] else 'per-tensor'}, {c['activations']} activations)"
                  + (f", for {card.runtime}" if card.runtime else ""))
-    err.print(f"[bold]{result.path}[/]  {card.precision}, {size_mb:.2f} MB{facts}  ({result.seconds:.1f} s)")
+    err.print(f"[bold]{escape(str(result.path))}[/]  {card.precision}, {size_mb:.2f} MB{escape(facts)}  ({result.seconds:.1f} s)")
     if result.trials:
         print_trials(result.trials, result.card.precision)
     table = Table(title=f"{card.precision} vs fp32 on {a.source}", title_justify="left")
@@ -100,7 +102,7 @@ def print_trials(trials, chosen: str) -> None:
             _num(t.agreement.miou, ".4f"), f"{t.p50_ms:.1f}", f"{t.size_mb:.2f}", "yes" if t.within_budget else "no",
         )
     out.print(table)
-    err.print(f"chose {chosen}")
+    err.print(f"chose {chosen}", markup=False)
 
 
 def print_layers(layers) -> None:
@@ -112,7 +114,7 @@ def print_layers(layers) -> None:
     out.print(table)
     worst_weight = layers.weights[0] if layers.weights else None
     if worst_weight:
-        err.print(f"lowest weight SQNR: {worst_weight.weight} ({worst_weight.node}) {worst_weight.sqnr_db:.1f} dB")
+        err.print(f"lowest weight SQNR: {worst_weight.weight} ({worst_weight.node}) {worst_weight.sqnr_db:.1f} dB", markup=False)
     nodes = layers.worst_nodes(3)
     if nodes:
         err.print("to keep the worst in float: " + " ".join(f"--exclude {n}" for n in nodes))

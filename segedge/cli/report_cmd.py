@@ -79,7 +79,7 @@ def report_command(
     else:
         _print_table(report)
     for name, path in written.items():
-        err.print(f"{name}: {path}")
+        err.print(f"{name}: {path}", markup=False)
     failed = [r for r in report.rows if r.status != "ok"]
     if failed:  # the files are kept (they say why each row failed), but a script must see the failure
         raise SegedgeError(f"{len(failed)} of {len(report.rows)} rows of the report failed "
@@ -110,7 +110,7 @@ def _print_table(report) -> None:
             _f(r.throughput, 2), _f(r.memory_mb, 0),
         )
     out.print(table)
-    err.print(f"best: {report.best or 'none'} — {report.best_reason}")
+    err.print(f"best: {report.best or 'none'} — {report.best_reason}", markup=False)
 
 
 def _f(value: float | None, digits: int) -> str:

@@ -58,7 +58,7 @@ def verify_command(
     for warning in said:
         err.print(f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True)
     for note in result.notes:
-        err.print(f"note: {note}")
+        err.print(f"note: {note}", markup=False)
     if as_json:
         print_json(result)
     else:

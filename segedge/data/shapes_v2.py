@@ -14,6 +14,7 @@ guessed, capping every model's mIoU without telling precisions apart.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -27,6 +28,18 @@ MIN_CONTRAST = 60.0  # RGB distance between an object's mean colour and its back
 PLAIN_SURFACES = 0.6  # share of objects painted one lit colour; the others carry a two-colour pattern
 PATTERN_CONTRAST = (30.0, 80.0)  # RGB distance between a patterned surface's two colours
 BACKGROUND_PATTERN = (10.0, 40.0)  # amplitude of the stripes or checkerboard over half the backgrounds
+
+
+@dataclass(frozen=True)
+class Thinness:
+    """How thin rings and lines are drawn: band and width as shares of the radius / side, in px at least."""
+
+    ring_band: tuple[float, float] = (0.2, 0.4)  # of the radius
+    line_width: tuple[float, float] = (0.02, 0.05)  # of the short side
+    min_px: float = 2.0
+
+
+THIN = Thinness()
 
 
 def draw_sample(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -49,29 +62,30 @@ def draw_sample(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.nda
     return np.clip(noisy, 0, 255).astype(np.uint8), labels
 
 
-def _placed_object(rng: np.random.Generator, cls: int, coverage: np.ndarray, tries: int = 6) -> np.ndarray | None:
+def _placed_object(rng: np.random.Generator, cls: int, coverage: np.ndarray, tries: int = 6,
+                   thin: Thinness = THIN) -> np.ndarray | None:
     """An object that keeps a pixel clear of those already drawn, or None when none fits."""
     h, w = coverage.shape
     taken = np.asarray(Image.fromarray(coverage > 0).filter(ImageFilter.MaxFilter(3)))
     for _ in range(tries):
-        alpha = _object_alpha(rng, cls, h, w)
+        alpha = _object_alpha(rng, cls, h, w, thin)
         if not np.any(taken & (alpha > 0)):
             return alpha
     return None
 
 
-def _object_alpha(rng: np.random.Generator, cls: int, h: int, w: int) -> np.ndarray:
+def _object_alpha(rng: np.random.Generator, cls: int, h: int, w: int, thin: Thinness = THIN) -> np.ndarray:
     """Coverage in 0..1 of one object of class `cls`, drawn at SUPERSAMPLE x and averaged down."""
     side, name = min(h, w), CLASSES[cls]
     low, high = RADIUS_RANGE
     radius = max(3.0, side * math.exp(rng.uniform(math.log(low), math.log(high))))
     if name == "line":
-        return _coverage(h, w, [_line(rng, h, w)])
+        return _coverage(h, w, [_line(rng, h, w, thin)])
     cy, cx = rng.uniform(radius + 1, h - radius - 1), rng.uniform(radius + 1, w - radius - 1)
     if name == "circle":
         return _coverage(h, w, [_circle(cx, cy, radius)])
-    if name == "ring":  # a band of 2 px or more, up to 40% of the radius
-        inner = radius - max(2.0, radius * rng.uniform(0.2, 0.4))
+    if name == "ring":  # a band of 2 px or more, up to 40% of the radius (version 2)
+        inner = radius - max(thin.min_px, radius * rng.uniform(*thin.ring_band))
         return _coverage(h, w, [_circle(cx, cy, radius), _circle(cx, cy, inner)])
     return _coverage(h, w, [_polygon(rng, cx, cy, radius, 4 if name == "square" else 3)])
 
@@ -98,10 +112,10 @@ def _circle(cx: float, cy: float, radius: float) -> list[tuple[float, float]]:
     return [(cx + radius * math.cos(2 * math.pi * k / n), cy + radius * math.sin(2 * math.pi * k / n)) for k in range(n)]
 
 
-def _line(rng: np.random.Generator, h: int, w: int) -> list[tuple[float, float]]:
-    """A straight bar 2% to 5% of the side wide (2 px at least) and 30% to 80% of it long."""
+def _line(rng: np.random.Generator, h: int, w: int, thin: Thinness = THIN) -> list[tuple[float, float]]:
+    """A straight bar 2% to 5% of the side wide (2 px at least; version 2) and 30% to 80% of it long."""
     side = min(h, w)
-    width = max(2.0, side * rng.uniform(0.02, 0.05))
+    width = max(thin.min_px, side * rng.uniform(*thin.line_width))
     half = side * rng.uniform(0.3, 0.8) / 2
     angle = rng.uniform(0, math.pi)
     dx, dy = half * math.cos(angle), half * math.sin(angle)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from exporters.int8_options import DEFAULT_CALIB_COUNT
+from runtimes.onnx_info import model_megabytes
 from runtimes.card import ModelCard
 from runtimes.errors import CardError, UsageError
 from runtimes.fileio import ensure_writable, work_folder
@@ -258,7 +259,7 @@ def _attach_file(row: ReportRow, file: Path | str) -> None:
     if isinstance(file, str):  # the reason the file could not be made
         row.status, row.reason = "failed", file
         return
-    row.file, row.size_mb = str(file), file.stat().st_size / 2**20
+    row.file, row.size_mb = str(file), model_megabytes(file)
 
 
 def _provider_label(provider: Provider) -> str:
