@@ -83,6 +83,21 @@ class Inspection:
                 "facts": [{"name": f.name, "value": _plain(f.value), "source": f.source} for f in self.facts]}
 
 
+class InspectedCard:
+    """What every runtime's session says of its model's card, read once into `self.inspection`."""
+
+    inspection: Inspection
+
+    @property
+    def card(self) -> ModelCard:
+        return self.inspection.card
+
+    @property
+    def stored_card(self) -> ModelCard | None:
+        """The segedge card stored in the file; None for a model exported elsewhere."""
+        return self.inspection.card if self.inspection.stored else None
+
+
 def inspect_stored(card: ModelCard, overrides: Mapping[str, Any], inputs: tuple[TensorInfo, ...],
                    outputs: tuple[TensorInfo, ...], target: dict[str, Any] | None = None) -> Inspection:
     """A file with a segedge card: the card, with the user's overrides."""

@@ -37,7 +37,7 @@ import numpy as np
 from .card import CARD_KEY, TARGET_KEY, ModelCard
 from .card_checks import check_overrides
 from .errors import CardError, ModelFileError, ProviderError, UsageError
-from .inspection import Inspection, TensorInfo, inspect_stored
+from .inspection import InspectedCard, Inspection, TensorInfo, inspect_stored
 from .machine import usable_cpus
 from .postprocess import one_hot
 from .providers import OPENVINO_HINTS
@@ -105,7 +105,7 @@ class _Compiled:
 
 
 @dataclass
-class OpenVINOSession:
+class OpenVINOSession(InspectedCard):
     """A model opened with OpenVINO; `run` compiles (and caches) it for each new input shape."""
 
     path: Path
@@ -121,14 +121,6 @@ class OpenVINOSession:
     _cache: OrderedDict[tuple[tuple[int, ...], bool], _Compiled] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _compile_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def card(self) -> ModelCard:
-        return self.inspection.card
-
-    @property
-    def stored_card(self) -> ModelCard | None:
-        return self.inspection.card if self.inspection.stored else None
 
     @property
     def precision(self) -> str:

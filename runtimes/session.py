@@ -17,7 +17,7 @@ from .card_checks import check_overrides
 from .errors import ModelFileError, ProviderError, UsageError
 from .external_data import check_external_data
 from .machine import usable_cpus
-from .inspection import Inspection, TensorInfo, inspect_foreign, inspect_stored
+from .inspection import InspectedCard, Inspection, TensorInfo, inspect_foreign, inspect_stored
 from .node_placement import NodePlacement, assigned_placement, record_assignment
 from .postprocess import one_hot
 from .providers import Provider, ProviderOptions, check_active, prepare, provider_chain, resolve, why_inactive
@@ -36,7 +36,7 @@ _RUN_OPTIONS.log_severity_level = _QUIET
 
 
 @dataclass(frozen=True)
-class ModelSession:
+class ModelSession(InspectedCard):
     """An ONNX Runtime session with what segedge learned while opening it.
 
     `card` is always there: the file's own (`stored_card`), else what `runtimes.inspection` read
@@ -52,15 +52,6 @@ class ModelSession:
     inspection: Inspection
     input_name: str
     input_type: str
-
-    @property
-    def card(self) -> ModelCard:
-        return self.inspection.card
-
-    @property
-    def stored_card(self) -> ModelCard | None:
-        """The segedge card stored in the file; None for a model exported elsewhere."""
-        return self.inspection.card if self.inspection.stored else None
 
     @property
     def output_name(self) -> str:

@@ -14,6 +14,7 @@ guessed, capping every model's mIoU without telling precisions apart.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,16 +44,30 @@ THIN = Thinness()
 
 
 def draw_sample(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    return compose(rng, size, _background, lambda rng, cls, image, alpha: _visible_surface(rng, image, alpha), THIN)
+
+
+Background = Callable[[np.random.Generator, int, int], np.ndarray]
+Surface = Callable[[np.random.Generator, int, np.ndarray, np.ndarray], np.ndarray]  # (rng, class, image, alpha)
+
+
+def compose(rng: np.random.Generator, size: tuple[int, int], background: Background, surface: Surface,
+            thin: Thinness) -> tuple[np.ndarray, np.ndarray]:
+    """One image and its labels: objects placed apart on a background, then blurred and noisy like a photo.
+
+    Versions 2 and 3 differ only in `background`, `surface` (what an object of a class looks like)
+    and `thin`; the draws happen in this order, so each version's images depend on its seed alone.
+    """
     h, w = size
-    image = _background(rng, h, w)
+    image = background(rng, h, w)
     labels = np.zeros((h, w), np.uint8)
     coverage = np.zeros((h, w), np.float32)
     for _ in range(int(rng.integers(1, MAX_OBJECTS + 1))):
         cls = int(rng.integers(1, len(CLASSES)))
-        alpha = _placed_object(rng, cls, coverage)
+        alpha = _placed_object(rng, cls, coverage, thin=thin)
         if alpha is None:
             continue
-        image = image * (1 - alpha[..., None]) + _visible_surface(rng, image, alpha) * alpha[..., None]
+        image = image * (1 - alpha[..., None]) + surface(rng, cls, image, alpha) * alpha[..., None]
         labels[alpha >= 0.5] = cls
         coverage += alpha
     labels[(coverage > 0.2) & (coverage < 0.8)] = IGNORE_INDEX

@@ -19,19 +19,8 @@ from __future__ import annotations
 import colorsys
 
 import numpy as np
-from PIL import Image, ImageFilter
 
-from segedge.data.shapes_v2 import (
-    BACKGROUND_PATTERN,
-    CLASSES,
-    MAX_OBJECTS,
-    PLAIN_SURFACES,
-    Thinness,
-    _checker,
-    _noise,
-    _placed_object,
-    _stripes,
-)
+from segedge.data.shapes_v2 import BACKGROUND_PATTERN, CLASSES, PLAIN_SURFACES, Thinness, _checker, _noise, _stripes, compose
 
 __all__ = ["CLASSES", "draw_sample"]
 
@@ -44,22 +33,7 @@ BACKGROUND_SATURATION = 0.2
 
 def draw_sample(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     h, w = size
-    image = _grey_background(rng, h, w)
-    labels = np.zeros((h, w), np.uint8)
-    coverage = np.zeros((h, w), np.float32)
-    for _ in range(int(rng.integers(1, MAX_OBJECTS + 1))):
-        cls = int(rng.integers(1, len(CLASSES)))
-        alpha = _placed_object(rng, cls, coverage, thin=THIN)
-        if alpha is None:
-            continue
-        image = image * (1 - alpha[..., None]) + _class_surface(rng, cls, h, w) * alpha[..., None]
-        labels[alpha >= 0.5] = cls
-        coverage += alpha
-    labels[(coverage > 0.2) & (coverage < 0.8)] = 255  # partly covered pixels are ignored, as in VOC
-    blur = float(rng.uniform(0.3, 0.9))
-    photo = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur))
-    noisy = np.asarray(photo, np.float32) + rng.normal(0, rng.uniform(2, 7), (h, w, 3))
-    return np.clip(noisy, 0, 255).astype(np.uint8), labels
+    return compose(rng, size, _grey_background, lambda rng, cls, image, alpha: _class_surface(rng, cls, h, w), THIN)
 
 
 def _class_colour(rng: np.random.Generator, cls: int, value: float | None = None) -> np.ndarray:
