@@ -60,7 +60,7 @@ def main() -> None:
     for model in [m for m in args.models.split(",") if m]:
         results[model] = bench_model(model, args)
         write_outputs(results, args.out)  # after each model: a long run leaves what it measured
-    print(summarize(results, flags()))
+    print(summarize(results, flags()))  # bench_trained.py writes the same page from its full reports
 
 
 def demo_cached(model: str) -> bool:
@@ -127,13 +127,13 @@ def flags() -> list[str]:
     return line.split(":", 1)[1].split() if line else []
 
 
-def write_outputs(results: dict, out: Path) -> None:
+def write_outputs(results: dict, out: Path, source: str = "bench_openvino.py") -> None:
     all_flags = flags()
-    write_text_atomic(out / "openvino.json", json.dumps({"models": results, "cpu_flags": all_flags}, indent=2))
-    write_text_atomic(out / "openvino.md", summarize(results, all_flags))
+    write_text_atomic(out / "openvino.json", json.dumps({"models": results, "cpu_flags": all_flags, "source": source}, indent=2))
+    write_text_atomic(out / "openvino.md", summarize(results, all_flags, source))
 
 
-def summarize(results: dict, all_flags: list[str]) -> str:
+def summarize(results: dict, all_flags: list[str], source: str = "bench_openvino.py") -> str:
     cpu = next(iter(results.values()))["report"]["machine"]["cpu"] if results else {}
     amx = [f for f in all_flags if f.startswith("amx")]
     vnni = [f for f in all_flags if "vnni" in f or "bf16" in f]
@@ -144,7 +144,7 @@ def summarize(results: dict, all_flags: list[str]) -> str:
         f"{'AMX: ' + ' '.join(amx) if amx else '**no AMX**'}; {' '.join(vnni)}. 2 threads, batch 1, "
         "p50 over interleaved rounds (every row of a model in the same rounds).",
         "",
-        "`python benchmarks/bench_openvino.py` (flags: see openvino.json). This CPU has no AMX, so the targets of "
+        f"`python benchmarks/{source}` (flags: see openvino.json). This CPU has no AMX, so the targets of "
         "issue 13 that need AMX (>= 12x PyTorch eager) cannot be met here; quoted instead: the ratio of the best "
         "shippable row to hand-tuned OpenVINO + NNCF in the same run.",
     ]

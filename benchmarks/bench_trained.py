@@ -8,6 +8,11 @@ measured on each model's held-out split (the images' own size), points lost agai
 argmax agreement with PyTorch fp32 on the timed input. Writes benchmarks/results/trained.md and
 trained.json (with the CPU's flags) and each model's report under benchmarks/results/trained/.
 
+The same run is issue 13's benchmark on trained weights: after each report, a second interleaved
+run on NNCF's IR times the Predictor's OpenVINO adapter against hand-tuned OpenVINO and the
+Predictor end to end (`bench_openvino.predictor_overhead`), and openvino.md / openvino.json are
+written from these reports (`bench_openvino.write_outputs`): one set of rows, two questions.
+
     nice -n 10 python benchmarks/bench_trained.py                  # the full run
     python benchmarks/bench_trained.py --models unet --runs 3       # one model, a quick check
 """
@@ -21,6 +26,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_openvino  # noqa: E402  (the Predictor-overhead run and openvino.md)
 from runtimes.fileio import write_text_atomic
 from runtimes.machine import cpu_info
 from segedge.report import ReportRequest, run_report
@@ -37,9 +46,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-openvino-overhead", dest="overhead", action="store_false",
+                        help="Skip the second run on NNCF's IR (and leave openvino.md as it is).")
     args = parser.parse_args()
 
-    reports = {}
+    reports, openvino = {}, {}
     for model in [m for m in args.models.split(",") if m]:
         with tempfile.TemporaryDirectory(prefix=f"segedge-trained-{model}-") as workdir:
             request = ReportRequest(target=model, output=Path(workdir), weights=Path("demo"),
@@ -49,6 +60,11 @@ def main() -> None:
             folder = args.out / "trained" / model
             folder.mkdir(parents=True, exist_ok=True)
             reports[model] = to_dict(report, write_report(report, folder))
+            if args.overhead and "int8-nncf" in report.files:
+                print(f"[{model}] the Predictor vs hand-tuned OpenVINO on NNCF's IR", flush=True)
+                overhead = bench_openvino.predictor_overhead(Path(report.files["int8-nncf"]), args.size, args)
+                openvino[model] = {"weights": "demo", "report": reports[model], "predictor": overhead}
+                bench_openvino.write_outputs(openvino, args.out, source="bench_trained.py")
     machine = next(iter(reports.values()))["machine"] if reports else {}
     all_flags = _all_flags()
     write_text_atomic(args.out / "trained.json", json.dumps({"reports": reports, "cpu_flags": all_flags}, indent=2))
@@ -78,15 +94,15 @@ def summarize(reports: dict[str, dict], machine: dict, all_flags: list[str]) -> 
         eager = next((r for r in rows if r["runtime"] == "torch"), None)
         lines += [f"## {model} ({report['weights']})", "",
                   f"Verdict: **{report['best']['row'] or 'none'}** — {report['best']['rule']}.", "",
-                  "| precision | runtime | mIoU | points lost | agreement | p50 ms | x eager |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
+                  "| precision | provider | runtime | mIoU | points lost | agreement | p50 ms | x eager |",
+                  "|---|---|---|---:|---:|---:|---:|---:|"]
         for r in sorted(rows, key=lambda r: r["p50_ms"]):
             speedup = f"{eager['p50_ms'] / r['p50_ms']:.2f}x" if eager else ""
-            lines.append(f"| {r['precision']} | {r['runtime']} | {_f(r['miou'], 4)} | {_f(r['miou_lost'], 2)} | "
+            lines.append(f"| {r['precision']} | {r['provider']} | {r['runtime']} | {_f(r['miou'], 4)} | {_f(r['miou_lost'], 2)} | "
                          f"{_pct(r['agreement'])} | {r['p50_ms']:.1f} | {speedup} |")
         for r in report["rows"]:
             if r["status"] != "ok":
-                lines.append(f"| {r['precision']} | {r['runtime']} | failed: {r['reason']} | | | | |")
+                lines.append(f"| {r['precision']} | {r['provider']} | {r['runtime']} | failed: {r['reason']} | | | | |")
         lines += ["", f"Details: [trained/{model}/report.md](trained/{model}/report.md)", ""]
     return "\n".join(lines)
 
