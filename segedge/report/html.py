@@ -32,7 +32,7 @@ def report_page(report: Report, written: dict[str, Path | str], book: SampleBook
         f"<h1>segedge report: {esc(report.model)}</h1>",
         f'<p class="muted">Input 1x3x{report.input_size[0]}x{report.input_size[1]}, {report.threads} threads for every '
         f"runtime; rows timed in interleaved rounds on the same input; {report.seconds:.0f} s in all. Calibration (int8): "
-        f"{esc(report.calibration or 'n/a')}. Accuracy: argmax agreement with PyTorch fp32 on a generated image"
+        f"{esc(report.calibration or 'n/a')}. Accuracy: argmax agreement with PyTorch fp32 on {esc(report.agreement_on)}"
         + (f"; mIoU on {esc(report.data)}" if report.data else " (no --data: no mIoU)") + ".</p>",
         _verdict(report),
         "<h2>Every row</h2>",

@@ -44,6 +44,7 @@ def to_dict(report: Report, written: dict[str, Path | str] | None = None) -> dic
         "threads": report.threads,
         "best": {"row": report.best, "rule": report.best_reason},
         "weights": report.weights,
+        "agreement_on": report.agreement_on,
         "calibration": report.calibration,
         "data": report.data,
         "files": report.files,
@@ -75,7 +76,7 @@ def to_markdown(report: Report, written: dict[str, Path | str]) -> str:
         f"- versions: {versions}",
         f"- weights: {report.weights or 'n/a'}",
         f"- calibration (int8): {report.calibration or 'n/a'}",
-        "- accuracy: argmax agreement with PyTorch fp32 on a generated image"
+        f"- accuracy: argmax agreement with PyTorch fp32 on {report.agreement_on}"
         + (f"; mIoU on {report.data}" if report.data else " (no --data: no mIoU)"),
         "",
         "| precision | provider | runtime | status | size MB | agreement | mIoU | mIoU lost (points) | p50 ms | p90 ms | img/s | mem MB | peak RSS MB | setup s | first ms |",

@@ -56,6 +56,7 @@ class Report:
     files: dict[str, str]
     seconds: float
     weights: str | None = None  # what the weights are: demo (recipe, held-out mIoU), a checkpoint, random
+    agreement_on: str = "a generated image"  # what argmax agreement with PyTorch fp32 was measured on
 
 
 def fill_losses(rows: list[ReportRow]) -> None:
