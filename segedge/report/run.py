@@ -365,11 +365,12 @@ def _measure_accuracy(request: ReportRequest, candidates: list[_Candidate], card
                 if on_images is not None:
                     run = on_images.watch(run, is_reference=runner is reference)
                 c.row.miou = mean_iou(pairs, run, card, measured)
-                if on_images is not None and runner is not reference and (parity := on_images.result()) is not None:
+                on_labelled = on_images.result() if on_images is not None and runner is not reference else None
+                if on_labelled is not None:
                     # Agreement with PyTorch fp32 on the labelled images replaces the generated input's:
                     # a trained model's label maps on images like its data are what an app ships.
-                    c.row.agreement = parity.argmax_agreement
-                    c.row.parity_ok = not judge(parity, _tolerance_for(c))
+                    c.row.agreement = on_labelled.argmax_agreement
+                    c.row.parity_ok = not judge(on_labelled, _tolerance_for(c))
     if samples is not None and card is not None and live and pairs is None:
         _sample_without_labels(samples, live, request.calib, card, size, progress)
     if on_images is not None and on_images.fits and pairs:
