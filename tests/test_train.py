@@ -73,11 +73,19 @@ MEASURED: dict[str, tuple[str, float, float]] = {
     "hrnet_w18_ocr": ("hrnet_w18_ocr-6a25755c7cf0", 0.9345, 6.4),
     "lraspp_mobilenet_v3_large": ("lraspp_mobilenet_v3_large-6825d0eb9ea6", 0.8545, 4.6),
 }
-NOT_YET_MEASURED = {"pspnet_resnet50", "fcn8s"}
+# Trained to the end, short of 0.80 (their 1/8 outputs blur thin lines: line IoU 0.41 and 0.26).
+SHORT_OF_TARGET: dict[str, tuple[str, float, float]] = {
+    "pspnet_resnet50": ("pspnet_resnet50-0cb464ab1c4e", 0.7853, 8.1),
+    "fcn8s": ("fcn8s-38bbef9d47c7", 0.7507, 20.1),
+}
+NOT_YET_MEASURED: set[str] = set()
 
 
 def test_demo_recipes_are_the_measured_ones(monkeypatch):
     monkeypatch.setattr(recipe, "cpu_has_bf16", lambda: True)  # the keys of bf16 runs, as measured
-    assert set(MEASURED) | NOT_YET_MEASURED == set(demo.RECIPES) and not set(MEASURED) & NOT_YET_MEASURED
-    assert {name: demo.RECIPES[name].key() for name in MEASURED} == {name: key for name, (key, _, _) in MEASURED.items()}
+    assert set(MEASURED) | set(SHORT_OF_TARGET) | NOT_YET_MEASURED == set(demo.RECIPES)
+    assert len(MEASURED) + len(SHORT_OF_TARGET) + len(NOT_YET_MEASURED) == len(demo.RECIPES)
+    trained = {**MEASURED, **SHORT_OF_TARGET}
+    assert {name: demo.RECIPES[name].key() for name in trained} == {name: key for name, (key, _, _) in trained.items()}
     assert all(miou >= 0.80 for _, miou, _ in MEASURED.values())
+    assert all(miou < 0.80 for _, miou, _ in SHORT_OF_TARGET.values())
