@@ -5,7 +5,7 @@ trained once and cached: `segedge.train.demo`), each in one `segedge report`: fp
 on ONNX Runtime's CPU provider and OpenVINO's runtime, fp32 on PyTorch eager and torch.compile,
 all rows of a model timed in the same interleaved rounds at 512 x 512 with 2 threads. mIoU is
 measured on each model's held-out split (the images' own size), points lost against PyTorch fp32,
-argmax agreement with PyTorch fp32 on the timed input. Writes benchmarks/results/trained.md and
+argmax agreement with PyTorch fp32 on those held-out images. Writes benchmarks/results/trained.md and
 trained.json (with the CPU's flags) and each model's report under benchmarks/results/trained/.
 
 The same run is issue 13's benchmark on trained weights: after each report, a second interleaved
@@ -81,7 +81,8 @@ def summarize(reports: dict[str, dict], machine: dict, all_flags: list[str]) -> 
         (f"`python benchmarks/bench_trained.py`: `segedge report MODEL --weights demo`, 512x512, "
         f"{next(iter(reports.values()))['threads'] if reports else '?'} threads, one interleaved run per model "
         f"(all rows of a model in the same rounds). mIoU on the model's held-out split at the images' own size; "
-        f"points lost against PyTorch fp32; agreement: argmax agreement with PyTorch fp32 on the timed input."),
+        f"points lost against PyTorch fp32; agreement: argmax agreement with PyTorch fp32 on "
+        f"{next(iter(reports.values())).get('agreement_on', 'the timed input') if reports else '?'}."),
         "",
         (f"- CPU: {cpu.get('model', platform.processor())}, {cpu.get('usable_cpus', '?')} usable CPUs; "
         f"flags that decide the kernels: {' '.join(cpu.get('flags', [])) or 'none'}"),
