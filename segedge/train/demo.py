@@ -56,7 +56,7 @@ def _recipe(model: str, size: int, steps: int, batch: int, lr: float, train: int
 RECIPES: dict[str, TrainConfig] = {
     "deeplabv3plus_resnet50": _recipe("deeplabv3plus_resnet50", 96, 300, 8, 1e-3),
     "deeplabv3plus_mobilenetv2": _recipe("deeplabv3plus_mobilenetv2", 96, 800, 8, 2e-3),
-    "pspnet_resnet50": _recipe("pspnet_resnet50", 96, 300, 8, 1e-3),
+    "pspnet_resnet50": _recipe("pspnet_resnet50", 96, 500, 8, 1e-3),  # 300 steps reached 0.785 (line IoU 0.41)
     "unet": _recipe("unet", 96, 800, 8, 2e-3, build_kwargs={"padding": "same", "base_channels": 32}),
     "hrnet_w18_ocr": _recipe("hrnet_w18_ocr", 96, 500, 8, 2e-3),
     "lraspp_mobilenet_v3_large": _recipe("lraspp_mobilenet_v3_large", 96, 1500, 8, 2e-3),
