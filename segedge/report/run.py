@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -401,7 +402,7 @@ class OnImages:
             self.reference = []
         accumulator = ParityAccumulator(self.card.num_classes, self.card.output_kind, self.card.threshold)
         self.accumulator = None if is_reference else accumulator
-        seen = iter(range(10**9))
+        seen = itertools.count()
 
         def watched(x: np.ndarray) -> np.ndarray:
             out = run(x)
