@@ -7,6 +7,10 @@ with "Incomplete symbolic shape inference"), then `quantize_static` calibrated o
 one temporary folder that is removed whatever happens (the pre-processor alone writes ~150 MB
 for DeepLab v3+ R50); the result appears atomically, or not at all.
 
+Transformers (graphs with attention) keep LayerNorm, Softmax, GELU and attention's MatMuls in
+float (`exporters.int8_float`); every other MatMul and every convolution runs in int8. The card
+records both counts (`int8_ops`, `float_ops`).
+
 uint8 activations are the default because on x86 CPUs ONNX Runtime's fast int8 kernels pair
 uint8 activations with int8 weights (VNNI's u8 x s8 dot product); int8 activations measured no
 faster than fp32 on DeepLab v3+ R50.
@@ -16,9 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +43,7 @@ from runtimes.fileio import work_folder
 
 from .calibration import ImageFolderReader, calibration_images
 from .card_io import embed_card, read_card_from_proto
+from .int8_float import float_compute, int8_compute, transformer_float_nodes
 from .int8_options import DEFAULT_CALIB_COUNT, Activations, Method
 from .model_file import load_model, save_model
 
@@ -70,11 +76,14 @@ def quantize_int8(
     activations: Activations | str = Activations.uint8,
     exclude: Sequence[str] = (),
     card: ModelCard | None = None,
+    transformer_float: bool = True,
 ) -> Int8Result:
     """Quantize the ONNX file `source` to `target`, calibrated on `count` images of the folder `calib`.
 
     `exclude`: node names kept in float (see `exporters.qdq_debug` for the nodes that lose most).
-    `card`: the normalisation etc. for a model without a segedge card.
+    `card`: the normalisation etc. for a model without a segedge card. `transformer_float`: a graph
+    with attention keeps `exporters.int8_float.transformer_float_nodes` in float (False: int8 wherever
+    ONNX Runtime can).
     """
     method, activations = Method(method), Activations(activations)
     model = load_model(source)
@@ -86,7 +95,9 @@ def quantize_int8(
         prepared = Path(workdir) / "prepared.onnx"
         quantized = Path(workdir) / "int8.onnx"
         preprocess(Path(source), prepared)
-        check_node_names(onnx.load(os.fspath(prepared)), exclude)
+        prepared_model = onnx.load(os.fspath(prepared))
+        check_node_names(prepared_model, exclude)
+        kept = transformer_float_nodes(prepared_model) if transformer_float else []
         reader = ImageFolderReader(images, card, model.graph.input[0].name)
         try:
             with _quiet():
@@ -97,7 +108,7 @@ def quantize_int8(
                     weight_type=QuantType.QInt8,
                     activation_type=_ORT_ACTIVATIONS[activations],
                     calibrate_method=_ORT_METHODS[method],
-                    nodes_to_exclude=list(exclude),
+                    nodes_to_exclude=list(dict.fromkeys([*exclude, *kept])),
                 )
         except (RuntimeError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
             raise ExportError(f"int8 quantization failed: {_first_line(exc)}") from exc
@@ -112,8 +123,11 @@ def quantize_int8(
         "activations": activations.value,
         "format": "QDQ",
         "excluded_nodes": list(exclude),
+        "transformer_float": bool(kept),  # the graph has attention: LayerNorm, Softmax, GELU, attention MatMuls in float
         "quantized_convs": quantized_convs(result),
         "convs": ops.get("Conv", 0) + ops.get("ConvTranspose", 0),
+        "int8_ops": int8_compute(result),
+        "float_ops": float_compute(result),
         "preprocess": "runtimes.preprocess.to_model_input",
         "onnxruntime": onnxruntime.__version__,
     }
@@ -165,9 +179,16 @@ def check_node_names(model: onnx.ModelProto, names: Sequence[str]) -> None:
         raise UsageError(f"--exclude: no node named {', '.join(missing)} in the model{hint}; `--debug` lists node names")
 
 
-def _quiet() -> contextlib.AbstractContextManager:
-    """ORT's quantization tools print progress to stdout, where `--json` output goes."""
-    return contextlib.redirect_stdout(io.StringIO())
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """ORT's quantization tools print progress to stdout, where `--json` output goes, and log warnings
+    to the root logger (one per LayerNorm weight it cannot quantize per channel)."""
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _first_line(exc: BaseException) -> str:

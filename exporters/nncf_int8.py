@@ -14,6 +14,11 @@ writes it) with `runtime: "openvino"`; the .bin and .xml appear atomically, the 
 .xml names its .bin's byte offsets), or not at all. `nncf.quantize_with_accuracy_control` is the
 accuracy-aware variant (`quantize_nncf_within`): it gives back layers in float until the metric
 loses at most `max_drop`.
+
+A graph with attention (a MatMul of two activations) is quantized as NNCF's
+`ModelType.TRANSFORMER`, which keeps LayerNorm (MVN), Softmax and GELU in float and smooths the
+MatMuls' activation outliers into their weights (SmoothQuant); the card counts what ran in int8
+and what stayed float (`int8_ops`, `float_ops`).
 """
 
 from __future__ import annotations
@@ -106,8 +111,10 @@ def quantize_nncf(
     input_type = _input_type(model)
     feeds = _Feeds(ImageFolderReader(images, card, model.inputs[0].get_any_name()), input_type)
     dataset = nncf.Dataset(feeds)
+    transformer = has_attention(model)
     options: dict[str, Any] = {
         "preset": nncf.QuantizationPreset(preset), "subset_size": len(images),
+        **({"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}),
         # Concat stays float: NNCF gives every input of a Concat one scale, and a U-Net's skip features and
         # its upsampled decoder features differ in range (names: checked above, so validate=False for types).
         "ignored_scope": nncf.IgnoredScope(names=list(exclude), types=list(FLOAT_TYPES), validate=False),
@@ -138,10 +145,13 @@ def quantize_nncf(
         "activations": "int8" if preset == "performance" else "uint8/int8",
         "format": "OpenVINO IR",
         "excluded_nodes": list(exclude),
-        "float_ops": list(FLOAT_TYPES),
+        "float_types": list(FLOAT_TYPES),
+        "model_type": "transformer" if transformer else "default",
         "activation_ranges": "min/max over the images",
         "quantized_convs": quantized_convs(quantized),
         "convs": ops.get("Convolution", 0) + ops.get("GroupConvolution", 0) + ops.get("ConvolutionBackpropData", 0),
+        "int8_ops": compute_ops(quantized, int8=True),
+        "float_ops": compute_ops(quantized, int8=False),
         "preprocess": "runtimes.preprocess.to_model_input",
         "nncf": _version("nncf"),
         "openvino": _version("openvino"),
@@ -185,17 +195,56 @@ _AGNOSTIC = ("MaxPool", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Strided
              "VariadicSplit", "Pad", "DepthToSpace", "SpaceToDepth")
 
 
+_CONVS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData")
+# OpenVINO's compute ops whose precision decides speed and accuracy (LayerNorm is MVN there).
+_COMPUTE = (*_CONVS, "MatMul", "MVN", "Softmax", "Gelu", "Erf")
+
+
+def _from_fake_quantize(node: Any) -> bool:
+    """Whether a value comes out of a FakeQuantize, directly or through ops that keep it in int8."""
+    while node.get_type_name() in _AGNOSTIC and node.get_input_size() > 0:
+        node = node.input_value(0).get_node()
+    return bool(node.get_type_name() == "FakeQuantize")
+
+
+def _constant(node: Any, memo: dict[str, bool]) -> bool:
+    """Whether a value depends on no input of the model (a weight, however it is decompressed)."""
+    name = node.get_name()  # unique within the model
+    if name not in memo:
+        kind = node.get_type_name()
+        memo[name] = kind == "Constant" or (kind != "Parameter" and node.get_input_size() > 0 and all(
+            _constant(node.input_value(i).get_node(), memo) for i in range(node.get_input_size())))
+    return memo[name]
+
+
+def _activation_inputs(op: Any, memo: dict[str, bool]) -> list[Any]:
+    inputs = [op.input_value(i).get_node() for i in range(min(op.get_input_size(), 2))]
+    return [node for node in inputs if not _constant(node, memo)]
+
+
+def has_attention(model: Any) -> bool:
+    """A MatMul of two activations (attention's Q K^T, softmax(.) V) is in the model."""
+    memo: dict[str, bool] = {}
+    return any(op.get_type_name() == "MatMul" and len(_activation_inputs(op, memo)) == 2 for op in model.get_ordered_ops())
+
+
+def compute_ops(model: Any, int8: bool) -> dict[str, int]:
+    """Compute ops whose activation inputs all come out of a FakeQuantize (`int8`) or not, per type."""
+    memo: dict[str, bool] = {}
+    counts: Counter[str] = Counter()
+    for op in model.get_ordered_ops():
+        if op.get_type_name() in _COMPUTE:
+            activations = _activation_inputs(op, memo)
+            if bool(activations) and all(_from_fake_quantize(node) for node in activations) == int8:
+                counts[op.get_type_name()] += 1
+    return dict(sorted(counts.items()))
+
+
 def quantized_convs(model: Any) -> int:
     """Convolutions whose activation input comes out of a FakeQuantize, directly or through operations
     that keep a value in int8 (MaxPool, Reshape...): OpenVINO runs them in int8."""
-    convs = ("Convolution", "GroupConvolution", "ConvolutionBackpropData")
-
-    def quantized(node: Any) -> bool:
-        while node.get_type_name() in _AGNOSTIC and node.get_input_size() > 0:
-            node = node.input_value(0).get_node()
-        return bool(node.get_type_name() == "FakeQuantize")
-
-    return sum(1 for op in model.get_ordered_ops() if op.get_type_name() in convs and quantized(op.input_value(0).get_node()))
+    return sum(1 for op in model.get_ordered_ops()
+               if op.get_type_name() in _CONVS and _from_fake_quantize(op.input_value(0).get_node()))
 
 
 def _read(ov: Any, source: str | os.PathLike[str]) -> Any:

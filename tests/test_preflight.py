@@ -146,3 +146,61 @@ def test_graph_check_lists_ops_the_exporter_cannot_translate() -> None:
     assert [(f.where, f.issue) for f in report.findings] == [("1", "no-onnx-op")]
     assert "aten::cummax" in report.findings[0].detail
     assert preflight(nn.Conv2d(3, 3, 1), torch.randn(1, 3, 8, 8), graph=True).findings == ()
+
+
+class TinyAttention(nn.Module):
+    """One pre-norm self-attention block over 4x4 patches, the way a user writes it."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, 4, stride=4)
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.GELU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x).flatten(2).transpose(1, 2)
+        q, k, v = self.qkv(self.norm(tokens)).chunk(3, dim=-1)
+        attended = (q @ k.transpose(-2, -1)).softmax(dim=-1) @ v
+        return self.mlp(attended)
+
+
+def test_transformer_ops_are_counted_once_per_kind() -> None:
+    report = preflight(TinyAttention(), torch.randn(1, 3, 16, 16))
+    found = {f.issue: f for f in report.findings}
+    assert set(found) == {"layer-norm", "softmax", "gelu", "attention-matmul"}
+    assert found["attention-matmul"].detail.endswith("(2 calls)")  # Q K^T and softmax(.) V, not the Linears
+    assert found["layer-norm"].where == "norm" and found["gelu"].where == "mlp.1"
+    assert all(f.severity is Severity.info for f in report.findings) and report.ok
+
+
+class PaddedWindows(nn.Module):
+    """Pads to a multiple of a 7-token window with Python ints from the shape: what breaks Swin exports."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = (7 - int(x.shape[-1]) % 7) % 7
+        return F.pad(x, (0, pad))
+
+
+def test_graph_check_finds_shape_arithmetic_the_tracer_bakes_in(tmp_path) -> None:
+    report = preflight(PaddedWindows(), torch.randn(1, 3, 8, 10), graph=True)
+    baked = report.issues("traced-constant")
+    assert len(baked) == 1 and baked[0].severity is Severity.warning and "test_preflight.py" in baked[0].where
+    # And it is right: the TorchScript export of it is wrong at another width.
+    export_onnx(PaddedWindows(), tmp_path / "pad.onnx", input_size=(8, 10), exporter="torchscript")
+    session = ort.InferenceSession(str(tmp_path / "pad.onnx"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"image": sample(8, 10)})[0].shape[-1] == 14
+    with pytest.raises(Exception):  # 12 wide would pad by 2, the graph pads by 4: a shape error or a wrong width
+        out = session.run(None, {"image": sample(8, 12)})[0]
+        assert out.shape[-1] == 14
+    assert not preflight(nn.Conv2d(3, 3, 1), torch.randn(1, 3, 8, 8), graph=True).issues("traced-constant")
+
+
+@pytest.mark.parametrize("name, options", [("upernet_swin_t", {"channels": 32}), ("segformer_b0", {})])
+def test_segedge_transformers_have_no_baked_in_shapes(name, options) -> None:
+    from segedge.models import build_model
+
+    torch.manual_seed(0)
+    report = preflight(build_model(name, num_classes=3, **options), torch.randn(1, 3, 65, 47), graph=True)
+    assert not report.issues("traced-constant") and not report.issues("no-onnx-op")
+    assert {"layer-norm", "softmax", "gelu", "attention-matmul"} <= {f.issue for f in report.findings}

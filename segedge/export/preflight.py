@@ -19,12 +19,29 @@ What is flagged, and why (each measured with torch 2.13 and ONNX Runtime 1.32):
 - `align_corners=True`: ONNX Runtime matches it; listed because other runtimes implement that
   Resize mode less uniformly than the default half-pixel one.
 - `antialias=True` below opset 18: Resize has no antialias attribute before opset 18.
+
+Transformer ops, one finding per kind with its count and first module (info: they export, and
+these are what the precision steps do with them):
+
+- LayerNorm, Softmax, GELU and MatMuls of two activations (attention's Q K^T and softmax(.) V):
+  segedge's int8 keeps them in float (`exporters.int8_float`; NNCF as its TRANSFORMER type), and
+  fp16 runs them in float16, where a LayerNorm's mean of squares and a Softmax's logits have the
+  least headroom: `quantize` measures what each costs on images.
+- `scaled_dot_product_attention`: decomposed into MatMul / Softmax below opset 23.
+
+With `graph=True` the model is also traced as the TorchScript exporter traces it: every place
+where a tensor becomes a Python number (`int(x.shape[-1])` used for a pad, a window count, a
+mask) is a constant in that graph, right at the export size only. That is how Swin exports break
+at another size (window padding and the shifted-window mask baked in); such a model needs the
+torch.export exporter, or the shape arithmetic done on tensors.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import warnings
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -46,6 +63,20 @@ _FUNCTIONAL_POOLS = {
     F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.adaptive_max_pool2d_with_indices
 }
 _INTERPOLATE_PARAMS = inspect.signature(F.interpolate)
+# Transformer calls: what each is, and what the precision steps do with it.
+_LAYER_NORM = {F.layer_norm}
+_SOFTMAX = {F.softmax, torch.softmax, Tensor.softmax}
+_GELU = {F.gelu}
+_MATMUL = {torch.matmul, Tensor.matmul, Tensor.__matmul__, torch.bmm, Tensor.bmm}
+_ATTENTION = {F.scaled_dot_product_attention}
+_TRANSFORMER_DETAIL = {
+    "layer-norm": "LayerNorm exports as LayerNormalization; int8 keeps it in float, fp16 runs its mean of squares in float16",
+    "softmax": "Softmax: int8 keeps it in float; in fp16 its logits have the least headroom",
+    "gelu": "GELU exports as Erf (below opset 20) or Gelu; int8 keeps it in float",
+    "attention-matmul": "MatMul of two activations (attention): ONNX Runtime int8 keeps it in float (one scale per "
+                        "operand would clip one of them); NNCF's TRANSFORMER type quantizes it for OpenVINO",
+    "sdpa": "scaled_dot_product_attention: decomposed into MatMul / Softmax below opset 23",
+}
 
 
 class Severity(str, Enum):
@@ -98,7 +129,7 @@ def preflight(
         notes: tuple[str, ...] = ()
         if graph:
             graph_findings, notes = _graph_findings(model, sample, opset)
-            findings += graph_findings
+            findings += graph_findings + _traced_constants(model, sample)
     finally:
         model.train(was_training)
     return PreflightReport(opset, tuple(_unique(findings)), graph_checked=graph, notes=notes)
@@ -153,6 +184,7 @@ class _CallRecorder(TorchFunctionMode):
         self.opset = opset
         self.stack: list[tuple[str, nn.Module]] = []
         self.findings: list[Finding] = []
+        self.transformer_calls: dict[str, list[str]] = defaultdict(list)  # kind -> the module of each call
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -165,7 +197,34 @@ class _CallRecorder(TorchFunctionMode):
             if not _is_global(size):
                 what = f"F.{func.__name__}"
                 self.findings.append(_pool_finding(where, what, size, fixable=False))
+        elif (kind := _transformer_kind(func, args)) is not None:
+            self.transformer_calls[kind].append(where)
         return func(*args, **kwargs)
+
+    def transformer_findings(self) -> list[Finding]:
+        return [Finding(wheres[0], kind, Severity.info, f"{_TRANSFORMER_DETAIL[kind]} ({len(wheres)} calls)")
+                for kind, wheres in self.transformer_calls.items()]
+
+
+def _transformer_kind(func: object, args: tuple) -> str | None:
+    if func in _LAYER_NORM:
+        return "layer-norm"
+    if func in _SOFTMAX:
+        return "softmax"
+    if func in _GELU:
+        return "gelu"
+    if func in _ATTENTION:
+        return "sdpa"
+    if func in _MATMUL and len(args) >= 2 and _batched_alike(*args[:2]):
+        return "attention-matmul"
+    return None
+
+
+def _batched_alike(a: object, b: object) -> bool:
+    """Two activations multiplied batch by batch (attention's (..., n, d) @ (..., d, m)); a weight or a
+    matrix built from the shape (an exportable pool's bins) has no batch dimensions of its own."""
+    return (isinstance(a, Tensor) and isinstance(b, Tensor) and not isinstance(b, nn.Parameter)
+            and a.dim() >= 3 and b.dim() == a.dim() and a.shape[:-2] == b.shape[:-2])
 
 
 def _call_findings(model: nn.Module, sample: Tensor, opset: int) -> list[Finding]:
@@ -186,7 +245,7 @@ def _call_findings(model: nn.Module, sample: Tensor, opset: int) -> list[Finding
     finally:
         for handle in handles:
             handle.remove()
-    return recorder.findings
+    return recorder.findings + recorder.transformer_findings()
 
 
 def _resize_findings(where: str, call: dict, opset: int) -> list[Finding]:
@@ -248,6 +307,28 @@ def _graph_findings(
                 f"{node.target.name()} has no ONNX translation at opset {opset}",
             ))
     return found, ()
+
+
+def _traced_constants(model: nn.Module, sample: Tensor) -> list[Finding]:
+    """Where tracing turns a tensor into a Python value (the TorchScript exporter's graph then holds
+    it as a constant): one finding per line of code, from the tracer's own warnings."""
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always", torch.jit.TracerWarning)
+        try:
+            torch.jit.trace(model, (sample,), check_trace=False, strict=False)
+        except Exception:  # noqa: BLE001 - a model tracing cannot take is the graph check's finding, not this one's
+            return []
+    found = {}
+    for warning in caught:
+        if issubclass(warning.category, torch.jit.TracerWarning):
+            where = f"{warning.filename}:{warning.lineno}"
+            first = str(warning.message).strip().splitlines()[0]
+            found.setdefault(where, Finding(
+                where, "traced-constant", Severity.warning,
+                f"{first} -- the TorchScript export holds this value as a constant, right at the export size "
+                "only; use the torch.export exporter or keep the arithmetic on tensors",
+            ))
+    return list(found.values())
 
 
 def _is_global(output_size: object) -> bool:

@@ -1,7 +1,7 @@
 """UperNet on Swin Transformer (Liu et al., ICCV 2021, Sec. 4.3: ADE20K semantic segmentation).
 
 The Swin-T/S/B backbone (`backbones/swin.py`, torchvision's layer names) gives four LayerNormed
-levels at strides 4-32 to the zoo's UperNet head (PPM + FPN, 512 channels, `heads/uper.py`, the
+levels at strides 4-32 to the zoo's UperNet head (PPM + FPN, 512 channels: `channels` narrows it; `heads/uper.py`, the
 same as mmseg's UPerHead); the stride-4 logits are resized bilinearly to the input size.
 ADE20K's 150 classes by default. The paper's models also train an auxiliary FCN head on
 stage 3; it is training-only and omitted here. Stochastic depth 0.3 for all three, as in the
@@ -43,8 +43,8 @@ def _note(variant: str, dims: tuple[int, int, int, int], segedge_params: int) ->
     )
 
 
-def _upernet(backbone: SwinTransformer, num_classes: int) -> SegmentationModel:
-    return SegmentationModel(backbone, UperNetHead(backbone.out_channels, num_classes))
+def _upernet(backbone: SwinTransformer, num_classes: int, channels: int) -> SegmentationModel:
+    return SegmentationModel(backbone, UperNetHead(backbone.out_channels, num_classes, channels=channels))
 
 
 # The segedge counts in the notes are the code's own (tests/models/test_swin_upernet.py checks them).
@@ -52,21 +52,21 @@ def _upernet(backbone: SwinTransformer, num_classes: int) -> SegmentationModel:
     family="upernet", paper=PAPER, size_divisor=32, reference_params=60_000_000,
     reference_note=_note("t", (96, 192, 384, 768), 59_018_064),
 )
-def upernet_swin_t(*, num_classes: int = ADE20K_CLASSES) -> nn.Module:
-    return _upernet(swin_t(), num_classes)
+def upernet_swin_t(*, num_classes: int = ADE20K_CLASSES, channels: int = 512) -> nn.Module:
+    return _upernet(swin_t(), num_classes, channels)
 
 
 @register_model(
     family="upernet", paper=PAPER, size_divisor=32, reference_params=81_000_000,
     reference_note=_note("s", (96, 192, 384, 768), 80_335_968),
 )
-def upernet_swin_s(*, num_classes: int = ADE20K_CLASSES) -> nn.Module:
-    return _upernet(swin_s(), num_classes)
+def upernet_swin_s(*, num_classes: int = ADE20K_CLASSES, channels: int = 512) -> nn.Module:
+    return _upernet(swin_s(), num_classes, channels)
 
 
 @register_model(
     family="upernet", paper=PAPER, size_divisor=32, reference_params=121_000_000,
     reference_note=_note("b", (128, 256, 512, 1024), 120_061_006),
 )
-def upernet_swin_b(*, num_classes: int = ADE20K_CLASSES) -> nn.Module:
-    return _upernet(swin_b(), num_classes)
+def upernet_swin_b(*, num_classes: int = ADE20K_CLASSES, channels: int = 512) -> nn.Module:
+    return _upernet(swin_b(), num_classes, channels)

@@ -105,7 +105,7 @@ class ShiftedWindowAttention(nn.Module):
         """Attention within each window: (B*windows) x N x C -> the same shape."""
         n, tokens, dim = windows.shape
         qkv = self.qkv(windows).reshape(n, tokens, 3, self.num_heads, dim // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B*windows) x heads x N x head_dim
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B*windows) x heads x N x head_dim
         logits = (q * self.scale) @ k.transpose(-2, -1) + self.relative_position_bias()
         if mask is not None:  # mask: windows x N x N, the same for every image of the batch
             per_image = logits.view(-1, mask.shape[0], self.num_heads, tokens, tokens) + mask[None, :, None]
