@@ -73,12 +73,11 @@ MEASURED: dict[str, tuple[str, float, float]] = {
     "hrnet_w18_ocr": ("hrnet_w18_ocr-6a25755c7cf0", 0.9345, 6.4),
     "lraspp_mobilenet_v3_large": ("lraspp_mobilenet_v3_large-6825d0eb9ea6", 0.8545, 4.6),
     "pspnet_resnet50": ("pspnet_resnet50-0e3d8e3d7724", 0.8194, 12.1),  # quiet
+    "fcn8s": ("fcn8s-9b25bcac2fd9", 0.8348, 21.6),  # He-initialised VGG; 400 steps with the default init: 0.751
 }
-# Trained to the end, short of 0.80 (its 1/8 output blurs thin lines: line IoU 0.26).
-SHORT_OF_TARGET: dict[str, tuple[str, float, float]] = {
-    "fcn8s": ("fcn8s-38bbef9d47c7", 0.7507, 20.1),
-}
-NOT_YET_MEASURED: set[str] = set()
+# Trained to the end, short of 0.80.
+SHORT_OF_TARGET: dict[str, tuple[str, float, float]] = {}
+NOT_YET_MEASURED: set[str] = {"segformer_b0", "upernet_swin_t"}
 
 
 def test_demo_recipes_are_the_measured_ones(monkeypatch):

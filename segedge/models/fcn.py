@@ -10,8 +10,9 @@ it, written as `resize_to` so it has no parameters. Layer names are the referenc
 Any input size without the paper's 100-pixel input padding: fc6 pads by 3 so it keeps the map
 size, the pools are ceil-mode so stage k is ceil(H / 2^k), each upsampled map is cropped
 top-left to the finer map's size, and the final map is upsampled by exactly its stride and
-cropped to the input (see `align`). Score layers use PyTorch's default initialisation (the paper
-zero-initialises them before fine-tuning).
+cropped to the input (see `align`). fc6/fc7 start He-initialised like the VGG convolutions (see
+`backbones.vgg`); score layers use PyTorch's default initialisation (the paper zero-initialises
+them before fine-tuning).
 
 ResNet FCNs are torchvision's `fcn_resnet50/101`: ResNet at output stride 8 + `FCNHead` on
 layer4, resized to the input; the head lives under `classifier` as in torchvision, so its
@@ -26,7 +27,7 @@ from runtimes.palette import VOC_CLASSES
 
 from .align import bilinear_upsampling, crop_to, upsample_and_crop
 from .backbones.resnet import ResNet, resnet50, resnet101
-from .backbones.vgg import vgg16
+from .backbones.vgg import he_init, vgg16
 from .heads.fcn_head import FCNHead
 from .ops import SegmentationModel
 from .registry import register_model
@@ -44,6 +45,7 @@ class FullyConnectedAsConv(nn.Sequential):
             nn.ReLU(inplace=True),
             nn.Dropout(0.5),
         )
+        he_init(self)  # ReLU follows, as after VGG's convolutions
 
 
 class FCNVGG16(nn.Module):

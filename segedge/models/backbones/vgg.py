@@ -9,6 +9,11 @@ Past `output_stride` a pool becomes 3x3 / stride 1 / pad 1 and the convs after i
 (DeepLab v1: pool4/pool5 at stride 1, conv5 at dilation 2). `ceil_mode=True` makes the strided
 pools keep a partial last window (as Caffe does), so stage k is exactly ceil(H / 2^k) tall and
 every input pixel reaches the deepest map.
+
+Convolutions start as torchvision's VGG does (He-normal, fan-out, zero bias): with PyTorch's
+default init a 13-conv stack without batch norm shrinks its signal layer by layer, and FCN-8s
+trained from scratch on the demo data reached loss 0.33 after 100 steps against 0.19 with He
+init (2 threads, lr 2e-4, the same batches).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class VGG16(Backbone):
             pool_indices.append(len(layers) - 1)
             reductions.append(reduction)
         self.features = nn.Sequential(*layers)
+        he_init(self.features)
         self.pool_indices = tuple(pool_indices)
         self.out_channels = tuple(width for width, _ in VGG16_STAGES)
         self.reductions = tuple(reductions)
@@ -59,6 +65,15 @@ class VGG16(Backbone):
             if index in self.pool_indices:
                 pools.append(x)
         return pools
+
+
+def he_init(module: nn.Module) -> None:
+    """He-normal (fan-out) weights and zero biases for every convolution in `module` (torchvision's VGG init)."""
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d):
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
 
 
 def vgg16(output_stride: int = 32, ceil_mode: bool = False) -> VGG16:
