@@ -140,9 +140,11 @@ def summarize(results: dict, all_flags: list[str], source: str = "bench_openvino
     lines = [
         "# The fastest shippable path: OpenVINO behind the Predictor, int8 made for the runtime that runs it",
         "",
-        f"CPU: {cpu.get('model', '?')}, {cpu.get('usable_cpus', '?')} usable CPUs; "
+        f"CPU of the first section: {cpu.get('model', '?')}, {cpu.get('usable_cpus', '?')} usable CPUs; "
         f"{'AMX: ' + ' '.join(amx) if amx else '**no AMX**'}; {' '.join(vnni)}. 2 threads, batch 1, "
-        "p50 over interleaved rounds (every row of a model in the same rounds).",
+        "p50 over interleaved rounds (every row of a model in the same rounds). Each section names the CPU "
+        "it ran on (a model measured again later may have run on another machine of this kind): compare "
+        "ratios within a section.",
         "",
         f"`python benchmarks/{source}` (flags: see openvino.json). This CPU has no AMX, so the targets of "
         "issue 13 that need AMX (>= 12x PyTorch eager) cannot be met here; quoted instead: the ratio of the best "
@@ -153,6 +155,12 @@ def summarize(results: dict, all_flags: list[str], source: str = "bench_openvino
     return "\n".join(lines) + "\n"
 
 
+def _measured_on(report: dict) -> str:
+    cpu = report.get("machine", {}).get("cpu", {})
+    amx = "AMX" if any(f.startswith("amx") for f in cpu.get("flags", [])) else "no AMX"
+    return f"Measured on: {cpu.get('model', '?')}, {cpu.get('usable_cpus', '?')} usable CPUs, {amx}; {' '.join(cpu.get('flags', []))}."
+
+
 def model_section(model: str, result: dict) -> list[str]:
     report = result["report"]
     rows = [r for r in report["rows"] if r["status"] == "ok"]
@@ -161,6 +169,7 @@ def model_section(model: str, result: dict) -> list[str]:
     lines = [f"## {model} — {report['input_size'][0]}x{report['input_size'][1]}, weights: "
              + ("demo-trained (segedge.train.demo), mIoU on the held-out split" if weights == "demo"
                 else "random (no demo weights cached here): accuracy cannot be judged, agreement only"), "",
+             _measured_on(report), "",
              "| row | p50 ms | vs PyTorch eager | agreement with PyTorch fp32 | mIoU | points lost | shippable |",
              "|---|---:|---:|---:|---:|---:|---|"]
     for r in sorted(rows, key=lambda r: r["p50_ms"]):

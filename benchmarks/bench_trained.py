@@ -15,6 +15,11 @@ written from these reports (`bench_openvino.write_outputs`): one set of rows, tw
 
     nice -n 10 python benchmarks/bench_trained.py                  # the full run
     python benchmarks/bench_trained.py --models unet --runs 3       # one model, a quick check
+    python benchmarks/bench_trained.py --models segformer_b0,upernet_swin_t   # issue 16's transformers
+
+The models run replace their own sections of the committed results (trained.json, openvino.json)
+and keep the others', so one model can be measured again (say after its recipe changed) without
+the others; each section names the weights (recipe key, held-out mIoU) it was measured on.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ def main() -> None:
                         help="Skip the second run on NNCF's IR (and leave openvino.md as it is).")
     args = parser.parse_args()
 
-    reports, openvino = {}, {}
+    reports, openvino = _committed(args.out / "trained.json", "reports"), _committed(args.out / "openvino.json", "models")
     for model in [m for m in args.models.split(",") if m]:
         with tempfile.TemporaryDirectory(prefix=f"segedge-trained-{model}-") as workdir:
             request = ReportRequest(target=model, output=Path(workdir), weights=Path("demo"),
@@ -65,12 +70,18 @@ def main() -> None:
                 overhead = bench_openvino.predictor_overhead(Path(report.files["int8-nncf"]), args.size, args)
                 openvino[model] = {"weights": "demo", "report": reports[model], "predictor": overhead}
                 bench_openvino.write_outputs(openvino, args.out, source="bench_trained.py")
-    machine = next(iter(reports.values()))["machine"] if reports else {}
+    latest = [m for m in args.models.split(",") if m in reports]
+    machine = reports[latest[-1]]["machine"] if latest else {}
     all_flags = _all_flags()
     write_text_atomic(args.out / "trained.json", json.dumps({"reports": reports, "cpu_flags": all_flags}, indent=2))
     summary = summarize(reports, machine, all_flags)
     write_text_atomic(args.out / "trained.md", summary)
     print(summary)
+
+
+def _committed(path: Path, key: str) -> dict[str, dict]:
+    """The per-model sections already written at `path` (none when it is missing)."""
+    return dict(json.loads(path.read_text())[key]) if path.is_file() else {}
 
 
 def summarize(reports: dict[str, dict], machine: dict, all_flags: list[str]) -> str:
@@ -84,16 +95,23 @@ def summarize(reports: dict[str, dict], machine: dict, all_flags: list[str]) -> 
         f"points lost against PyTorch fp32; agreement: argmax agreement with PyTorch fp32 on "
         f"{next(iter(reports.values())).get('agreement_on', 'the timed input') if reports else '?'}."),
         "",
-        (f"- CPU: {cpu.get('model', platform.processor())}, {cpu.get('usable_cpus', '?')} usable CPUs; "
+        ("Each model's section names the CPU it was measured on: a model measured again later (its recipe "
+         "changed) may have run on another machine of this kind, so compare ratios within a section, not "
+         "milliseconds across sections."),
+        "",
+        (f"- CPU of the latest run: {cpu.get('model', platform.processor())}, {cpu.get('usable_cpus', '?')} usable CPUs; "
         f"flags that decide the kernels: {' '.join(cpu.get('flags', [])) or 'none'}"),
-        f"- all CPU flags (`lscpu`): {' '.join(all_flags)}",
+        f"- all CPU flags of the latest run (`/proc/cpuinfo`): {' '.join(all_flags)}",
         f"- versions: {', '.join(f'{k} {v}' for k, v in machine.get('versions', {}).items())}",
         "",
     ]
     for model, report in reports.items():
         rows = [r for r in report["rows"] if r["status"] == "ok"]
         eager = next((r for r in rows if r["runtime"] == "torch"), None)
+        here = report.get("machine", {}).get("cpu", {})
         lines += [f"## {model} ({report['weights']})", "",
+                  f"Measured on: {here.get('model', '?')}, {here.get('usable_cpus', '?')} usable CPUs, "
+                  f"{' '.join(here.get('flags', [])) or 'no flags recorded'}.", "",
                   f"Verdict: **{report['best']['row'] or 'none'}** — {report['best']['rule']}.", "",
                   "| precision | provider | runtime | mIoU | points lost | agreement | p50 ms | x eager |",
                   "|---|---|---|---:|---:|---:|---:|---:|"]

@@ -90,13 +90,15 @@ def quantize_nncf(
     accuracy: Callable[[Any, Iterable[Any]], float] | None = None,
     validation: Iterable[Any] | None = None,
     max_drop: float = 0.01,
+    transformer: bool | None = None,
 ) -> NNCFResult:
     """Quantize the ONNX (or IR) file `source` with NNCF into the IR `target` (.xml), calibrated on `calib`.
 
     `card`: the fp32 file's (its normalisation prepares the images). `exclude`: node names kept in
     float (NNCF's ignored scope). With `accuracy` ((a compiled model, items of `validation`) -> its
     metric on them, higher is better), NNCF's accuracy-controlled quantization keeps layers in float until the
-    metric drops by at most `max_drop` (absolute).
+    metric drops by at most `max_drop` (absolute). `transformer`: quantize as NNCF's TRANSFORMER model
+    type (None: when the graph has attention).
     """
     target = Path(target)
     if target.suffix.lower() != ".xml":
@@ -111,7 +113,7 @@ def quantize_nncf(
     input_type = _input_type(model)
     feeds = _Feeds(ImageFolderReader(images, card, model.inputs[0].get_any_name()), input_type)
     dataset = nncf.Dataset(feeds)
-    transformer = has_attention(model)
+    transformer = has_attention(model) if transformer is None else transformer
     options: dict[str, Any] = {
         "preset": nncf.QuantizationPreset(preset), "subset_size": len(images),
         **({"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}),

@@ -318,7 +318,7 @@ def _traced_constants(model: nn.Module, sample: Tensor) -> list[Finding]:
             torch.jit.trace(model, (sample,), check_trace=False, strict=False)
         except Exception:  # noqa: BLE001 - a model tracing cannot take is the graph check's finding, not this one's
             return []
-    found = {}
+    found: dict[str, Finding] = {}
     for warning in caught:
         if issubclass(warning.category, torch.jit.TracerWarning):
             where = f"{warning.filename}:{warning.lineno}"

@@ -44,6 +44,8 @@ def _note(variant: str, dims: tuple[int, int, int, int], segedge_params: int) ->
 
 
 def _upernet(backbone: SwinTransformer, num_classes: int, channels: int) -> SegmentationModel:
+    # `channels` (512 in the paper) and the stochastic depth (`drop_path_rate`, training only) are the
+    # builders' knobs for short trainings: the demo recipe narrows the head and lowers the rate.
     return SegmentationModel(backbone, UperNetHead(backbone.out_channels, num_classes, channels=channels))
 
 
@@ -52,21 +54,27 @@ def _upernet(backbone: SwinTransformer, num_classes: int, channels: int) -> Segm
     family="upernet", paper=PAPER, size_divisor=32, reference_params=60_000_000,
     reference_note=_note("t", (96, 192, 384, 768), 59_018_064),
 )
-def upernet_swin_t(*, num_classes: int = ADE20K_CLASSES, channels: int = 512) -> nn.Module:
-    return _upernet(swin_t(), num_classes, channels)
+def upernet_swin_t(
+    *, num_classes: int = ADE20K_CLASSES, channels: int = 512, drop_path_rate: float = 0.3
+) -> nn.Module:
+    return _upernet(swin_t(drop_path_rate), num_classes, channels)
 
 
 @register_model(
     family="upernet", paper=PAPER, size_divisor=32, reference_params=81_000_000,
     reference_note=_note("s", (96, 192, 384, 768), 80_335_968),
 )
-def upernet_swin_s(*, num_classes: int = ADE20K_CLASSES, channels: int = 512) -> nn.Module:
-    return _upernet(swin_s(), num_classes, channels)
+def upernet_swin_s(
+    *, num_classes: int = ADE20K_CLASSES, channels: int = 512, drop_path_rate: float = 0.3
+) -> nn.Module:
+    return _upernet(swin_s(drop_path_rate), num_classes, channels)
 
 
 @register_model(
     family="upernet", paper=PAPER, size_divisor=32, reference_params=121_000_000,
     reference_note=_note("b", (128, 256, 512, 1024), 120_061_006),
 )
-def upernet_swin_b(*, num_classes: int = ADE20K_CLASSES, channels: int = 512) -> nn.Module:
-    return _upernet(swin_b(), num_classes, channels)
+def upernet_swin_b(
+    *, num_classes: int = ADE20K_CLASSES, channels: int = 512, drop_path_rate: float = 0.3
+) -> nn.Module:
+    return _upernet(swin_b(drop_path_rate), num_classes, channels)
