@@ -6,7 +6,7 @@ Parameters are counted from the code and GFLOPs with torch.utils.flop_counter.Fl
 on one forward, both on the meta device (shapes only: no memory, no arithmetic). Export time is
 one `export_onnx` per model and exporter (dynamic N/H/W, opset 18, not simplified) at the
 size given. Writes benchmarks/results/transformers_zoo.md; the ONNX Runtime / OpenVINO speed
-rows are measured elsewhere and go in the section left for them.
+rows are bench_trained.py's, on demo-trained weights (the section says where).
 """
 
 from __future__ import annotations
@@ -102,14 +102,17 @@ def export_table(names: list[str], size: int) -> list[str]:
     return lines
 
 
-SPEED_PLACEHOLDER = [
-    "## Speed: ONNX Runtime and OpenVINO (to be added)",
+SPEED_SECTION = [
+    "## Speed: ONNX Runtime and OpenVINO at 512x512",
     "",
-    "Not measured here. The rows for ORT CPU fp32/int8 and OpenVINO at 512x512 go in this table",
-    "(same machine, 2 threads, one interleaved run per model, as `benchmarks/bench_zoo.py` does):",
-    "",
-    "| model | precision | runtime | p50 ms | vs PyTorch eager |",
-    "|---|---|---|---:|---:|",
+    "Measured on demo-trained weights, where every row also has its mIoU (the speed of a file does not",
+    "depend on its weights; its int8 accuracy does): `benchmarks/bench_trained.py --models",
+    "segformer_b0,upernet_swin_t` writes the report's rows (fp32 / fp16 / int8 on ONNX Runtime's CPU provider",
+    "and OpenVINO, PyTorch eager and torch.compile, one interleaved run per model) into",
+    "[trained.md](trained.md); `benchmarks/bench_transformer_precision.py` times each int8 variant",
+    "(segedge's float rule or not, NNCF's TRANSFORMER type or not) in",
+    "[transformer_precision.md](transformer_precision.md). The demo recipe narrows UperNet-Swin-T's head to",
+    "128 channels, so its rows are that model's, not the 512-channel zoo default's counted above.",
 ]
 
 
@@ -150,7 +153,7 @@ def main() -> None:
             f"CPU: {cpu['model']} ({cpu['usable_cpus']} usable CPUs), torch {torch.__version__}. Load average "
             f"when the exports started: {load[0]:.1f} (1 min); the machine was shared, so these are upper bounds.",
         ]
-    lines += ["", *SPEED_PLACEHOLDER]
+    lines += ["", *SPEED_SECTION]
     RESULTS.mkdir(exist_ok=True)
     write_text_atomic(RESULTS / "transformers_zoo.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
