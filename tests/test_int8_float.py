@@ -49,7 +49,7 @@ def test_the_attention_matmuls_are_the_ones_without_a_weight(segformer):
     assert has_attention(model)
 
 
-def test_ort_int8_keeps_the_transformer_ops_in_float(segformer, tmp_path):
+def test_ort_int8_keeps_the_transformer_ops_in_float(segformer, tmp_path, cli):
     source, calib = segformer
     fp32 = onnx.load(str(source))
     ops = Counter(n.op_type for n in fp32.graph.node)
@@ -63,6 +63,8 @@ def test_ort_int8_keeps_the_transformer_ops_in_float(segformer, tmp_path):
     assert facts["int8_ops"]["MatMul"] + facts["int8_ops"]["Gemm"] == linears
     quantized = onnx.load(str(tmp_path / "int8.onnx"))
     assert (float_compute(quantized), int8_compute(quantized)) == (facts["float_ops"], facts["int8_ops"])
+    code, out, _ = cli("info", tmp_path / "int8.onnx")
+    assert code == 0 and "stays float: Erf 8, LayerNormalization" in out and "runs in int8: Conv 20" in out
     out = open_session(tmp_path / "int8.onnx").run(np.zeros((1, 3, 64, 96), np.float32))
     assert out.shape == (1, 3, 64, 96) and np.isfinite(out).all()
 

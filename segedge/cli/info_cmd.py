@@ -60,6 +60,9 @@ def info_command(
     if resolved.calibration:
         calib = resolved.calibration
         say("  calibration: " + ", ".join(f"{k} {v}" for k, v in calib.items() if not isinstance(v, (list, dict))))
+        for key, what in (("int8_ops", "runs in int8"), ("float_ops", "stays float")):
+            if calib.get(key):
+                say(f"  {what}: " + ", ".join(f"{op} {n}" for op, n in calib[key].items()))
     if resolved.training:  # demo weights: how segedge made them, and where their data comes from
         record = resolved.training
         data = record.get("dataset", {})
