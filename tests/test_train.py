@@ -67,7 +67,7 @@ def test_bad_recipe(bad):
 # this test fails until it has been trained and measured again. NOT_YET_MEASURED are written down
 # but have not been trained to the end here.
 MEASURED: dict[str, tuple[str, float, float]] = {
-    "deeplabv3plus_resnet50": ("deeplabv3plus_resnet50-e2af5e2b712e", 0.9128, 3.6),  # quiet
+    "deeplabv3plus_resnet50": ("deeplabv3plus_resnet50-f7ce5e02b345", 0.8928, 1.1),  # quiet; 300 steps at 1e-3: 0.9128
     "deeplabv3plus_mobilenetv2": ("deeplabv3plus_mobilenetv2-0ab84ec3c708", 0.9405, 7.9),  # the rest beside a test run
     "unet": ("unet-c6df5b18a547", 0.9825, 16.7),
     "hrnet_w18_ocr": ("hrnet_w18_ocr-6a25755c7cf0", 0.9345, 6.4),
