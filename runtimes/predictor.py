@@ -23,7 +23,7 @@ from .image import ImageLike, load_image
 from .isolate import probe_model
 from .preprocess import at_input_resolution, from_model_output, model_input_size, resize_plane, resize_rgb, to_model_input
 from .providers import Provider
-from .runtime import ModelRunner, Runtime, is_ir, open_model, parse_runtime
+from .runtime import ModelRunner, Runtime, is_ir, open_model, runtime_for
 from .tiling import plan_tiles, tiled_logits
 
 Finish = Callable[[np.ndarray], np.ndarray]
@@ -51,9 +51,10 @@ class Predictor:
     images whose model input would be larger; without `tile_overlap`, tiles of a "same" model
     overlap by a quarter of the tile size, those of a valid-mode model by nothing (their margin
     already gives every output pixel its context).
-    `runtime`: "onnxruntime" (default; `providers` chooses its execution provider) or "openvino",
-    OpenVINO's own runtime (`segedge[openvino]`; opens .onnx and IR .xml files) with
-    `openvino_hint` its inference precision: "f32", "bf16", "f16" or None/"auto" (OpenVINO's
+    `runtime`: "onnxruntime" (`providers` chooses its execution provider) or "openvino", OpenVINO's
+    own runtime (`segedge[openvino]`; opens .onnx and IR .xml files); None (default) is the file's
+    own: OpenVINO for an IR .xml, ONNX Runtime for an .onnx file. With OpenVINO,
+    `openvino_hint` is its inference precision: "f32", "bf16", "f16" or None/"auto" (OpenVINO's
     choice, bf16 on CPUs with AVX512-BF16 or AMX). A file quantized for the other runtime warns
     (`runtimes.runtime.RuntimeMismatchWarning`).
     """
@@ -79,7 +80,7 @@ class Predictor:
             raise UsageError(f"threshold must lie in 0..1, got {threshold}")
         if resize_long is not None and resize_long < 1:
             raise UsageError(f"resize_long must be a positive number of pixels, got {resize_long}")
-        self.runtime: Runtime = parse_runtime(runtime)
+        self.runtime: Runtime = runtime_for(path, runtime)
         if isolate and is_ir(path):
             raise UsageError("isolate probes the model with ONNX Runtime in a child process: give the .onnx file")
         if isolate:  # an untrusted file: it must survive loading and one run in a limited child first

@@ -7,7 +7,9 @@ inspection, `run(batch)`) and says what it really runs (`describe()`).
 
 A file made for one runtime still runs on the other (OpenVINO runs ONNX Runtime's QDQ int8 well;
 ONNX Runtime runs NNCF's QDQ ONNX, slowly), so a mismatch is a warning, in one line, naming the
-fix; an OpenVINO IR (.xml) given to ONNX Runtime cannot run at all and is an error.
+fix; an OpenVINO IR (.xml) given to ONNX Runtime cannot run at all and is an error. No runtime
+named means the file's own (`runtime_for`): OpenVINO for an IR, ONNX Runtime for an .onnx file,
+so the file a report names opens as it was timed without a flag.
 """
 
 from __future__ import annotations
@@ -63,9 +65,10 @@ class ModelRunner(Protocol):
     def run(self, batch: np.ndarray) -> np.ndarray: ...
 
 
-def parse_runtime(value: Runtime | str | None) -> Runtime:
+def runtime_for(path: str | os.PathLike[str], value: Runtime | str | None) -> Runtime:
+    """`value` parsed; None: the runtime that opens `path` as it is (OpenVINO for an IR .xml, else ONNX Runtime)."""
     if value is None:
-        return Runtime.onnxruntime
+        return Runtime.openvino if is_ir(path) else Runtime.onnxruntime
     try:
         return Runtime(value)
     except ValueError:
@@ -89,11 +92,12 @@ def mismatch(card: ModelCard, runtime: Runtime, path: str | os.PathLike[str]) ->
 
 def open_model(path: str | os.PathLike[str], runtime: Runtime | str | None, provider: Any, threads: int | None, *,
                hint: str | None = None, overrides: Mapping[str, Any] | None = None) -> ModelRunner:
-    """The adapter of `runtime` with `path` open (ONNX Runtime's on `provider`; OpenVINO's with `hint`).
+    """The adapter of `runtime` (None: the file's own) with `path` open (ONNX Runtime's on `provider`;
+    OpenVINO's with `hint`).
 
     A file made for the other runtime warns (`RuntimeMismatchWarning`); an IR for ONNX Runtime raises.
     """
-    chosen = parse_runtime(runtime)
+    chosen = runtime_for(path, runtime)
     model: ModelRunner
     if chosen is Runtime.openvino:
         if getattr(provider, "value", provider) not in (None, "cpu"):

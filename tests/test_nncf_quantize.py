@@ -90,7 +90,7 @@ def test_bf16_keeps_a_trained_models_masks_within_the_fp16_preset(demo_models):
 
 def test_each_runtime_says_when_a_file_was_made_for_the_other(demo_models, nncf_int8):
     with pytest.raises(ModelFileError, match="OpenVINO IR.*--runtime openvino"):
-        Predictor(nncf_int8[0])
+        Predictor(nncf_int8[0], runtime="onnxruntime")
     with pytest.warns(RuntimeMismatchWarning, match="quantized for onnxruntime, not openvino.*--for openvino"):
         Predictor(demo_models.int8, runtime="openvino")
 
@@ -103,10 +103,26 @@ def test_predict_on_the_ir_and_the_mismatch_line(demo_models, nncf_int8, tmp_pat
         (folder / image.name).write_bytes(image.read_bytes())
     code, _, err = cli("predict", nncf_int8[0], folder, "--runtime", "openvino", "-o", tmp_path / "masks")
     assert code == 0 and len(list((tmp_path / "masks").glob("*_mask.png"))) == 2, err
+    code, _, err = cli("predict", nncf_int8[0], folder, "-o", tmp_path / "own")  # an IR runs on OpenVINO unasked
+    assert code == 0 and err.count("warning:") == 0, err
+    for mask in (tmp_path / "masks").glob("*_mask.png"):
+        assert (tmp_path / "own" / mask.name).read_bytes() == mask.read_bytes()
+    code, _, err = cli("predict", nncf_int8[0], folder, "--runtime", "onnxruntime", "-o", tmp_path / "ort")
+    assert code == 1 and "is an OpenVINO IR" in err and not (tmp_path / "ort").exists()
     code, _, err = cli("predict", demo_models.int8, folder, "--runtime", "openvino", "-o", tmp_path / "m2")
     assert code == 0
     lines = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(lines) == 1 and "quantized for onnxruntime" in lines[0]
+
+
+def test_eval_runs_each_file_on_its_own_runtime(demo_models, nncf_int8, cli):
+    code, out, err = cli("eval", demo_models.int8, nncf_int8[0], "--data", demo_models.data, "--limit", "20", "--json")
+    assert code == 0 and "warning:" not in err, err
+    qdq, ir = json.loads(out)["models"]
+    assert qdq["images"] == ir["images"] == 20 and abs(qdq["miou"] - ir["miou"]) <= 0.01
+    forced, = json.loads(cli("eval", nncf_int8[0], "--data", demo_models.data, "--limit", "20", "--runtime", "openvino",
+                             "--json")[1])["models"]
+    assert forced["miou"] == ir["miou"]
 
 
 @pytest.mark.parametrize(("args", "message"), [

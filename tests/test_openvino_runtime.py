@@ -224,7 +224,16 @@ def test_ir_file_opens_with_its_card_and_gives_the_onnx_masks(pair, ir_file):
 
 def test_onnx_runtime_given_an_ir_says_which_runtime_opens_it(ir_file):
     with pytest.raises(ModelFileError, match="OpenVINO IR.*runtime='openvino'.*segedge\\[openvino\\]"):
-        Predictor(ir_file)
+        Predictor(ir_file, runtime="onnxruntime")
+
+
+def test_no_runtime_named_is_the_files_own(pair, ir_file, predictor_models):
+    ort_predictor, _ = pair
+    from_ir, from_onnx = Predictor(ir_file, openvino_hint="f32"), Predictor(predictor_models.multiclass)
+    assert (from_ir.runtime.value, from_onnx.runtime.value) == ("openvino", "onnxruntime")
+    assert from_ir.session.describe().startswith("OpenVINO")
+    image = scene(90, 77)
+    np.testing.assert_array_equal(from_ir.predict(image), ort_predictor.predict(image))
 
 
 def test_ir_without_a_card_is_refused_naming_the_fix(predictor_models, tmp_path):

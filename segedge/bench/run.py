@@ -25,7 +25,7 @@ from runtimes.machine import machine_record, usable_cpus
 from runtimes.node_placement import NodePlacement, check_strict
 from runtimes.profiling import profile_placement
 from runtimes.providers import Provider, ProviderOptions, explain
-from runtimes.runtime import Runtime
+from runtimes.runtime import Runtime, runtime_for
 from runtimes.session import ModelSession, open_session
 from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 
@@ -56,10 +56,10 @@ class BenchRequest:
     io_binding: bool = False
     options: ProviderOptions = field(default_factory=ProviderOptions)
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
-    runtime: Runtime = Runtime.onnxruntime  # what runs the main row: ONNX Runtime on `provider`, or OpenVINO's adapter
+    runtime: Runtime | None = None  # the main row's: ONNX Runtime on `provider`, OpenVINO's adapter; None: the file's own
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "runtime", Runtime(self.runtime))
+        object.__setattr__(self, "runtime", runtime_for(self.target, self.runtime))
         if self.runtime is Runtime.openvino:
             given = [flag for flag, on in (("--provider", self.provider is not Provider.cpu), ("--strict", self.strict),
                                            ("--profile", self.profile), ("--io-binding", self.io_binding)) if on]

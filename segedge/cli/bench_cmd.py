@@ -10,7 +10,6 @@ from rich.table import Table
 
 from runtimes.errors import SegedgeError, UsageError
 from runtimes.providers import Provider, ProviderOptions
-from runtimes.runtime import Runtime
 from runtimes.timing import FailedRun
 
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
@@ -35,7 +34,7 @@ from segedge.cli.options import (
 def bench_command(
     model: str = typer.Argument(..., help="An ONNX file, or a zoo name / user model to export first."),
     provider: ProviderOpt = Provider.cpu,
-    runtime: RuntimeOpt = Runtime.onnxruntime,
+    runtime: RuntimeOpt = None,
     torch_baseline: Optional[bool] = typer.Option(None, "--torch/--no-torch", help="Time the PyTorch eager baseline in the same run (default: when the model's card names its PyTorch source)."),
     compare: Optional[str] = typer.Option(None, "--compare", help="Peers to time in the same run, comma-separated: torch, compile (torch.compile), openvino (OpenVINO's runtime on the same ONNX), ort-cpu (ONNX Runtime's CPU provider)."),
     warmup: Warmup = 3,

@@ -14,7 +14,6 @@ from rich.table import Table
 
 from runtimes.errors import UsageError
 
-from runtimes.runtime import Runtime
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
 from segedge.cli.options import OpenvinoHint, RuntimeOpt
 from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, Json, Overwrite, Samples, Threads,
@@ -33,7 +32,7 @@ def eval_command(
     weights: Weights = None,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score only the first N images."),
     threads: Threads = None,
-    runtime: RuntimeOpt = Runtime.onnxruntime,
+    runtime: RuntimeOpt = None,
     openvino_hint: OpenvinoHint = None,
     as_json: Json = False,
     isolate: Isolate = False,
@@ -54,7 +53,7 @@ def eval_command(
     if cluster is not None and html is not None:
         raise UsageError("--html keeps each model's sample label maps in this process: run it with --engine local")
     request = EvalRequest(data=data, models=tuple(models or ()), torch_model=torch_model, weights=weights,
-                          limit=limit, threads=threads, card_overrides=card.overrides(), runtime=runtime.value,
+                          limit=limit, threads=threads, card_overrides=card.overrides(), runtime=runtime,
                           openvino_hint=openvino_hint)
     if torch_model is not None:
         require_torch("eval --torch")

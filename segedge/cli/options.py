@@ -75,9 +75,10 @@ Budget = Annotated[float, typer.Option(
     "--budget", min=0, max=100, help="mIoU points (with labels), else argmax-agreement points, a faster row may lose.")]
 OpenvinoHint = Annotated[Optional[str], typer.Option(
     "--openvino-hint", help="OpenVINO inference precision: f32, bf16 or f16 (default: OpenVINO's choice, bf16 on AMX CPUs).")]
-RuntimeOpt = Annotated[Runtime, typer.Option(
+RuntimeOpt = Annotated[Optional[Runtime], typer.Option(
     "--runtime", help="What runs the model: onnxruntime (its --provider), or openvino: OpenVINO's own runtime "
-                      "(pip install 'segedge[openvino]'; .onnx or IR .xml files; precision: --openvino-hint).")]
+                      "(pip install 'segedge[openvino]'; .onnx or IR .xml files; precision: --openvino-hint). "
+                      "Default: the file's own, openvino for an IR .xml, onnxruntime for an .onnx file.")]
 ForRuntime = Annotated[Runtime, typer.Option(
     "--for", help="The runtime the int8 file is made for: onnxruntime (its QDQ quantizer, an .onnx file) or openvino "
                   "(NNCF's post-training quantization, an OpenVINO IR .xml + .bin: what OpenVINO runs fastest).")]

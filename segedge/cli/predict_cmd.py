@@ -16,7 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from runtimes.errors import ImageError, InputFileError
 from runtimes.predictor import Predictor
 from runtimes.providers import Provider
-from runtimes.runtime import Runtime
 
 from segedge.batch.clashes import check_predict_outputs
 from segedge.batch.cluster import RayCluster
@@ -39,7 +38,7 @@ def predict_command(
     overlap: Optional[int] = typer.Option(None, "--overlap", min=0, help="Overlap of neighbouring tiles in pixels."),
     resize_long: Optional[int] = typer.Option(None, "--resize-long", min=1, help="Resize so that the longer side is N pixels (output resized back)."),
     provider: ProviderOpt = Provider.cpu,
-    runtime: RuntimeOpt = Runtime.onnxruntime,
+    runtime: RuntimeOpt = None,
     openvino_hint: OpenvinoHint = None,
     threads: Threads = None,
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Read images up to N pixels (Pillow's decompression-bomb limit otherwise)."),
@@ -57,7 +56,7 @@ def predict_command(
     check_predict_outputs(model, inputs, jobs, output_dir, recursive, overlay, proba, overwrite)
     overrides = {**card.overrides(), "tile_size": tile, "tile_overlap": overlap}
     options = {"providers": provider, "resize_long": resize_long, "max_pixels": max_pixels,
-               "runtime": runtime.value, "openvino_hint": openvino_hint,
+               "runtime": runtime, "openvino_hint": openvino_hint,
                **{k: v for k, v in overrides.items() if v is not None}}
     with warnings.catch_warnings(record=True) as said:  # a file quantized for the other runtime: one line
         warnings.simplefilter("always")

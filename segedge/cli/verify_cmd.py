@@ -12,7 +12,6 @@ from rich.table import Table
 from runtimes.errors import ParityError
 from runtimes.precision import Precision
 from runtimes.providers import Provider
-from runtimes.runtime import Runtime
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
 from segedge.cli.options import (CardOptions, Isolate, Json, OpenvinoHint, PresetOpt, ProviderOpt, RuntimeOpt, Weights,
                                  card_options, parse_sizes)
@@ -26,7 +25,7 @@ def verify_command(
     weights: Weights = None,
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Comma-separated HxW sizes (default: the export size and a non-square one)."),
     provider: ProviderOpt = Provider.cpu,
-    runtime: RuntimeOpt = Runtime.onnxruntime,
+    runtime: RuntimeOpt = None,
     openvino_hint: OpenvinoHint = None,
     preset: PresetOpt = None,
     atol: Optional[float] = typer.Option(None, "--atol", min=0, help="Absolute tolerance on logits (overrides the preset)."),

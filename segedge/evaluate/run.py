@@ -93,7 +93,7 @@ class EvalRequest:
     limit: int | None = None
     threads: int | None = None
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
-    runtime: str | None = None  # what runs the model files: onnxruntime (default) or openvino
+    runtime: str | None = None  # what runs the model files: onnxruntime or openvino; None: each file's own
     openvino_hint: str | None = None  # with runtime openvino: its inference precision (None: OpenVINO's choice)
 
     def __post_init__(self) -> None:

@@ -43,7 +43,7 @@ class VerifyRequest:
     batch: int = 1
     seed: int = 0
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
-    runtime: Runtime = Runtime.onnxruntime  # what runs the model checked (the reference: PyTorch, or ORT CPU)
+    runtime: Runtime | None = None  # what runs the model checked (None: the file's own); the reference: PyTorch, or ORT CPU
     openvino_hint: str | None = None  # with runtime openvino: its inference precision (None: OpenVINO's choice)
 
 
