@@ -49,6 +49,7 @@ def test_the_verdict_names_the_install_the_best_row_needs(report):
     assert report.best is not None and "ship it: pip install" in report.best_reason
     best = {r.label: r for r in report.rows}[report.best]
     assert ("segedge[openvino]" in report.best_reason) == (best.runtime == "openvino")
+    assert f'Predictor("{best.file}"' in report.best_reason and best.file and Path(best.file).is_file()
 
 
 def test_bench_runtime_openvino_times_the_predictors_adapter(capsys, tmp_path, report):

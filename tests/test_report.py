@@ -17,14 +17,14 @@ from segedge.cli import main
 from segedge.data import ShapesConfig, write_shapes_dataset
 from segedge.report import ReportRequest, ReportRow, choose_best, run_report
 from segedge.report.accuracy import accuracy_size
-from segedge.report.run import _random_weights
+from segedge.report.run import _random_weights, predictor_call
 from segedge.report.render import SCHEMA, write_report
 
 from .hostile import one_error_line
 
 TINY = "tests/tiny_models.py:build"
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
-ROW_KEYS = {"precision", "provider", "runtime", "label", "status", "reason", "file", "size_mb", "agreement", "parity_ok",
+ROW_KEYS = {"precision", "provider", "runtime", "label", "status", "reason", "file", "openvino_hint", "size_mb", "agreement", "parity_ok",
             "miou", "miou_lost", "p50_ms", "p90_ms", "mean_ms", "throughput", "memory_mb", "peak_rss_mb", "gpu_memory_mb", "setup_s",
             "first_run_ms", "compile_s", "notes"}
 
@@ -148,6 +148,19 @@ def test_best_row_rules():
     best, rule = choose_best(rows, budget=1.0, random_weights=True)  # issue 12: no verdict on random weights
     assert best is None and "cannot be judged on random weights" in rule
     assert "fastest by speed alone, accuracy unknown: int8 / cpu / onnxruntime, 30.0 ms p50" in rule
+
+
+@pytest.mark.parametrize(("row", "call"), [
+    (ReportRow("int8", "CPU, NNCF IR", "openvino", file="r/m_int8.xml"), 'Predictor("r/m_int8.xml")'),
+    (ReportRow("int8", "CPU, ORT QDQ", "openvino", file="r/m_int8.onnx"), 'Predictor("r/m_int8.onnx", runtime="openvino")'),
+    (ReportRow("fp32", "CPU bf16", "openvino", file="r/m.onnx", openvino_hint="bf16"),
+     'Predictor("r/m.onnx", runtime="openvino", openvino_hint="bf16")'),
+    (ReportRow("int8", "cpu", "onnxruntime", file="r/m_int8.onnx"), 'Predictor("r/m_int8.onnx")'),
+    (ReportRow("fp16", "cuda", "onnxruntime", file="r/m_fp16.onnx"), 'Predictor("r/m_fp16.onnx", providers="cuda")'),
+    (ReportRow("fp32", "openvino (auto)", "onnxruntime", file="r/m.onnx"), 'Predictor("r/m.onnx", providers="openvino")'),
+])
+def test_the_verdict_says_how_an_app_runs_the_row(row, call):
+    assert predictor_call(row) == call
 
 
 def test_which_weights_are_random(tmp_path):

@@ -20,6 +20,7 @@ class ReportRow:
     status: str = "ok"
     reason: str = ""
     file: str | None = None
+    openvino_hint: str | None = None  # the inference precision an OpenVINO row asked for (None: OpenVINO's choice)
     size_mb: float | None = None
     agreement: float | None = None
     parity_ok: bool | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from runtimes.parity import PRESETS, Parity, ParityAccumulator, Tolerance, compa
 from runtimes.postprocess import labels
 from runtimes.precision import Precision
 from runtimes.providers import Provider, ProviderOptions, check_openvino_hint, resolve
-from runtimes.runtime import INSTALL, Runtime
+from runtimes.runtime import INSTALL, Runtime, runtime_for
 from runtimes.session import open_session
 from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 from segedge.bench.run import Peer, onnx_for
@@ -127,8 +128,8 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
     agreement_on = _measure_accuracy(request, candidates, card, x, size, progress, samples if samples and samples.limit else None)
     fill_losses([c.row for c in candidates])
     best, why = choose_best([c.row for c in candidates], request.budget, random_weights=_random_weights(request))
-    if best is not None and best.runtime in tuple(Runtime):  # a row an app ships through the Predictor
-        why += f"; ship it: {INSTALL[Runtime(best.runtime)]}, Predictor(path, runtime=\"{best.runtime}\")"
+    if best is not None and best.runtime in tuple(Runtime) and best.file:  # a row an app ships through the Predictor
+        why += f"; ship it: {INSTALL[Runtime(best.runtime)]}, {predictor_call(best)}"
     return Report(
         model=request.target, input_size=size, threads=threads, rows=[c.row for c in candidates],
         best=best.label if best else None, best_reason=why, calibration=calibration,
@@ -136,6 +137,19 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
         files={p: str(f) for p, f in files.items() if isinstance(f, Path)}, seconds=time.perf_counter() - start,
         weights=_weights_note(request, card), agreement_on=agreement_on,
     )
+
+
+def predictor_call(row: ReportRow) -> str:
+    """The line that runs `row`'s file in an app as the row was timed: only what differs from the defaults."""
+    arguments = [json.dumps(row.file)]
+    if runtime_for(str(row.file), None).value != row.runtime:
+        arguments.append(f'runtime="{row.runtime}"')
+    provider = row.provider.removesuffix(" (auto)")
+    if row.runtime == Runtime.onnxruntime and provider != Provider.cpu.value:
+        arguments.append(f'providers="{provider}"')
+    if row.openvino_hint is not None:
+        arguments.append(f'openvino_hint="{row.openvino_hint}"')
+    return f"Predictor({', '.join(arguments)})"
 
 
 def _fp32_file(request: ReportRequest, out: Path, progress: Progress) -> Path:
@@ -228,7 +242,7 @@ def _candidates(request: ReportRequest, files: dict[str, Path | str], card: Mode
                                           precision_enum))
         if "openvino" in request.runtimes:
             for hint, label in _openvino_variants(key, request.openvino_hint):
-                row = ReportRow(precision, label, "openvino")
+                row = ReportRow(precision, label, "openvino", openvino_hint=hint)
                 shipped.append(_Candidate(row, _openvino_factory(file, threads, hint, request.card_overrides),
                                           precision_enum))
         for c in shipped:
