@@ -16,8 +16,9 @@ from .runtime import Runtime, is_ir, open_model
 @dataclass(frozen=True)
 class ModelInfo:
     path: Path
+    format: str  # "ONNX", "ORT format" or "OpenVINO IR"
     size_mb: float
-    opset: dict[str, int]
+    opset: dict[str, int]  # empty where the file is not protobuf ONNX (or onnx is not installed)
     producer: str
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
@@ -32,6 +33,7 @@ class ModelInfo:
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
+            "format": self.format,
             "size_mb": round(self.size_mb, 3),
             "opset": self.opset,
             "producer": self.producer,
@@ -51,15 +53,14 @@ class ModelInfo:
 
 def describe_model(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None,
                    runtime: Runtime | str | None = None) -> ModelInfo:
-    """What `path` is (.onnx, .ort, or an OpenVINO IR .xml with runtime="openvino", the default for .xml)."""
-    if runtime is None and is_ir(path):
-        runtime = Runtime.openvino
+    """What `path` is: .onnx, .ort, or an OpenVINO IR .xml (`runtime` None: the file's own runtime)."""
     opened = open_model(path, runtime, "cpu", 1, overrides=overrides)
     session = getattr(opened, "session", None)  # ONNX Runtime's own, for its metadata
     opset, producer = _from_proto(opened.path)
     inspection = opened.inspection
     return ModelInfo(
         path=opened.path,
+        format=file_format(opened.path),
         size_mb=sum(p.stat().st_size for p in model_files(opened.path)) / 1e6,
         opset=opset,
         producer=producer or (session.get_modelmeta().producer_name if session is not None else ""),
@@ -73,6 +74,10 @@ def describe_model(path: str | os.PathLike[str], overrides: Mapping[str, Any] | 
         target=inspection.target,
         shape_constraints=inspection.shape_constraints(),
     )
+
+
+def file_format(path: Path) -> str:
+    return "OpenVINO IR" if is_ir(path) else "ORT format" if path.suffix.lower() == ".ort" else "ONNX"
 
 
 def model_megabytes(path: Path) -> float:

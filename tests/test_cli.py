@@ -53,6 +53,9 @@ def test_info_and_verify(cli, tiny_onnx):
     info = json.loads(out)
     assert code == 0 and info["card"]["name"] == "build" and info["inputs"][0].startswith("image: tensor(float) [Nx3xHxW]")
     assert "CPUExecutionProvider" in info["available_providers"]
+    assert info["format"] == "ONNX" and info["opset"]["ai.onnx"] >= 17
+    code, out, _ = cli("info", str(tiny_onnx))
+    assert code == 0 and f"ONNX  (opset ai.onnx {info['opset']['ai.onnx']}; {info['producer']})" in out.splitlines()[0]
     code, out, _ = cli("verify", str(tiny_onnx), "--sizes", "48x40,33x71", "--json")
     report = json.loads(out)
     assert code == 0 and report["passed"] and [r["size"] for r in report["results"]] == [[48, 40], [33, 71]]

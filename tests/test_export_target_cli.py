@@ -33,6 +33,7 @@ def test_mobile_target_writes_ort_format_that_info_reads(cli, tmp_path):
     assert sorted(files_under(tmp_path)) == ["tiny_mobile.ort", "tiny_mobile.required_operators.config"]
     code, stdout, _ = cli("info", out)
     assert code == 0 and "made for target mobile" in stdout and "takes: dynamic input" in stdout
+    assert " MB  ORT format  (pytorch)" in stdout.splitlines()[0]  # a flatbuffer: no opset imports to read
 
 
 def test_qnn_target_from_a_foreign_file_is_static_and_verified(cli, tmp_path, calib, tiny_export):

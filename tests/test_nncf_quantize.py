@@ -60,6 +60,13 @@ def test_the_ir_and_its_card_say_what_it_is_for(nncf_int8):
     assert result["passed"] is True and result["calibration"]["quantizer"] == "nncf"
 
 
+def test_info_reads_the_ir_on_openvino(nncf_int8, cli):
+    code, out, err = cli("info", nncf_int8[0])
+    assert code == 0, err
+    assert out.splitlines()[0].endswith(" MB  OpenVINO IR") and "runs on: OpenVINO CPU" in out
+    assert "runs in int8: Convolution" in out
+
+
 def test_accuracy_on_the_held_out_images_measured_on_openvino(nncf_int8):
     parity = Predictor(nncf_int8[0], runtime="openvino").card.parity
     assert parity["images"] == 100 and "labelled images" in parity["source"]

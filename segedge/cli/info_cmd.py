@@ -28,7 +28,9 @@ def info_command(
         return
     # markup=False everywhere: names in a model are printed verbatim, brackets and all.
     say = lambda text: out.print(text, markup=False, highlight=False)  # noqa: E731
-    say(f"{info.path}  {info.size_mb:.1f} MB  opset {info.opset or '?'}  ({info.producer})")
+    opsets = ", ".join(f"{domain} {version}" for domain, version in info.opset.items()) if info.opset else None
+    made = "; ".join(part for part in (f"opset {opsets}" if opsets else "", info.producer) if part)
+    say(f"{info.path}  {info.size_mb:.1f} MB  {info.format}{f'  ({made})' if made else ''}")
     for tensor in info.inputs:
         say(f"  input   {tensor.describe()}")
     for tensor in info.outputs:
