@@ -15,7 +15,8 @@ from runtimes.providers import Provider
 from segedge.quantize import convert as quantize_convert
 from segedge.cli import main
 from segedge.data import ShapesConfig, write_shapes_dataset
-from segedge.report import ReportRequest, ReportRow, choose_best, run_report
+from segedge.report import Report, ReportRequest, ReportRow, choose_best, run_report
+from segedge.report.rows import miou_floor
 from segedge.report.accuracy import accuracy_size
 from segedge.report.run import _random_weights, predictor_call
 from segedge.report.render import SCHEMA, write_report
@@ -68,6 +69,7 @@ def test_report_table_and_files(tmp_path, monkeypatch, labelled):
     data = json.loads((request.output / "report.json").read_text())
     assert data["schema"] == SCHEMA and data["input_size"] == [48, 48] and data["threads"] == 1
     assert data["best"]["row"] == report.best and data["calibration"].startswith("32 synthetic shapes images")
+    assert data["best"]["budget_points"] == request.budget == 1.0
     assert set(data) >= {"model", "rows", "machine", "files", "plot", "data", "seconds"}
     assert all(set(row) == ROW_KEYS for row in data["rows"])
     assert data["machine"]["threads_used"] == 1 and "flags" in data["machine"]["cpu"]
@@ -161,6 +163,18 @@ def test_best_row_rules():
 ])
 def test_the_verdict_says_how_an_app_runs_the_row(row, call):
     assert predictor_call(row) == call
+
+
+def test_the_plots_budget_line_is_the_verdicts_floor():
+    rows = [_row("fp32/cpu/x", 100.0, True, 0.80, runtime="torch"), _row("int8/cpu/x", 30.0, False, 0.7951)]
+    report = Report(model="m", input_size=(8, 8), threads=1, rows=rows, best=None, best_reason="", calibration=None,
+                    data=None, machine={}, files={}, seconds=0.0, budget=0.5)
+    assert miou_floor(report) == pytest.approx(0.795)
+    assert choose_best(rows, budget=0.5)[0] is rows[1]  # just above the line
+    rows[1].miou = 0.7949
+    assert choose_best(rows, budget=0.5)[0] is rows[0]  # just below it
+    rows[0].status = "failed"
+    assert miou_floor(report) is None  # no PyTorch fp32 mIoU: no line
 
 
 def test_which_weights_are_random(tmp_path):

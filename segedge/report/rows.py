@@ -58,11 +58,23 @@ class Report:
     seconds: float
     weights: str | None = None  # what the weights are: demo (recipe, held-out mIoU), a checkpoint, random
     agreement_on: str = "a generated image"  # what argmax agreement with PyTorch fp32 was measured on
+    budget: float = 1.0  # mIoU points a row may lose against PyTorch fp32 and still be named
+
+
+def miou_floor(report: Report) -> float | None:
+    """The lowest mIoU a row may have and be named (PyTorch fp32's minus the budget); None without one."""
+    reference = _reference(report.rows)
+    return None if reference is None or reference.miou is None else reference.miou - report.budget / 100.0
+
+
+def _reference(rows: list[ReportRow]) -> ReportRow | None:
+    """PyTorch fp32's row with its mIoU: what every row's accuracy is measured against."""
+    return next((r for r in rows if r.runtime == "torch" and r.status == "ok" and r.miou is not None), None)
 
 
 def fill_losses(rows: list[ReportRow]) -> None:
     """Each row's mIoU points lost against the PyTorch fp32 row (when both have an mIoU)."""
-    reference = next((r for r in rows if r.runtime == "torch" and r.status == "ok" and r.miou is not None), None)
+    reference = _reference(rows)
     if reference is None or reference.miou is None:
         return
     for row in rows:
@@ -80,9 +92,9 @@ def choose_best(rows: list[ReportRow], budget: float, random_weights: bool = Fal
         return None, (f"the weights are random, and accuracy cannot be judged on random weights "
                       f"(train them with --weights demo, or give your checkpoint with --weights); "
                       f"fastest by speed alone, accuracy unknown: {fastest.label}, {_p50(fastest):.1f} ms p50")
-    reference = next((r for r in ok if r.runtime == "torch" and r.miou is not None), None)
+    reference = _reference(ok)
     if reference is not None and reference.miou is not None:
-        floor = reference.miou - budget / 100.0
+        floor = reference.miou - budget / 100.0  # as `miou_floor` draws it
         eligible = [r for r in ok if r.miou is not None and r.miou >= floor]
         rule = f"fastest p50 with mIoU >= PyTorch fp32's {reference.miou:.4f} - {budget:g} points"
     elif any(r.parity_ok is not None for r in ok):

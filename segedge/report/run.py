@@ -135,7 +135,7 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
         best=best.label if best else None, best_reason=why, calibration=calibration,
         data=str(request.data) if request.data else None, machine=machine_record(threads),
         files={p: str(f) for p, f in files.items() if isinstance(f, Path)}, seconds=time.perf_counter() - start,
-        weights=_weights_note(request, card), agreement_on=agreement_on,
+        weights=_weights_note(request, card), agreement_on=agreement_on, budget=request.budget,
     )
 
 
