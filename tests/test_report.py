@@ -141,7 +141,8 @@ def test_best_row_rules():
     rows = [_row("fp32/cpu/x", 100.0, True, 0.80, runtime="torch"), _row("int8/cpu/x", 30.0, False, 0.70),
             _row("int8/CPU/x", 40.0, False, 0.795), _row("fp32/cpu/x", 90.0, True, 0.80)]
     best, rule = choose_best(rows, budget=1.0)
-    assert best is rows[2] and "1 points" in rule  # 0.795 is within 1 mIoU point of 0.80; 0.70 is not
+    assert best is rows[2] and rule.endswith("0.8000 - 1 mIoU point")  # 0.795 is within 1 point of 0.80; 0.70 is not
+    assert choose_best(rows, budget=0.5)[1].endswith("- 0.5 mIoU points")
     for r in rows:
         r.miou = None
     best, rule = choose_best(rows, budget=1.0)

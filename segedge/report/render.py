@@ -15,7 +15,7 @@ from runtimes.fileio import atomic_path, write_text_atomic
 from runtimes.outputs import PNG_KEY
 
 from segedge.report.html import report_page
-from segedge.report.rows import Report, ReportRow, miou_floor
+from segedge.report.rows import Report, ReportRow, budget_points, miou_floor
 from segedge.report.samples import SampleBook
 
 SCHEMA = "segedge.report.run/1"
@@ -128,7 +128,7 @@ def write_plot(report: Report, path: Path) -> Path | str:
     floor = miou_floor(report) if use_miou else None
     if floor is not None:  # the budget line keeps the scale honest: without it the axis zooms into 0.01 points
         axes.axhline(floor, color="grey", linestyle="--", linewidth=1,
-                     label=f"budget: PyTorch fp32 - {report.budget:g} mIoU point{'s' if report.budget != 1 else ''}")
+                     label=f"budget: PyTorch fp32 - {budget_points(report.budget)}")
     axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     latencies = [x for _, x, _ in drawn]
     if max(latencies) > 20 * min(latencies):  # eager PyTorch next to int8 squeezes the fast rows together

@@ -67,6 +67,11 @@ def miou_floor(report: Report) -> float | None:
     return None if reference is None or reference.miou is None else reference.miou - report.budget / 100.0
 
 
+def budget_points(budget: float) -> str:
+    """'1 mIoU point', '0.5 mIoU points': the budget as the verdict and the plot say it."""
+    return f"{budget:g} mIoU point{'' if budget == 1 else 's'}"
+
+
 def _reference(rows: list[ReportRow]) -> ReportRow | None:
     """PyTorch fp32's row with its mIoU: what every row's accuracy is measured against."""
     return next((r for r in rows if r.runtime == "torch" and r.status == "ok" and r.miou is not None), None)
@@ -96,7 +101,7 @@ def choose_best(rows: list[ReportRow], budget: float, random_weights: bool = Fal
     if reference is not None and reference.miou is not None:
         floor = reference.miou - budget / 100.0  # as `miou_floor` draws it
         eligible = [r for r in ok if r.miou is not None and r.miou >= floor]
-        rule = f"fastest p50 with mIoU >= PyTorch fp32's {reference.miou:.4f} - {budget:g} points"
+        rule = f"fastest p50 with mIoU >= PyTorch fp32's {reference.miou:.4f} - {budget_points(budget)}"
     elif any(r.parity_ok is not None for r in ok):
         eligible = [r for r in ok if r.parity_ok]
         rule = "fastest p50 whose argmax agreement with PyTorch fp32 meets its precision's preset"
