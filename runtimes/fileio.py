@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import OutputError
@@ -88,6 +89,31 @@ def _temporary_name(folder: Path, name: str, suffix: str) -> Path:
     # Named before the file exists (unlike mkstemp, which returns the name only once the file is
     # there): a Ctrl-C at any moment after this finds it in the caller's `finally`.
     return folder / f".{name}.{secrets.token_hex(8)}{suffix}"
+
+
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{16}(\.[A-Za-z0-9]+)?")  # what `_temporary_name` makes
+
+
+def remove_temporaries(folders: Iterable[Path], endings: tuple[str, ...]) -> int:
+    """Remove the temporaries `atomic_path` made in `folders` for files named ...`endings`; how many.
+
+    For a process whose writers were killed before their own clean-up ran (SIGKILL, a lost node):
+    only the parent knows where they wrote. A temporary is removed only when its name is exactly
+    one `atomic_path` makes for such a file, so a user's own hidden files stay.
+    """
+    removed = 0
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            match = _TEMPORARY.fullmatch(entry.name)
+            if match and match["name"].endswith(endings) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
 
 
 def _create_exclusive(path: Path) -> None:

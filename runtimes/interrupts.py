@@ -13,8 +13,9 @@ and exited 0 (issue 15). Three things make the interrupt stick:
    exist, so whoever ends the process knows what to remove.
 3. A watchdog thread, woken by the C-level signal handler through a wakeup pipe (so also while the
    main thread runs C code), gives the normal unwinding `GRACE_S`; if the process is still
-   running then, it removes the registered temporaries, kills child processes, writes the one
-   error line and leaves with exit code 130 (143 for SIGTERM) through `os._exit`.
+   running then, it removes the registered temporaries, kills child processes, runs the clean-ups
+   registered for after them (`after_children`: the temporaries those children were writing),
+   writes the one error line and leaves with exit code 130 (143 for SIGTERM) through `os._exit`.
 
 The watchdog needs the GIL: C code that holds it without calling back into Python (none seen for
 more than about a second in torch.export, onnxsim or ORT's quantizer) delays it by as long.
@@ -29,7 +30,7 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -39,6 +40,7 @@ MESSAGES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 _requested: list[int] = []  # the signals received while `stop_on_signals` is active
 _temporaries: dict[str, bool] = {}  # path -> is a folder; plain dict operations are atomic under the GIL
+_after_children: dict[int, Callable[[], object]] = {}  # id -> clean-up run once child processes are dead
 _exit_lock = threading.Lock()  # held by whichever ends the run: the watchdog, or the unwound main thread
 
 
@@ -62,6 +64,18 @@ def temporary(path: Path, folder: bool = False) -> Iterator[Path]:
         yield path
     finally:
         _temporaries.pop(key, None)
+
+
+@contextlib.contextmanager
+def after_children(clean_up: Callable[[], object]) -> Iterator[None]:
+    """Register `clean_up` for a forced exit, run once the child processes are killed: what workers
+    (Ray's actors) leave when killed mid-write is known to the parent only, and final only then."""
+    key = id(clean_up)
+    _after_children[key] = clean_up
+    try:
+        yield
+    finally:
+        _after_children.pop(key, None)
 
 
 @contextlib.contextmanager
@@ -143,6 +157,9 @@ def _force_exit(signum: int) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(path)
     _kill_children()
+    for clean_up in list(_after_children.values()):
+        with contextlib.suppress(Exception):
+            clean_up()
     # os.write, not sys.stderr: the main thread may hold the stream's lock.
     with contextlib.suppress(OSError):
         os.write(2, f"segedge: error: {MESSAGES[signal.Signals(signum)]}\n".encode())

@@ -23,6 +23,7 @@ import psutil
 import pytest
 from PIL import Image
 
+from runtimes.fileio import remove_temporaries
 from segedge.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,6 +218,53 @@ def test_a_swallowed_interrupt_is_enforced_and_cleaned_up(scratch, tmp_path, sig
     assert (got, err) == (code, f"segedge: error: {message}\n")
     assert time.monotonic() - sent < BOUND_S * SLACK
     assert segedge_leftovers(scratch) == [] and list(target.parent.iterdir()) == []
+
+
+KILLED_WRITER = """
+import subprocess, sys, time
+from pathlib import Path
+from runtimes.fileio import remove_temporaries
+from runtimes.interrupts import after_children, stop_on_signals
+
+def swallowing():
+    while True:
+        try:
+            time.sleep(0.01)
+        except KeyboardInterrupt:
+            pass
+
+out = Path(sys.argv[1])
+writer = ("import sys, time\\nfrom runtimes.fileio import atomic_path\\nwith atomic_path(sys.argv[1]) as tmp:\\n"
+          "    tmp.write_bytes(b'half a mask')\\n    print('writing', flush=True)\\n    time.sleep(600)\\n")
+with stop_on_signals(), after_children(lambda: remove_temporaries([out], ("_mask.png",))):
+    child = subprocess.Popen([sys.executable, "-c", writer, str(out / "003_mask.png")], stdout=subprocess.PIPE, text=True)
+    child.stdout.readline()
+    print("ready", flush=True)
+    swallowing()
+"""
+
+
+def test_a_forced_exit_removes_what_its_killed_children_were_writing(tmp_path):
+    """Ray's actors write the masks: killed mid-write, only the driver can remove their temporaries."""
+    out = tmp_path / "masks"
+    out.mkdir()
+    (out / ".notes_mask.png").write_bytes(b"the user's own hidden file")
+    process = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(out)], cwd=ROOT, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == "ready\n"
+    assert len(list(out.glob(".003_mask.png.*"))) == 1
+    got, err, _ = interrupt(process, signal.SIGINT)
+    assert (got, err) == (130, "segedge: error: interrupted\n")
+    assert sorted(p.name for p in out.iterdir()) == [".notes_mask.png"]
+
+
+def test_remove_temporaries_takes_only_what_atomic_path_makes(tmp_path):
+    names = [".003_mask.png.c1af7d402b465c54.tmp", ".a b_overlay.png.0123456789abcdef.png",  # atomic_path's
+             ".003_mask.png", ".003_mask.png.nothexnothexnoth.tmp", ".model.onnx.c1af7d402b465c54.tmp", "003_mask.png"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    assert remove_temporaries([tmp_path, tmp_path / "missing"], ("_mask.png", "_overlay.png")) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
 
 
 COMMIT_AFTER_SWALLOWED = """

@@ -20,11 +20,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
+
 from runtimes.errors import SegedgeError, UsageError
 
 # Ray Data waits this long for the whole actor pool to start before it gives up; the pool is
 # checked against the cluster's CPUs first, so only a cluster that loses nodes meanwhile waits.
 _WAIT_FOR_ACTORS_S = 300
+_SHUTDOWN_S = 10  # a local instance's processes end well within this after ray.shutdown()
 _MAX_BLOCK = 64
 _CONNECT_TIMEOUT_S = 10
 
@@ -70,6 +73,7 @@ def ray_session(cluster: RayCluster) -> Iterator[int]:
     """
     ray = require_ray()
     started = not ray.is_initialized()
+    before = set(psutil.Process().children(recursive=True))
     if started:
         _init(ray, cluster.address)
     try:
@@ -77,7 +81,14 @@ def ray_session(cluster: RayCluster) -> Iterator[int]:
         yield pool_size(cluster, float(ray.cluster_resources().get("CPU", 0)))
     finally:
         if started:
+            # A local instance: its raylet, actors and tasks, this process's children that Ray started.
+            instance = [p for p in psutil.Process().children(recursive=True) if p not in before]
             ray.shutdown()
+            # Ended when this returns, so what they were writing can be cleaned up after them.
+            _, alive = psutil.wait_procs(instance, timeout=_SHUTDOWN_S)
+            for process in alive:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
 
 
 def pool_size(cluster: RayCluster, cpus: float) -> int:

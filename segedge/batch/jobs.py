@@ -21,6 +21,7 @@ from runtimes.postprocess import labels_from_probabilities, overlay_image, palet
 from runtimes.predictor import Predictor
 
 MASK, OVERLAY, PROBA = "_mask.png", "_overlay.png", "_proba.npy"
+OUTPUTS = (MASK, OVERLAY, PROBA)  # how the names of an image's outputs end
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, CRC
 
