@@ -164,3 +164,24 @@ def test_piped_tables_are_not_cut_to_80_columns():
     assert piped.returncode == narrow.returncode == 0
     assert "deeplabv3_mobilenet_v3_large" in piped.stdout and "…" not in piped.stdout
     assert "…" in narrow.stdout  # $COLUMNS still decides when set
+
+
+def test_every_options_help_shows_its_brackets(cli, monkeypatch):
+    """Help is rich markup: an unescaped `segedge[openvino]` printed as `segedge`, the extra lost."""
+    import re
+
+    import typer
+
+    from segedge.cli import app
+
+    monkeypatch.setenv("COLUMNS", "3000")  # one line per option: no wrapping inside a bracket
+    group = typer.main.get_command(app)
+    checked = 0
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        code, out, _ = cli(name, "--help")
+        assert code == 0
+        for param in command.params:
+            for raw in re.findall(r"\\?\[[^\]\s]+\]", getattr(param, "help", None) or ""):
+                assert raw.lstrip("\\") in out, f"{name} {param.name}: {raw} lost in --help"
+                checked += 1
+    assert checked >= 4  # --runtime and --engine on several verbs at least

@@ -77,7 +77,7 @@ OpenvinoHint = Annotated[Optional[str], typer.Option(
     "--openvino-hint", help="OpenVINO inference precision: f32, bf16 or f16 (default: OpenVINO's choice, bf16 on AMX CPUs).")]
 RuntimeOpt = Annotated[Optional[Runtime], typer.Option(
     "--runtime", help="What runs the model: onnxruntime (its --provider), or openvino: OpenVINO's own runtime "
-                      "(pip install 'segedge[openvino]'; .onnx or IR .xml files; precision: --openvino-hint). "
+                      "(pip install 'segedge\\[openvino]'; .onnx or IR .xml files; precision: --openvino-hint). "
                       "Default: the file's own, openvino for an IR .xml, onnxruntime for an .onnx file.")]
 ForRuntime = Annotated[Runtime, typer.Option(
     "--for", help="The runtime the int8 file is made for: onnxruntime (its QDQ quantizer, an .onnx file) or openvino "
@@ -96,7 +96,7 @@ class Engine(str, Enum):
 
 EngineOpt = Annotated[Engine, typer.Option(
     "--engine", help="local: this process; ray: a Ray Data job, one Predictor per actor, on a local Ray instance "
-                     "or the cluster at --address (needs segedge[ray]).")]
+                     "or the cluster at --address (needs segedge\\[ray]).")]
 Address = Annotated[Optional[str], typer.Option(
     "--address", help="With --engine ray: the Ray cluster to join, HOST:PORT of its head (`auto`: the one `ray start` "
                       "runs on this machine; `local`: a new local instance for this command). Default, as Ray's: "
