@@ -68,12 +68,16 @@ def temporary(path: Path, folder: bool = False) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def after_children(clean_up: Callable[[], object]) -> Iterator[None]:
-    """Register `clean_up` for a forced exit, run once the child processes are killed: what workers
-    (Ray's actors) leave when killed mid-write is known to the parent only, and final only then."""
+    """Run `clean_up` when the block fails, or on a forced exit once the child processes are killed:
+    what workers (Ray's actors) leave when killed mid-write is known to the parent only. Enclose
+    whatever ends those workers (`ray_session`), so that they are gone when it runs."""
     key = id(clean_up)
     _after_children[key] = clean_up
     try:
         yield
+    except BaseException:
+        clean_up()
+        raise
     finally:
         _after_children.pop(key, None)
 

@@ -73,7 +73,7 @@ def ray_session(cluster: RayCluster) -> Iterator[int]:
     """
     ray = require_ray()
     started = not ray.is_initialized()
-    before = set(psutil.Process().children(recursive=True))
+    before = set(psutil.Process().children(recursive=True)) if started else set()
     if started:
         _init(ray, cluster.address)
     try:

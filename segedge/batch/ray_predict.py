@@ -75,21 +75,16 @@ def predict_on_ray(spec: SegmentSpec, jobs: list[tuple[Path, Path]], output_dir:
     nodes: set[str] = set()  # counts, failures and nodes only: a million images' rows stay off the driver's memory
     # An actor killed mid-write (Ctrl-C ends the instance; a node is lost) cannot remove its temporary.
     clean_up = functools.partial(remove_temporaries, sorted({Path(row["stem"]).parent for row in rows}), OUTPUTS)
-    with after_children(clean_up):  # a forced exit: once the instance's processes are killed
-        try:
-            with ray_session(cluster) as workers:
-                blocks, workers = plan_blocks(len(rows), workers)
-                for result in _run(spec, rows, blocks, workers, cluster.threads_per_worker):
-                    if result.status == "failed":
-                        failures.append((result.source, result.reason))
-                    else:
-                        counts[result.status] += 1
-                    if result.status != "present":
-                        nodes.add(result.node)
-                    report(result)
-        except BaseException:
-            clean_up()  # the session has ended: a local instance's actors are gone
-            raise
+    with after_children(clean_up), ray_session(cluster) as workers:
+        blocks, workers = plan_blocks(len(rows), workers)
+        for result in _run(spec, rows, blocks, workers, cluster.threads_per_worker):
+            if result.status == "failed":
+                failures.append((result.source, result.reason))
+            else:
+                counts[result.status] += 1
+            if result.status != "present":
+                nodes.add(result.node)
+            report(result)
     order = {str(source): i for i, (source, _) in enumerate(jobs)}
     failures.sort(key=lambda failure: order[failure[0]])
     write_failures(output_dir, failures)

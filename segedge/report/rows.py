@@ -63,8 +63,11 @@ class Report:
 
 def miou_floor(report: Report) -> float | None:
     """The lowest mIoU a row may have and be named (PyTorch fp32's minus the budget); None without one."""
-    reference = _reference(report.rows)
-    return None if reference is None or reference.miou is None else reference.miou - report.budget / 100.0
+    return _floor(_reference(report.rows), report.budget)
+
+
+def _floor(reference: ReportRow | None, budget: float) -> float | None:
+    return None if reference is None or reference.miou is None else reference.miou - budget / 100.0
 
 
 def budget_points(budget: float) -> str:
@@ -98,8 +101,8 @@ def choose_best(rows: list[ReportRow], budget: float, random_weights: bool = Fal
                       f"(train them with --weights demo, or give your checkpoint with --weights); "
                       f"fastest by speed alone, accuracy unknown: {fastest.label}, {_p50(fastest):.1f} ms p50")
     reference = _reference(ok)
-    if reference is not None and reference.miou is not None:
-        floor = reference.miou - budget / 100.0  # as `miou_floor` draws it
+    floor = _floor(reference, budget)  # the line `miou_floor` draws
+    if reference is not None and floor is not None:
         eligible = [r for r in ok if r.miou is not None and r.miou >= floor]
         rule = f"fastest p50 with mIoU >= PyTorch fp32's {reference.miou:.4f} - {budget_points(budget)}"
     elif any(r.parity_ok is not None for r in ok):
