@@ -77,13 +77,15 @@ def quantize_int8(
     exclude: Sequence[str] = (),
     card: ModelCard | None = None,
     transformer_float: bool = True,
+    calibration_cache: str | os.PathLike[str] | None = None,
 ) -> Int8Result:
     """Quantize the ONNX file `source` to `target`, calibrated on `count` images of the folder `calib`.
 
     `exclude`: node names kept in float (see `exporters.qdq_debug` for the nodes that lose most).
     `card`: the normalisation etc. for a model without a segedge card. `transformer_float`: a graph
     with attention keeps `exporters.int8_float.transformer_float_nodes` in float (False: int8 wherever
-    ONNX Runtime can).
+    ONNX Runtime can). `calibration_cache`: a file where ORT keeps the activation ranges of `method`
+    (written by the first call, read by the next): variants of one model share one calibration pass.
     """
     method, activations = Method(method), Activations(activations)
     model = load_model(source)
@@ -109,6 +111,7 @@ def quantize_int8(
                     activation_type=_ORT_ACTIVATIONS[activations],
                     calibrate_method=_ORT_METHODS[method],
                     nodes_to_exclude=list(dict.fromkeys([*exclude, *kept])),
+                    calibration_cache_path=calibration_cache,
                 )
         except (RuntimeError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
             raise ExportError(f"int8 quantization failed: {_first_line(exc)}") from exc
