@@ -60,6 +60,7 @@ def build_for_target(
     on_checks: Callable[[tuple[CheckReport, ...]], None] | None = None,
     progress: Progress | None = None,
     overwrite: bool = False,
+    quantizer: Callable[..., dict[str, Any]] | None = None,
 ) -> TargetResult:
     """Build `target`'s artefact from the fp32 ONNX file `fp32_onnx` at `output`.
 
@@ -72,9 +73,13 @@ def build_for_target(
     folder to verify on (default the calibration images, else generated ones). `on_checks` is
     called with the check reports before anything is written. `overwrite`: replace existing files
     that segedge did not write (`runtimes.outputs.check_outputs`); the input is never an output.
+    `quantizer`: what quantizes for QNN in place of `qnn.quantize_for_qnn` (same arguments; segedge's
+    repair search, `segedge.quantize.adapters.qnn_qdq.repairing_quantizer`).
     """
     say = progress or (lambda _message: None)
     spec = get_target(target)
+    if not spec.builds_from_onnx:  # a folder or a Core ML package: writers of their own
+        raise UsageError(f"target {spec.name} has its own writer: `segedge export MODEL --target {spec.name}` builds it")
     source = check_model_path(fp32_onnx)
     precision = _precision(spec, precision)
     weight_type = _weights(spec, weights)
@@ -90,7 +95,7 @@ def build_for_target(
         say(f"preparing the graph for {spec.name}")
         prepared = prepare(model, spec, size)
         graph_path, calibration = _graph(spec, prepared, precision, weight_type, work, calibration_paths, card, size,
-                                         say)
+                                         say, quantizer)
         if calibration is not None:
             calibration["folder"] = str(calib)
         say(f"checking operators: {', '.join(c.value for c in spec.checks)}")
@@ -203,7 +208,8 @@ def _calibration(target: Target, calib: str | os.PathLike[str] | None, count: in
 # -- the graph, its checks and the artefact ------------------------------------------------------
 def _graph(target: Target, prepared: Prepared, precision: str, weights: str | None, work: Path,
            calibration_paths: list[Path],
-           card: ModelCard | None, size: tuple[int, int], say: Progress) -> tuple[Path, dict[str, Any] | None]:
+           card: ModelCard | None, size: tuple[int, int], say: Progress,
+           quantizer: Callable[..., dict[str, Any]] | None = None) -> tuple[Path, dict[str, Any] | None]:
     """The ONNX graph the writer starts from (what the checks look at), and calibration facts if quantized."""
     graph = prepared.model
     if precision == "fp16" and target.artefact is Artefact.onnx:
@@ -218,8 +224,8 @@ def _graph(target: Target, prepared: Prepared, precision: str, weights: str | No
     say(f"quantizing for QNN ({target.activations} activations, {weights} weights) on {len(calibration_paths)} "
         "calibration images")
     quantized = work / "qdq.onnx"
-    facts = quantize_for_qnn(path, quantized, calibration_paths, card, size=size, activations=target.activations,
-                             weights=weights, workdir=work)
+    facts = (quantizer or quantize_for_qnn)(path, quantized, calibration_paths, card, size=size,
+                                            activations=target.activations, weights=weights, workdir=work)
     return quantized, facts
 
 

@@ -22,6 +22,9 @@ class Artefact(str, Enum):
     ort_format = "ort_format"  # .ort flatbuffer + its required-operators config (ORT Mobile)
     qnn_qdq = "qnn_qdq"  # QDQ .onnx with ORT's QNN quantization config
     openvino_ir = "openvino_ir"  # OpenVINO IR: .xml + .bin
+    # Not built from the ONNX file by `build_for_target` (`builds_from_onnx` is False):
+    web_folder = "web_folder"  # a folder: model.onnx, card.json, segedge.js, index.html, onnxruntime-web (exporters.targets.web)
+    mlpackage = "mlpackage"  # a Core ML .mlpackage converted from the PyTorch model by coremltools (segedge.export.mlpackage)
 
 
 class OrtStyle(str, Enum):
@@ -64,6 +67,11 @@ class Target:
     not_built: tuple[str, ...] = ()  # what only the device (or its SDK) builds
     not_checked: tuple[str, ...] = ()  # what the checks here cannot tell
     note: str = ""
+
+    @property
+    def builds_from_onnx(self) -> bool:
+        """`exporters.targets.build_for_target` writes it; the others have writers of their own."""
+        return self.artefact not in (Artefact.web_folder, Artefact.mlpackage)
 
 
 _ORT_FORMAT_VERSIONS = ("an .ort file loads in ONNX Runtime of the version that wrote it or newer, "
@@ -172,6 +180,35 @@ TARGETS: dict[str, Target] = {
                           "types, which TensorRT's parser checks when the engine is built"), _SPEED),
             note="static shape: one engine profile at --input-size; unsupported nodes fall back to CUDA/CPU "
                  "only under ONNX Runtime's TensorRT EP",
+        ),
+        Target(
+            name="web", runtime="onnxruntime-web 1.31.1, WASM execution provider (SIMD, threads when cross-origin "
+                                "isolated), in the browser",
+            artefact=Artefact.web_folder, artefact_suffix="", static_shape=False, max_opset=None, min_opset=None,
+            opset_reason="", default_precision="fp32", precisions=("fp32", "int8"), activations=None,
+            # onnxruntime-web's WASM build carries ONNX Runtime's CPU kernels (of its own version).
+            checks=(Check.ort_cpu_kernels,),
+            not_checked=(("masks in a browser at export time: the tests run the exported page in headless Chromium and "
+                          "compare its masks with the Predictor's (tests/test_web_target.py)"),
+                         "WebGPU (the module asks for the WASM execution provider only)",
+                         "speed in your users' browsers (`segedge bench --web` times it in headless Chromium here)"),
+            note="a folder to drop into a site: model.onnx (dynamic H/W), card.json, segedge.js (an ES module: "
+                 "load, preprocess as the Predictor does, run, mask, overlay), index.html (a demo), ort/ (the "
+                 "pinned onnxruntime-web files) and serve.py (127.0.0.1 with COOP/COEP, so WASM threads are on)",
+        ),
+        Target(
+            name="mlpackage", runtime="Core ML (iOS / macOS), ML Program in a .mlpackage, via coremltools 9.0",
+            artefact=Artefact.mlpackage, artefact_suffix=".mlpackage", static_shape=False, max_opset=None,
+            min_opset=None, opset_reason="", default_precision="fp32", precisions=("fp32", "fp16", "int8"),
+            activations=None, checks=(),
+            not_checked=("numerics: a .mlpackage runs only on macOS / iOS (`segedge verify MODEL.mlpackage` on a Mac "
+                         "compares it with PyTorch; here it says it cannot)",
+                         "which operators Core ML places on the Neural Engine, GPU or CPU", _SPEED),
+            note="converted from the PyTorch model (ct.convert on a torch.export program, convert_to='mlprogram'), "
+                 "not from ONNX; flexible H/W (RangeDim) where the graph converts with it, else the static "
+                 "--input-size (said); int8: linear_quantize_weights (weights only); the card in the package's "
+                 "user metadata. Not the `coreml` target, which writes an ORT-format file for ONNX Runtime's "
+                 "CoreML execution provider",
         ),
     )
 }

@@ -21,7 +21,7 @@ from segedge.cli.options import (Calib, CardOptions, ExportTo, Json, OutputKey, 
 def export_command(
     model: str = typer.Argument(..., help="Zoo name (see `segedge models`), your own `package.module:function` / `file.py:function` returning an nn.Module, or (with --target) an ONNX file."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the .onnx file (default: ./<name>.onnx; with --target, ./<name>_<target> with its suffix)."),
-    target: TargetName = typer.Option("cpu", "--target", help="Where the file will run: cpu (today's dynamic .onnx), gpu, mobile (ORT format), nnapi, coreml, qnn (static uint16-activation QDQ), openvino (IR), tensorrt; each target's checks run and name what would not run there."),
+    target: TargetName = typer.Option("cpu", "--target", help="Where the file will run: cpu (today's dynamic .onnx), gpu, mobile (ORT format), nnapi, coreml (ORT format for ONNX Runtime's CoreML EP), qnn (static uint16-activation QDQ), openvino (IR), tensorrt, web (a folder for onnxruntime-web in the browser), mlpackage (a Core ML .mlpackage); each target's checks run and name what would not run there."),
     weights: Weights = None,
     num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, max=65535, help="Number of output classes (builders that take num_classes)."),
     dynamic: bool = typer.Option(True, "--dynamic/--static", help="Dynamic batch, height and width (default), or fixed at --input-size."),
@@ -31,6 +31,7 @@ def export_command(
     precision: ExportTo = typer.Option("fp32", "--precision", help="fp32, or fp16 / int8 / auto to quantize the export (as `segedge quantize` does)."),
     calib: Calib = None,
     output_key: OutputKey = None,
+    ort_web: Optional[Path] = typer.Option(None, "--ort-web", help="--target web: a local copy of onnxruntime-web 1.31.1 (the unpacked npm package, its dist/ folder or its .tgz) instead of `npm pack` at export time."),
     as_json: Json = False,
     overwrite: Overwrite = False,
     card: CardOptions = CardOptions(),
@@ -66,8 +67,10 @@ def export_command(
         overwrite=overwrite,
         output_key=output_key,
     )
+    if ort_web is not None and target.value != "web":
+        raise UsageError("--ort-web is for --target web")
     if target.value != "cpu":
-        _export_for_target(request, target.value, as_json)
+        _export_for_target(request, target.value, as_json, ort_web)
         return
     result = with_progress("exporting", lambda progress: run_export(request, progress))
     for note in result.notes:
@@ -116,7 +119,7 @@ def _print_summary(result) -> None:
     err.print(f"  segedge predict {result.path} photo.jpg -o masks/ --overlay", markup=False)
 
 
-def _export_for_target(request, target: str, as_json: bool) -> None:
+def _export_for_target(request, target: str, as_json: bool, ort_web: Path | None = None) -> None:
     """`--target`: build the artefact, print what would not run there (before writing), judge it."""
     from exporters.targets import TargetBuildError
     from segedge.export.target import run_target_export
@@ -125,8 +128,19 @@ def _export_for_target(request, target: str, as_json: bool) -> None:
         if not as_json:
             print_target_checks(checks)
 
+    def build(progress):
+        if target == "web":  # a folder, and a Core ML package: writers of their own
+            from segedge.export.web import run_web_export
+
+            return run_web_export(request, progress, show, ort_web)
+        if target == "mlpackage":
+            from segedge.export.mlpackage import run_mlpackage_export
+
+            return run_mlpackage_export(request, progress)
+        return run_target_export(request, target, progress, show)
+
     try:
-        result = with_progress(f"exporting for {target}", lambda progress: run_target_export(request, target, progress, show))
+        result = with_progress(f"exporting for {target}", build)
     except TargetBuildError as exc:
         raise TargetBuildError(f"nothing written: {exc}", exc.checks) from None
     if as_json:
