@@ -28,6 +28,10 @@ class ImageError(InputFileError):
     """An image cannot be decoded (corrupt, not an image, over the decompression-bomb limit)."""
 
 
+class VideoError(InputFileError):
+    """A video file or stream cannot be opened or decoded (corrupt, truncated, unknown codec, dropped)."""
+
+
 class ModelFileError(InputFileError):
     """An ONNX file cannot be loaded or is not a segmentation model segedge can run."""
 

@@ -47,14 +47,46 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
                 raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
             # A Ctrl-C that C code swallowed while the file was made must not let it into place.
             check_interrupted()
-            try:
-                # The temporary file is 0600; give the result the mode a plain open() would.
-                os.chmod(tmp, 0o666 & ~_umask())
-                os.replace(tmp, target)
-            except OSError as exc:
-                raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+            move_into_place(tmp, target)
         finally:
             _even_if_interrupted(tmp.unlink, missing_ok=True)
+
+
+@contextlib.contextmanager
+def temporary_file(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """A new empty temporary file beside `target`, removed when the block ends unless moved away.
+
+    For a writer that must decide for itself when its file is whole (a video finalised by its
+    trailer also after a Ctrl-C: `runtimes.stream.writers`); it calls `move_into_place`. A forced
+    exit removes it (`runtimes.interrupts.temporary`).
+    """
+    target = Path(target)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise OutputError(f"output path {target} is a directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    tmp = _temporary_name(folder, target.name, suffix or ".tmp")
+    with temporary(tmp):
+        try:
+            try:
+                _create_exclusive(tmp)
+            except OSError as exc:
+                raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+            yield tmp
+        finally:
+            _even_if_interrupted(tmp.unlink, missing_ok=True)
+
+
+def move_into_place(tmp: Path, target: str | os.PathLike[str]) -> None:
+    """Rename the finished temporary `tmp` onto `target`, with the mode a plain open() would give."""
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # the temporary file is 0600
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 @contextlib.contextmanager

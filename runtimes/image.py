@@ -159,6 +159,11 @@ def _pixel_limit(max_pixels: int | None) -> Iterator[None]:
             _SWAPPED_FROM.pop()
 
 
+def pixel_limit(max_pixels: int | None) -> float:
+    """The most pixels one image (or one video frame) may have: the limit `load_image` applies."""
+    return _limit_for(max_pixels)
+
+
 def _limit_for(max_pixels: int | None) -> float:
     """Pixels a file may have: `max_pixels`, or twice Pillow's limit (where Pillow itself refuses)."""
     if max_pixels is not None:

@@ -12,6 +12,8 @@ its own earlier outputs by what it puts in them (`written_by_segedge`):
 - `.png`: a `segedge` tEXt chunk (`png_info()`, written by every PNG writer of segedge)
 - `.npy`: `NAME_proba.npy` beside a segedge `NAME_mask.png` (`predict --proba` writes both)
 - a report folder's files: its `report.json` holds segedge's schema; `.html`: segedge's generator tag
+- `.mkv`, `.mp4` (mask and overlay videos): the container's comment `VIDEO_COMMENT`, found in its
+  first or last 64 KiB (Matroska writes its tags at the head, MP4 its `moov` box at the end)
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ REPORT_FILES = ("report.md", "report.json", "index.html", "latency_vs_accuracy.p
 _CARD_METADATA_KEY = b"segedge.card"  # runtimes.card.CARD_KEY, as bytes
 _CARD_JSON_MARK = b"card_version"  # a key of every card's JSON, however it is embedded
 _SIDECARS = {".bin": ".xml", ".config": ".ort"}  # sidecar suffix -> its main file's
+VIDEO_COMMENT = "written by segedge"  # the comment segedge's videos carry (runtimes.stream.writers)
+_VIDEO_SUFFIXES = (".mkv", ".mp4")
+_VIDEO_MARK_SPAN = 64 * 2**10
 
 Input = tuple[str, "str | os.PathLike[str]"]  # (what it is, for the message: "--weights", "the model", ...)
 
@@ -121,6 +126,8 @@ def written_by_segedge(path: str | os.PathLike[str]) -> bool:
         if suffix in _SIDECARS:
             main = path.with_name(path.name.removesuffix(".required_operators.config")).with_suffix(_SIDECARS[suffix])
             return main != path and main.is_file() and written_by_segedge(main)
+        if suffix in _VIDEO_SUFFIXES:
+            return _video_marked(path)
         if suffix == ".html":
             with open(path, "rb") as handle:
                 return HTML_GENERATOR.encode() in handle.read(4096)
@@ -223,6 +230,14 @@ def _entry_key(entry: bytes) -> bytes | None:
             return entry[pos : pos + size]
         shift += 7
     return None
+
+
+def _video_marked(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(_VIDEO_MARK_SPAN)
+        handle.seek(max(0, os.fstat(handle.fileno()).st_size - _VIDEO_MARK_SPAN))
+        tail = handle.read()
+    return any(VIDEO_COMMENT.encode() in part for part in (head, tail))
 
 
 def _contains(path: Path, needle: bytes) -> bool:

@@ -11,7 +11,7 @@ Runtime sessions are safe to run concurrently.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from .image import ImageLike, load_image
 from .isolate import probe_model
 from .preprocess import at_input_resolution, from_model_output, model_input_size, resize_plane, resize_rgb, to_model_input
 from .providers import Provider
+from .stream.labelling import label_stream
 from .runtime import ModelRunner, Runtime, is_ir, open_model, runtime_for
 from .tiling import plan_tiles, tiled_logits
 
@@ -155,6 +156,18 @@ class Predictor:
                 for i, output, (_, placement) in zip(chunk, outputs, prepared):
                     results[i] = self._labels(from_model_output(output, placement))
         return results  # type: ignore[return-value]
+
+    def predict_stream(self, frames: Iterable[ImageLike], *, smoothing: float = 0.0, depth: int = 2) -> Iterator[np.ndarray]:
+        """Label maps of a stream of images (video frames, a camera), in order, as they are ready.
+
+        Reading, pre-processing, the model and labelling run at once in threads joined by queues of
+        `depth` items (`runtimes.stream.labelling`): a slow consumer holds the frames back, nothing
+        piles up. `smoothing` (0..1, default 0: off) averages each frame's class probabilities with
+        the previous frames' (exponential moving average) to steady flickering labels; off, each
+        mask equals `predict(frame)` exactly.
+        """
+        labelled = label_stream(self, ((None, frame) for frame in frames), smoothing=smoothing, depth=depth)
+        return (item.labels for item in labelled)
 
     # -- one image ----------------------------------------------------------------------------
     def _predict(self, rgb: np.ndarray, finish: Finish, out: np.ndarray | None = None) -> np.ndarray:

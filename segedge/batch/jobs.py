@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from PIL import Image
 from runtimes.errors import UsageError
 from runtimes.fileio import atomic_path
 from runtimes.image import ImageLike, load_image
+from runtimes.palette import Color
 from runtimes.postprocess import labels_from_probabilities, overlay_image, palette_image, save_npy, save_png
 from runtimes.predictor import Predictor
 
@@ -70,17 +72,26 @@ def segment(predictor: Predictor, source: ImageLike, stem: Path, overlay: bool, 
     `source`: a path, or the file's bytes in an `io.BytesIO` whose `name` is the path (what a Ray
     task read): the same decoder runs on both, and its errors name the same file.
     """
-    with warnings.catch_warnings():
-        # Pillow only warns between its decompression-bomb limit and twice that (89-179 MP): here
-        # that is a refused image too, unless max_pixels raised the limit.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        image = load_image(source, max_pixels=predictor.max_pixels)
-    colors = predictor.card.colors()
+    image = read_image(source, predictor.max_pixels)
     if proba:
         labels = _with_probabilities(predictor, image, Path(f"{stem}{PROBA}"), Path(f"{stem}{MASK}"))
+        if overlay:
+            save_png(overlay_image(image, labels, predictor.card.colors()), f"{stem}{OVERLAY}")
     else:
-        labels = predictor.predict(image)
-        save_png(palette_image(labels, colors), f"{stem}{MASK}")
+        write_pngs(stem, image, predictor.predict(image), predictor.card.colors(), overlay)
+
+
+def read_image(source: ImageLike, max_pixels: int | None) -> np.ndarray:
+    """`load_image`, with Pillow's decompression-bomb warning (89-179 MP) a refusal too, unless
+    `max_pixels` raised the limit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return load_image(source, max_pixels=max_pixels)
+
+
+def write_pngs(stem: Path, image: np.ndarray, labels: np.ndarray, colors: Sequence[Color], overlay: bool) -> None:
+    """STEM_mask.png (palette PNG of the labels), and STEM_overlay.png when asked."""
+    save_png(palette_image(labels, colors), f"{stem}{MASK}")
     if overlay:
         save_png(overlay_image(image, labels, colors), f"{stem}{OVERLAY}")
 

@@ -1,6 +1,8 @@
-"""`segedge predict`: label PNGs (and overlays, probabilities) for images and folders of images.
+"""`segedge predict`: label PNGs (and overlays, probabilities) for images and folders of images;
+a mask video (and an overlay video) for a video file, a stream URL or a camera.
 
-Runs on the runtime install alone: nothing here imports torch or `segedge.models`.
+Runs on the runtime install alone: nothing here imports torch or `segedge.models`; videos need
+PyAV (`segedge[video]`), imported only when a video source is given.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from runtimes.errors import ImageError, InputFileError
+from runtimes.errors import ImageError, InputFileError, UsageError
 from runtimes.predictor import Predictor
 from runtimes.providers import Provider
 
 from segedge.batch.clashes import check_predict_outputs
 from segedge.batch.cluster import RayCluster
+from segedge.batch.folder import segment_overlapped
 from segedge.batch.jobs import find_images, output_stem, segment
+from segedge.batch.video import VideoPlan
 from segedge.cli.app import app, err
+from segedge.cli.video_source import VideoArgs, open_checked_video, run_video, video_source
 from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, OpenvinoHint, Overwrite, ProviderOpt,
                                  RuntimeOpt, Threads, ThreadsPerWorker, Workers, card_options, ray_cluster)
 
@@ -29,7 +34,7 @@ from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolat
 @card_options
 def predict_command(
     model: Path = typer.Argument(..., help="The ONNX model."),
-    inputs: list[Path] = typer.Argument(..., help="Images and folders of images."),
+    inputs: list[str] = typer.Argument(..., help="Images and folders of images; or one video file, stream URL (rtsp://, http://...) or camera index (0)."),
     output_dir: Path = typer.Option(Path("predictions"), "-o", "--output-dir", help="Where the results go (folder structure of the inputs kept)."),
     recursive: bool = typer.Option(False, "-r", "--recursive", help="Look for images in sub-folders too."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write the image with the classes' colours blended over it."),
@@ -48,38 +53,74 @@ def predict_command(
     address: Address = None,
     workers: Workers = None,
     threads_per_worker: ThreadsPerWorker = None,
+    frames_dir: Optional[Path] = typer.Option(None, "--frames", help="Video: write NAME_<frame>_mask.png per frame into this folder instead of a mask video."),
+    every: int = typer.Option(1, "--every", min=1, help="Video: segment one frame in N."),
+    fps: Optional[float] = typer.Option(None, "--fps", min=0.001, help="Video: segment at most this many frames per second of video."),
+    smooth: float = typer.Option(0.0, "--smooth", min=0.0, max=0.99, help="Video: average class probabilities over frames (0 off; 0.75: a frame's weight halves in 2.4 frames)."),
     card: CardOptions = CardOptions(),
 ) -> None:
-    """Segment images: writes NAME_mask.png (palette PNG of class indices, the image's size) per image."""
+    """Segment images: writes NAME_mask.png (palette PNG of class indices, the image's size) per image.
+
+    A video, stream or camera gives NAME_mask.mkv (FFV1, lossless: gray values are class indices) and,
+    with --overlay, NAME_overlay.mp4 at the source's frame rate, size and timestamps (docs/video.md).
+    """
+    video_args = VideoArgs(frames_dir, every, fps, smooth)
+    source = video_source(inputs)
+    if source is None and video_args.given():
+        raise UsageError("--frames, --every, --fps and --smooth apply to a video, stream or camera source")
     cluster = ray_cluster(engine, address, workers, threads_per_worker, threads)
-    jobs = find_images(inputs, recursive)
-    check_predict_outputs(model, inputs, jobs, output_dir, recursive, overlay, proba, overwrite)
     overrides = {**card.overrides(), "tile_size": tile, "tile_overlap": overlap}
     options = {"providers": provider, "resize_long": resize_long, "max_pixels": max_pixels,
                "runtime": runtime, "openvino_hint": openvino_hint,
                **{k: v for k, v in overrides.items() if v is not None}}
-    with warnings.catch_warnings(record=True) as said:  # a file quantized for the other runtime: one line
-        warnings.simplefilter("always")
-        predictor = Predictor(model, threads=threads, isolate=isolate, **options)
-    for warning in said:
-        err.print(f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True)
+    if source is not None:
+        if proba or cluster is not None:
+            raise UsageError("--proba and --engine ray take images; a video, stream or camera runs in this process")
+        plan = VideoPlan(output_dir, overlay, frames_dir, smooth)
+        with open_checked_video(source, video_args, max_pixels, plan, model, overwrite) as video:
+            run_video(_predictor(model, threads, isolate, options), video, plan)
+        return
+    paths = [Path(given) for given in inputs]
+    jobs = find_images(paths, recursive)
+    check_predict_outputs(model, paths, jobs, output_dir, recursive, overlay, proba, overwrite)
+    predictor = _predictor(model, threads, isolate, options)
     if cluster is not None:  # `predictor` has checked the model and options here; each actor builds its own
         _predict_on_ray(os.path.abspath(model), options, jobs, output_dir, overlay, proba, cluster)
         return
     failed = 0
     with _progress() as progress:
         task = progress.add_task("predict", total=len(jobs))
-        for source, relative in jobs:
-            progress.update(task, description=str(relative))
-            try:
-                segment(predictor, source, output_stem(output_dir, relative), overlay, proba)
-            except ImageError as exc:  # this image only: report it, go on with the others
+
+        def done(job: tuple[Path, Path], error: ImageError | None) -> None:
+            nonlocal failed
+            if error is not None:  # this image only: report it, go on with the others
                 failed += 1
-                progress.console.print(f"skipped: {' '.join(str(exc).split())}", markup=False, highlight=False, soft_wrap=True)
-            progress.advance(task)
+                progress.console.print(f"skipped: {' '.join(str(error).split())}", markup=False, highlight=False,
+                                       soft_wrap=True)
+            progress.update(task, advance=1, description=str(job[1]))
+
+        if proba:  # probabilities stream into a memory-mapped file per image: one image at a time
+            for job in jobs:
+                try:
+                    segment(predictor, job[0], output_stem(output_dir, job[1]), overlay, proba)
+                    done(job, None)
+                except ImageError as exc:
+                    done(job, exc)
+        else:
+            segment_overlapped(predictor, jobs, output_dir, overlay, done)
     err.print(f"{len(jobs) - failed} of {len(jobs)} images segmented into {output_dir}", markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise InputFileError(f"{failed} of {len(jobs)} images could not be read (listed above)")
+
+
+def _predictor(model: Path, threads: Optional[int], isolate: bool, options: dict) -> Predictor:
+    """The Predictor the options describe; a warning about the file's runtime as one line."""
+    with warnings.catch_warnings(record=True) as said:  # a file quantized for the other runtime: one line
+        warnings.simplefilter("always")
+        predictor = Predictor(model, threads=threads, isolate=isolate, **options)
+    for warning in said:
+        err.print(f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True)
+    return predictor
 
 
 def _predict_on_ray(model: str, options: dict, jobs: list[tuple[Path, Path]], output_dir: Path, overlay: bool,
