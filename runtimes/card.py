@@ -31,15 +31,22 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 OutputKind = Literal["logits", "probabilities", "sigmoid", "logit", "labels"]
 ColorOrder = Literal["RGB", "BGR"]
 Layout = Literal["NCHW", "NHWC"]
+# What a static model does with an image larger than its input: cut it into tiles of the input's
+# size ("tile": right for models that judge pixels by their neighbourhood, e.g. scene parsing, text),
+# or shrink it to fit ("resize": right for models that judge the whole image, e.g. salient-object
+# or background removal, whose tiles would each see a part as if it were the whole).
+LargeImage = Literal["tile", "resize"]
 
 # Bounds on the sizes a card may state (pixels).
 MAX_SIDE = 16384
 MAX_DIVISOR = 1024
 MAX_MARGIN = 4096
+MAX_BATCH = 4096
 
 _OUTPUT_KINDS = ("logits", "probabilities", "sigmoid", "logit", "labels")
 _COLOR_ORDERS = ("RGB", "BGR")
 _LAYOUTS = ("NCHW", "NHWC")
+_LARGE_IMAGE = ("tile", "resize")
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,13 @@ class ModelCard:
     """What a runtime must know to feed a segmentation model and read its output.
 
     Normalisation: `x = (pixel * scale - mean) / std`, per channel, in `color_order`.
-    `layout`: the image input's layout, NCHW or NHWC (outputs follow the same layout).
+    `layout`: the image input's layout, NCHW or NHWC.
+    `output_layout`: the output's layout when it differs from the input's (a channels-last output of
+    an NCHW network, CRAFT's N x H/2 x W/2 x 2); None: the same as `layout`.
+    `batch`: the batch a model takes when its graph fixes it (N = 1), else None (any batch).
+    `large_image`: what a static model does with a larger image: "tile" or "resize" (`LargeImage`).
+    `graph_precision`: the precision read from the graph (`runtimes.precision.read_precision`'s scheme,
+    e.g. "fp16 inside, fp32 I/O", "int8 dynamic"), where the card was not written by segedge's exporter.
     `dynamic`: H and W (and N) may vary; a static model takes exactly `input_size` (and its batch).
     `size_divisor`: input H and W are padded to a multiple of it.
     `valid_margin`: pixels lost on each border (U-Net without padding); 0 for "same" models.
@@ -70,6 +83,9 @@ class ModelCard:
     std: tuple[float, float, float] = IMAGENET_STD
     scale: float = 1.0 / 255.0
     layout: Layout = "NCHW"
+    output_layout: Layout | None = None
+    batch: int | None = None
+    large_image: LargeImage = "tile"
     input_name: str = "image"
     output_name: str = "logits"
     input_size: tuple[int, int] = (512, 512)
@@ -83,6 +99,7 @@ class ModelCard:
     tile_size: int | None = None
     tile_overlap: int = 0
     precision: Precision = Precision.fp32
+    graph_precision: str | None = None
     opset: int | None = None
     exporter: str | None = None
     segedge_version: str | None = None
@@ -217,6 +234,10 @@ def _validate(card: ModelCard) -> None:
          "'runtime' must be a runtime's name or null")
     need(card.output_key is None or isinstance(card.output_key, str), "'output_key' must be a string")
     need(card.layout in _LAYOUTS, f"'layout' must be one of {_LAYOUTS}")
+    need(card.output_layout is None or card.output_layout in _LAYOUTS, f"'output_layout' must be one of {_LAYOUTS} or null")
+    need(card.batch is None or (_is_int(card.batch) and 1 <= card.batch <= MAX_BATCH), f"'batch' must be in 1..{MAX_BATCH} or null")
+    need(card.large_image in _LARGE_IMAGE, f"'large_image' must be one of {_LARGE_IMAGE}")
+    need(card.graph_precision is None or isinstance(card.graph_precision, str), "'graph_precision' must be a string")
     need(_is_int(card.output_stride) and 1 <= card.output_stride <= MAX_DIVISOR,
          f"'output_stride' must be in 1..{MAX_DIVISOR}")
 

@@ -30,6 +30,8 @@ from .card import ModelCard
 from .errors import CardError, ModelFileError
 from .graph_summary import GraphSummary, read_graph_summary
 from .palette import default_class_names, default_palette
+from .precision import read_precision
+from .runtime_messages import runtime_reason
 
 RawRun = Callable[[np.ndarray], np.ndarray]  # an N x 3 x H x W float32 batch -> the model's raw output
 DEFAULT_INPUT_SIZE = (512, 512)
@@ -105,9 +107,10 @@ def inspect_stored(card: ModelCard, overrides: Mapping[str, Any], inputs: tuple[
     batch = inputs[0].shape[0]
     facts = tuple(Fact(name, getattr(resolved, name), "option" if name in overrides else "card")
                   for name in _SHOWN if hasattr(resolved, name))
-    return Inspection(resolved, True, inputs, outputs, facts,
-                      static_batch=batch if isinstance(batch, int) and batch > 0 and not resolved.dynamic else None,
-                      target=target)
+    # A fixed batch is the graph's whatever the card says of H and W (a foreign N = 1 model's int8 file).
+    fixed = resolved.batch or (batch if isinstance(batch, int) and batch > 0 else None)
+    return Inspection(resolved, True, inputs, outputs, facts, static_batch=fixed,
+                      channels_last_output=(resolved.output_layout or resolved.layout) == "NHWC", target=target)
 
 
 def inspect_foreign(path: Path, inputs: tuple[TensorInfo, ...], outputs: tuple[TensorInfo, ...],
@@ -138,13 +141,21 @@ def inspect_foreign(path: Path, inputs: tuple[TensorInfo, ...], outputs: tuple[T
     fact("input_name", image.name, "graph")
     chosen = _chosen_output(outputs, overrides.get("output_name"))
     fact("output_name", chosen.name, "graph")
-    kind, classes = _output_kind(chosen, graph, facts["layout"].value)
+    output_layout, output_layout_source = _output_layout(chosen, graph, facts["layout"])
+    fact("output_layout", output_layout, output_layout_source)
+    channels_last = facts["output_layout"].value == "NHWC"
+    kind, classes = _output_kind(chosen, graph, facts["output_layout"].value)
     fact("output_kind", kind, "graph")
     batch = image.shape[0]
-    static_batch = batch if isinstance(batch, int) and batch > 0 else None
+    if isinstance(batch, int) and batch > 0:
+        fact("batch", batch, "graph")
+    static_batch = facts["batch"].value if "batch" in facts else None
+    if graph.nodes:  # an ORT-format file has no protobuf graph to read
+        found = read_precision(((n.op_type, n.ints) for n in graph.nodes), image.type, [o.type for o in outputs])
+        fact("precision", found.precision, "graph")
+        fact("graph_precision", str(found), "graph")
     provisional = _card(path, facts, classes or 2)
-    probe = _probe(run(Inspection(provisional, False, inputs, outputs, (), static_batch,
-                                  channels_last_output=facts["layout"].value == "NHWC")),
+    probe = _probe(run(Inspection(provisional, False, inputs, outputs, (), static_batch, channels_last_output=channels_last)),
                    provisional, graph, image.name, overrides)
     for name in ("output_stride", "valid_margin", "size_divisor"):
         if name in probe:
@@ -163,12 +174,13 @@ def inspect_foreign(path: Path, inputs: tuple[TensorInfo, ...], outputs: tuple[T
         if name not in facts:
             facts[name] = Fact(name, getattr(card, name), "option" if name in overrides else "default")
     return Inspection(card, False, inputs, outputs, tuple(facts.values()), static_batch,
-                      channels_last_output=facts["layout"].value == "NHWC")
+                      channels_last_output=channels_last)
 
 
 # The card fields `segedge info` shows with their source.
-_SHOWN = ("layout", "dynamic", "input_size", "input_name", "output_name", "output_kind", "classes", "mean", "std",
-          "scale", "color_order", "size_divisor", "output_stride", "valid_margin")
+_SHOWN = ("layout", "output_layout", "batch", "dynamic", "input_size", "input_name", "output_name", "output_kind",
+          "classes", "mean", "std", "scale", "color_order", "size_divisor", "output_stride", "valid_margin", "precision",
+          "graph_precision", "large_image")
 
 
 def _layout(shape: tuple[int | str | None, ...]) -> tuple[str, str]:
@@ -179,6 +191,19 @@ def _layout(shape: tuple[int | str | None, ...]) -> tuple[str, str]:
     if shape[3] == 3:
         return "NHWC", "graph"
     return "NCHW", "default"
+
+
+def _output_layout(output: TensorInfo, graph: GraphSummary, layout: Fact) -> tuple[str, str]:
+    """The output's layout: a last Transpose to channels-last (CRAFT's `permute(0, 2, 3, 1)`) or to
+    channels-first says it; else it follows the input's."""
+    producer = next((n for n in graph.nodes if output.name in n.outputs), None)
+    if producer is not None and producer.op_type == "Transpose":
+        perm = producer.ints.get("perm", ())
+        if perm == (0, 2, 3, 1):
+            return "NHWC", "graph"
+        if perm == (0, 3, 1, 2):
+            return "NCHW", "graph"
+    return layout.value, layout.source
 
 
 def _chosen_output(outputs: tuple[TensorInfo, ...], name: str | None) -> TensorInfo:
@@ -230,7 +255,7 @@ def _probe(run: RawRun, card: ModelCard, graph: GraphSummary, input_name: str,
         channels, out = _output_shape(run, size)
     except Exception as exc:  # noqa: BLE001 - the runtime's failure, said in one line below
         raise ModelFileError(f"the model does not run on a {size[0]} x {size[1]} input "
-                             f"({_first_line(exc)}); give --input-size, --layout or --size-divisor") from None
+                             f"({runtime_reason(exc)}); give --input-size, --layout or --size-divisor") from None
     found: dict[str, int] = {}
     if channels is not None and card.output_kind != "labels":
         found["channels"] = max(channels, 2)
@@ -292,12 +317,6 @@ def _card(path: Path, facts: Mapping[str, Fact], classes: int) -> ModelCard:
     fields.setdefault("classes", default_class_names(classes))
     fields.setdefault("palette", default_palette(len(fields["classes"])))
     return ModelCard(name=path.stem, architecture="foreign", **fields)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line.split(" : ")[-1] if line.startswith("[ONNXRuntimeError]") else line
 
 
 def _plain(value: Any) -> Any:

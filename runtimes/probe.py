@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from .errors import SegedgeError
+from .runtime_messages import runtime_reason
 from .session import open_session
 
 
@@ -27,7 +28,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"segedge: error: {exc}\n")
         return 1
     except Exception as exc:  # noqa: BLE001 - the runtime's own failures, reported to the parent
-        sys.stderr.write(f"segedge: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}\n")
+        sys.stderr.write(f"segedge: error: {type(exc).__name__}: {runtime_reason(exc)}\n")
         return 1
     return 0
 

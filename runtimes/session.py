@@ -20,6 +20,7 @@ from .machine import usable_cpus
 from .inspection import InspectedCard, Inspection, TensorInfo, inspect_foreign, inspect_stored
 from .node_placement import NodePlacement, assigned_placement, record_assignment
 from .postprocess import one_hot
+from .runtime_messages import runtime_reason
 from .providers import Provider, ProviderOptions, check_active, prepare, provider_chain, resolve, why_inactive
 
 _INPUT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(uint8)")
@@ -114,15 +115,24 @@ def _chunks(batch: np.ndarray, size: int) -> list[np.ndarray]:
 
 
 def run_failure(path: Path, shape: tuple[int, ...], card: ModelCard, exc: BaseException) -> str:
-    """One line: which model failed on which input, the runtime's reason, and what to set."""
+    """One line: which model failed on which input, the runtime's reason (no source paths), the size
+    rule the card holds and a size that follows it."""
     n, _, h, w = shape
     if not card.dynamic:
-        hint = f"the model takes {card.input_size[0]} x {card.input_size[1]} only (--input-size)"
-    elif card.size_divisor == 1 or h % 32 or w % 32:
-        hint = f"it may need sides that are multiples of a larger --size-divisor (now {card.size_divisor})"
+        rule = f"it takes {card.input_size[0]} x {card.input_size[1]} only"
+        works = card.input_size
+    elif card.size_divisor > 1:
+        rule = f"its sides must be multiples of {card.size_divisor}"
+        works = (_round_up(h, card.size_divisor), _round_up(w, card.size_divisor))
     else:
-        hint = f"check --layout (now {card.layout}) and --output-kind"
-    return f"{path}: running on a {n} x 3 x {h} x {w} input failed ({_first_line(exc)}); {hint}"
+        rule, works = "no size rule found (try --size-divisor 32)", (_round_up(h, 32), _round_up(w, 32))
+    batch = f", batch {card.batch}" if card.batch else ""
+    return (f"{path}: running on a {n} x 3 x {h} x {w} input failed ({runtime_reason(exc)}); {rule}{batch}, "
+            f"e.g. {works[0]} x {works[1]} (--layout {card.layout}, --output-kind {card.output_kind})")
+
+
+def _round_up(side: int, divisor: int) -> int:
+    return max(divisor, -(-side // divisor) * divisor)
 
 
 def check_model_path(path: str | os.PathLike[str]) -> Path:
@@ -183,9 +193,9 @@ def open_session(
         session = ort.InferenceSession(str(path), sess_options=opts, providers=chain)
     except Exception as exc:  # onnxruntime raises its own exception types per failure kind
         if resolved is not Provider.cpu and _names_provider(exc):
-            raise ProviderError(f"{resolved.value} provider failed to start: {_first_line(exc)} "
+            raise ProviderError(f"{resolved.value} provider failed to start: {runtime_reason(exc)} "
                                 f"({why_inactive(resolved)})") from None
-        raise ModelFileError(f"{path}: cannot load as an ONNX model: {_first_line(exc)}") from None
+        raise ModelFileError(f"{path}: cannot load as an ONNX model: {runtime_reason(exc)}") from None
     active = check_active(session, resolved)
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1:
@@ -240,10 +250,3 @@ def _names_provider(exc: BaseException) -> bool:
     """A session creation failure caused by the provider (its libraries, device), not the model."""
     text = str(exc).lower()
     return any(word in text for word in ("executionprovider", "cuda", "cudnn", "tensorrt", "openvino", "dml", "coreml"))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    # ORT prefixes messages with "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : ".
-    return line.split(" : ")[-1] if line.startswith("[ONNXRuntimeError]") else line

@@ -54,6 +54,8 @@ def quantize_command(
     result = with_progress("quantizing", lambda progress: run_quantize(request, progress))
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         print_json(result)
     else:

@@ -59,12 +59,10 @@ def convert(request: QuantizeRequest, precision: Precision, source: Path, target
     return target
 
 
-def fp32_card(source: Path, overrides: dict[str, Any]) -> ModelCard:
-    """The card calibration and measuring use: the file's, or what inspection read (plus the options)."""
-    card = open_session(source, "cpu", overrides=overrides).card
-    if card.precision != Precision.fp32:
-        raise UsageError(f"{source} is already {card.precision}; quantize the fp32 model")
-    return card
+def source_card(source: Path, overrides: dict[str, Any]) -> ModelCard:
+    """The card calibration and measuring use: the file's, or what inspection read (plus the options);
+    its precision is the file's (fp16 inside, int8: `segedge.quantize.prepare` decides what to do)."""
+    return open_session(source, "cpu", overrides=overrides).card
 
 
 def sample_source(request: QuantizeRequest, card: ModelCard, images: list[Path]) -> SampleSource:

@@ -34,7 +34,9 @@ from runtimes.runtime import Runtime
 from runtimes.session import check_model_path
 from segedge.data.demo import with_demo_data
 from segedge.data.labelled import labelled_pairs
-from segedge.quantize.convert import DEBUG_IMAGES, check_calibration, compare_files, convert, fp32_card, sample_source
+from exporters.float_source import model_precision
+from segedge.quantize.convert import DEBUG_IMAGES, check_calibration, compare_files, convert, sample_source, source_card
+from segedge.quantize.prepare import float_source, refuse_quantized
 from segedge.quantize.request import AUTO, QuantizeRequest
 
 Progress = Callable[[str], None]
@@ -50,6 +52,7 @@ class QuantizeResult:
     trials: tuple  # segedge.quantize.search.Trial rows of an auto search
     seconds: float
     warnings: tuple[str, ...] = ()  # for the caller to show: library code does not print
+    notes: tuple[str, ...] = ()  # what was done to the source first (fp16 -> fp32, an opset upgrade), and its check
 
     @property
     def passed(self) -> bool:
@@ -68,6 +71,7 @@ class QuantizeResult:
             "search": [t.to_dict() for t in self.trials],
             "layers": self.layers.to_dict() if self.layers else None,
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
         }
 
 
@@ -80,7 +84,8 @@ def run_quantize(request: QuantizeRequest, progress: Progress = lambda message: 
     start = time.perf_counter()
     source = check_model_path(request.model)
     output = ensure_writable(request.output or default_output(request))
-    card = fp32_card(source, request.card_overrides)
+    card = source_card(source, request.card_overrides)
+    refuse_quantized(source, card, request.name)
     calib, data = with_demo_data(card, request.calib, request.data)  # demo weights bring their data along
     request = dataclasses.replace(request, calib=calib, data=data)
     images = check_calibration(request.precision, request.calib, request.calib_count)
@@ -91,20 +96,26 @@ def run_quantize(request: QuantizeRequest, progress: Progress = lambda message: 
     with work_folder("segedge-quantize-") as workdir:
         work = Path(workdir)
         trials: tuple = ()
+        steps: tuple[str, ...] = ()
+        if request.precision != Precision.fp16:  # int8 needs an fp32 graph at opset 13 or later
+            fp32, steps = float_source(source, card, samples, request.card_overrides, work, progress)
+        else:
+            fp32 = source
+        card = card.with_overrides(precision=Precision.fp32.value) if steps else card
         if request.precision == AUTO:
             from segedge.quantize.search import search
 
-            chosen, trials = search(request, source, card, images, samples, work, progress)
+            chosen, trials = search(request, fp32, card, images, samples, work, progress)
             candidate, agreement, precision = chosen.path, chosen.agreement, Precision(chosen.precision)
         else:
             precision = Precision(request.precision)
-            candidate = convert(request, precision, source, work / f"candidate{request.suffix}", card, progress)
+            candidate = convert(request, precision, fp32, work / f"candidate{request.suffix}", card, progress)
             progress(f"measuring {precision} against fp32 on {samples[1]}")
-            agreement = compare_files(source, candidate, card, samples, request.card_overrides, request.runtime)
+            agreement = compare_files(fp32, candidate, card, samples, request.card_overrides, request.runtime)
         layers = None
         if request.debug and precision is Precision.int8:
             progress("comparing fp32 and int8 tensor by tensor")
-            layers = layer_errors(source, candidate, images[:DEBUG_IMAGES], card)
+            layers = layer_errors(fp32, candidate, images[:DEBUG_IMAGES], card)
         failures = judge(agreement, preset(precision))
         if in_place and failures:  # converting in place: the original is replaced only by a result that passed
             raise ParityError(f"{source} kept as it was: its {precision} conversion fails the preset "
@@ -113,14 +124,23 @@ def run_quantize(request: QuantizeRequest, progress: Progress = lambda message: 
         if candidate.suffix == ".xml":  # NNCF's IR for OpenVINO: its card lives in rt_info
             from exporters.nncf_int8 import ir_card, with_card
 
-            final_card = with_parity(ir_card(candidate) or fallback, source, agreement, failures, trials, request.runtime)
+            final_card = with_steps(with_parity(ir_card(candidate) or fallback, source, agreement, failures, trials,
+                                                request.runtime), steps, None)
             with_card(candidate, final_card, output)
         else:
             model = load_model(candidate)
-            final_card = record(model, source, agreement, failures, trials, fallback)
+            final_card = with_steps(record(model, source, agreement, failures, trials, fallback), steps,
+                                    str(model_precision(model)) if card.graph_precision else None)
             save_model(embed_card(model, final_card), output)
     return QuantizeResult(output, final_card, agreement, tuple(failures), layers, trials, time.perf_counter() - start,
-                          (short,) if short else ())
+                          (short,) if short else (), steps)
+
+
+def with_steps(card: ModelCard, steps: tuple[str, ...], graph_precision: str | None) -> ModelCard:
+    """`card` with what was done to the source before quantizing, and the result's precision as its graph says it
+    (files made from a foreign model, which had none written by segedge)."""
+    calibration = {**card.calibration, "source_steps": list(steps)} if steps else card.calibration
+    return dataclasses.replace(card, calibration=calibration, graph_precision=graph_precision)
 
 
 def record(model: onnx.ModelProto, source: Path, agreement: Parity, failures: list[str], trials: tuple,
