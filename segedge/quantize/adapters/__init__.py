@@ -1,0 +1,12 @@
+"""Per-runtime quantizer adapters for the sensitivity ranking and the repair search.
+
+The algorithms (`segedge.quantize.sensitivity`, `segedge.quantize.repair`) know candidates and
+measurements only; an adapter knows one runtime's quantizer: which calibration methods and weight
+schemes it has, what "higher precision" means there, and how to build a candidate file. That is
+NNCF's split of an algorithm from its backends: a PT2E quantizer (LiteRT, ExecuTorch) plugs in as
+one more adapter whose `build` keeps `kept` modules in float.
+
+- `ort_qdq.OrtQdq`: ONNX Runtime's QDQ quantizer; higher precision = float (nodes_to_exclude).
+- `qnn_qdq.QnnQdq`: ORT's QNN config (uint16 activations); higher precision = 16-bit weights.
+- `openvino_nncf.NncfOpenVINO`: NNCF for OpenVINO; higher precision = float (ignored scope).
+"""

@@ -1,0 +1,68 @@
+"""What the sensitivity ranking and the repair search ask of a runtime's quantizer (see the package)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from segedge.quantize.layers import Unit
+
+RunBatch = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One quantized variant: how activations are calibrated, how weights are quantized, what stays higher."""
+
+    method: str  # calibration: minmax, percentile, entropy (or the backend's own names)
+    weights: str  # the backend's weight scheme: per-channel, per-tensor, uint8, int8 ...
+    kept: tuple[str, ...] = ()  # nodes kept in the backend's higher precision
+    kept_layers: tuple[str, ...] = ()  # the units (layers or blocks) those nodes came from, by name
+
+    def keeping(self, chosen: tuple[Unit, ...]) -> Candidate:
+        nodes = tuple(dict.fromkeys(n for u in chosen for n in u.nodes))
+        return replace(self, kept=nodes, kept_layers=tuple(u.name for u in chosen))
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "weights": self.weights, "kept_layers": list(self.kept_layers),
+                "kept_nodes": list(self.kept)}
+
+
+class Adapter(Protocol):
+    runtime: str  # "onnxruntime", "openvino", "qnn"
+    higher: str  # what a kept layer becomes there: "float", "16-bit weights"
+    start: Candidate  # what plain int8 is on this runtime (the user's options)
+    methods: tuple[str, ...]  # calibration methods to try, the start's first
+    weight_schemes: tuple[str, ...]  # weight schemes to try, the start's first
+    calibrations: int  # calibration passes run so far (the ranges are reused between variants)
+
+    def units(self) -> list[Unit]: ...
+
+    def build(self, candidate: Candidate, target: Path) -> Path: ...
+
+    def runner(self, path: Path) -> RunBatch: ...
+
+    def reproduce(self, candidate: Candidate) -> str: ...
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A candidate judged: `lost` points (mIoU with labels, else argmax agreement), and whether it is acceptable."""
+
+    lost: float
+    ok: bool
+    argmax_agreement: float
+    miou: float | None
+    details: dict = field(default_factory=dict)
+    parity: Any = field(default=None, compare=False)  # the runtimes.parity.Parity measured, when the judge has one
+
+    def to_dict(self) -> dict:
+        return {"lost_points": self.lost, "within_budget": self.ok, "argmax_agreement": self.argmax_agreement,
+                "miou": self.miou, **self.details}
+
+
+Judge = Callable[[RunBatch], Measured]  # how to run a candidate -> its measurement
