@@ -29,7 +29,7 @@ from typing import Any
 
 import onnx
 import onnxruntime
-from onnxruntime.quantization import CalibrationMethod, QuantType, quantize
+from onnxruntime.quantization import CalibrationMethod, QuantType, quantize_static
 from onnxruntime.quantization.execution_providers.qnn import (
     get_qnn_qdq_config,
     qnn_preprocess_model,
@@ -42,11 +42,20 @@ from .images import StaticSizeReader
 from .quiet import first_line, quiet
 
 _TYPES = {"uint16": QuantType.QUInt16, "uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+_METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+            "entropy": CalibrationMethod.Entropy}
 
 
 def quantize_for_qnn(source: Path, target: Path, images: Sequence[Path], card: ModelCard, *,
-                     size: tuple[int, int], activations: str, weights: str, workdir: Path) -> dict[str, Any]:
-    """Write the QDQ model of the static fp32 file `source` to `target`; returns the calibration facts."""
+                     size: tuple[int, int], activations: str, weights: str, workdir: Path, method: str = "minmax",
+                     wide_weights: Sequence[str] = (), calibration_cache: Path | None = None) -> dict[str, Any]:
+    """Write the QDQ model of the static fp32 file `source` to `target`; returns the calibration facts.
+
+    `method`: how activation ranges are calibrated (minmax, percentile, entropy). `wide_weights`:
+    nodes whose weights are quantized to signed symmetric 16 bits (ORT's TensorQuantOverrides), the
+    higher precision QNN's HTP runs. `calibration_cache`: a file keeping `method`'s activation ranges
+    between calls (ORT's calibration_cache_path), so variants share one calibration pass.
+    """
     model = onnx.load(os.fspath(source))
     # onnxruntime 1.32's qnn_preprocess_model raises TypeError on any model with metadata_props
     # (save_and_reload_optimize_model does dict.update() on the repeated proto field); the card is
@@ -60,16 +69,23 @@ def quantize_for_qnn(source: Path, target: Path, images: Sequence[Path], card: M
         with quiet():
             changed = qnn_preprocess_model(plain, preprocessed)
             start = preprocessed if changed else plain
-            config = get_qnn_qdq_config(start, reader, calibrate_method=CalibrationMethod.MinMax,
-                                        activation_type=_TYPES[activations], weight_type=_TYPES[weights])
-            quantize(start, target, config)
+            config = get_qnn_qdq_config(start, reader, calibrate_method=_METHODS[method],
+                                        activation_type=_TYPES[activations], weight_type=_TYPES[weights],
+                                        init_overrides=_sixteen_bit(start, wide_weights))
+            quantize_static(start, target, config.calibration_data_reader, calibrate_method=config.calibrate_method,
+                            quant_format=config.quant_format, activation_type=config.activation_type,
+                            weight_type=config.weight_type, op_types_to_quantize=config.op_types_to_quantize,
+                            nodes_to_exclude=config.nodes_to_exclude, per_channel=config.per_channel,
+                            use_external_data_format=config.use_external_data_format,
+                            extra_options=config.extra_options, calibration_cache_path=calibration_cache)
     except (RuntimeError, ValueError, TypeError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
         raise ExportError(f"QNN quantization failed: {first_line(exc)}") from exc
     return {
         "images": len(images),
-        "method": "minmax",
+        "method": method,
         "per_channel": False,
         "weights": weights,
+        "sixteen_bit_weights": list(wide_weights),  # nodes whose weights are int16 (the repair's higher precision)
         # get_qnn_qdq_config's default: weights symmetric exactly when signed
         "weights_symmetric": weights == "int8",
         "activations": activations,
@@ -79,3 +95,17 @@ def quantize_for_qnn(source: Path, target: Path, images: Sequence[Path], card: M
         "preprocess": "runtimes.preprocess.to_model_input at the static size",
         "onnxruntime": onnxruntime.__version__,
     }
+
+
+def weight_names(model_path: Path, nodes: Sequence[str]) -> list[str]:
+    """The weight initializers of `nodes` (their second input) in the file `model_path`."""
+    wanted = set(nodes)
+    model = onnx.load(os.fspath(model_path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    return [n.input[1] for n in model.graph.node if n.name in wanted and len(n.input) > 1 and n.input[1] in initializers]
+
+
+def _sixteen_bit(model_path: Path, nodes: Sequence[str]) -> dict[str, list[dict[str, Any]]] | None:
+    if not nodes:
+        return None
+    return {name: [{"quant_type": QuantType.QInt16, "symmetric": True}] for name in weight_names(model_path, nodes)}

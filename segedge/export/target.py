@@ -63,7 +63,7 @@ def run_target_export(request: ExportRequest, target: str, progress: Progress = 
         output = request.output or default_output(source, target)
         result = build_for_target(source, target, output, input_size=request.input_size, calib=request.calib,
                                   card=card, precision=precision, on_checks=on_checks, progress=progress,
-                                  overwrite=request.overwrite)
+                                  overwrite=request.overwrite, quantizer=_repairing(target, progress))
         return TargetExport(result, None)
     with work_folder("segedge-export-target-") as workdir:
         fp32 = Path(workdir) / "model_fp32.onnx"
@@ -71,5 +71,15 @@ def run_target_export(request: ExportRequest, target: str, progress: Progress = 
         output = request.output or default_output(Path(f"{exported.card.name}.onnx"), target)
         result = build_for_target(fp32, target, output, input_size=request.input_size, calib=request.calib,
                                   precision=precision, on_checks=on_checks, progress=progress,
-                                  overwrite=request.overwrite)
+                                  overwrite=request.overwrite, quantizer=_repairing(target, progress))
     return TargetExport(result, dataclasses.replace(exported, path=result.path))
+
+
+def _repairing(target: str, progress: Progress) -> Any:
+    """QNN quantizes with segedge's repair search (issue 30): calibration, weight scheme, then 16-bit weights
+    on the layers that cost most, until the target's own check passes."""
+    if target != "qnn":
+        return None
+    from segedge.quantize.adapters.qnn_qdq import repairing_quantizer
+
+    return repairing_quantizer(progress)

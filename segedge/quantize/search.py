@@ -1,7 +1,8 @@
 """`--precision auto`: the fastest precision that stays within an accuracy budget.
 
-Tried in order: int8; if int8 loses more than the budget, int8 again with the nodes that lose the
-most SQNR kept in float (`exporters.qdq_debug`); fp16; fp32. Each is measured against fp32 on the
+Tried in order: int8; if int8 loses more than the budget, the repair search
+(`segedge.quantize.repair`: other calibration methods, per-channel weights, then the layers whose
+float recovers most kept in float, one more at a time, until one is within budget); fp16; fp32. Each is measured against fp32 on the
 same images (`segedge.quantize.convert.sample_source`): the loss is mIoU points on labelled `--data`, else
 points of argmax agreement with fp32. All candidates are then timed in one interleaved run
 (`runtimes.timing.time_runners`) and the fastest within budget wins; fp32 is always within it.
@@ -22,11 +23,14 @@ from runtimes.precision import Precision
 from runtimes.runtime import Runtime
 from runtimes.session import open_session
 from runtimes.timing import Runner, TimingStats, time_runners
-from segedge.quantize.convert import DEBUG_IMAGES, SampleSource, compare_files, convert
+from segedge.quantize.adapters.base import Candidate
+from segedge.quantize.adapters.ort_qdq import OrtQdq
+from segedge.quantize.convert import SampleSource, compare_files, convert
+from segedge.quantize.judging import budget_judge, lost_points, measured
+from segedge.quantize.repair import Repair, Step, repair
 from segedge.quantize.request import QuantizeRequest
 
 Progress = Callable[[str], None]
-EXCLUDED_NODES = 3  # nodes kept in float on the second int8 try
 
 
 @dataclass(frozen=True)
@@ -39,22 +43,21 @@ class Trial:
     within_budget: bool
     size_mb: float
     p50_ms: float = float("nan")
+    step: str = ""  # the repair step that made it ("calibration: entropy", "2 layers in float")
+    config: dict | None = None  # the repair's candidate: method, weights, the layers kept in float
 
     @property
     def label(self) -> str:
+        if self.step:
+            return f"{self.precision}, repaired ({self.step})"
         return f"{self.precision} ({len(self.excluded)} nodes float)" if self.excluded else self.precision.value
 
     def to_dict(self) -> dict:
         a = self.agreement
         return {"precision": self.precision.value, "excluded_nodes": list(self.excluded), "lost_points": self.lost_points,
                 "within_budget": self.within_budget, "argmax_agreement": a.argmax_agreement, "miou": a.miou,
-                "p50_ms": self.p50_ms, "size_mb": round(self.size_mb, 3)}
-
-
-def lost_points(agreement: Parity) -> float:
-    """mIoU points lost against the labels when there are labels, else argmax-agreement points."""
-    drop = agreement.miou_drop_points
-    return drop if drop is not None else 100.0 * (1.0 - agreement.argmax_agreement)
+                "p50_ms": self.p50_ms, "size_mb": round(self.size_mb, 3),
+                **({"repair_step": self.step, "repair": self.config} if self.step else {})}
 
 
 def search(request: QuantizeRequest, source: Path, card: ModelCard, images: list[Path], samples: SampleSource,
@@ -78,17 +81,38 @@ def search(request: QuantizeRequest, source: Path, card: ModelCard, images: list
 
     trials = [attempt(Precision.int8, request.exclude)]
     if not trials[0].within_budget:
-        from exporters.qdq_debug import layer_errors
-
-        progress("finding the int8 nodes that lose most")
-        report = layer_errors(source, trials[0].path, images[:DEBUG_IMAGES], card)
-        worst = tuple(dict.fromkeys([*request.exclude, *report.worst_nodes(EXCLUDED_NODES)]))
-        trials.append(attempt(Precision.int8, worst))
+        trials += repaired(request, source, card, samples, work, progress, trials[0])
     trials += [attempt(Precision.fp16), attempt(Precision.fp32)]
     progress("timing every candidate")
     timed = _time(trials, card, request.runs, request.card_overrides)
     chosen = min((t for t in timed if t.within_budget), key=lambda t: t.p50_ms)
     return chosen, tuple(timed)
+
+
+def repaired(request: QuantizeRequest, source: Path, card: ModelCard, samples: SampleSource, work: Path,
+             progress: Progress, plain: Trial) -> list[Trial]:
+    """The repair search from the failed plain int8 `plain`: its best step as a trial to time (the chosen one,
+    else the one that lost least), the record of every step in its `config`."""
+    assert request.calib is not None  # check_calibration ran first
+    adapter = OrtQdq(source, request.calib, request.calib_count, card, work, method=request.method,
+                     per_channel=request.per_channel, exclude=request.exclude, overrides=request.card_overrides)
+    judge = budget_judge(open_session(source, "cpu", overrides=request.card_overrides).run, card, samples,
+                         request.budget)
+    start = Step("start", adapter.start, measured(plain.agreement, lambda lost: lost <= request.budget), plain.path,
+                 0.0, adapter.reproduce(adapter.start))
+    images = sum(1 for _ in samples[0]())
+    result = repair(adapter, judge, images, work, progress, start=start)
+    best = result.best
+    if best is start:
+        return []
+    return [_trial(best, result)]
+
+
+def _trial(step: Step, result: Repair) -> Trial:
+    c: Candidate = step.candidate
+    agreement = step.measured.parity
+    return Trial(Precision.int8, c.kept, step.path, agreement, step.measured.lost, step.measured.ok,
+                 step.path.stat().st_size / 2**20, step=step.name, config=result.record())
 
 
 def _time(trials: list[Trial], card: ModelCard, runs: int, overrides: dict) -> list[Trial]:
