@@ -10,6 +10,12 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from .errors import UsageError
+
+# A higher thread count is a typo or an attack: ONNX Runtime starts every thread asked for, and
+# 100,000 brought the machine to a halt.
+MAX_THREADS = 1024
+
 # What decides which kernels run: AVX2/FMA (fp32), AVX-512, VNNI (int8 dot products), AMX and
 # AVX-512 BF16 (bf16/int8 matrix units that OpenVINO and oneDNN use), F16C (fp16 conversion).
 _FLAGS_THAT_MATTER = ("fma", "f16c", "avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
@@ -26,6 +32,13 @@ def usable_cpus() -> int:
     if quota is not None:
         count = max(1, min(count, int(quota + 0.999)))
     return count
+
+
+def check_threads(threads: int | None) -> int | None:
+    """`threads` when it is an intra-op thread count segedge accepts (0 or None: the usable CPUs)."""
+    if threads is not None and not 0 <= threads <= MAX_THREADS:
+        raise UsageError(f"threads must be in 1..{MAX_THREADS} (0 or None: the usable CPUs), got {threads}")
+    return threads
 
 
 def _cgroup_cpu_quota() -> float | None:

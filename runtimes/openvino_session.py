@@ -38,10 +38,10 @@ from .card import CARD_KEY, TARGET_KEY, ModelCard
 from .card_checks import check_overrides
 from .errors import CardError, ModelFileError, ProviderError, UsageError
 from .inspection import InspectedCard, Inspection, TensorInfo, inspect_stored
-from .machine import usable_cpus
+from .machine import check_threads, usable_cpus
 from .postprocess import one_hot
 from .providers import OPENVINO_HINTS
-from .session import MAX_THREADS, _chunks, check_model_path, model_input, run_failure
+from .session import _chunks, check_model_path, model_input, run_failure
 
 DEFAULT_CACHED_SHAPES = 8  # compiled models kept (each holds its own kernels and scratch memory)
 IR_CARD = ("segedge", "card")  # exporters.targets.openvino_ir.RT_INFO_KEY
@@ -247,8 +247,7 @@ def open_openvino(
     """Open an .onnx or OpenVINO IR (.xml) file with OpenVINO; raise when it is not a one-image-in model."""
     path = _checked_ir(Path(path)) if Path(path).suffix.lower() == ".xml" else check_model_path(path)
     hint = check_hint(hint)
-    if threads is not None and not 0 <= threads <= MAX_THREADS:
-        raise UsageError(f"threads must be in 1..{MAX_THREADS} (0 or None: the usable CPUs), got {threads}")
+    check_threads(threads)
     if max_shapes < 1:
         raise UsageError(f"max_shapes must be >= 1, got {max_shapes}")
     ov = import_openvino()

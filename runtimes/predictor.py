@@ -24,7 +24,8 @@ from .isolate import probe_model
 from .preprocess import at_input_resolution, from_model_output, model_input_size, resize_plane, resize_rgb, to_model_input
 from .providers import Provider
 from .stream.labelling import label_stream
-from .runtime import ModelRunner, Runtime, is_ir, open_model, runtime_for
+from .backends import (LabelsInGraph, ModelRunner, Runtime, RuntimeSpec, as_runtime, backend_for_path, chosen_backend,
+                       open_runner)
 from .tiling import plan_tiles, tiled_logits
 
 Finish = Callable[[np.ndarray], np.ndarray]
@@ -53,11 +54,13 @@ class Predictor:
     overlap by a quarter of the tile size, those of a valid-mode model by nothing (their margin
     already gives every output pixel its context).
     `runtime`: "onnxruntime" (`providers` chooses its execution provider) or "openvino", OpenVINO's
-    own runtime (`segedge[openvino]`; opens .onnx and IR .xml files); None (default) is the file's
-    own: OpenVINO for an IR .xml, ONNX Runtime for an .onnx file. With OpenVINO,
+    own runtime (`segedge[openvino]`; opens .onnx and IR .xml files), or any runtime registered
+    with `runtimes.backends.register_backend`; None (default) is the file's own, by its suffix:
+    OpenVINO for an IR .xml, ONNX Runtime for an .onnx file. The keywords build `self.spec`, the
+    `runtimes.backends.RuntimeSpec` the file is opened under. With OpenVINO,
     `openvino_hint` is its inference precision: "f32", "bf16", "f16" or None/"auto" (OpenVINO's
     choice, bf16 on CPUs with AVX512-BF16 or AMX). A file quantized for the other runtime warns
-    (`runtimes.runtime.RuntimeMismatchWarning`).
+    (`runtimes.backends.RuntimeMismatchWarning`).
     """
 
     def __init__(
@@ -81,14 +84,14 @@ class Predictor:
             raise UsageError(f"threshold must lie in 0..1, got {threshold}")
         if resize_long is not None and resize_long < 1:
             raise UsageError(f"resize_long must be a positive number of pixels, got {resize_long}")
-        self.runtime: Runtime = runtime_for(path, runtime)
-        if isolate and is_ir(path):
+        self.spec = RuntimeSpec(runtime, providers or Provider.cpu, threads=threads, hint=openvino_hint)
+        self.runtime: Runtime | str = as_runtime(chosen_backend(path, runtime).name)
+        if isolate and backend_for_path(path).name != Runtime.onnxruntime:
             raise UsageError("isolate probes the model with ONNX Runtime in a child process: give the .onnx file")
         if isolate:  # an untrusted file: it must survive loading and one run in a limited child first
-            probe_model(path, getattr(providers or Provider.cpu, "value", providers or Provider.cpu))
+            probe_model(path, self.spec.provider)
         overrides = {key: _tuples(value) for key, value in card_overrides.items()}
-        self.session: ModelRunner = open_model(path, self.runtime, providers or Provider.cpu, threads,
-                                               hint=openvino_hint, overrides=overrides)
+        self.session: ModelRunner = open_runner(path, self.spec, overrides)
         card = self.session.card
         if not card.dynamic and card.tile_size is None:
             # A static model takes one size: larger images are cut into tiles of exactly that size.
@@ -201,11 +204,11 @@ class Predictor:
         """The label map with the argmax run inside the runtime's compiled model (OpenVINO's adapter: no
         C x H x W scores written out and scanned again); None where the runtime cannot, or the image is
         tiled or resized (their scores are blended or resized before labelling)."""
-        labeller = getattr(self.session, "labels", None)
-        if labeller is None or self.resize_long is not None or self._tile_size_for(rgb) is not None:
+        session = self.session
+        if not isinstance(session, LabelsInGraph) or self.resize_long is not None or self._tile_size_for(rgb) is not None:
             return None
         x, placement = to_model_input(rgb, self.card)
-        labels = labeller(np.ascontiguousarray(x[None]))
+        labels = session.labels(np.ascontiguousarray(x[None]))
         margin = self.card.valid_margin
         if labels is None or labels.shape[1:] != (x.shape[1] - 2 * margin, x.shape[2] - 2 * margin):
             return None  # the scores' path says what is wrong with the output

@@ -16,7 +16,7 @@ from .card import CARD_KEY, TARGET_KEY, ModelCard
 from .card_checks import check_overrides
 from .errors import ModelFileError, ProviderError, UsageError
 from .external_data import check_external_data
-from .machine import usable_cpus
+from .machine import check_threads, usable_cpus
 from .inspection import InspectedCard, Inspection, TensorInfo, inspect_foreign, inspect_stored
 from .node_placement import NodePlacement, assigned_placement, record_assignment
 from .postprocess import one_hot
@@ -26,7 +26,6 @@ from .providers import Provider, ProviderOptions, check_active, prepare, provide
 _INPUT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(uint8)")
 # A declared input dimension past this is a hostile or broken model, not a real image or batch.
 _MAX_STATIC_DIM = 1 << 16
-MAX_THREADS = 1024
 # ONNX Runtime's own log lines (warnings at load, errors at run: a broadcast failure prints a
 # red line before the exception) must not reach the user's stderr: segedge reports failures
 # itself, in one line. 4 = FATAL only.
@@ -68,6 +67,9 @@ class ModelSession(InspectedCard):
         if self.card.output_kind == "labels":
             return one_hot(out[:, 0] if out.ndim == 4 else out, max(self.card.num_classes, 2))
         return out.astype(np.float32, copy=False)
+
+    def describe(self) -> str:
+        return f"ONNX Runtime {ort.__version__} on {', '.join(self.active_providers)}, {self.threads} threads"
 
     def placement(self) -> NodePlacement | None:
         """Nodes per provider as ORT assigned them (None when this onnxruntime cannot tell)."""
@@ -154,9 +156,7 @@ def session_options(threads: int | None = None, spinning: bool = True) -> ort.Se
     2 threads, PyTorch eager ran 461 ms right after a spinning ORT session and 420 ms after one that
     does not spin, while ORT itself took 345 ms either way.
     """
-    if threads is not None and not 0 <= threads <= MAX_THREADS:
-        # ONNX Runtime starts every thread asked for: 100,000 brought the machine to a halt.
-        raise UsageError(f"threads must be in 1..{MAX_THREADS} (0 or None: the usable CPUs), got {threads}")
+    check_threads(threads)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or usable_cpus()
     opts.inter_op_num_threads = 1

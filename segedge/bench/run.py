@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from runtimes.machine import machine_record, usable_cpus
 from runtimes.node_placement import NodePlacement, check_strict
 from runtimes.profiling import profile_placement
 from runtimes.providers import Provider, ProviderOptions, explain
-from runtimes.runtime import Runtime, runtime_for
+from runtimes.backends import Runtime, RuntimeSpec, backend_named, chosen_backend
 from runtimes.session import ModelSession, open_session
 from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 
@@ -56,11 +56,11 @@ class BenchRequest:
     io_binding: bool = False
     options: ProviderOptions = field(default_factory=ProviderOptions)
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
-    runtime: Runtime | None = None  # the main row's: ONNX Runtime on `provider`, OpenVINO's adapter; None: the file's own
+    runtime: str | None = None  # the main row's: ONNX Runtime on `provider`, OpenVINO's adapter, ...; None: the file's own
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "runtime", runtime_for(self.target, self.runtime))
-        if self.runtime is Runtime.openvino:
+        object.__setattr__(self, "runtime", chosen_backend(self.target, self.runtime).name)
+        if self.runtime != Runtime.onnxruntime:
             given = [flag for flag, on in (("--provider", self.provider is not Provider.cpu), ("--strict", self.strict),
                                            ("--profile", self.profile), ("--io-binding", self.io_binding)) if on]
             if given:
@@ -115,22 +115,26 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
         start = time.perf_counter()
         # Peers share the timed rounds: ORT's spin-waiting threads would slow whichever runs next.
         spinning = not request.compare and request.torch_baseline is False
-        session: Any = open_session(model_path, chosen.provider, threads, request.options, spinning=spinning,
-                                    overrides=request.card_overrides) if request.runtime is Runtime.onnxruntime \
-            else _openvino_session(model_path, threads, request)
+        backend = backend_named(request.runtime or Runtime.onnxruntime)
+        on_ort = backend.name == Runtime.onnxruntime
+        # With ONNX Runtime on another provider than OpenVINO's, the hint is the OpenVINO peer's alone.
+        hint = request.options.openvino_hint if not on_ort or chosen.provider is Provider.openvino else None
+        spec = RuntimeSpec(backend.name, chosen.provider if on_ort else Provider.cpu,
+                           replace(request.options, openvino_hint=hint), threads, hint, spinning)
+        session: Any = backend.open(model_path, spec, request.card_overrides)
         setup = time.perf_counter() - start
         card = session.card
         size = request.input_size or card.input_size
         x = np.random.default_rng(0).standard_normal((request.batch, 3, *size)).astype(np.float32)
-        placement = session.placement() if request.runtime is Runtime.onnxruntime else None
+        placement = session.placement() if on_ort else None
         if request.strict or request.profile:
             progress("profiling one run to see where every node ran")
             placement = profile_placement(model_path, chosen.provider, x, threads, request.options)
             if request.strict:
                 check_strict(placement, chosen.provider)
         runners: list[Runner | FailedRun] = [
-            ort_runner(session, setup, request.io_binding, request.options.device_id)
-            if request.runtime is Runtime.onnxruntime else _openvino_row(session, setup)
+            ort_runner(session, setup, request.io_binding, request.options.device_id) if on_ort
+            else backend.timing_runner(session, setup, name=f"{backend.name} runtime {card.precision.value}")
         ]
         peers = request.peers_for(card)
         notes = () if Peer.torch in peers or request.torch_baseline is False else (
@@ -148,26 +152,14 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
         input_size=size,
         batch=request.batch,
         threads=threads,
-        provider=chosen.provider.value if request.runtime is Runtime.onnxruntime else "openvino",
-        provider_reason=chosen.reason if request.runtime is Runtime.onnxruntime else session.describe(),
+        provider=chosen.provider.value if on_ort else backend.name,
+        provider_reason=chosen.reason if on_ort else session.describe(),
         active_providers=session.active_providers,
         placement=placement,
         rows=rows,
         machine=machine_record(threads),
         notes=notes,
     )
-
-
-def _openvino_session(path: Path, threads: int, request: BenchRequest) -> Any:
-    from runtimes.openvino_session import open_openvino
-
-    return open_openvino(path, threads, hint=request.options.openvino_hint, overrides=request.card_overrides)
-
-
-def _openvino_row(session: Any, setup: float) -> Runner:
-    from runtimes.openvino_runtime import session_runner
-
-    return session_runner(session, setup, name=f"openvino runtime {session.card.precision.value}")
 
 
 def build_peer(peer: Peer, session: ModelSession, card: ModelCard, x: np.ndarray, threads: int,
@@ -190,7 +182,7 @@ def build_peer(peer: Peer, session: ModelSession, card: ModelCard, x: np.ndarray
         return FailedRun(name, kind, "-", "the model has no segedge card, so there is no PyTorch model to rebuild",
                          {"runtime": kind})
     try:
-        device = session.provider.value if request.runtime is Runtime.onnxruntime else "cpu"
+        device = session.provider.value if request.runtime == Runtime.onnxruntime else "cpu"
         return torch_peer(peer, card, request.weights, device, threads, x, request.io_binding)
     except Exception as exc:  # missing torch, a model that no longer builds, an inductor failure
         return FailedRun(name, kind, "-", one_line(exc), {"runtime": kind})

@@ -35,7 +35,7 @@ from runtimes.parity import PRESETS, Parity, ParityAccumulator, Tolerance, compa
 from runtimes.postprocess import labels
 from runtimes.precision import Precision
 from runtimes.providers import Provider, ProviderOptions, check_openvino_hint, resolve
-from runtimes.runtime import INSTALL, Runtime, runtime_for
+from runtimes.runtime import Runtime, install_line, runtime_for
 from runtimes.session import open_session
 from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 from segedge.bench.run import Peer, onnx_for
@@ -129,7 +129,7 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
     fill_losses([c.row for c in candidates])
     best, why = choose_best([c.row for c in candidates], request.budget, random_weights=_random_weights(request))
     if best is not None and best.runtime in tuple(Runtime) and best.file:  # a row an app ships through the Predictor
-        why += f"; ship it: {INSTALL[Runtime(best.runtime)]}, {predictor_call(best)}"
+        why += f"; ship it: {install_line(best.runtime)}, {predictor_call(best)}"
     return Report(
         model=request.target, input_size=size, threads=threads, rows=[c.row for c in candidates],
         best=best.label if best else None, best_reason=why, calibration=calibration,
@@ -142,7 +142,7 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
 def predictor_call(row: ReportRow) -> str:
     """The line that runs `row`'s file in an app as the row was timed: only what differs from the defaults."""
     arguments = [json.dumps(row.file)]
-    if runtime_for(str(row.file), None).value != row.runtime:
+    if runtime_for(str(row.file), None) != row.runtime:
         arguments.append(f'runtime="{row.runtime}"')
     provider = row.provider.removesuffix(" (auto)")
     if row.runtime == Runtime.onnxruntime and provider != Provider.cpu.value:
