@@ -99,6 +99,8 @@ def _kernel_gap(node: onnx.NodeProto, opsets: dict[str, int], registry, provider
     ranges = registry.get((domain, node.op_type), [])
     if any(low <= version <= high for low, high in ranges):
         return ""
+    if domain == "" and node.op_type == "Constant":  # ORT turns Constant nodes into initializers when it loads a graph
+        return ""
     # ORT inlines an operator defined as an ONNX function (Mish, ...) when it has no kernel for it.
     # (getattr: onnx's type stubs lack these two properties of OpSchema.)
     if schema is not None and (getattr(schema, "has_function", False)

@@ -41,6 +41,7 @@ class OrtWeb:
 def fetch_ort_web(into: Path, work: Path, local: Path | None = None) -> OrtWeb:
     """Copy the runtime files into the folder `into`; from `local` when given, else from npm (in `work`)."""
     if local is not None:
+        check_ort_web_source(local)
         dist, version = _local(local, work)
         source = str(local)
     else:
@@ -57,10 +58,19 @@ def fetch_ort_web(into: Path, work: Path, local: Path | None = None) -> OrtWeb:
     return OrtWeb(version, source, hashes)
 
 
-def _from_npm(work: Path) -> tuple[Path, str]:
-    npm = shutil.which("npm")
-    if npm is None:
+def check_ort_web_source(local: Path | None) -> None:
+    """Refuse, before any work, a local copy that is not there, or no local copy and no npm."""
+    if local is not None:
+        if not local.exists():
+            raise UsageError(f"--ort-web {local}: no such file or folder; {HOW}")
+    elif shutil.which("npm") is None:
         raise UsageError(f"the web target ships {PACKAGE} {VERSION} from npm, and npm is not on PATH: {HOW}")
+
+
+def _from_npm(work: Path) -> tuple[Path, str]:
+    check_ort_web_source(None)
+    npm = shutil.which("npm")
+    assert npm is not None
     try:
         done = subprocess.run([npm, "pack", f"{PACKAGE}@{VERSION}", "--silent", "--pack-destination", str(work)],
                               capture_output=True, text=True, timeout=NPM_TIMEOUT_S, check=False)

@@ -20,7 +20,7 @@ from typer.exceptions import Abort, TyperException
 from runtimes.errors import SegedgeError
 from runtimes.interrupts import EXIT_CODES, MESSAGES, received, stop_on_signals
 
-from segedge.cli import bench_cmd, eval_cmd, export_cmd, info_cmd, models_cmd, predict_cmd, quantize_cmd, report_cmd, verify_cmd  # noqa: F401  (register commands)
+from segedge.cli import bench_cmd, eval_cmd, export_cmd, info_cmd, models_cmd, predict_cmd, quantize_cmd, report_cmd, serve_cmd, verify_cmd  # noqa: F401  (register commands)
 from segedge.cli.app import app
 
 __all__ = ["app", "main"]

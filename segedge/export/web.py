@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from exporters.targets import CheckReport, get_target
+from exporters.targets.ort_web import check_ort_web_source
 from exporters.targets.web import check_web_output, write_web_folder
 from runtimes.errors import UsageError
 from runtimes.fileio import work_folder
@@ -32,6 +33,7 @@ def run_web_export(request: ExportRequest, progress: Progress = lambda message: 
     precisions = get_target("web").precisions
     if str(request.precision) not in precisions:
         raise UsageError(f"target web takes --precision {' or '.join(precisions)}, not {request.precision}")
+    check_ort_web_source(ort_web)
     if is_onnx_source(request.source):
         source = Path(request.source)
         if request.precision != Precision.fp32:
