@@ -28,6 +28,7 @@ from onnxruntime.tools.onnx_model_utils import is_fixed_size_tensor, optimize_mo
 from runtimes.fileio import work_folder
 
 from . import qnn_ops, tensorrt_ops
+from .node_names import node_label, op_label
 from .quiet import first_line, quiet
 from .result import CheckReport, UnsupportedNode
 from .table import Check
@@ -280,16 +281,8 @@ def _as_ort_sees_it(model_path: Path) -> tuple[onnx.ModelProto, str]:
         return model, (note + "; " if note else "") + f"shape inference failed ({first_line(exc)})"
 
 
-def node_label(node: onnx.NodeProto) -> str:
-    return node.name or (node.output[0] if node.output else "?")
-
-
 def _inlined_from(node: onnx.NodeProto) -> str:
     """ORT names the values of an inlined ONNX function `_inlfunc_<Function>_...` (Mish -> Softplus, Tanh, Mul)."""
     label = node_label(node)
     return label[len("_inlfunc_"):].split("_", 1)[0] if label.startswith("_inlfunc_") else ""
-
-
-def op_label(node: onnx.NodeProto) -> str:
-    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
 

@@ -23,7 +23,7 @@ import onnx
 
 from runtimes.errors import ExportError, ProviderError
 
-from .checks import node_label, op_label
+from .node_names import node_label, op_label
 from .quiet import quiet
 from .result import CheckReport, UnsupportedNode
 from .table import Check

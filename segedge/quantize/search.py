@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from runtimes.card import ModelCard
-from runtimes.parity import Parity
 from runtimes.precision import Precision
 from runtimes.runtime import Runtime
 from runtimes.session import open_session
@@ -29,35 +28,9 @@ from segedge.quantize.convert import SampleSource, compare_files, convert
 from segedge.quantize.judging import budget_judge, lost_points, measured
 from segedge.quantize.repair import Repair, Step, repair
 from segedge.quantize.request import QuantizeRequest
+from segedge.quantize.trial import Trial
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Trial:
-    precision: Precision
-    excluded: tuple[str, ...]
-    path: Path
-    agreement: Parity
-    lost_points: float
-    within_budget: bool
-    size_mb: float
-    p50_ms: float = float("nan")
-    step: str = ""  # the repair step that made it ("calibration: entropy", "2 layers in float")
-    config: dict | None = None  # the repair's candidate: method, weights, the layers kept in float
-
-    @property
-    def label(self) -> str:
-        if self.step:
-            return f"{self.precision}, repaired ({self.step})"
-        return f"{self.precision} ({len(self.excluded)} nodes float)" if self.excluded else self.precision.value
-
-    def to_dict(self) -> dict:
-        a = self.agreement
-        return {"precision": self.precision.value, "excluded_nodes": list(self.excluded), "lost_points": self.lost_points,
-                "within_budget": self.within_budget, "argmax_agreement": a.argmax_agreement, "miou": a.miou,
-                "p50_ms": self.p50_ms, "size_mb": round(self.size_mb, 3),
-                **({"repair_step": self.step, "repair": self.config} if self.step else {})}
 
 
 def search(request: QuantizeRequest, source: Path, card: ModelCard, images: list[Path], samples: SampleSource,

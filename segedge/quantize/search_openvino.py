@@ -24,15 +24,15 @@ from runtimes.precision import Precision
 from runtimes.session import model_input, open_session
 from runtimes.timing import TimingStats, time_runners
 from segedge.quantize.convert import SampleSource, compare_files, convert
+from segedge.quantize.judging import lost_points
 from segedge.quantize.request import QuantizeRequest
+from segedge.quantize.trial import Trial
 
 Progress = Callable[[str], None]
 
 
 def search_openvino(request: QuantizeRequest, source: Path, card: ModelCard, samples: SampleSource, work: Path,
-                    progress: Progress) -> tuple[Any, tuple[Any, ...]]:
-    from segedge.quantize.search import Trial, lost_points
-
+                    progress: Progress) -> tuple[Trial, tuple[Trial, ...]]:
     def judged(precision: Precision, target: Path, excluded: tuple[str, ...] = ()) -> Trial:
         progress(f"measuring {precision} on OpenVINO against fp32 on {samples[1]}")
         agreement = compare_files(source, target, card, samples, request.card_overrides, request.runtime)

@@ -43,7 +43,7 @@ from runtimes.preprocess import to_model_input
 from segedge.data.demo import cache_root, dataset_folder
 from segedge.data.labelled import labelled_pairs, read_mask
 from segedge.data.shapes import IGNORE_INDEX, ShapesConfig, write_shapes_dataset
-from segedge.evaluate.run import evaluate, torch_labeller
+from segedge.evaluate.scoring import evaluate, torch_labeller
 from segedge.sources import build
 
 RECIPE_VERSION = 2  # bump when the training code or the dataset changes what a config produces
