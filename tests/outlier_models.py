@@ -26,13 +26,18 @@ CLASSES = 4
 OUTLIER_LAYER = "conv2"
 
 
-def build_outlier_model(path: Path) -> Path:
+def build_outlier_model(path: Path, weight_outlier: bool = False) -> Path:
+    """The activation-outlier model, or (`weight_outlier`) one whose conv2 has one weight of 300 among weights
+    of about 1: 8-bit per-tensor weights (QNN's) then round the others to a few steps, 16-bit ones do not."""
     rng = np.random.default_rng(7)
     w1 = rng.normal(0, 0.4, (8, 3, 3, 3)).astype(np.float32)
     w2 = rng.normal(0, 1.0, (8, 8, 1, 1)).astype(np.float32)
     b2 = np.zeros(8, np.float32)
     w2[7] = 0.0
-    b2[7] = 500.0  # the outlier channel
+    if weight_outlier:
+        w2[7, 0] = 300.0  # the outlier weight: its channel is large but within 16-bit activations' range
+    else:
+        b2[7] = 500.0  # the outlier channel
     w3 = rng.normal(0, 1.0, (CLASSES, 8, 1, 1)).astype(np.float32)
     w3[:, :CLASSES] += 8.0 * np.eye(CLASSES, dtype=np.float32)[:, :, None, None]  # clear margins between classes
     w3[:, 7] = 0.0

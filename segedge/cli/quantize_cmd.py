@@ -12,8 +12,9 @@ from rich.table import Table
 
 from exporters.int8_options import Method
 from runtimes.onnx_info import model_megabytes
-from runtimes.errors import ParityError
+from runtimes.errors import ParityError, UsageError
 from runtimes.runtime import Runtime
+from segedge.quantize.adapters import Backend
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, with_progress
 from segedge.cli.options import (Budget, Calib, CardOptions, Data, DataLimit, ForRuntime, Isolate, Json, Overwrite,
                                  QuantizeTo, calib_count_option, card_options)
@@ -25,7 +26,7 @@ WORST_SHOWN = 10
 @card_options
 def quantize_command(
     model: Path = typer.Argument(..., help="The fp32 ONNX model (exported by segedge: its card gives the normalisation)."),
-    precision: QuantizeTo = typer.Option(..., "--precision", help="fp16, int8, or auto (the fastest within --budget)."),
+    precision: Optional[QuantizeTo] = typer.Option(None, "--precision", help="fp16, int8, or auto (the fastest within --budget; int8 that misses it is repaired first). Required unless --sensitivity."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the model (default: beside MODEL, <name>_<precision>.onnx; --for openvino: <name>_int8.xml + .bin)."),
     for_runtime: ForRuntime = Runtime.onnxruntime,
     calib: Calib = None,
@@ -37,6 +38,9 @@ def quantize_command(
     data: Data = None,
     data_limit: DataLimit = None,
     debug: bool = typer.Option(False, "--debug", help="int8: SQNR per quantized tensor; names the nodes that lose most."),
+    sensitivity: bool = typer.Option(False, "--sensitivity", help="Rank layers by what keeping each alone in higher precision recovers (mIoU with labels, else argmax agreement); writes no model."),
+    rank_for: Optional[list[Backend]] = typer.Option(None, "--rank-for", help="--sensitivity: the quantizer(s) to rank for (repeat): onnxruntime (QDQ, float layers), openvino (NNCF, float layers), qnn (uint16 activations, 16-bit weight layers). Default: --for's."),
+    blocks: int = typer.Option(24, "--sensitivity-blocks", min=1, max=1000, help="--sensitivity: at most this many variants; a larger graph is ranked per block of consecutive layers."),
     as_json: Json = False,
     isolate: Isolate = False,
     overwrite: Overwrite = False,
@@ -46,6 +50,11 @@ def quantize_command(
     from segedge.quantize import QuantizeRequest, run_quantize
 
     probe_if_isolated(isolate, model)
+    if sensitivity:
+        return sensitivity_command(model, rank_for or [Backend(for_runtime.value)], calib, calib_count, method,
+                                   per_channel, split_names(exclude), budget, data, data_limit, blocks, card, as_json)
+    if precision is None:
+        raise UsageError("quantize needs --precision fp16, int8 or auto (or --sensitivity to rank layers)")
     request = QuantizeRequest(
         model=model, precision=precision.value, output=output, calib=calib, calib_count=calib_count,
         method=method, per_channel=per_channel, exclude=split_names(exclude), budget=budget, data=data,
@@ -62,6 +71,35 @@ def quantize_command(
         print_result(result)
     if not result.passed:
         raise ParityError(f"wrote {result.path}, but it fails the {result.card.precision} preset: {'; '.join(result.failures)}")
+
+
+def sensitivity_command(model: Path, backends: list[Backend], calib: Path | None, calib_count: int, method: Method,
+                        per_channel: bool, exclude: tuple[str, ...], budget: float, data: Path | None,
+                        data_limit: int | None, blocks: int, card: CardOptions, as_json: bool) -> None:
+    from segedge.quantize.sensitivity_run import SensitivityRequest, run_sensitivity
+
+    request = SensitivityRequest(model, tuple(dict.fromkeys(backends)), calib, calib_count, data, data_limit, method,
+                                 per_channel, exclude, budget, blocks, card.overrides())
+    result = with_progress("ranking layers", lambda progress: run_sensitivity(request, progress))
+    if as_json:
+        print_json(result)
+        return
+    for ranking in result.rankings:
+        print_sensitivity(ranking, result.images)
+
+
+def print_sensitivity(ranking, images: str) -> None:
+    base = ranking.base_measured
+    table = Table(title=f"{ranking.runtime}: each {'block' if ranking.per_block else 'layer'} alone in {ranking.higher} "
+                        f"(plain int8 loses {base.lost:.2f} points) on {images}", title_justify="left")
+    for column in ("#", "layer" if not ranking.per_block else "block", "lost (points)", "recovered", "argmax agree", "mIoU"):
+        table.add_column(column, justify="left" if column in ("layer", "block") else "right")
+    for i, row in enumerate(ranking.rows[:WORST_SHOWN * 2], 1):
+        m = row.measured
+        table.add_row(str(i), escape(row.unit.name), f"{m.lost:.2f}", f"{row.recovered:+.2f}", f"{m.argmax_agreement:.4%}",
+                      _num(m.miou, ".4f"))
+    out.print(table)
+    err.print(f"cost: {ranking.cost}", markup=False)
 
 
 def split_names(values: list[str] | None) -> tuple[str, ...]:
@@ -100,7 +138,7 @@ def print_trials(trials, chosen: str) -> None:
         table.add_column(column, justify="left" if column in ("precision", "float nodes") else "right")
     for t in trials:
         table.add_row(
-            t.precision, ", ".join(t.excluded) or "-", f"{t.lost_points:.2f}", f"{t.agreement.argmax_agreement:.4%}",
+            f"int8, repaired ({t.step})" if t.step else t.precision, ", ".join(t.excluded) or "-", f"{t.lost_points:.2f}", f"{t.agreement.argmax_agreement:.4%}",
             _num(t.agreement.miou, ".4f"), f"{t.p50_ms:.1f}", f"{t.size_mb:.2f}", "yes" if t.within_budget else "no",
         )
     out.print(table)

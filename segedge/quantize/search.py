@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from exporters.card_io import embed_card, read_card_from_proto
+from exporters.model_file import load_model, save_model
 from runtimes.card import ModelCard
 from runtimes.precision import Precision
 from runtimes.runtime import Runtime
@@ -78,7 +80,16 @@ def repaired(request: QuantizeRequest, source: Path, card: ModelCard, samples: S
     best = result.best
     if best is start:
         return []
+    record_repair(best.path, result.record())
     return [_trial(best, result)]
+
+
+def record_repair(path: Path, record: dict) -> None:
+    """The repair's record (what stays float and why, how to build it again) in the candidate's card."""
+    model = load_model(path)
+    card = read_card_from_proto(model)
+    if card is not None:
+        save_model(embed_card(model, card.with_overrides(calibration={**card.calibration, "repair": record})), path)
 
 
 def _trial(step: Step, result: Repair) -> Trial:

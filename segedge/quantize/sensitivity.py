@@ -76,7 +76,7 @@ def rank(adapter: Adapter, base: Candidate, base_measured: Measured, judge: Judg
     ranked = blocks(found, most)
     rows = []
     for i, unit in enumerate(ranked, 1):
-        progress(f"sensitivity {i}/{len(ranked)}: {unit.name} kept in {adapter.higher}")
+        progress(f"sensitivity {i}/{len(ranked)}: {unit.name} in {adapter.higher}")
         target = work / f"sensitivity-{i}{_suffix(adapter)}"
         path = adapter.build(base.keeping((unit,)), target)
         result = judge(adapter.runner(path))

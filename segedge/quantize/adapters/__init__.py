@@ -10,3 +10,13 @@ one more adapter whose `build` keeps `kept` modules in float.
 - `qnn_qdq.QnnQdq`: ORT's QNN config (uint16 activations); higher precision = 16-bit weights.
 - `openvino_nncf.NncfOpenVINO`: NNCF for OpenVINO; higher precision = float (ignored scope).
 """
+
+from enum import Enum
+
+
+class Backend(str, Enum):
+    """The quantizers a sensitivity ranking is made for (the CLI names them without importing any)."""
+
+    onnxruntime = "onnxruntime"  # ORT's QDQ quantizer: layers kept in float
+    openvino = "openvino"  # NNCF: layers kept in float (ignored scope)
+    qnn = "qnn"  # ORT's QNN config, uint16 activations: layers get 16-bit weights
