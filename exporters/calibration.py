@@ -19,6 +19,7 @@ from runtimes.card import ModelCard
 from runtimes.errors import InputFileError
 from runtimes.image import load_image
 from runtimes.preprocess import to_model_input
+from runtimes.session import model_input
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -83,12 +84,15 @@ def _listing(folder: Path) -> list[Path]:
 
 
 class ImageFolderReader(CalibrationDataReader):
-    """Feeds ONNX Runtime's calibrator one prepared image (1 x 3 x H x W) per call."""
+    """Feeds ONNX Runtime's calibrator one prepared image per call, as the model takes it: its layout
+    (an NHWC model gets 1 x H x W x 3) and element type (`input_type`: "tensor(float)", "tensor(uint8)", ...)."""
 
-    def __init__(self, paths: Sequence[Path], card: ModelCard, input_name: str) -> None:
+    def __init__(self, paths: Sequence[Path], card: ModelCard, input_name: str,
+                 input_type: str = "tensor(float)") -> None:
         self.paths = list(paths)
         self.card = card
         self.input_name = input_name
+        self.input_type = input_type
         self._pending: Iterator[Path] = iter(self.paths)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -96,7 +100,7 @@ class ImageFolderReader(CalibrationDataReader):
         if path is None:
             return None
         x, _ = to_model_input(load_image(path), self.card)
-        return {self.input_name: x[None]}
+        return {self.input_name: model_input(x[None], self.card, self.input_type)}
 
     def rewind(self) -> None:
         self._pending = iter(self.paths)

@@ -47,8 +47,8 @@ def model_precision(model: onnx.ModelProto) -> GraphPrecision:
 
     initializers = {i.name for i in model.graph.initializer}
     image = next(i for i in model.graph.input if i.name not in initializers)
-    return read_precision(((n.op_type, ints(n)) for n in model.graph.node), _type_name(image.type),
-                          [_type_name(o.type) for o in model.graph.output])
+    return read_precision(((n.op_type, ints(n)) for n in model.graph.node), tensor_type(image.type),
+                          [tensor_type(o.type) for o in model.graph.output])
 
 
 def fp32_from_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -105,7 +105,8 @@ def _to_fp32(tensor: onnx.TensorProto) -> None:
         tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name))
 
 
-def _type_name(value_type: onnx.TypeProto) -> str:
+def tensor_type(value_type: onnx.TypeProto) -> str:
+    """ONNX Runtime's spelling of a value's element type ("tensor(float)"), for the types a model's image input takes."""
     names = {TensorProto.FLOAT: "tensor(float)", TensorProto.FLOAT16: "tensor(float16)", TensorProto.UINT8: "tensor(uint8)"}
     return names.get(value_type.tensor_type.elem_type, "tensor(other)")
 

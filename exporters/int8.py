@@ -43,6 +43,7 @@ from runtimes.fileio import work_folder
 
 from .calibration import ImageFolderReader, calibration_images
 from .card_io import embed_card, read_card_from_proto
+from .float_source import tensor_type
 from .int8_float import float_compute, int8_compute, transformer_float_nodes
 from .int8_options import DEFAULT_CALIB_COUNT, Activations, Method
 from .model_file import load_model, save_model
@@ -100,7 +101,7 @@ def quantize_int8(
         prepared_model = onnx.load(os.fspath(prepared))
         check_node_names(prepared_model, exclude)
         kept = transformer_float_nodes(prepared_model) if transformer_float else []
-        reader = ImageFolderReader(images, card, model.graph.input[0].name)
+        reader = ImageFolderReader(images, card, model.graph.input[0].name, tensor_type(model.graph.input[0].type))
         try:
             with _quiet():
                 quantize_static(

@@ -40,7 +40,6 @@ from runtimes.card import ModelCard
 from runtimes.errors import ExportError, UsageError
 from runtimes.fileio import work_folder
 from runtimes.openvino_session import IR_CARD, import_openvino, read_openvino_card
-from runtimes.session import model_input
 
 from .calibration import ImageFolderReader, calibration_images
 from .int8_options import DEFAULT_CALIB_COUNT
@@ -64,15 +63,13 @@ class NNCFResult:
 class _Feeds:
     """The calibration images as NNCF iterates them (more than once: statistics, then bias correction)."""
 
-    def __init__(self, reader: ImageFolderReader, input_type: str) -> None:
+    def __init__(self, reader: ImageFolderReader) -> None:
         self.reader = reader
-        self.input_type = input_type
 
     def __iter__(self) -> Iterator[np.ndarray]:
         self.reader.rewind()
         while (feed := self.reader.get_next()) is not None:
-            x = next(iter(feed.values()))
-            yield model_input(x, self.reader.card, self.input_type)  # the model's layout and element type
+            yield next(iter(feed.values()))  # in the model's layout and element type
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -111,7 +108,7 @@ def quantize_nncf(
     model = _read(ov, source)
     _check_names(model, exclude)
     input_type = _input_type(model)
-    feeds = _Feeds(ImageFolderReader(images, card, model.inputs[0].get_any_name()), input_type)
+    feeds = _Feeds(ImageFolderReader(images, card, model.inputs[0].get_any_name(), input_type))
     dataset = nncf.Dataset(feeds)
     transformer = has_attention(model) if transformer is None else transformer
     options: dict[str, Any] = {

@@ -73,11 +73,14 @@ class Inspection:
     def shape_constraints(self) -> str:
         """One line: what input the file takes."""
         card = self.card
+        batch = f" (batch {self.static_batch})" if self.static_batch else ""
         if not card.dynamic:
-            return (f"static input {card.input_size[0]} x {card.input_size[1]} only"
-                    f"{f' (batch {self.static_batch})' if self.static_batch else ''}: images are padded or tiled to it")
+            larger = "resized to fit" if card.large_image == "resize" else "tiled"
+            return (f"static input {card.input_size[0]} x {card.input_size[1]} only{batch}: smaller images are padded, "
+                    f"larger ones {larger} (large_image {card.large_image})")
         rule = f", H and W padded to multiples of {card.size_divisor}" if card.size_divisor > 1 else ""
-        return f"dynamic input N x 3 x H x W{rule}"
+        dims = "N x H x W x 3" if card.layout == "NHWC" else "N x 3 x H x W"
+        return f"dynamic input {dims}{batch}{rule}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"stored_card": self.stored, "static_batch": self.static_batch, "target": self.target,

@@ -21,7 +21,8 @@ from .card import ModelCard
 from .errors import ModelFileError, UsageError
 from .image import ImageLike, load_image
 from .isolate import probe_model
-from .preprocess import at_input_resolution, from_model_output, model_input_size, resize_plane, resize_rgb, to_model_input
+from .preprocess import (at_input_resolution, from_model_output, long_side_size, model_input_size, resize_plane, resize_rgb,
+                         to_model_input)
 from .providers import Provider
 from .stream.labelling import label_stream
 from .backends import (LabelsInGraph, ModelRunner, Runtime, RuntimeSpec, as_runtime, backend_for_path, chosen_backend,
@@ -93,8 +94,9 @@ class Predictor:
         overrides = {key: _tuples(value) for key, value in card_overrides.items()}
         self.session: ModelRunner = open_runner(path, self.spec, overrides)
         card = self.session.card
-        if not card.dynamic and card.tile_size is None:
-            # A static model takes one size: larger images are cut into tiles of exactly that size.
+        if not card.dynamic and card.tile_size is None and card.large_image == "tile":
+            # A static model takes one size: larger images are cut into tiles of exactly that size
+            # (or, where its card says large_image "resize", shrunk to fit it: `resize_for`).
             card = card.with_overrides(tile_size=max(card.input_size))
         self.card: ModelCard = card
         self.resize_long = resize_long
@@ -150,11 +152,11 @@ class Predictor:
             if self._tile_size_for(rgb) is not None:
                 results[i] = self._predict(rgb, self._labels)
             else:
-                groups.setdefault(model_input_size(_size(rgb), self.card, self.resize_long)[1], []).append(i)
+                groups.setdefault(model_input_size(_size(rgb), self.card, self.resize_for(rgb))[1], []).append(i)
         for members in groups.values():
             for first in range(0, len(members), self.batch_size):
                 chunk = members[first : first + self.batch_size]
-                prepared = [to_model_input(pixels[i], self.card, resize_long=self.resize_long) for i in chunk]
+                prepared = [to_model_input(pixels[i], self.card, resize_long=self.resize_for(pixels[i])) for i in chunk]
                 outputs = self._run(np.stack([x for x, _ in prepared]))
                 for i, output, (_, placement) in zip(chunk, outputs, prepared):
                     results[i] = self._labels(from_model_output(output, placement))
@@ -176,10 +178,10 @@ class Predictor:
     def _predict(self, rgb: np.ndarray, finish: Finish, out: np.ndarray | None = None) -> np.ndarray:
         tile_size = self._tile_size_for(rgb)
         if tile_size is None:
-            x, placement = to_model_input(rgb, self.card, resize_long=self.resize_long)
+            x, placement = to_model_input(rgb, self.card, resize_long=self.resize_for(rgb))
             return _into(out, finish(from_model_output(self._run(x[None])[0], placement)))
         size = _size(rgb)
-        scaled_size, _ = model_input_size(size, self.card, self.resize_long)
+        scaled_size, _ = model_input_size(size, self.card, self.resize_for(rgb))
         scaled = rgb if scaled_size == size else resize_rgb(rgb, scaled_size)
         grid = plan_tiles(scaled_size, self.card, tile_size, self.tile_overlap)
         blocks = tiled_logits(scaled, self.card, grid, self._run, self.batch_size)
@@ -188,16 +190,46 @@ class Predictor:
         logits = _assemble(blocks, scaled_size)
         return _into(out, finish(np.stack([resize_plane(plane, size) for plane in logits])))
 
+    def resize_for(self, rgb: np.ndarray) -> int | None:
+        """The longer side this image is resized to before the model sees it: `resize_long`, or for a static
+        model whose card says large_image "resize", the largest that fits the model's input when the image
+        does not; None: the image's own size."""
+        if self.resize_long is not None:
+            return self.resize_long
+        card = self.card
+        h, w = _size(rgb)
+        room = (card.input_size[0] - 2 * card.valid_margin, card.input_size[1] - 2 * card.valid_margin)
+        if card.dynamic or card.large_image != "resize" or (h <= room[0] and w <= room[1]):
+            return None
+        side = max(1, int(max(h, w) * min(room[0] / h, room[1] / w)))
+        while side > 1 and any(s > r for s, r in zip(long_side_size((h, w), side), room)):
+            side -= 1  # rounding in long_side_size may overshoot by a pixel
+        return side
+
+    def plan(self, image: ImageLike) -> str:
+        """What predicting `image` does to fit the model, in words: "as is", "tiled: ..." or "resized: ..."."""
+        rgb = load_image(image, max_pixels=self.max_pixels)
+        size, resize = _size(rgb), self.resize_for(rgb)
+        scaled = model_input_size(size, self.card, resize)[0]
+        tile = self._tile_size_for(rgb)
+        parts = [f"resized {size[0]} x {size[1]} -> {scaled[0]} x {scaled[1]}"] if scaled != size else []
+        if tile is not None:
+            grid = plan_tiles(scaled, self.card, tile, self.tile_overlap)
+            parts.append(f"tiled: {grid.count} tiles of {grid.input_size[0]} x {grid.input_size[1]}")
+        elif not self.card.dynamic and scaled != self.card.input_size:
+            parts.append(f"padded to {self.card.input_size[0]} x {self.card.input_size[1]}")
+        return "; ".join(parts) or "as is"
+
     def _tile_size_for(self, rgb: np.ndarray) -> int | None:
         """The tile size when this image's model input would be larger than a tile, else None."""
         tile = self.card.tile_size
         if tile is None:
             return None
         if not self.card.dynamic:  # tiles of the model's one size, when the image does not fit in one
-            scaled = model_input_size(_size(rgb), self.card, self.resize_long)[0]
+            scaled = model_input_size(_size(rgb), self.card, self.resize_for(rgb))[0]
             room = [side - 2 * self.card.valid_margin for side in self.card.input_size]
             return tile if scaled[0] > room[0] or scaled[1] > room[1] else None
-        h, w = model_input_size(_size(rgb), self.card, self.resize_long)[1]
+        h, w = model_input_size(_size(rgb), self.card, self.resize_for(rgb))[1]
         return tile if max(h, w) > tile else None
 
     def _labels_in_graph(self, rgb: np.ndarray) -> np.ndarray | None:
@@ -205,7 +237,7 @@ class Predictor:
         C x H x W scores written out and scanned again); None where the runtime cannot, or the image is
         tiled or resized (their scores are blended or resized before labelling)."""
         session = self.session
-        if not isinstance(session, LabelsInGraph) or self.resize_long is not None or self._tile_size_for(rgb) is not None:
+        if not isinstance(session, LabelsInGraph) or self.resize_for(rgb) is not None or self._tile_size_for(rgb) is not None:
             return None
         x, placement = to_model_input(rgb, self.card)
         labels = session.labels(np.ascontiguousarray(x[None]))

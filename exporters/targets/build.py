@@ -244,8 +244,14 @@ def _artefact_card(card: ModelCard | None, target: Target, prepared: Prepared, s
         return None
     return card.with_overrides(
         dynamic=not target.static_shape, input_size=size if target.static_shape else card.input_size,
-        precision=precision, opset=prepared.opset, calibration=calibration or {}, parity={},
+        precision=own_precision(precision, card), opset=prepared.opset, calibration=calibration or {}, parity={},
     )
+
+
+def own_precision(precision: str, card: ModelCard) -> str:
+    """The precision a target's file really computes in: the one asked for, but an fp16-inside model made
+    elsewhere (its card read from the graph) stays fp16 at the target's default fp32 and is judged so."""
+    return card.precision.value if precision == "fp32" and card.precision.value == "fp16" else precision
 
 
 def _write(target: Target, graph: onnx.ModelProto, card: ModelCard | None, record: dict[str, Any], work: Path,
@@ -310,7 +316,7 @@ def _verify(target: Target, source: Path, artefact: Path, card: ModelCard, size:
         return None, f"not verified: the fp32 file does not run on ONNX Runtime's CPU provider ({exc})"
     candidate, runtime = _runner(target, artefact, threads)
     inputs, described = _inputs(card, size, images, calib, calibration_paths)
-    return compare(reference, candidate, inputs, card=card, precision=precision, runtime=runtime,
+    return compare(reference, candidate, inputs, card=card, precision=own_precision(precision, card), runtime=runtime,
                    reference_name=f"{source.name} on ONNX Runtime CPU", image_source=described), ""
 
 

@@ -93,8 +93,15 @@ def kernel_registry(provider: str) -> dict[tuple[str, str], list[tuple[int, int]
     return table
 
 
+# Operators ONNX Runtime has no kernel for because it never runs them: it turns each Constant into an
+# initializer when it loads a graph (and the ORT format stores them so).
+FOLDED_AT_LOAD = ("Constant",)
+
+
 def _kernel_gap(node: onnx.NodeProto, opsets: dict[str, int], registry, provider: str) -> str:
     domain = "" if node.domain == "ai.onnx" else node.domain
+    if domain == "" and node.op_type in FOLDED_AT_LOAD:
+        return ""
     schema = _schema(node, domain, opsets)
     version = int(schema.since_version) if schema is not None else opsets.get(domain, 1)
     ranges = registry.get((domain, node.op_type), [])

@@ -43,16 +43,26 @@ def info_command(
         say(f"  made for target {info.target['target']} ({info.target.get('runtime')}, {info.target.get('precision')}, "
             f"opset {info.target.get('opset')}){f'; {checks}' if checks else ''}")
     resolved = info.card
-    if info.stored_card:
+    if info.stored_card and resolved.exporter is None:  # written by quantize / export --target from a foreign file
+        say(f"  card: {resolved.name}, {resolved.num_classes} classes, {resolved.precision}; made by segedge from "
+            "a model exported elsewhere")
+    elif info.stored_card:
         say(f"  card: {resolved.name} ({resolved.architecture}), {resolved.num_classes} classes, {resolved.precision}, "
             f"exported by segedge {resolved.segedge_version} ({resolved.exporter}, opset {resolved.opset})")
     else:
         say("  no segedge card: read from the graph and probed (source of each fact in brackets; options override)")
+    facts = {fact.name: fact for fact in info.facts}
     for fact in info.facts:
+        if fact.value is None or fact.name == "graph_precision" or (fact.name == "large_image" and resolved.dynamic):
+            continue
         value = ", ".join(map(str, fact.value)) if isinstance(fact.value, tuple) else fact.value
-        say(f"    {fact.name:<14} {value}  ({fact.source})")
-    if info.static_batch is not None:
+        if fact.name == "precision" and facts.get("graph_precision") and facts["graph_precision"].value:
+            value, fact = facts["graph_precision"].value, facts["graph_precision"]  # the scheme, and the ops that say it
+        say(f"    {fact.name if fact.name != 'graph_precision' else 'precision':<14} {value}  ({fact.source})")
+    if info.static_batch is not None and "batch" not in facts:
         say(f"    static batch   {info.static_batch}  (graph)")
+    if not resolved.dynamic:
+        say(f"  larger images: {_large_image_policy(resolved)}")
     parity = resolved.parity or {}
     for row in parity.get("sizes", []):
         say(f"  parity at export {row['size'][0]}x{row['size'][1]}: max abs {row['max_abs']:.2e} "
@@ -70,6 +80,13 @@ def info_command(
         data = record.get("dataset", {})
         say(f"  trained by segedge: recipe {record.get('recipe')}, {data.get('name')} v{data.get('version')} "
             f"({data.get('train')} train / {data.get('val')} held-out images), held-out mIoU {record.get('held_out_miou')}")
+
+
+def _large_image_policy(card) -> str:
+    size = f"{card.input_size[0]} x {card.input_size[1]}"
+    if card.large_image == "resize":
+        return f"resized to fit {size} (--large-image resize: the model judges the whole image)"
+    return f"cut into {size} tiles (--large-image tile; give --large-image resize for models that judge the whole image)"
 
 
 class _WithProviders:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional, TypeVar, get_args
 
 import typer
 
-from runtimes.card import ColorOrder, Layout, OutputKind
+from runtimes.card import ColorOrder, LargeImage, Layout, OutputKind
 from runtimes.errors import UsageError
 from runtimes.precision import Precision
 from runtimes.providers import Provider
@@ -147,6 +147,8 @@ class CardOptions:
     input_size: tuple[int, int] | None = None
     layout: Layout | None = None
     output_name: str | None = None
+    output_layout: Layout | None = None
+    large_image: LargeImage | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The card fields that were given, as `Predictor(**overrides)` and `ModelCard.with_overrides` take them."""
@@ -178,6 +180,13 @@ _CARD_PARAMETERS = {
         "--layout", help="Card: the image input's layout, NCHW or NHWC (outputs follow it).")],
     "output_name": Annotated[Optional[str], typer.Option(
         "--output-name", help="Card: which output holds the segmentation, for models with several (default: the first).")],
+    "output_layout": Annotated[Optional[str], typer.Option(
+        "--output-layout", help="Card: the output's layout, NCHW or NHWC, where it differs from the input's (a "
+                                "channels-last N x H x W x C output; default: read from the graph, else --layout's).")],
+    "large_image": Annotated[Optional[str], typer.Option(
+        "--large-image", help="Card: what a static model does with a larger image: tile (cut into tiles of its input "
+                              "size: models that judge each pixel by its surroundings) or resize (shrunk to fit: models "
+                              "that judge the whole image, e.g. background removal). Default: tile.")],
 }
 
 
@@ -189,9 +198,13 @@ def _card_from_cli(values: dict[str, Any]) -> CardOptions:
     kinds = get_args(OutputKind)
     if kind is not None and kind not in kinds:
         raise UsageError(f"--output-kind must be one of {', '.join(kinds)}, got {kind!r}")
-    layout = values["layout"]
-    if layout is not None and layout.upper() not in get_args(Layout):
-        raise UsageError(f"--layout must be NCHW or NHWC, got {layout!r}")
+    layout, output_layout = values["layout"], values["output_layout"]
+    for flag, given in (("--layout", layout), ("--output-layout", output_layout)):
+        if given is not None and given.upper() not in get_args(Layout):
+            raise UsageError(f"{flag} must be NCHW or NHWC, got {given!r}")
+    large = values["large_image"]
+    if large is not None and large.lower() not in get_args(LargeImage):
+        raise UsageError(f"--large-image must be tile or resize, got {large!r}")
     return CardOptions(
         mean=parse_triple(values["mean"], "--mean") if values["mean"] is not None else None,
         std=parse_triple(values["std"], "--std") if values["std"] is not None else None,
@@ -204,6 +217,8 @@ def _card_from_cli(values: dict[str, Any]) -> CardOptions:
         input_size=parse_optional_size(values["input_size"]),
         layout=layout.upper() if layout is not None else None,
         output_name=values["output_name"],
+        output_layout=output_layout.upper() if output_layout is not None else None,
+        large_image=large.lower() if large is not None else None,
     )
 
 

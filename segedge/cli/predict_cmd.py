@@ -15,9 +15,9 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from runtimes.backends import RuntimeSpec
 from runtimes.errors import ImageError, InputFileError, UsageError
 from runtimes.predictor import Predictor
-from runtimes.providers import Provider
 
 from segedge.batch.clashes import check_predict_outputs
 from segedge.batch.cluster import RayCluster
@@ -26,12 +26,13 @@ from segedge.batch.jobs import find_images, output_stem, segment
 from segedge.batch.video import VideoPlan
 from segedge.cli.app import app, err
 from segedge.cli.video_source import VideoArgs, open_checked_video, run_video, video_source
-from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, OpenvinoHint, Overwrite, ProviderOpt,
-                                 RuntimeOpt, Threads, ThreadsPerWorker, Workers, card_options, ray_cluster)
+from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, Overwrite, ThreadsPerWorker, Workers,
+                                 card_options, ray_cluster, runtime_options)
 
 
 @app.command("predict")
 @card_options
+@runtime_options()
 def predict_command(
     model: Path = typer.Argument(..., help="The ONNX model."),
     inputs: list[str] = typer.Argument(..., help="Images and folders of images; or one video file, stream URL (rtsp://, http://...) or camera index (0)."),
@@ -42,10 +43,6 @@ def predict_command(
     tile: Optional[int] = typer.Option(None, "--tile", min=1, help="Tile images larger than N x N pixels (default: the card's tile size)."),
     overlap: Optional[int] = typer.Option(None, "--overlap", min=0, help="Overlap of neighbouring tiles in pixels."),
     resize_long: Optional[int] = typer.Option(None, "--resize-long", min=1, help="Resize so that the longer side is N pixels (output resized back)."),
-    provider: ProviderOpt = Provider.cpu,
-    runtime: RuntimeOpt = None,
-    openvino_hint: OpenvinoHint = None,
-    threads: Threads = None,
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Read images up to N pixels (Pillow's decompression-bomb limit otherwise)."),
     isolate: Isolate = False,
     overwrite: Overwrite = False,
@@ -58,6 +55,7 @@ def predict_command(
     fps: Optional[float] = typer.Option(None, "--fps", min=0.001, help="Video: segment at most this many frames per second of video."),
     smooth: float = typer.Option(0.0, "--smooth", min=0.0, max=0.99, help="Video: average class probabilities over frames (0 off; 0.75: a frame's weight halves in 2.4 frames)."),
     card: CardOptions = CardOptions(),
+    spec: RuntimeSpec = RuntimeSpec(),
 ) -> None:
     """Segment images: writes NAME_mask.png (palette PNG of class indices, the image's size) per image.
 
@@ -68,10 +66,11 @@ def predict_command(
     source = video_source(inputs)
     if source is None and video_args.given():
         raise UsageError("--frames, --every, --fps and --smooth apply to a video, stream or camera source")
+    threads = spec.threads
     cluster = ray_cluster(engine, address, workers, threads_per_worker, threads)
     overrides = {**card.overrides(), "tile_size": tile, "tile_overlap": overlap}
-    options = {"providers": provider, "resize_long": resize_long, "max_pixels": max_pixels,
-               "runtime": runtime, "openvino_hint": openvino_hint,
+    runtime = {key: value for key, value in spec.predictor_keywords().items() if key != "threads"}  # per actor
+    options = {**runtime, "resize_long": resize_long, "max_pixels": max_pixels,
                **{k: v for k, v in overrides.items() if v is not None}}
     if source is not None:
         if proba or cluster is not None:
@@ -84,6 +83,9 @@ def predict_command(
     jobs = find_images(paths, recursive)
     check_predict_outputs(model, paths, jobs, output_dir, recursive, overlay, proba, overwrite)
     predictor = _predictor(model, threads, isolate, options)
+    if not predictor.card.dynamic and resize_long is None:  # which policy meets a larger image: tiles, or a resize
+        err.print(f"{model}: {predictor.session.inspection.shape_constraints()}", markup=False, highlight=False,
+                  soft_wrap=True)
     if cluster is not None:  # `predictor` has checked the model and options here; each actor builds its own
         _predict_on_ray(os.path.abspath(model), options, jobs, output_dir, overlay, proba, cluster)
         return
