@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from .errors import CardError
 from .palette import Color, default_class_names, voc_palette
-from .precision import Precision
+from .precision import Precision, scheme_of
 
 CARD_KEY = "segedge.card"
 # The edge-target record (exporters.targets): for which target a file was made, its input shape.
@@ -117,6 +117,12 @@ class ModelCard:
         _validate(self)
         # JSON and callers give the precision as a string; the card holds the enum.
         object.__setattr__(self, "precision", Precision(self.precision))
+
+    @property
+    def precision_label(self) -> str:
+        """The precision rows are labelled with: the graph's scheme where it was read ("fp16 inside, fp32 I/O",
+        "int8 dynamic"), else the card's precision."""
+        return scheme_of(self.graph_precision) if self.graph_precision else self.precision.value
 
     @property
     def num_classes(self) -> int:

@@ -46,7 +46,13 @@ class GraphPrecision:
         return self.precision is Precision.int8
 
     def __str__(self) -> str:
-        return self.scheme + (f" ({self.evidence})" if self.evidence else "")
+        """"scheme: evidence", as the card's `graph_precision` holds it (`scheme_of` reads the scheme back)."""
+        return self.scheme + (f": {self.evidence}" if self.evidence else "")
+
+
+def scheme_of(graph_precision: str) -> str:
+    """The scheme of a `GraphPrecision` written as text ("int8 dynamic: ConvInteger 6" -> "int8 dynamic")."""
+    return graph_precision.split(": ", 1)[0]
 
 
 def read_precision(ops: Iterable[tuple[str, Mapping[str, tuple[int, ...]]]], input_type: str,
@@ -70,7 +76,7 @@ def read_precision(ops: Iterable[tuple[str, Mapping[str, tuple[int, ...]]]], inp
         scheme, named = found[0]
         evidence = _evidence(counts, named)
         if fp16:
-            return GraphPrecision(Precision.int8, f"mixed ({scheme} and fp16)", f"{evidence}, Cast to fp16 {fp16_casts}")
+            return GraphPrecision(Precision.int8, f"mixed {scheme} + fp16", f"{evidence}, Cast to fp16 {fp16_casts}")
         return GraphPrecision(Precision.int8, scheme, evidence)
     if fp16:
         io = "fp16 I/O" if fp16_io else "fp32 I/O"

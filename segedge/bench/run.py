@@ -134,7 +134,7 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
                 check_strict(placement, chosen.provider)
         runners: list[Runner | FailedRun] = [
             ort_runner(session, setup, request.io_binding, request.options.device_id) if on_ort
-            else backend.timing_runner(session, setup, name=f"{backend.name} runtime {card.precision.value}")
+            else backend.timing_runner(session, setup, name=f"{backend.name} runtime {card.precision_label}")
         ]
         peers = request.peers_for(card)
         notes = () if Peer.torch in peers or request.torch_baseline is False else (

@@ -81,7 +81,7 @@ def run_eval(request: EvalRequest, progress: Callable[[str], None] = lambda mess
         labeller, card = onnx_labeller(path, request.threads, request.card_overrides, request.runtime,
                                        request.openvino_hint)
         cards.append(card)
-        label = f"{path.name} ({card.precision})"
+        label = f"{path.name} ({card.precision_label})"
         labeller = _sampled(samples, label, labeller, card, pairs, request.data)
         scores.append((label, evaluate(path.name, labeller, pairs, max(2, card.num_classes))))
     if request.torch_model is not None:

@@ -233,6 +233,8 @@ def _candidates(request: ReportRequest, files: dict[str, Path | str], card: Mode
     for key, file in files.items():
         precision = "int8" if key == NNCF else key
         precision_enum = Precision(precision)
+        if key == "fp32" and card is not None and card.precision is not Precision.fp32:  # a file made elsewhere,
+            precision, precision_enum = card.precision_label, card.precision  # fp16 inside: labelled, judged as it is
         shipped = []
         if "onnxruntime" in request.runtimes and key != NNCF:  # ONNX Runtime cannot read an IR
             for provider in request.providers:
