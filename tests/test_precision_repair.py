@@ -111,3 +111,19 @@ def test_the_qnn_target_repairs_a_weight_outlier_with_16_bit_weights(folder, tmp
     assert steps[-1] == "1 layer in 16-bit weights" and "weights: int8" in steps
     assert record["kept_layers"] == [OUTLIER_LAYER]
     assert repaired.card.calibration["sixteen_bit_weights"] == [OUTLIER_LAYER]
+
+
+def test_the_report_adds_an_int8_repaired_row_with_its_ranking(folder, cli, tmp_path):
+    model, calib = folder / "outlier.onnx", folder / "shapes" / "JPEGImages"
+    out = tmp_path / "report"
+    code, _, err = cli("report", model, "-o", out, "--precisions", "fp32,int8", "--runtimes", "onnxruntime",
+                       "--calib", calib, "--calib-count", "8", "--budget", str(BUDGET), "--runs", "3", "--samples", "0")
+    assert code == 0, err
+    rows = {r["label"]: r for r in json.loads((out / "report.json").read_text())["rows"]}
+    repaired = rows["int8, repaired / cpu / onnxruntime"]
+    assert repaired["status"] == "ok" and repaired["file"].endswith("outlier_int8_repaired.onnx")
+    assert any("kept in float: conv2" in note for note in repaired["notes"])
+    assert "int8 / cpu / onnxruntime" in rows  # plain int8 stays beside it
+    page = (out / "index.html").read_text()
+    assert "<h2>int8, repaired</h2>" in page and "--exclude conv2,relu2,classifier" in page
+    assert (out / "sensitivity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

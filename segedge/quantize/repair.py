@@ -67,7 +67,9 @@ class Repair:
                 "kept_layers": list(best.candidate.kept_layers), "kept_nodes": list(best.candidate.kept),
                 "recovered_points_alone": why, "reproduce": best.reproduce,
                 "steps": [s.to_dict() for s in self.steps],
-                "sensitivity_cost": self.sensitivity.cost if self.sensitivity else None}
+                "sensitivity_cost": self.sensitivity.cost if self.sensitivity else None,
+                "sensitivity": [{"name": r.unit.name, "layers": len(r.unit.layers), "lost_points": r.measured.lost,
+                                 "recovered_points": r.recovered} for r in (self.sensitivity.rows if self.sensitivity else ())]}
 
 
 def repair(adapter: Adapter, judge: Judge, images: int, work: Path, progress: Progress = lambda message: None, *,

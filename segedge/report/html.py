@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from segedge.report.repair_section import repair_html
 from segedge.report.page import (
     bar,
     cell,
@@ -38,6 +39,7 @@ def report_page(report: Report, written: dict[str, Path | str], book: SampleBook
         "<h2>Every row</h2>",
         '<p class="muted">Click a column to sort by it. Beside: p50 latency against accuracy, one point per row.</p>',
         f'<div class="side">{_table(report)}{_plot(written.get("plot"))}</div>',
+        repair_html(report, written.get("sensitivity")),
         _samples(report, book),
         _machine(report),
     ]

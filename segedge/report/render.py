@@ -15,6 +15,7 @@ from runtimes.fileio import atomic_path, write_text_atomic
 from runtimes.outputs import PNG_KEY
 
 from segedge.report.html import report_page
+from segedge.report.repair_section import SENSITIVITY_PLOT, write_sensitivity_plot
 from segedge.report.rows import Report, ReportRow, budget_points, miou_floor
 from segedge.report.samples import SampleBook
 
@@ -29,6 +30,7 @@ def write_report(report: Report, folder: Path, samples: SampleBook | None = None
     """
     written: dict[str, Path | str] = {"json": folder / JSON, "markdown": folder / MARKDOWN, "html": folder / HTML}
     written["plot"] = write_plot(report, folder / PLOT)
+    written["sensitivity"] = write_sensitivity_plot(report, folder / SENSITIVITY_PLOT)  # int8, repaired: its ranking
     write_text_atomic(folder / JSON, json.dumps(to_dict(report, written), indent=2))
     write_text_atomic(folder / MARKDOWN, to_markdown(report, written))
     write_text_atomic(folder / HTML, report_page(report, written, samples))

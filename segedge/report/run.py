@@ -45,6 +45,7 @@ from segedge.report.accuracy import accuracy_size, calibration_folder, mean_iou,
 from segedge.report.clashes import check_report_outputs
 from segedge.report.rows import Report, ReportRow, choose_best, fill_losses
 from segedge.sources.build import is_user_source
+from segedge.report.repaired import REPAIRED, repair_note, repaired_file, unrepaired
 from segedge.report.samples import SampleBook, image_pool
 
 Progress = Callable[[str], None]
@@ -221,6 +222,12 @@ def _precision_files(request: ReportRequest, fp32: Path, card: ModelCard | None,
                                            runtime=runtime, overwrite=request.overwrite)
                 quantized = run_quantize(quantize, progress)
                 files[key] = quantized.path
+                if precision == "int8":  # plain int8 over the budget: the repair search's file gets a row too
+                    fixed = repaired_file(quantized, runtime, fp32, card or quantized.card, folder, request.calib_count,
+                                          request.data, request.data_limit, request.budget, request.card_overrides,
+                                          progress)
+                    if fixed is not None:
+                        files[key + REPAIRED] = fixed
                 calibration = "; ".join(dict.fromkeys((calibration, *quantized.warnings)))  # fewer images than asked
         except Exception as exc:  # the row says why; the other precisions go on
             files[key] = f"quantization failed: {one_line(exc)}"
@@ -231,6 +238,7 @@ def _candidates(request: ReportRequest, files: dict[str, Path | str], card: Mode
                 x: np.ndarray, threads: int) -> list[_Candidate]:
     out = []
     for key, file in files.items():
+        key, repaired = unrepaired(key)
         precision = "int8" if key == NNCF else key
         precision_enum = Precision(precision)
         if key == "fp32" and card is not None and card.precision is not Precision.fp32:  # a file made elsewhere,
@@ -249,6 +257,9 @@ def _candidates(request: ReportRequest, files: dict[str, Path | str], card: Mode
                                           precision_enum))
         for c in shipped:
             _attach_file(c.row, file)
+            if repaired:
+                c.row.precision = "int8, repaired"
+                c.row.notes.extend(filter(None, [repair_note(file)]))
         out += shipped
         for kind in ("torch", "compile"):
             if precision != "fp32" or kind not in request.runtimes:
