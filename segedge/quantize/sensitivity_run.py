@@ -84,7 +84,7 @@ def run_sensitivity(request: SensitivityRequest, progress: Progress = lambda mes
         for backend in request.backends:
             work = Path(workdir) / backend.value
             work.mkdir()
-            adapter, reference, view = _adapter(backend, request, source, card, images, work)
+            adapter, reference, view = adapter_for(backend, request, source, card, images, work)
             judge = budget_judge(open_session(reference, "cpu", overrides=request.card_overrides).run, view, samples,
                                  request.budget)
             progress(f"{backend.value}: plain int8")
@@ -93,7 +93,7 @@ def run_sensitivity(request: SensitivityRequest, progress: Progress = lambda mes
     return SensitivityResult(source, samples[1], tuple(rankings), time.perf_counter() - start)
 
 
-def _adapter(backend: Backend, request: SensitivityRequest, source: Path, card: ModelCard, images: list[Path],
+def adapter_for(backend: Backend, request: SensitivityRequest, source: Path, card: ModelCard, images: list[Path],
              work: Path) -> tuple[Adapter, Path, ModelCard]:
     """(the backend's adapter, the fp32 file it is compared with, the card to measure with)."""
     assert request.calib is not None

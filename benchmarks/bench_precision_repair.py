@@ -1,0 +1,172 @@
+"""Issue 30 point 5: plain int8 against segedge's repaired int8, per demo-trained model and per runtime.
+
+    python benchmarks/bench_precision_repair.py [--models lraspp_mobilenet_v3_large,deeplabv3plus_mobilenetv2,unet]
+
+For each model with `--weights demo` (segedge's recipe, trained once and cached: run it after the
+cache holds them) the fp32 export, then for each quantizer (`segedge.quantize.adapters`):
+
+- ONNX Runtime QDQ (uint8 activations, int8 per-channel weights), run by ONNX Runtime;
+- NNCF for OpenVINO (an IR), run by OpenVINO;
+- ORT's QNN config (static shape, uint16 activations, uint8 weights), verified on ORT's CPU QDQ
+  kernels: the HTP is not here, so its rows have mIoU but no p50.
+
+plain int8 (the quantizer's defaults) and the repair search (`segedge.quantize.repair`, the same one
+`quantize --precision auto` and the report run) are scored on the demo data's held-out images
+(mIoU, points lost against the fp32 file); the search stops at the first candidate within
+`--budget` mIoU points. Then fp32, plain and repaired files are timed in the same interleaved
+rounds (2 threads, ORT without spin-waiting). Writes benchmarks/results/precision_repair.md and
+.json, with the CPU's flags and the load average before and after (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from exporters.calibration import calibration_images  # noqa: E402
+from runtimes.fileio import write_text_atomic  # noqa: E402
+from runtimes.machine import cpu_info  # noqa: E402
+from runtimes.session import open_session  # noqa: E402
+from runtimes.timing import Runner, TimingStats, ort_runner, time_runners  # noqa: E402
+from segedge.data.demo import with_demo_data  # noqa: E402
+from segedge.quantize.adapters import Backend  # noqa: E402
+from segedge.quantize.convert import sample_source  # noqa: E402
+from segedge.quantize.judging import budget_judge  # noqa: E402
+from segedge.quantize.repair import repair  # noqa: E402
+from segedge.quantize.request import QuantizeRequest  # noqa: E402
+from segedge.quantize.sensitivity_run import SensitivityRequest, adapter_for  # noqa: E402
+from segedge.train.demo import demo_model  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+CALIB_COUNT = 32
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="lraspp_mobilenet_v3_large,deeplabv3plus_mobilenetv2,unet")
+    parser.add_argument("--backends", default="onnxruntime,openvino,qnn")
+    parser.add_argument("--budget", type=float, default=1.0)
+    parser.add_argument("--data-limit", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    results = {}
+    for model in args.models.split(","):
+        results[model] = bench_model(model, [Backend(b) for b in args.backends.split(",")], args)
+        print(json.dumps(results[model], indent=1)[:2000], flush=True)
+    record = {"models": results, "budget": args.budget, "cpu": cpu_info(), "load_before": load_before,
+              "load_after": os.getloadavg(), "threads": args.threads, "runs": args.runs}
+    write_text_atomic(args.out / "precision_repair.json", json.dumps(record, indent=2))
+    write_text_atomic(args.out / "precision_repair.md", summarize(record))
+
+
+def bench_model(model: str, backends: list[Backend], args: argparse.Namespace) -> dict:
+    trained = demo_model(model, lambda message: print(f"[{model}] {message}", flush=True))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-repair-") as workdir:
+        work = Path(workdir)
+        fp32 = work / f"{model}_fp32.onnx"
+        subprocess.run([sys.executable, "-m", "segedge", "export", model, "--weights", "demo", "-o", str(fp32)],
+                       check=True, capture_output=True)
+        card = open_session(fp32, "cpu").card
+        calib, data = with_demo_data(card, None, None)
+        assert calib is not None and data is not None
+        images = calibration_images(calib, CALIB_COUNT)
+        request = SensitivityRequest(fp32, tuple(backends), calib, CALIB_COUNT, data, args.data_limit)
+        samples = sample_source(QuantizeRequest(model=fp32, precision="int8", calib=calib, calib_count=CALIB_COUNT,
+                                                data=data, data_limit=args.data_limit), card, images)
+        count = sum(1 for _ in samples[0]())
+        for backend in backends:
+            folder = work / backend.value
+            folder.mkdir()
+            print(f"[{model}] {backend.value}", flush=True)
+            adapter, reference, view = adapter_for(backend, request, fp32, card, images, folder)
+            judge = budget_judge(open_session(reference, "cpu").run, view, samples, args.budget)
+            start = time.perf_counter()
+            result = repair(adapter, judge, count, folder, lambda m: print(f"[{model}] {m}", flush=True))
+            seconds = time.perf_counter() - start
+            plain, best = result.steps[0], result.best
+            timing = _timing(backend, reference, plain.path, best.path, args) if backend is not Backend.qnn else {}
+            rows.append({
+                "runtime": backend.value, "kept_as": adapter.higher,
+                "miou_fp32": plain.measured.details.get("miou_reference"),
+                "plain": {"lost_points": plain.measured.lost, "miou": plain.measured.miou, "ok": plain.measured.ok},
+                "repaired": {"step": best.name, "lost_points": best.measured.lost, "miou": best.measured.miou,
+                             "ok": best.measured.ok, "kept_layers": list(best.candidate.kept_layers),
+                             "method": best.candidate.method, "weights": best.candidate.weights,
+                             "reproduce": best.reproduce},
+                "steps": [s.to_dict() for s in result.steps],
+                "sensitivity_cost": result.sensitivity.cost if result.sensitivity else None,
+                "calibration_passes": adapter.calibrations, "search_seconds": round(seconds, 1), **timing})
+    return {"held_out_miou_training": trained.metrics.get("miou"), "images": count, "input_size": list(card.input_size),
+            "rows": rows}
+
+
+def _timing(backend: Backend, fp32: Path, plain: Path, repaired: Path, args: argparse.Namespace) -> dict:
+    files = {"fp32": fp32, "plain": plain, **({"repaired": repaired} if repaired != plain else {})}
+    runners = [_runner(backend, path, name, args.threads) for name, path in files.items()]
+    card = open_session(fp32, "cpu").card
+    x = np.random.default_rng(0).standard_normal((1, 3, *card.input_size)).astype(np.float32)
+    stats = time_runners(runners, lambda runner: x, batch=1, warmup=3, runs=args.runs)
+    p50 = {name: s.p50_ms if isinstance(s, TimingStats) else None for name, s in zip(files, stats)}
+    p50.setdefault("repaired", p50["plain"])
+    return {"p50_ms": p50}
+
+
+def _runner(backend: Backend, path: Path, name: str, threads: int) -> Runner:
+    if backend is Backend.openvino:  # the fp32 .onnx too: each runtime times its own files
+        from runtimes.openvino_runtime import session_runner
+        from runtimes.openvino_session import open_openvino
+
+        return session_runner(open_openvino(path, threads=threads), 0.0, name=name)
+    return ort_runner(open_session(path, threads=threads, spinning=False), 0.0, name=name)
+
+
+def summarize(record: dict) -> str:
+    cpu = record["cpu"]
+    lines = ["# int8, plain against repaired (issue 30)", "",
+             "`python benchmarks/bench_precision_repair.py`: per demo-trained model and runtime, plain int8 (the "
+             "quantizer's defaults) and segedge's repair search (`segedge.quantize.repair`: calibration method, "
+             f"weight scheme, then layers kept in higher precision), within {record['budget']:g} mIoU point of the "
+             "fp32 file, scored on the demo data's held-out images. p50: fp32, plain and repaired in one "
+             f"interleaved run, {record['threads']} threads, {record['runs']} runs; QNN rows are verified on ORT's "
+             "CPU QDQ kernels and not timed (the HTP is not here).", "",
+             f"- CPU: {cpu.get('model')}, {cpu.get('usable_cpus')} usable CPUs; flags: {' '.join(cpu.get('flags') or [])}",
+             f"- load average before {tuple(round(v, 1) for v in record['load_before'])}, after "
+             f"{tuple(round(v, 1) for v in record['load_after'])} (a shared machine: ratios only)", "",
+             "| model | runtime | fp32 mIoU | plain: lost | repaired: step | repaired: lost | layers kept | "
+             "p50 repaired / plain | p50 plain / fp32 | search |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for model, result in record["models"].items():
+        for row in result["rows"]:
+            p50 = row.get("p50_ms") or {}
+            ratio = (f"{p50['repaired'] / p50['plain']:.2f}" if p50.get("plain") and p50.get("repaired") else "n/a")
+            speed = (f"{p50['plain'] / p50['fp32']:.2f}" if p50.get("plain") and p50.get("fp32") else "n/a")
+            kept = ", ".join(row["repaired"]["kept_layers"]) or "-"
+            needed = row["repaired"]["step"] if not row["plain"]["ok"] else "(plain passes)"
+            lines.append(f"| {model} | {row['runtime']} | {_num(row['miou_fp32'], '.4f')} | "
+                         f"{row['plain']['lost_points']:.2f} | {needed} | {row['repaired']['lost_points']:.2f} | "
+                         f"{kept} ({row['kept_as']}) | {ratio} | {speed} | {row['search_seconds']} s, "
+                         f"{row['calibration_passes']} calibration pass(es) |")
+    lines += ["", "Each row's steps (candidate, mIoU, points lost, seconds) are in precision_repair.json."]
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+if __name__ == "__main__":
+    main()
