@@ -143,7 +143,8 @@ def check_model_path(path: str | os.PathLike[str]) -> Path:
         raise ModelFileError(f"model file not found: {path}")
     if not path.is_file():
         raise ModelFileError(f"model path is not a file: {path}")
-    if path.suffix.lower() != ".ort":  # the ORT format (a flatbuffer) holds its weights itself
+    # The ORT format, LiteRT's .tflite and ExecuTorch's .pte are flatbuffers holding their weights themselves.
+    if path.suffix.lower() not in (".ort", ".tflite", ".pte"):
         check_external_data(path)
     return path
 

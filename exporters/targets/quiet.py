@@ -14,7 +14,8 @@ import io
 import logging
 from collections.abc import Iterator
 
-_LOGGERS = ("", "ort_format_model.utils", "onnxruntime", "onnx")
+# torchao and torch's pytree log warnings on import of litert-torch and ExecuTorch (their handlers, not the root's).
+_LOGGERS = ("", "ort_format_model.utils", "onnxruntime", "onnx", "torchao", "torch.utils._pytree")
 
 
 @contextlib.contextmanager

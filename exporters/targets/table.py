@@ -25,6 +25,8 @@ class Artefact(str, Enum):
     # Not built from the ONNX file by `build_for_target` (`builds_from_onnx` is False):
     web_folder = "web_folder"  # a folder: model.onnx, card.json, segedge.js, index.html, onnxruntime-web (exporters.targets.web)
     mlpackage = "mlpackage"  # a Core ML .mlpackage converted from the PyTorch model by coremltools (segedge.export.mlpackage)
+    litert = "litert"  # a .tflite flatbuffer converted from the PyTorch model by litert-torch (exporters.targets.litert)
+    executorch = "executorch"  # a .pte program lowered from the PyTorch model by ExecuTorch (exporters.targets.executorch)
 
 
 class OrtStyle(str, Enum):
@@ -44,6 +46,9 @@ class Check(str, Enum):
     qnn_htp_ops = "qnn_htp_ops"  # the QNN EP's op builder registry (exporters/targets/qnn_ops.py)
     tensorrt_ops = "tensorrt_ops"  # onnx-tensorrt's operator matrix (exporters/targets/tensorrt_ops.py)
     openvino_devices = "openvino_devices"  # OpenVINO's ONNX frontend + core.query_model per device
+    coreml_mil_ops = "coreml_mil_ops"  # coremltools' MIL operator registry, on the written .mlpackage (mlpackage_spec.py)
+    litert_xnnpack = "litert_xnnpack"  # the .tflite on ai-edge-litert's interpreter: what its XNNPACK delegate took
+    xnnpack_delegate = "xnnpack_delegate"  # ExecuTorch's XnnpackPartitioner: what it left outside the delegate
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,12 @@ class Target:
     @property
     def builds_from_onnx(self) -> bool:
         """`exporters.targets.build_for_target` writes it; the others have writers of their own."""
-        return self.artefact not in (Artefact.web_folder, Artefact.mlpackage)
+        return self.artefact not in (Artefact.web_folder, Artefact.mlpackage, Artefact.litert, Artefact.executorch)
+
+    @property
+    def builds_from_torch(self) -> bool:
+        """Converted from the PyTorch model by the runtime's own converter (`exporters.targets.from_torch`)."""
+        return self.artefact in (Artefact.litert, Artefact.executorch)
 
 
 _ORT_FORMAT_VERSIONS = ("an .ort file loads in ONNX Runtime of the version that wrote it or newer, "
@@ -191,7 +201,7 @@ TARGETS: dict[str, Target] = {
             not_checked=(("masks in a browser at export time: the tests run the exported page in headless Chromium and "
                           "compare its masks with the Predictor's (tests/test_web_target.py)"),
                          "WebGPU (the module asks for the WASM execution provider only)",
-                         "speed in your users' browsers (`segedge bench --web` times it in headless Chromium here)"),
+                         "speed in your users' browsers (benchmarks/bench_web.py times it in headless Chromium here)"),
             note="a folder to drop into a site: model.onnx (dynamic H/W), card.json, segedge.js (an ES module: "
                  "load, preprocess as the Predictor does, run, mask, overlay), index.html (a demo), ort/ (the "
                  "pinned onnxruntime-web files) and serve.py (127.0.0.1 with COOP/COEP, so WASM threads are on)",
@@ -200,15 +210,41 @@ TARGETS: dict[str, Target] = {
             name="mlpackage", runtime="Core ML (iOS / macOS), ML Program in a .mlpackage, via coremltools 9.0",
             artefact=Artefact.mlpackage, artefact_suffix=".mlpackage", static_shape=False, max_opset=None,
             min_opset=None, opset_reason="", default_precision="fp32", precisions=("fp32", "fp16", "int8"),
-            activations=None, checks=(),
+            activations=None, checks=(Check.coreml_mil_ops,),
             not_checked=("numerics: a .mlpackage runs only on macOS / iOS (`segedge verify MODEL.mlpackage` on a Mac "
                          "compares it with PyTorch; here it says it cannot)",
-                         "which operators Core ML places on the Neural Engine, GPU or CPU", _SPEED),
+                         "which operators Core ML places on the Neural Engine, GPU or CPU",
+                         "speed on the device (Xcode's Core ML performance report)"),
             note="converted from the PyTorch model (ct.convert on a torch.export program, convert_to='mlprogram'), "
                  "not from ONNX; flexible H/W (RangeDim) where the graph converts with it, else the static "
                  "--input-size (said); int8: linear_quantize_weights (weights only); the card in the package's "
                  "user metadata. Not the `coreml` target, which writes an ORT-format file for ONNX Runtime's "
                  "CoreML execution provider",
+        ),
+        Target(
+            name="litert", runtime="LiteRT (TensorFlow Lite) interpreter, XNNPACK delegate (Android, iOS, embedded CPUs)",
+            artefact=Artefact.litert, artefact_suffix=".tflite", static_shape=True, max_opset=None, min_opset=None,
+            opset_reason="", default_precision="fp32", precisions=("fp32", "int8"), activations=None,
+            checks=(Check.litert_xnnpack,),
+            not_checked=("GPU and NPU delegates (LiteRT's GPU delegate, NNAPI, vendor NPUs): the check loads the "
+                         "file with XNNPACK, the CPU delegate", "ARM kernels (verified on this machine's x86 build "
+                         "of the same XNNPACK kernels)", _SPEED),
+            note="converted from the PyTorch model by litert-torch (not from ONNX); static input at --input-size "
+                 "(litert-torch bakes resize targets into the graph); NHWC input and output with --layout NHWC; "
+                 "int8: litert-torch's PT2E quantizer (symmetric, per-channel weights, static activations, int8 "
+                 "input and output); the card in the flatbuffer's metadata (segedge_card)",
+        ),
+        Target(
+            name="executorch", runtime="ExecuTorch runtime, XNNPACK delegate (Android, iOS, embedded CPUs)",
+            artefact=Artefact.executorch, artefact_suffix=".pte", static_shape=False, max_opset=None,
+            min_opset=None, opset_reason="", default_precision="fp32", precisions=("fp32", "int8"),
+            activations=None, checks=(Check.xnnpack_delegate,),
+            not_checked=("other ExecuTorch backends (Core ML, Vulkan, QNN, MPS)", "ARM kernels (verified on this "
+                         "machine's x86 build of the same XNNPACK kernels)", _SPEED),
+            note="lowered from the PyTorch model (torch.export -> to_edge_transform_and_lower with XnnpackPartitioner "
+                 "-> to_executorch), not from ONNX; H and W dynamic within --side-range (default 64 "
+                 "to 1024 pixels; larger images are tiled), or static at --input-size with --static; int8: PT2E with "
+                 "ExecuTorch's XNNPACKQuantizer; the card in the program as the constant method segedge_card",
         ),
     )
 }

@@ -21,7 +21,7 @@ from segedge.cli.options import (Calib, CardOptions, ExportTo, Json, OutputKey, 
 def export_command(
     model: str = typer.Argument(..., help="Zoo name (see `segedge models`), your own `package.module:function` / `file.py:function` returning an nn.Module, or (with --target) an ONNX file."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the .onnx file (default: ./<name>.onnx; with --target, ./<name>_<target> with its suffix)."),
-    target: TargetName = typer.Option("cpu", "--target", help="Where the file will run: cpu (today's dynamic .onnx), gpu, mobile (ORT format), nnapi, coreml (ORT format for ONNX Runtime's CoreML EP), qnn (static uint16-activation QDQ), openvino (IR), tensorrt, web (a folder for onnxruntime-web in the browser), mlpackage (a Core ML .mlpackage); each target's checks run and name what would not run there."),
+    target: TargetName = typer.Option("cpu", "--target", help="Where the file will run: cpu (today's dynamic .onnx), gpu, mobile (ORT format), nnapi, coreml (ORT format for ONNX Runtime's CoreML EP), qnn (static uint16-activation QDQ), openvino (IR), tensorrt, web (a folder for onnxruntime-web in the browser), mlpackage (a Core ML .mlpackage), litert (a .tflite for LiteRT), executorch (a .pte for ExecuTorch); each target's checks run and name what would not run there."),
     weights: Weights = None,
     num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, max=65535, help="Number of output classes (builders that take num_classes)."),
     dynamic: bool = typer.Option(True, "--dynamic/--static", help="Dynamic batch, height and width (default), or fixed at --input-size."),
@@ -32,6 +32,7 @@ def export_command(
     calib: Calib = None,
     output_key: OutputKey = None,
     ort_web: Optional[Path] = typer.Option(None, "--ort-web", help="--target web: a local copy of onnxruntime-web 1.31.1 (the unpacked npm package, its dist/ folder or its .tgz) instead of `npm pack` at export time."),
+    side_range: Optional[str] = typer.Option(None, "--side-range", help="--target executorch: the smallest and largest side the program takes, e.g. 64-1024, multiples of the size divisor (default: 64 to 1024; --static: one size)."),
     as_json: Json = False,
     overwrite: Overwrite = False,
     card: CardOptions = CardOptions(),
@@ -66,6 +67,7 @@ def export_command(
         calib=calib,
         overwrite=overwrite,
         output_key=output_key,
+        side_range=_side_range(side_range),
     )
     if ort_web is not None and target.value != "web":
         raise UsageError("--ort-web is for --target web")
@@ -89,6 +91,15 @@ def export_command(
             raise ParityError(f"exported, but parity with PyTorch failed ({failures})")
         assert result.quantized is not None  # the export passed: the conversion failed its preset
         raise ParityError(f"wrote {result.path}, but it fails the {precision.value} preset: {'; '.join(result.quantized.failures)}")
+
+
+def _side_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    low, _, high = text.partition("-")
+    if not (low.strip().isdigit() and high.strip().isdigit()) or not 0 < int(low) <= int(high):
+        raise UsageError(f"--side-range takes two sides in pixels, smallest first, e.g. 64-1024; got {text!r}")
+    return int(low), int(high)
 
 
 def _print_summary(result) -> None:

@@ -59,6 +59,7 @@ class ExportRequest:
     calib: Path | None = None
     overwrite: bool = False  # replace an existing file segedge did not write
     output_key: str | None = None  # which entry of a dict / tuple / ModelOutput holds the logits (default: pick_logits')
+    side_range: tuple[int, int] | None = None  # --target executorch: the dynamic sides' bounds
 
 
 @dataclass(frozen=True)
@@ -101,30 +102,12 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
     if request.output is not None:
         check_outputs([request.output], read, overwrite=request.overwrite)
         ensure_writable(request.output)
-    if is_demo(request.weights):
-        request = _with_demo_weights(request, progress)
+    request, wrapped, card, notes = prepared_model(request, progress)
     if request.precision != Precision.fp32:  # a missing calibration folder fails now, not after the export
         from segedge.quantize.convert import check_calibration
 
         check_calibration(request.precision, request.calib, DEFAULT_CALIB_COUNT)
-    built = build(request.source, num_classes=request.num_classes, options=request.build_options)
-    model, card = built.module, built.card
-    notes: list[str] = []
-    if request.weights is not None:
-        progress(f"loading weights {request.weights}")
-        notes += fit_state_dict(model, load_state_dict(request.weights), card.name)
-    input_size = request.input_size or card.input_size
-    card = card.with_overrides(
-        input_size=input_size,
-        dynamic=request.dynamic,
-        opset=request.opset,
-        exporter=request.exporter.value,
-        output_key=request.output_key,
-        **request.card_fields,
-    )
-    wrapped = LogitsOnly(model, request.output_key).eval()
-    checked = dry_run(card, wrapped, input_size, request.card_fields.get("size_divisor"))
-    card, notes = checked.card, notes + checked.notes
+    input_size = card.input_size
     output = ensure_writable(request.output or default_output(card))
     check_outputs([output], read, overwrite=request.overwrite)
 
@@ -157,6 +140,32 @@ def run_export(request: ExportRequest, progress: Progress = lambda message: None
         with atomic_path(output, suffix=".onnx") as tmp:
             _save(embed_card(proto, card), tmp)
     return ExportResult(output, card, simplified, message, parity, notes, time.perf_counter() - start)
+
+
+def prepared_model(request: ExportRequest,
+                   progress: Progress) -> tuple[ExportRequest, LogitsOnly, ModelCard, list[str]]:
+    """The model an export converts: built, its weights loaded (demo ones trained if absent), logits
+    only, in eval mode, and its card checked by a dry run; the request as the demo weights complete it."""
+    if is_demo(request.weights):
+        request = _with_demo_weights(request, progress)
+    built = build(request.source, num_classes=request.num_classes, options=request.build_options)
+    model, card = built.module, built.card
+    notes: list[str] = []
+    if request.weights is not None:
+        progress(f"loading weights {request.weights}")
+        notes += fit_state_dict(model, load_state_dict(request.weights), card.name)
+    input_size = request.input_size or card.input_size
+    card = card.with_overrides(
+        input_size=input_size,
+        dynamic=request.dynamic,
+        opset=request.opset,
+        exporter=request.exporter.value,
+        output_key=request.output_key,
+        **request.card_fields,
+    )
+    wrapped = LogitsOnly(model, request.output_key).eval()
+    checked = dry_run(card, wrapped, input_size, request.card_fields.get("size_divisor"))
+    return request, wrapped, checked.card, notes + checked.notes
 
 
 def _with_demo_weights(request: ExportRequest, progress: Progress) -> ExportRequest:

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from exporters.targets import CheckReport, TargetResult
+from runtimes.errors import UsageError
 from runtimes.fileio import work_folder
 from runtimes.outputs import check_outputs
 from runtimes.precision import Precision
 from runtimes.session import open_session
-from segedge.export.run import ExportRequest, ExportResult, export_inputs, run_export
+from segedge.export.run import ExportRequest, ExportResult, export_inputs, prepared_model, run_export
+from segedge.parity.reference import torch_runner
 
 Progress = Callable[[str], None]
 OnChecks = Callable[[tuple[CheckReport, ...]], None]
@@ -52,6 +54,8 @@ def run_target_export(request: ExportRequest, target: str, progress: Progress = 
     """Build `target`'s artefact at `request.output` (default: `<name>_<target><suffix>` here)."""
     from exporters.targets import build_for_target, default_output, get_target, sidecars
 
+    if get_target(target).builds_from_torch:
+        return _from_torch(request, target, progress, on_checks)
     precision = None if request.precision == Precision.fp32 else str(request.precision)
     if request.output is not None:  # refused now, not after the export
         check_outputs((request.output, *sidecars(request.output, get_target(target))),
@@ -73,6 +77,28 @@ def run_target_export(request: ExportRequest, target: str, progress: Progress = 
                                   precision=precision, on_checks=on_checks, progress=progress,
                                   overwrite=request.overwrite, quantizer=_repairing(target, progress))
     return TargetExport(result, dataclasses.replace(exported, path=result.path))
+
+
+def _from_torch(request: ExportRequest, target: str, progress: Progress, on_checks: OnChecks | None) -> TargetExport:
+    """LiteRT and ExecuTorch: the runtime's own converter reads the PyTorch model, not an ONNX file."""
+    from exporters.targets import TARGETS
+    from exporters.targets.from_torch import TorchTargetRequest, build_from_torch, default_output
+
+    if is_onnx_source(request.source):
+        onnx_targets = ", ".join(name for name, spec in TARGETS.items() if spec.builds_from_onnx)
+        raise UsageError(f"target {target} converts the PyTorch model with its runtime's own converter, not an ONNX "
+                         f"file: give a zoo name or file.py:function (an ONNX file takes --target {onnx_targets})")
+    if str(request.precision) not in ("fp32", "int8"):
+        raise UsageError(f"target {target} takes --precision fp32 or int8, not {request.precision}")
+    request, model, card, notes = prepared_model(request, progress)
+    torch_request = TorchTargetRequest(
+        target=target, output=request.output or default_output(card.name, target), input_size=card.input_size,
+        precision=str(request.precision), static=not request.dynamic, side_range=request.side_range,
+        layout=card.layout, calib=request.calib, overwrite=request.overwrite)
+    read = (("the input model", request.source), *export_inputs(request))
+    result = build_from_torch(model, card, torch_request, torch_runner(model), read=read, on_checks=on_checks,
+                              progress=progress)
+    return TargetExport(dataclasses.replace(result, notes=(*notes, *result.notes)), None)
 
 
 def _repairing(target: str, progress: Progress) -> Any:

@@ -1,0 +1,141 @@
+"""The LiteRT target's writer: a PyTorch model to a static .tflite with litert-torch, LiteRT's own converter.
+
+    [NHWC I/O: litert_torch.to_channel_last_io]
+      [int8: torch.export -> torchao's prepare_pt2e with litert-torch's PT2EQuantizer (symmetric,
+             per-channel, static activations), calibrated, convert_pt2e(fold_quantize=False)]
+      -> litert_torch.convert(model, (x,) [, quant_config]) -> flatbuffer bytes -> the card and record
+         added to its metadata (runtimes.litert_metadata)
+      -> the delegate check: the file loaded by ai-edge-litert's interpreter with XNNPACK, which nodes
+         the delegate replaced and how many partitions it made
+
+Static shapes only: litert-torch bakes the resize targets of a model converted with dynamic shapes
+into the graph, and such a file fails inside XNNPACK at any other size.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from runtimes.errors import ExportError, UsageError
+from runtimes.litert_metadata import CARD_KEY, TARGET_KEY, with_entries
+from runtimes.native_log import native_stderr_captured
+
+from .quiet import quiet
+from .result import CheckReport, UnsupportedNode
+
+CHECK = "litert_xnnpack"
+RUNTIME = "LiteRT, XNNPACK delegate"
+EXPORT_INSTALL = "pip install 'segedge[litert-export]'"
+_REPLACED = re.compile(r"Replacing (\d+) out of (\d+) node\(s\) with delegate .*?yielding (\d+) partitions")
+
+
+def require_litert_torch() -> None:
+    """Import litert-torch now, its import-time chatter (absl, torchao, jax) kept off the terminal."""
+    try:
+        with quiet(), native_stderr_captured(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import litert_torch  # noqa: F401
+    except ImportError:
+        raise UsageError(f"target litert needs litert-torch (LiteRT's PyTorch converter): {EXPORT_INSTALL}") from None
+
+
+def convert(model: nn.Module, size: tuple[int, int], *, nhwc: bool,
+            calibration: Iterable[np.ndarray] | None = None) -> bytes:
+    """The .tflite flatbuffer of `model` at 1 x 3 x H x W (`nhwc`: 1 x H x W x 3 in, N x H x W x C out);
+    int8 when `calibration` (3 x H x W model inputs) is given."""
+    import litert_torch
+
+    example = (torch.zeros(1, 3, *size),)
+    quant_config = None
+    with quiet(), native_stderr_captured():
+        try:
+            if calibration is not None:  # a PT2E-converted graph refuses train()/eval(): `model` is in eval already
+                model, quant_config = _pt2e(model, example, calibration)
+            if nhwc:
+                model = litert_torch.to_channel_last_io(model, args=[0], outputs=[0])
+                model.training = False
+                example = (torch.zeros(1, *size, 3),)
+            converted = litert_torch.convert(model, example, quant_config=quant_config)
+            return bytes(converted.model_content())  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001  (the converter raises many types, with MLIR dumps)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"litert-torch could not convert the model: {first}") from None
+
+
+def _pt2e(model: nn.Module, example: tuple[torch.Tensor, ...], calibration: Iterable[np.ndarray]) -> tuple[nn.Module, Any]:
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    prepared = prepare_pt2e(torch.export.export(model, example).module(), quantizer)
+    with torch.no_grad():
+        for x in calibration:
+            prepared(torch.from_numpy(np.ascontiguousarray(x[None])))
+    return convert_pt2e(prepared, fold_quantize=False), QuantConfig(pt2e_quantizer=quantizer)
+
+
+def with_card(content: bytes, card_json: str, record: Mapping[str, Any]) -> bytes:
+    return with_entries(content, {CARD_KEY: card_json.encode(), TARGET_KEY: json.dumps(dict(record)).encode()})
+
+
+def delegate_check(content: bytes) -> CheckReport:
+    """The file on ai-edge-litert's interpreter with XNNPACK: the nodes the delegate left to LiteRT's
+    built-in kernels, and its partition count (each boundary is a copy between the two)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with native_stderr_captured() as said:
+        interpreter = Interpreter(model_content=content, num_threads=1)
+        interpreter.allocate_tensors()
+        log = said()
+    ops = interpreter._get_ops_details()  # noqa: SLF001  (the one listing of nodes LiteRT's Python API has)
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    nodes = [op for op in ops if op["op_name"] != "DELEGATE"]
+    outside = _outside_delegates(nodes, delegates, _graph_outputs(interpreter))
+    match = _REPLACED.search(log)
+    rows = tuple(UnsupportedNode(op_type=op["op_name"], node=f"node {op['index']}", check=CHECK,
+                                 reason="not taken by the XNNPACK delegate; runs on LiteRT's built-in kernels")
+                 for op in outside)
+    return CheckReport(check=CHECK, runtime=RUNTIME, source="ai-edge-litert's interpreter with its XNNPACK delegate",
+                       ran=True, nodes=len(nodes), supported=len(nodes) - len(outside), unsupported=rows,
+                       partitions=int(match.group(3)) if match else len(delegates),
+                       fallback="LiteRT's built-in CPU kernels")
+
+
+def _graph_outputs(interpreter: Any) -> set[int]:
+    return {int(d["index"]) for d in interpreter.get_output_details()}
+
+
+def _outside_delegates(nodes: list[dict[str, Any]], delegates: list[dict[str, Any]],
+                       graph_outputs: set[int]) -> list[dict[str, Any]]:
+    """The nodes no delegate replaced, from the tensors that cross partition boundaries.
+
+    A node's output that a delegate produces is inside that delegate. One that a delegate consumes,
+    or the graph returns, without a delegate producing it, comes from a node outside. An output
+    that only other nodes consume is inside exactly when its consumers are (a partition's inner
+    tensors never leave it), so nodes are decided from the last to the first.
+    """
+    produced = {int(t) for d in delegates for t in d["outputs"]}
+    consumed = {int(t) for d in delegates for t in d["inputs"]}
+    consumers: dict[int, list[int]] = {}
+    for op in nodes:
+        for t in op["inputs"]:
+            consumers.setdefault(int(t), []).append(int(op["index"]))
+    outside: dict[int, bool] = {}
+    for op in sorted(nodes, key=lambda o: -int(o["index"])):
+        verdict = False
+        for t in map(int, op["outputs"]):
+            if t in produced:
+                continue
+            if t in consumed or t in graph_outputs or any(outside.get(c, False) for c in consumers.get(t, ())):
+                verdict = True
+        outside[int(op["index"])] = verdict
+    return [op for op in nodes if outside[int(op["index"])]]
