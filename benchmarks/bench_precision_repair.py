@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from exporters.calibration import calibration_images  # noqa: E402
 from runtimes.fileio import write_text_atomic  # noqa: E402
 from runtimes.machine import cpu_info  # noqa: E402
+from runtimes.precision import Precision  # noqa: E402
 from runtimes.session import open_session  # noqa: E402
 from runtimes.timing import Runner, TimingStats, ort_runner, time_runners  # noqa: E402
 from segedge.data.demo import with_demo_data  # noqa: E402
@@ -85,7 +86,7 @@ def bench_model(model: str, backends: list[Backend], args: argparse.Namespace) -
         assert calib is not None and data is not None
         images = calibration_images(calib, CALIB_COUNT)
         request = SensitivityRequest(fp32, tuple(backends), calib, CALIB_COUNT, data, args.data_limit)
-        samples = sample_source(QuantizeRequest(model=fp32, precision="int8", calib=calib, calib_count=CALIB_COUNT,
+        samples = sample_source(QuantizeRequest(model=fp32, precision=Precision.int8, calib=calib, calib_count=CALIB_COUNT,
                                                 data=data, data_limit=args.data_limit), card, images)
         count = sum(1 for _ in samples[0]())
         for backend in backends:

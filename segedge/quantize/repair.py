@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from segedge.quantize.adapters.base import Adapter, Candidate, Judge, Measured
+from runtimes.errors import ExportError
+from segedge.quantize.adapters.base import Adapter, Candidate, Judge, Measured, finite
 from segedge.quantize.sensitivity import MOST_UNITS, Sensitivity, rank
 
 Progress = Callable[[str], None]
@@ -61,15 +62,15 @@ class Repair:
     def record(self) -> dict:
         """What the card keeps: which layers stay higher and why (what keeping each alone recovered)."""
         best = self.best
-        why = {r.unit.name: round(r.recovered, 3) for r in (self.sensitivity.rows if self.sensitivity else ())
+        why = {r.unit.name: finite(round(r.recovered, 3)) for r in (self.sensitivity.rows if self.sensitivity else ())
                if r.unit.name in best.candidate.kept_layers}
         return {"runtime": self.runtime, "passed": self.chosen is not None, "step": best.name,
                 "kept_layers": list(best.candidate.kept_layers), "kept_nodes": list(best.candidate.kept),
                 "recovered_points_alone": why, "reproduce": best.reproduce,
                 "steps": [s.to_dict() for s in self.steps],
                 "sensitivity_cost": self.sensitivity.cost if self.sensitivity else None,
-                "sensitivity": [{"name": r.unit.name, "layers": len(r.unit.layers), "lost_points": r.measured.lost,
-                                 "recovered_points": r.recovered} for r in (self.sensitivity.rows if self.sensitivity else ())]}
+                "sensitivity": [{"name": r.unit.name, "layers": len(r.unit.layers), "lost_points": finite(r.measured.lost),
+                                 "recovered_points": finite(r.recovered)} for r in (self.sensitivity.rows if self.sensitivity else ())]}
 
 
 def repair(adapter: Adapter, judge: Judge, images: int, work: Path, progress: Progress = lambda message: None, *,
@@ -81,13 +82,18 @@ def repair(adapter: Adapter, judge: Judge, images: int, work: Path, progress: Pr
     def attempt(name: str, candidate: Candidate) -> bool:
         progress(f"repair ({adapter.runtime}): {name}")
         begin = time.perf_counter()
-        path = adapter.build(candidate, work / f"repair-{len(steps)}{suffix}")
-        result = judge(adapter.runner(path))
+        path = work / f"repair-{len(steps)}{suffix}"
+        try:
+            result = judge(adapter.runner(adapter.build(candidate, path)))
+        except ExportError as exc:  # e.g. a histogram calibration that cannot bin a constant tensor: the next step
+            result = Measured(float("inf"), False, 0.0, None, {"failed": str(exc)})
         steps.append(Step(name, candidate, result, path, time.perf_counter() - begin, adapter.reproduce(candidate)))
         return result.ok
 
     if start is None:
         attempt("start", adapter.start)
+        if "failed" in steps[0].measured.details:  # the quantizer cannot make plain int8: nothing to repair from
+            raise ExportError(steps[0].measured.details["failed"])
     else:
         steps.append(start)
     if steps[0].measured.ok:

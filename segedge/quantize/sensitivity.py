@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from segedge.quantize.adapters.base import Adapter, Candidate, Judge, Measured
+from runtimes.errors import ExportError
+from segedge.quantize.adapters.base import Adapter, Candidate, Judge, Measured, finite
 from segedge.quantize.layers import Unit, blocks
 
 Progress = Callable[[str], None]
@@ -31,7 +32,7 @@ class Row:
     recovered: float  # points it wins back against `base`
 
     def to_dict(self) -> dict:
-        return {**self.unit.to_dict(), **self.measured.to_dict(), "recovered_points": self.recovered}
+        return {**self.unit.to_dict(), **self.measured.to_dict(), "recovered_points": finite(self.recovered)}
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,11 @@ def rank(adapter: Adapter, base: Candidate, base_measured: Measured, judge: Judg
     for i, unit in enumerate(ranked, 1):
         progress(f"sensitivity {i}/{len(ranked)}: {unit.name} in {adapter.higher}")
         target = work / f"sensitivity-{i}{_suffix(adapter)}"
-        path = adapter.build(base.keeping((unit,)), target)
-        result = judge(adapter.runner(path))
-        _remove(path)
+        try:
+            result = judge(adapter.runner(adapter.build(base.keeping((unit,)), target)))
+        except ExportError as exc:  # this variant cannot be built: ranked last, with why
+            result = Measured(float("inf"), False, 0.0, None, {"failed": str(exc)})
+        _remove(target)
         rows.append(Row(unit, result, base_measured.lost - result.lost))
     rows.sort(key=lambda r: (r.measured.lost, len(r.unit.nodes)))  # ties: the smaller unit first
     return Sensitivity(adapter.runtime, adapter.higher, base, base_measured, tuple(rows), len(found), images,

@@ -22,6 +22,7 @@ from exporters.int8_options import DEFAULT_CALIB_COUNT, Method
 from runtimes.card import ModelCard
 from runtimes.errors import UsageError
 from runtimes.fileio import work_folder
+from runtimes.precision import Precision
 from runtimes.session import check_model_path, open_session
 from segedge.data.demo import with_demo_data
 from segedge.quantize.adapters import Backend
@@ -74,8 +75,8 @@ def run_sensitivity(request: SensitivityRequest, progress: Progress = lambda mes
     card = open_session(source, "cpu", overrides=request.card_overrides).card
     calib, data = with_demo_data(card, request.calib, request.data)
     request = dataclasses.replace(request, calib=calib, data=data)
-    images = check_calibration("int8", request.calib, request.calib_count)  # type: ignore[arg-type]
-    quantize = QuantizeRequest(model=source, precision="int8", calib=request.calib, calib_count=request.calib_count,
+    images = check_calibration(Precision.int8, request.calib, request.calib_count)
+    quantize = QuantizeRequest(model=source, precision=Precision.int8, calib=request.calib, calib_count=request.calib_count,
                                data=request.data, data_limit=request.data_limit)
     samples = sample_source(quantize, card, images)
     count = sum(1 for _ in samples[0]())

@@ -44,7 +44,7 @@ def write_sensitivity_plot(report: Report, path: Path) -> Path | str:
     figure, axes = plt.subplots(len(ranked), 1, figsize=(8.5, 0.3 * sum(heights) + 0.6), dpi=120, squeeze=False,
                                 gridspec_kw={"height_ratios": heights})
     for axis, (key, record) in zip(axes[:, 0], ranked.items()):
-        rows = record["sensitivity"][:SHOWN][::-1]
+        rows = [r for r in record["sensitivity"] if r["recovered_points"] is not None][:SHOWN][::-1]
         kept = set(record.get("kept_layers", []))
         axis.barh([r["name"][:48] for r in rows], [r["recovered_points"] for r in rows],
                   color=["tab:red" if r["name"] in kept else "tab:grey" for r in rows])
@@ -69,7 +69,7 @@ def repair_html(report: Report, plot: Path | str | None) -> str:
              "other calibration methods, the other weight schemes, then layers kept in float in the order below, "
              "stopping at the first within budget.</p>"]
     for key, record in found.items():
-        steps = "".join(f"<tr><td>{esc(s['step'])}</td><td>{s['lost_points']:.2f}</td>"
+        steps = "".join(f"<tr><td>{esc(s['step'])}</td><td>{_points(s['lost_points'])}</td>"
                         f"<td>{'yes' if s['within_budget'] else 'no'}</td><td>{s['seconds']}</td></tr>"
                         for s in record.get("steps", []))
         parts.append(f"<h3>{esc(WHOSE.get(key, key))}</h3><p>Chosen: {esc(record.get('step', '?'))}; reproduce: "
@@ -79,3 +79,7 @@ def repair_html(report: Report, plot: Path | str | None) -> str:
     if isinstance(plot, Path) and plot.is_file():
         parts.append(img(plot.read_bytes(), "points recovered per layer kept in float", cls="plot"))
     return "\n".join(parts)
+
+
+def _points(value: float | None) -> str:
+    return "failed" if value is None else f"{value:.2f}"

@@ -18,6 +18,7 @@ from exporters.calibration import calibration_images
 from runtimes.card import ModelCard
 from runtimes.fileio import atomic_path, work_folder
 from runtimes.runtime import Runtime
+from runtimes.precision import Precision
 from runtimes.session import open_session
 from runtimes.timing import one_line
 from segedge.quantize.adapters.base import Adapter
@@ -46,7 +47,7 @@ def repaired_file(quantized: QuantizeResult, runtime: Runtime, fp32: Path, card:
         with work_folder("segedge-report-repair-") as workdir:
             work = Path(workdir)
             adapter = _adapter(runtime, fp32, calib, count, card, work, overrides)
-            request = QuantizeRequest(model=fp32, precision="int8", calib=calib, calib_count=count, data=data,
+            request = QuantizeRequest(model=fp32, precision=Precision.int8, calib=calib, calib_count=count, data=data,
                                       data_limit=data_limit)
             samples = sample_source(request, card, calibration_images(calib, count))
             judge = budget_judge(open_session(fp32, "cpu", overrides=overrides).run, card, samples, budget)
@@ -70,7 +71,8 @@ def repair_note(file: Path | str) -> str | None:
     if not isinstance(file, Path):
         return None
     record = repair_record(file)
-    why = ", ".join(f"{name} ({points:+.2f} points alone)" for name, points in record.get("recovered_points_alone", {}).items())
+    why = ", ".join(f"{name} ({points:+.2f} points alone)" for name, points in record.get("recovered_points_alone", {}).items()
+                    if points is not None)
     return f"repaired: {record.get('step', '?')}" + (f"; kept in float: {why}" if why else "")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,12 +34,23 @@ class Candidate:
 
 
 class Adapter(Protocol):
-    runtime: str  # "onnxruntime", "openvino", "qnn"
-    higher: str  # what a kept layer becomes there: "float", "16-bit weights"
-    start: Candidate  # what plain int8 is on this runtime (the user's options)
-    methods: tuple[str, ...]  # calibration methods to try, the start's first
-    weight_schemes: tuple[str, ...]  # weight schemes to try, the start's first
-    calibrations: int  # calibration passes run so far (the ranges are reused between variants)
+    @property
+    def runtime(self) -> str: ...  # "onnxruntime", "openvino", "qnn"
+
+    @property
+    def higher(self) -> str: ...  # what a kept layer becomes there: "float", "16-bit weights"
+
+    @property
+    def start(self) -> Candidate: ...  # what plain int8 is on this runtime (the user's options)
+
+    @property
+    def methods(self) -> tuple[str, ...]: ...  # calibration methods to try, the start's first
+
+    @property
+    def weight_schemes(self) -> tuple[str, ...]: ...  # weight schemes to try, the start's first
+
+    @property
+    def calibrations(self) -> int: ...  # calibration passes run so far (ranges are reused where the quantizer can)
 
     def units(self) -> list[Unit]: ...
 
@@ -61,8 +73,13 @@ class Measured:
     parity: Any = field(default=None, compare=False)  # the runtimes.parity.Parity measured, when the judge has one
 
     def to_dict(self) -> dict:
-        return {"lost_points": self.lost, "within_budget": self.ok, "argmax_agreement": self.argmax_agreement,
+        return {"lost_points": finite(self.lost), "within_budget": self.ok, "argmax_agreement": self.argmax_agreement,
                 "miou": self.miou, **self.details}
+
+
+def finite(value: float) -> float | None:
+    """JSON has no infinity: a variant that failed to build records None."""
+    return value if math.isfinite(value) else None
 
 
 Judge = Callable[[RunBatch], Measured]  # how to run a candidate -> its measurement

@@ -28,8 +28,8 @@ CONSTANT_SOURCES = ("Constant", "Convert")
 class NncfOpenVINO:
     runtime = "openvino"
     higher = "float"
-    methods = ("minmax",)
-    weight_schemes = ("performance", "mixed")
+    methods: tuple[str, ...] = ("minmax",)
+    weight_schemes: tuple[str, ...] = ("performance", "mixed")
 
     def __init__(self, source: Path, calib: Path, count: int, card: ModelCard, work: Path, *,
                  exclude: tuple[str, ...] = (), overrides: dict[str, Any] | None = None) -> None:
