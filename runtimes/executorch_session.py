@@ -12,7 +12,8 @@ constant method `segedge_card` returning its JSON (`segedge_target`: the export'
   program loads (resizing it later aborts the process). The first session opened sizes it; a later
   one asking for another count is refused in one line.
 - Shapes: a program exported with dynamic H/W takes sides within its bounds (the target record's
-  `side_range`); the card's `tile_size` is the upper bound, so the Predictor tiles larger images.
+  `side_range`); the card's `tile_size` is the upper bound, so the Predictor tiles larger images,
+  and smaller sides are padded here (edge pixels repeated) and the scores cropped back.
   A static program takes its one size (padded / tiled to by the Predictor). Batches run one image
   at a time (the programs are exported at batch 1).
 - Sharing: a loaded method's memory-planned buffers are its own, so runs of one session take a
@@ -21,10 +22,13 @@ constant method `segedge_card` returning its JSON (`segedge_target`: the export'
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
+import logging
 import threading
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,8 +59,9 @@ def executorch_version() -> str | None:
 def _runtime(threads: int) -> Any:
     """ExecuTorch's runtime, its thread pool sized to `threads` before the first program loads."""
     try:
-        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-        from executorch.runtime import Runtime
+        with _quiet_import():
+            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+            from executorch.runtime import Runtime
     except ImportError:
         raise UsageError(f"ExecuTorch (.pte) programs need ExecuTorch's runtime: {INSTALL}") from None
     if "threads" not in _pool:
@@ -69,6 +74,23 @@ def _runtime(threads: int) -> Any:
         raise UsageError(f"ExecuTorch's thread pool is one per process, sized to {_pool['threads']} threads when the "
                          f"first program loaded; {threads} threads need another process")
     return Runtime.get()
+
+
+@contextlib.contextmanager
+def _quiet_import() -> Iterator[None]:
+    """ExecuTorch's first import: torchao (which it pulls in) logs warnings about CUDA libraries through its own
+    handler, torch's pytree about enums; none concerns running a program on the CPU."""
+    loggers = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with native_stderr_captured(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def pool_threads() -> int | None:
@@ -95,7 +117,17 @@ class ExecuTorchSession(InspectedCard):
         return f"ExecuTorch {executorch_version() or ''} runtime, XNNPACK delegate, {self.threads} threads"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """N x 3 x H x W float32 in, N x C x h x w float32 scores out."""
+        """N x 3 x H x W float32 in, N x C x h x w float32 scores out.
+
+        Sides under the program's smallest are padded (edge pixels repeated) and the scores cropped back,
+        so a small image runs as it would in a larger one."""
+        h, w = batch.shape[2:] if batch.ndim == 4 else (0, 0)
+        low = self.side_range[0] if self.side_range is not None else 0
+        if batch.ndim == 4 and 0 < min(h, w) < low:
+            padded = np.pad(batch, ((0, 0), (0, 0), (0, max(low - h, 0)), (0, max(low - w, 0))), mode="edge")
+            out = self.run(padded)
+            stride = self.card.output_stride
+            return np.ascontiguousarray(out[:, :, : -(-h // stride), : -(-w // stride)])
         self._check_size(batch)
         return np.concatenate([self._run_one(batch[i : i + 1]) for i in range(batch.shape[0])])
 

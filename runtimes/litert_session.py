@@ -34,6 +34,7 @@ from .errors import ModelFileError, UsageError
 from .inspection import InspectedCard, Inspection, TensorInfo, inspect_stored
 from .litert_metadata import INSTALL, read_card
 from .machine import check_threads, usable_cpus
+from .native_log import native_stderr_captured
 from .session import check_model_path, run_failure
 
 _TYPES = {np.float32: "tensor(float)", np.int8: "tensor(int8)", np.uint8: "tensor(uint8)", np.float16: "tensor(float16)"}
@@ -109,8 +110,9 @@ def open_litert(path: str | Path, threads: int | None = None, overrides: Mapping
         raise ModelFileError(f"{path}: {exc}") from None
     interpreter_class = _interpreter_class()
     try:
-        interpreter = interpreter_class(model_content=content, num_threads=count)
-        interpreter.allocate_tensors()
+        with native_stderr_captured():  # LiteRT logs the delegate it creates to descriptor 2
+            interpreter = interpreter_class(model_content=content, num_threads=count)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: LiteRT cannot load it ({str(exc).strip().splitlines()[0]})") from None
     inputs = tuple(_info(d) for d in interpreter.get_input_details())

@@ -26,7 +26,8 @@ __all__ = ["as_runtime", "Backend", "LabelsInGraph", "ModelRunner", "Runtime", "
            "runtime_name", "unregister_backend"]
 
 # name -> the module whose `BACKEND` it is; imported when first asked for (a new built-in runtime: one line here).
-_BUILT_IN = {"onnxruntime": "runtimes.backends.onnxruntime", "openvino": "runtimes.backends.openvino"}
+_BUILT_IN = {"onnxruntime": "runtimes.backends.onnxruntime", "openvino": "runtimes.backends.openvino",
+             "litert": "runtimes.backends.litert", "executorch": "runtimes.backends.executorch"}
 # What a file whose suffix no backend owns opens with (it then says what is wrong with the file).
 DEFAULT_RUNTIME = "onnxruntime"
 _registered: dict[str, Backend] = {}
