@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.targets import CheckReport, TargetResult
+from runtimes.card import ModelCard
 from runtimes.errors import UsageError
 from runtimes.fileio import work_folder
 from runtimes.outputs import check_outputs
@@ -65,7 +66,8 @@ def run_target_export(request: ExportRequest, target: str, progress: Progress = 
         # A file exported elsewhere: what inspection read plus the card options describe it.
         card = open_session(source, "cpu", overrides=request.card_fields).card
         output = request.output or default_output(source, target)
-        result = build_for_target(source, target, output, input_size=request.input_size, calib=request.calib,
+        result = build_for_target(source, target, output, input_size=request.input_size,
+                                  calib=_calibration(request, target, card),
                                   card=card, precision=precision, on_checks=on_checks, progress=progress,
                                   overwrite=request.overwrite, quantizer=_repairing(target, progress))
         return TargetExport(result, None)
@@ -73,9 +75,10 @@ def run_target_export(request: ExportRequest, target: str, progress: Progress = 
         fp32 = Path(workdir) / "model_fp32.onnx"
         exported = run_export(dataclasses.replace(request, output=fp32, precision=Precision.fp32), progress)
         output = request.output or default_output(Path(f"{exported.card.name}.onnx"), target)
-        result = build_for_target(fp32, target, output, input_size=request.input_size, calib=request.calib,
-                                  precision=precision, on_checks=on_checks, progress=progress,
-                                  overwrite=request.overwrite, quantizer=_repairing(target, progress))
+        result = build_for_target(fp32, target, output, input_size=request.input_size,
+                                  calib=_calibration(request, target, exported.card), precision=precision,
+                                  on_checks=on_checks, progress=progress, overwrite=request.overwrite,
+                                  quantizer=_repairing(target, progress))
     return TargetExport(result, dataclasses.replace(exported, path=result.path))
 
 
@@ -109,3 +112,12 @@ def _repairing(target: str, progress: Progress) -> Any:
     from segedge.quantize.adapters.qnn_qdq import repairing_quantizer
 
     return repairing_quantizer(progress)
+
+
+def _calibration(request: ExportRequest, target: str, card: ModelCard | None) -> Path | None:
+    """--calib, else for the QNN target (which quantizes) the train split of the demo dataset the card names."""
+    if request.calib is not None or target != "qnn":
+        return request.calib
+    from segedge.data.demo import with_demo_data
+
+    return with_demo_data(card, None, None)[0]

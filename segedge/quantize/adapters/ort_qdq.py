@@ -22,6 +22,7 @@ from segedge.quantize.adapters.base import Candidate, RunBatch
 from segedge.quantize.layers import Unit, units
 
 PER_CHANNEL, PER_TENSOR = "per-channel", "per-tensor"
+METHODS = (Method.minmax, Method.percentile, Method.entropy)  # the repair's order (issue 30)
 
 
 class OrtQdq:
@@ -34,7 +35,7 @@ class OrtQdq:
         self.source, self.calib, self.count, self.card, self.work = source, calib, count, card, work
         self.overrides = overrides or {}
         self.exclude = exclude  # the user's own --exclude: kept in every variant
-        self.methods = tuple(dict.fromkeys([method.value, *(m.value for m in Method)]))
+        self.methods = tuple(dict.fromkeys([method.value, *(m.value for m in METHODS)]))
         first = PER_CHANNEL if per_channel else PER_TENSOR
         self.weight_schemes = tuple(dict.fromkeys([first, PER_CHANNEL]))  # per-channel is ORT's finer option
         self.start = Candidate(method.value, first)
