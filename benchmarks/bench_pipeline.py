@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from runtimes.backends import RuntimeSpec
 from runtimes.fileio import write_text_atomic
 from segedge.bench import BenchRequest, run_bench
 
@@ -26,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
 
     result = run_bench(BenchRequest(target=args.model, input_size=(args.size, args.size), runs=args.runs,
-                                    warmup=args.warmup, threads=args.threads), progress=print)
+                                    warmup=args.warmup, spec=RuntimeSpec(threads=args.threads)), progress=print)
     ort_row, torch_row = result.rows
     ratio = torch_row.p50_ms / ort_row.p50_ms
     cpu = result.machine["cpu"]

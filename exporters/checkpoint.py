@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from runtimes.errors import CheckpointError
+from runtimes.runtime_messages import runtime_reason
 
 # Where training frameworks keep the weights in a checkpoint, the most usual first (Lightning and
 # mmseg: state_dict; torchvision's references and detectron2: model; ...). A moving average of the
@@ -57,7 +58,7 @@ def load_state_dict(path: str | os.PathLike[str]) -> Checkpoint:
             f"(save model.state_dict() instead): it refers to {found.group(1)[:120]}"
         ) from None
     except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on bad bytes; all mean "unreadable"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = runtime_reason(exc)
         raise CheckpointError(f"checkpoint {path} cannot be read (truncated or not a PyTorch file): {first[:200]}") from None
     return _unwrap(obj, path)
 

@@ -21,6 +21,7 @@ from onnxruntime.transformers.float16 import (
 )
 
 from runtimes.errors import ExportError
+from runtimes.runtime_messages import runtime_reason
 
 from .card_io import embed_card, read_card_from_proto
 from .graph_order import sort_topologically
@@ -40,7 +41,7 @@ def fp16_model(model: onnx.ModelProto, block_nodes: Sequence[str] = ()) -> onnx.
             node_block_list=list(block_nodes),
         )
     except Exception as exc:  # the converter raises plain Exceptions and onnx errors alike
-        raise ExportError(f"fp16 conversion failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
+        raise ExportError(f"fp16 conversion failed: {runtime_reason(exc)}") from exc
     # The converter appends the Casts of the float32 inputs after the nodes that read them.
     return sort_topologically(converted)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import onnx
 
 from runtimes.interrupts import check_interrupted
+from runtimes.runtime_messages import runtime_reason
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def simplify(model: onnx.ModelProto, test_shape: tuple[int, int, int, int]) -> S
             )
     except Exception as exc:  # onnxsim surfaces C++ and onnx errors of every kind
         check_interrupted()  # a Ctrl-C its C++ turned into an error is no failed simplification
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = runtime_reason(exc)
         return SimplifyResult(model, False, f"onnxsim failed ({first}); kept the unsimplified model")
     # onnxsim's constant folding takes a Ctrl-C for an op it could not fold, and goes on.
     check_interrupted()

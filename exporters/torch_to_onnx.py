@@ -21,6 +21,7 @@ from torch import nn
 
 from runtimes.errors import ExportError
 from runtimes.fileio import atomic_path
+from runtimes.runtime_messages import runtime_reason
 
 DEFAULT_OPSET = 18
 INPUT_NAME = "image"
@@ -127,7 +128,7 @@ def export_onnx(
         except ExportError:
             raise
         except Exception as exc:  # torch raises many unrelated types; report them as one
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = runtime_reason(exc)
             raise ExportError(f"{exporter.value} export failed: {message}") from exc
     return proto
 

@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .runtime_messages import runtime_reason
 
 ImageLike = Union[str, os.PathLike, BinaryIO, Image.Image, np.ndarray]
 
@@ -131,7 +132,7 @@ def _load_file(source: Path | BinaryIO, max_pixels: int | None) -> np.ndarray:
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (no decoder recognises its content)") from None
     except _PIL_DECODE_ERRORS as exc:
-        raise ImageError(f"{name}: not a readable image ({_reason(exc)})") from None
+        raise ImageError(f"{name}: not a readable image ({runtime_reason(exc)})") from None
 
 
 def _first_frame(image: Image.Image, name: str) -> Image.Image:
@@ -181,8 +182,3 @@ def _finite(pixels: np.ndarray) -> np.ndarray:
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
     return np.repeat(gray[:, :, None], 3, axis=2)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -67,15 +67,16 @@ def openvino_runner(
         request.infer({0: x if x.dtype == input_type else x.astype(input_type)})
         return request.get_output_tensor(0).data
 
+    inference = _property(compiled, "INFERENCE_PRECISION_HINT")
     return Runner(
         name=name or "openvino",
         runtime=f"openvino {openvino_version() or ''}".strip(),
         provider=device,
         run=run,
         setup_s=setup,
-        notes=[f"OpenVINO inference precision {_property(compiled, 'INFERENCE_PRECISION_HINT')}, "
+        notes=[f"OpenVINO inference precision {inference}, "
                f"{_property(compiled, 'INFERENCE_NUM_THREADS')} threads, static shape {list(input_shape)}"],
-        tags={"runtime": "openvino", "provider": device.lower(), **(tags or {})},
+        tags={"runtime": "openvino", "provider": device.lower(), "inference_precision": inference, **(tags or {})},
     )
 
 
@@ -109,5 +110,5 @@ def session_runner(session: Any, setup_s: float, name: str | None = None) -> Run
         notes=[f"OpenVINO inference precision {session.precision}, {session.threads} threads, compiled per input shape "
                "(the Predictor's adapter)"],
         tags={"precision": precision, "runtime": "openvino", "provider": session.device.lower(),
-              "hint": session.hint or "auto"},
+              "hint": session.hint or "auto", "inference_precision": session.precision},
     )

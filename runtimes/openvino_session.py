@@ -37,10 +37,11 @@ import numpy as np
 from .card import CARD_KEY, TARGET_KEY, ModelCard
 from .card_checks import check_overrides
 from .errors import CardError, ModelFileError, ProviderError, UsageError
+from .runtime_messages import runtime_reason
 from .inspection import InspectedCard, Inspection, TensorInfo, inspect_stored
 from .machine import check_threads, usable_cpus
 from .postprocess import one_hot
-from .providers import OPENVINO_HINTS
+from .backends.base import check_hint
 from .session import _chunks, check_model_path, model_input, run_failure
 
 DEFAULT_CACHED_SHAPES = 8  # compiled models kept (each holds its own kernels and scratch memory)
@@ -65,15 +66,6 @@ def import_openvino() -> Any:
     except ImportError:
         raise ProviderError("OpenVINO's runtime is not installed: pip install 'segedge[openvino]'") from None
     return openvino
-
-
-def check_hint(hint: str | None) -> str | None:
-    """The inference precision to ask OpenVINO for; None ("auto") lets it choose."""
-    if hint is None or hint == "auto":
-        return None
-    if hint not in OPENVINO_HINTS:
-        raise UsageError(f"the OpenVINO precision hint must be auto, {', '.join(OPENVINO_HINTS)}; got {hint!r}")
-    return hint
 
 
 class _Compiled:
@@ -255,7 +247,7 @@ def open_openvino(
     try:
         model = core.read_model(os.fspath(path))
     except Exception as exc:  # OpenVINO raises RuntimeError / its frontends' own errors
-        raise ModelFileError(f"{path}: OpenVINO cannot read it: {_first_line(exc)}") from None
+        raise ModelFileError(f"{path}: OpenVINO cannot read it: {runtime_reason(exc)}") from None
     if device not in core.available_devices:
         raise ProviderError(f"OpenVINO has no {device} device here (it has {', '.join(core.available_devices)})")
     if len(model.inputs) != 1:
@@ -325,9 +317,3 @@ def _info(port: Any) -> TensorInfo:
 def _type_name(value: Any) -> str:
     name = getattr(value, "get_type_name", None)  # ov.Type prints as "<Type: 'bfloat16'>"
     return name() if callable(name) else str(value)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Check ", "Exception from"))]
-    return (useful or lines or [type(exc).__name__])[-1]

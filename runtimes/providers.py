@@ -17,7 +17,7 @@ from typing import Any
 
 import onnxruntime as ort
 
-from .errors import ProviderError, UsageError
+from .errors import ProviderError
 from .machine import package_versions
 
 CPU = "CPUExecutionProvider"
@@ -89,23 +89,10 @@ class ProviderOptions:
     openvino_device: str = "CPU"
     openvino_precision: str | None = None
     # OpenVINO's INFERENCE_PRECISION_HINT (f32, bf16, f16): bf16 runs an fp32 file ~2.5x faster on
-    # CPUs with AVX512-BF16 or AMX; the OpenVINO runtime peer gets the same hint.
+    # CPUs with AVX512-BF16 or AMX. `RuntimeSpec` checks it and keeps it equal to its own `hint`.
     openvino_hint: str | None = None
     # Escape hatch for provider options segedge does not model; merged last.
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_openvino_hint(self.openvino_hint)
-
-
-OPENVINO_HINTS = ("f32", "bf16", "f16")
-
-
-def check_openvino_hint(hint: str | None) -> str | None:
-    """`hint` when it is an inference precision OpenVINO takes (or None); else a `UsageError`."""
-    if hint is not None and hint not in OPENVINO_HINTS:
-        raise UsageError(f"--openvino-hint must be {', '.join(OPENVINO_HINTS[:-1])} or {OPENVINO_HINTS[-1]}, got {hint!r}")
-    return hint
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,15 @@ extrapolation where the context lies outside the image; such tiles need no overl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from .backend import RunBatch
 from .card import ModelCard
 from .errors import ModelFileError, UsageError
 from .preprocess import model_side, model_window
-
-RunBatch = Callable[[np.ndarray], np.ndarray]
-"""N x 3 x h x w float32 model inputs -> N x C x (h - 2m) x (w - 2m) float32 outputs."""
 
 _WEIGHT_FLOOR = 1e-3  # keeps tile borders at the image border from dividing by ~0
 TILE_BATCH_BYTES = 128 * 2**20  # the most tile outputs one model run gives, unless a single tile is more

@@ -89,7 +89,7 @@ def test_a_registered_backend_runs_behind_the_predictor(red_backend, tmp_path):
 
 def test_bench_and_eval_run_a_registered_backend(red_backend, tmp_path):
     path = red_model(tmp_path)
-    result = run_bench(BenchRequest(target=str(path), warmup=0, runs=2, threads=1))
+    result = run_bench(BenchRequest(target=str(path), warmup=0, runs=2, spec=RuntimeSpec(threads=1)))
     (row,) = result.rows
     assert row.ok and row.name == "numpy-red runtime fp32" and row.runs == 2
     assert row.tags == {"precision": "fp32", "runtime": "numpy-red", "provider": "cpu"}

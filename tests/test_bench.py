@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from runtimes.backends import RuntimeSpec
 from runtimes.timing import FailedRun, Runner, ort_runner, time_runners
 from runtimes.machine import machine_record, usable_cpus
 from runtimes.session import open_session
@@ -70,7 +71,8 @@ def test_sessions_timed_beside_peers_do_not_spin(tiny_onnx):
 
 
 def test_bench_with_peers_in_one_run(tiny_onnx):
-    request = BenchRequest(target=str(tiny_onnx), compare=(Peer.openvino,), warmup=1, runs=3, threads=1, profile=True)
+    request = BenchRequest(target=str(tiny_onnx), compare=(Peer.openvino,), warmup=1, runs=3, spec=RuntimeSpec(threads=1),
+                           profile=True)
     result = run_bench(request)
     names = [r.name for r in result.rows]
     assert names == ["onnxruntime fp32", "pytorch eager fp32", "openvino"]
@@ -144,7 +146,7 @@ def test_cuda_bench_with_io_binding_and_torch_on_the_gpu(tiny_onnx):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA")
-    result = run_bench(BenchRequest(target=str(tiny_onnx), provider="cuda", io_binding=True, warmup=2, runs=10, strict=True))
+    result = run_bench(BenchRequest(target=str(tiny_onnx), spec=RuntimeSpec(provider="cuda"), io_binding=True, warmup=2, runs=10, strict=True))
     ort_row, torch_row = result.rows
     assert ort_row.ok and torch_row.ok and torch_row.provider == "cuda"
     assert result.active_providers[0] == "CUDAExecutionProvider" and torch_row.gpu_memory_mb > 0

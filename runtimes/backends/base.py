@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,7 +27,9 @@ from ..errors import UsageError
 from ..inspection import Inspection
 from ..machine import check_threads
 from ..providers import Provider, ProviderOptions
-from ..timing import Runner
+
+if TYPE_CHECKING:  # the benchmark harness (and psutil) load when something is timed, not with the Predictor
+    from ..timing import Runner
 
 # Inference precisions a runtime may be asked to run float parts at (OpenVINO's INFERENCE_PRECISION_HINT).
 PRECISION_HINTS = ("f32", "bf16", "f16")
@@ -60,7 +62,8 @@ def check_hint(hint: str | None) -> str | None:
         return None
     if hint not in PRECISION_HINTS:
         raise UsageError(f"the OpenVINO precision hint must be auto, {', '.join(PRECISION_HINTS)}; got {hint!r} "
-                         "(--openvino-hint)")
+                         f"(--openvino-hint must be {', '.join(PRECISION_HINTS[:-1])} or {PRECISION_HINTS[-1]}, or auto "
+                         "for OpenVINO's own choice)")
     return hint
 
 
@@ -94,6 +97,10 @@ class RuntimeSpec:
         object.__setattr__(self, "hint", hint)
         if self.provider_options.openvino_hint != hint:
             object.__setattr__(self, "provider_options", replace(self.provider_options, openvino_hint=hint))
+
+    def predictor_keywords(self) -> dict[str, Any]:
+        """The `Predictor` keywords that build this spec again (what a Ray actor is sent; provider options aside)."""
+        return {"runtime": self.runtime, "providers": self.provider, "threads": self.threads, "openvino_hint": self.hint}
 
     def on(self, runtime: Runtime | str | None) -> RuntimeSpec:
         """This spec for another runtime (None: the file's own)."""
@@ -156,6 +163,8 @@ class Backend:
 
     def timing_runner(self, model: ModelRunner, setup_s: float, name: str | None = None) -> Runner:
         """`model` as a benchmark row (`runtimes.timing.Runner`): timed through `run`, as the Predictor runs it."""
+        from ..timing import Runner
+
         precision = model.card.precision.value
         return Runner(name=name or f"{self.name} {precision}", runtime=self.about(), provider="cpu", run=model.run,
                       setup_s=setup_s, notes=[model.describe()],

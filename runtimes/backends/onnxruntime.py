@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
 from ..errors import UsageError
 from ..session import ModelSession, open_session
-from ..timing import Runner, ort_runner
 from .base import Backend, ModelRunner, RuntimeSpec
+
+if TYPE_CHECKING:
+    from ..timing import Runner
 
 
 class OnnxRuntimeBackend(Backend):
@@ -33,6 +35,8 @@ class OnnxRuntimeBackend(Backend):
                             overrides=overrides)
 
     def timing_runner(self, model: ModelRunner, setup_s: float, name: str | None = None) -> Runner:
+        from ..timing import ort_runner
+
         assert isinstance(model, ModelSession)  # what `open` returns
         return ort_runner(model, setup_s, name=name)
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..openvino_runtime import session_runner
 from ..openvino_session import OpenVINOSession, open_openvino
-from ..timing import Runner
 from .base import Backend, ModelRunner, RuntimeSpec
+
+if TYPE_CHECKING:
+    from ..timing import Runner
 
 
 class OpenVINOBackend(Backend):
@@ -37,6 +38,8 @@ class OpenVINOBackend(Backend):
         return open_openvino(path, spec.threads, hint=spec.hint, overrides=overrides)
 
     def timing_runner(self, model: ModelRunner, setup_s: float, name: str | None = None) -> Runner:
+        from ..openvino_runtime import session_runner
+
         return session_runner(model, setup_s, name=name)
 
 

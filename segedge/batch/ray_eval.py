@@ -23,7 +23,8 @@ from runtimes.predictor import Predictor
 
 from segedge.batch.cluster import RayCluster, batches, on_actor_pool, plan_blocks, ray_session
 from segedge.data.labelled import labelled_pairs, read_pair
-from segedge.evaluate.run import IGNORE_INDEX, Accuracy, EvalRequest, EvalResult
+from segedge.evaluate.run import EvalRequest, EvalResult
+from segedge.evaluate.scoring import IGNORE_INDEX, Accuracy
 
 
 def eval_on_ray(request: EvalRequest, cluster: RayCluster,
@@ -37,7 +38,8 @@ def eval_on_ray(request: EvalRequest, cluster: RayCluster,
     scores: list[tuple[str, Accuracy]] = []
     classes: tuple[str, ...] = ()
     # What `onnx_labeller` gives a local eval's Predictor, threads aside.
-    options = {"runtime": request.runtime, "openvino_hint": request.openvino_hint, **request.card_overrides}
+    runtime = {key: value for key, value in request.spec.predictor_keywords().items() if key != "threads"}
+    options = {**runtime, **request.card_overrides}
     with ray_session(cluster) as workers:
         for path in request.models:
             # The card, and the model and options checked, before any actor starts.

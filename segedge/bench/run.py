@@ -24,7 +24,7 @@ from runtimes.fileio import work_folder
 from runtimes.machine import machine_record, usable_cpus
 from runtimes.node_placement import NodePlacement, check_strict
 from runtimes.profiling import profile_placement
-from runtimes.providers import Provider, ProviderOptions, explain
+from runtimes.providers import Provider, explain
 from runtimes.backends import Runtime, RuntimeSpec, backend_named, chosen_backend
 from runtimes.session import ModelSession, open_session
 from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
@@ -33,35 +33,41 @@ Progress = Callable[[str], None]
 
 
 class Peer(str, Enum):
+    """What runs beside the main row, as `--compare` and `report --runtimes` name it."""
+
     torch = "torch"
     compile = "compile"
     openvino = "openvino"
     ort_cpu = "ort-cpu"  # ONNX Runtime's own CPU provider: what another provider is worth, in one run
 
+    @property
+    def row_runtime(self) -> str:
+        """The runtime a row of this peer names, in bench's and report's rows and JSON alike."""
+        return {Peer.compile: "torch.compile", Peer.ort_cpu: "onnxruntime"}.get(self, self.value)
+
 
 @dataclass(frozen=True)
 class BenchRequest:
     target: str
-    provider: Provider = Provider.cpu
+    # What runs the main row: its runtime (None: the file's own), ONNX Runtime's provider and its options, the
+    # threads every row gets, the precision hint (also the OpenVINO peer's).
+    spec: RuntimeSpec = field(default_factory=RuntimeSpec)
     torch_baseline: bool | None = None  # PyTorch eager beside: None means when the card names a PyTorch source
     compare: tuple[Peer, ...] = ()
     warmup: int = 3
     runs: int = 20
     input_size: tuple[int, int] | None = None
     batch: int = 1
-    threads: int | None = None
     weights: Path | None = None
     strict: bool = False
     profile: bool = False
     io_binding: bool = False
-    options: ProviderOptions = field(default_factory=ProviderOptions)
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
-    runtime: str | None = None  # the main row's: ONNX Runtime on `provider`, OpenVINO's adapter, ...; None: the file's own
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "runtime", chosen_backend(self.target, self.runtime).name)
-        if self.runtime != Runtime.onnxruntime:
-            given = [flag for flag, on in (("--provider", self.provider is not Provider.cpu), ("--strict", self.strict),
+        object.__setattr__(self, "spec", self.spec.on(chosen_backend(self.target, self.spec.runtime).name))
+        if self.spec.runtime != Runtime.onnxruntime:
+            given = [flag for flag, on in (("--provider", self.spec.provider != Provider.cpu), ("--strict", self.strict),
                                            ("--profile", self.profile), ("--io-binding", self.io_binding)) if on]
             if given:
                 raise UsageError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with --runtime onnxruntime "
@@ -108,20 +114,22 @@ class BenchResult:
 
 
 def run_bench(request: BenchRequest, progress: Progress = lambda message: None) -> BenchResult:
-    threads = request.threads or usable_cpus()
-    chosen = explain(request.provider)
+    threads = request.spec.threads or usable_cpus()
+    chosen = explain(request.spec.provider)
     with work_folder("segedge-bench-") as workdir:
         model_path = onnx_for(request.target, Path(workdir), request.weights, request.input_size, progress)
         start = time.perf_counter()
         # Peers share the timed rounds: ORT's spin-waiting threads would slow whichever runs next.
         spinning = not request.compare and request.torch_baseline is False
-        backend = backend_named(request.runtime or Runtime.onnxruntime)
+        backend = backend_named(request.spec.runtime or Runtime.onnxruntime)
         on_ort = backend.name == Runtime.onnxruntime
+        options = request.spec.provider_options
         # With ONNX Runtime on another provider than OpenVINO's, the hint is the OpenVINO peer's alone.
-        hint = request.options.openvino_hint if not on_ort or chosen.provider is Provider.openvino else None
-        spec = RuntimeSpec(backend.name, chosen.provider if on_ort else Provider.cpu,
-                           replace(request.options, openvino_hint=hint), threads, hint, spinning)
-        session: Any = backend.open(model_path, spec, request.card_overrides)
+        hint = request.spec.hint if not on_ort or chosen.provider is Provider.openvino else None
+        main = replace(request.spec, provider=chosen.provider.value if on_ort else Provider.cpu.value,
+                       provider_options=replace(options, openvino_hint=hint), threads=threads, hint=hint,
+                       spinning=spinning)
+        session: Any = backend.open(model_path, main, request.card_overrides)
         setup = time.perf_counter() - start
         card = session.card
         size = request.input_size or card.input_size
@@ -129,11 +137,11 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
         placement = session.placement() if on_ort else None
         if request.strict or request.profile:
             progress("profiling one run to see where every node ran")
-            placement = profile_placement(model_path, chosen.provider, x, threads, request.options)
+            placement = profile_placement(model_path, chosen.provider, x, threads, options)
             if request.strict:
                 check_strict(placement, chosen.provider)
         runners: list[Runner | FailedRun] = [
-            ort_runner(session, setup, request.io_binding, request.options.device_id) if on_ort
+            ort_runner(session, setup, request.io_binding, options.device_id) if on_ort
             else backend.timing_runner(session, setup, name=f"{backend.name} runtime {card.precision_label}")
         ]
         peers = request.peers_for(card)
@@ -173,16 +181,16 @@ def build_peer(peer: Peer, session: ModelSession, card: ModelCard, x: np.ndarray
         try:
             from runtimes.openvino_runtime import openvino_runner
 
-            return openvino_runner(session.path, x.shape, threads, precision_hint=request.options.openvino_hint)
+            return openvino_runner(session.path, x.shape, threads, precision_hint=request.spec.hint)
         except Exception as exc:  # not installed, or OpenVINO cannot read this graph
             return FailedRun("openvino", "openvino", "CPU", one_line(exc), {"runtime": "openvino"})
     name = "pytorch eager fp32" if peer is Peer.torch else "pytorch torch.compile fp32"
-    kind = "torch" if peer is Peer.torch else "torch.compile"
+    kind = peer.row_runtime
     if session.stored_card is None:
         return FailedRun(name, kind, "-", "the model has no segedge card, so there is no PyTorch model to rebuild",
                          {"runtime": kind})
     try:
-        device = session.provider.value if request.runtime == Runtime.onnxruntime else "cpu"
+        device = session.provider.value if request.spec.runtime == Runtime.onnxruntime else "cpu"
         return torch_peer(peer, card, request.weights, device, threads, x, request.io_binding)
     except Exception as exc:  # missing torch, a model that no longer builds, an inductor failure
         return FailedRun(name, kind, "-", one_line(exc), {"runtime": kind})

@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from runtimes.backends import RuntimeSpec
 from runtimes.errors import SegedgeError, UsageError
-from runtimes.providers import Provider, ProviderOptions
+from runtimes.providers import Provider
 from runtimes.timing import FailedRun
 
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
@@ -17,48 +18,38 @@ from segedge.cli.options import (
     CardOptions,
     Isolate,
     Json,
-    OpenvinoHint,
-    ProviderOpt,
     Runs,
-    RuntimeOpt,
-    Threads,
     Warmup,
     Weights,
     parse_list,
     card_options,
+    runtime_options,
 )
 
 
 @app.command("bench")
 @card_options
+@runtime_options(provider_options=True)
 def bench_command(
     model: str = typer.Argument(..., help="An ONNX file, or a zoo name / user model to export first."),
-    provider: ProviderOpt = Provider.cpu,
-    runtime: RuntimeOpt = None,
     torch_baseline: Optional[bool] = typer.Option(None, "--torch/--no-torch", help="Time the PyTorch eager baseline in the same run (default: when the model's card names its PyTorch source)."),
     compare: Optional[str] = typer.Option(None, "--compare", help="Peers to time in the same run, comma-separated: torch, compile (torch.compile), openvino (OpenVINO's runtime on the same ONNX), ort-cpu (ONNX Runtime's CPU provider)."),
     warmup: Warmup = 3,
     runs: Runs = 20,
     batch: int = typer.Option(1, "--batch", min=1, max=1024, help="Batch size."),
-    threads: Threads = None,
     weights: Weights = None,
     strict: bool = typer.Option(False, "--strict", help="Fail when any tensor node runs on the CPU while another provider was asked for (profiles one run)."),
     profile: bool = typer.Option(False, "--profile", help="Profile one run: nodes and milliseconds per provider."),
     io_binding: bool = typer.Option(False, "--io-binding", help="Keep input and output on the provider's device: timings exclude host copies."),
-    device_id: int = typer.Option(0, "--device-id", min=0, max=64, help="GPU index for cuda / tensorrt / directml."),
-    trt_fp16: bool = typer.Option(False, "--trt-fp16", help="TensorRT: allow fp16 kernels."),
-    trt_int8: bool = typer.Option(False, "--trt-int8", help="TensorRT: allow int8 kernels (QDQ models)."),
-    trt_cache: Optional[Path] = typer.Option(None, "--trt-cache", help="TensorRT: engine cache folder (reused between runs)."),
-    openvino_device: str = typer.Option("CPU", "--openvino-device", help="OpenVINO provider: CPU, GPU or NPU."),
-    openvino_hint: OpenvinoHint = None,
     as_json: Json = False,
     isolate: Isolate = False,
     card: CardOptions = CardOptions(),
+    spec: RuntimeSpec = RuntimeSpec(),
 ) -> None:
     """Time ONNX Runtime against its peers: p50/p90/p99, mean, std, throughput, memory, first run, setup."""
     size = card.input_size
     if model.endswith(".onnx"):
-        probe_if_isolated(isolate, Path(model), provider, size)
+        probe_if_isolated(isolate, Path(model), spec.provider, size)
     from segedge.bench import BenchRequest, Peer, run_bench
 
     peers = _parse_peers(parse_list(compare), Peer)
@@ -66,16 +57,13 @@ def bench_command(
         torch_baseline is None and not model.endswith((".onnx", ".xml")))
     if wants_torch or not model.endswith((".onnx", ".xml")):
         require_torch("bench")
-    options = ProviderOptions(device_id=device_id, trt_fp16=trt_fp16, trt_int8=trt_int8, trt_cache_dir=trt_cache,
-                              openvino_device=openvino_device, openvino_hint=openvino_hint)
     request = BenchRequest(
-        target=model, provider=provider, torch_baseline=torch_baseline, compare=peers, warmup=warmup, runs=runs,
-        input_size=size, batch=batch, threads=threads, weights=weights,
-        strict=strict, profile=profile, io_binding=io_binding, options=options, card_overrides=card.overrides(),
-        runtime=runtime,
+        target=model, spec=spec, torch_baseline=torch_baseline, compare=peers, warmup=warmup, runs=runs,
+        input_size=size, batch=batch, weights=weights,
+        strict=strict, profile=profile, io_binding=io_binding, card_overrides=card.overrides(),
     )
     result = with_progress("benchmarking", lambda progress: run_bench(request, progress))
-    if provider is Provider.auto:
+    if spec.provider == Provider.auto:
         err.print(f"auto chose the {result.provider} provider ({result.provider_reason})", markup=False)
     if as_json:
         print_json(result)

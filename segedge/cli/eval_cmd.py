@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.table import Table
 
+from runtimes.backends import RuntimeSpec
 from runtimes.errors import UsageError
 
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
-from segedge.cli.options import OpenvinoHint, RuntimeOpt
-from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, Json, Overwrite, Samples, Threads,
-                                 ThreadsPerWorker, Weights, Workers, card_options, ray_cluster)
+from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolate, Json, Overwrite, Samples,
+                                 ThreadsPerWorker, Weights, Workers, card_options, ray_cluster, runtime_options)
 
 if TYPE_CHECKING:
     from segedge.report.samples import SampleBook
@@ -25,15 +25,13 @@ if TYPE_CHECKING:
 
 @app.command("eval")
 @card_options
+@runtime_options(provider=False)
 def eval_command(
     models: Optional[list[Path]] = typer.Argument(None, help="ONNX models to score (e.g. the fp32, fp16 and int8 files)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Labelled folder: VOC layout (JPEGImages/ + SegmentationClass/, the val split) or images/ + masks/ (default, for models trained with --weights demo: their held-out split)."),
     torch_model: Optional[str] = typer.Option(None, "--torch", help="Also score this zoo model in PyTorch, built as a listed ONNX file's card says."),
     weights: Weights = None,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score only the first N images."),
-    threads: Threads = None,
-    runtime: RuntimeOpt = None,
-    openvino_hint: OpenvinoHint = None,
     as_json: Json = False,
     isolate: Isolate = False,
     overwrite: Overwrite = False,
@@ -45,16 +43,16 @@ def eval_command(
     workers: Workers = None,
     threads_per_worker: ThreadsPerWorker = None,
     card: CardOptions = CardOptions(),
+    spec: RuntimeSpec = RuntimeSpec(),
 ) -> None:
     """Score segmentation models on image/mask pairs (index or palette PNG masks; 255 is ignored)."""
     from segedge.evaluate import EvalRequest, run_eval
 
-    cluster = ray_cluster(engine, address, workers, threads_per_worker, threads)
+    cluster = ray_cluster(engine, address, workers, threads_per_worker, spec.threads)
     if cluster is not None and html is not None:
         raise UsageError("--html keeps each model's sample label maps in this process: run it with --engine local")
     request = EvalRequest(data=data, models=tuple(models or ()), torch_model=torch_model, weights=weights,
-                          limit=limit, threads=threads, card_overrides=card.overrides(), runtime=runtime,
-                          openvino_hint=openvino_hint)
+                          limit=limit, card_overrides=card.overrides(), spec=spec)
     if torch_model is not None:
         require_torch("eval --torch")
     for path in request.models:

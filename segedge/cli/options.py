@@ -22,8 +22,8 @@ import typer
 from runtimes.card import ColorOrder, LargeImage, Layout, OutputKind
 from runtimes.errors import UsageError
 from runtimes.precision import Precision
-from runtimes.providers import Provider
-from runtimes.runtime import Runtime
+from runtimes.backends import Runtime, RuntimeSpec, backend_names
+from runtimes.providers import Provider, ProviderOptions
 
 from segedge.batch.cluster import RayCluster, require_ray
 
@@ -75,7 +75,8 @@ Budget = Annotated[float, typer.Option(
     "--budget", min=0, max=100, help="mIoU points (with labels), else argmax-agreement points, a faster row may lose.")]
 OpenvinoHint = Annotated[Optional[str], typer.Option(
     "--openvino-hint", help="OpenVINO inference precision: f32, bf16 or f16 (default: OpenVINO's choice, bf16 on AMX CPUs).")]
-RuntimeOpt = Annotated[Optional[Runtime], typer.Option(
+RuntimeName = _choices("RuntimeName", list(backend_names()))  # every registered backend: a new one needs no edit here
+RuntimeOpt = Annotated[Optional[RuntimeName], typer.Option(  # type: ignore[valid-type]
     "--runtime", help="What runs the model: onnxruntime (its --provider), or openvino: OpenVINO's own runtime "
                       "(pip install 'segedge\\[openvino]'; .onnx or IR .xml files; precision: --openvino-hint). "
                       "Default: the file's own, openvino for an IR .xml, onnxruntime for an .onnx file.")]
@@ -239,6 +240,59 @@ def card_options(command: Command) -> Command:
 
     wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+# -- the runtime group: what runs the model, and how ------------------------------------------------
+_RUNTIME_PARAMETERS: dict[str, tuple[Any, Any]] = {  # name -> (annotation, default)
+    "runtime": (RuntimeOpt, None),
+    "provider": (ProviderOpt, Provider.cpu),
+    "threads": (Threads, None),
+    "openvino_hint": (OpenvinoHint, None),
+}
+_PROVIDER_OPTION_PARAMETERS: dict[str, tuple[Any, Any]] = {  # ONNX Runtime's providers' own options (bench)
+    "device_id": (Annotated[int, typer.Option(
+        "--device-id", min=0, max=64, help="GPU index for cuda / tensorrt / directml.")], 0),
+    "trt_fp16": (Annotated[bool, typer.Option("--trt-fp16", help="TensorRT: allow fp16 kernels.")], False),
+    "trt_int8": (Annotated[bool, typer.Option("--trt-int8", help="TensorRT: allow int8 kernels (QDQ models).")], False),
+    "trt_cache": (Annotated[Optional[Path], typer.Option(
+        "--trt-cache", help="TensorRT: engine cache folder (reused between runs).")], None),
+    "openvino_device": (Annotated[str, typer.Option(
+        "--openvino-device", help="OpenVINO provider: CPU, GPU or NPU.")], "CPU"),
+}
+
+
+def runtime_options(*, provider: bool = True, threads: bool = True,
+                    provider_options: bool = False) -> Callable[[Command], Command]:
+    """Give a command the runtime option group (--runtime, --provider, --threads, --openvino-hint, and with
+    `provider_options` ONNX Runtime's provider options); it receives them as one `spec: RuntimeSpec`."""
+    wanted = {name: p for name, p in _RUNTIME_PARAMETERS.items()
+              if (name != "provider" or provider) and (name != "threads" or threads)}
+    if provider_options:
+        wanted.update(_PROVIDER_OPTION_PARAMETERS)
+
+    def decorate(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "spec"]
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+                 for name, (annotation, default) in wanted.items()]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            return command(spec=_spec_from_cli({name: kwargs.pop(name) for name in wanted}), **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _spec_from_cli(values: dict[str, Any]) -> RuntimeSpec:
+    runtime = values.get("runtime")
+    options = ProviderOptions(device_id=values.get("device_id", 0), trt_fp16=values.get("trt_fp16", False),
+                              trt_int8=values.get("trt_int8", False), trt_cache_dir=values.get("trt_cache"),
+                              openvino_device=values.get("openvino_device", "CPU"))
+    return RuntimeSpec(runtime.value if runtime is not None else None, values.get("provider", Provider.cpu), options,
+                       values.get("threads"), values.get("openvino_hint"))
 
 
 # -- parsing -----------------------------------------------------------------------------------

@@ -9,24 +9,22 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from runtimes.backends import RuntimeSpec
 from runtimes.errors import ParityError
 from runtimes.precision import Precision
-from runtimes.providers import Provider
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
-from segedge.cli.options import (CardOptions, Isolate, Json, OpenvinoHint, PresetOpt, ProviderOpt, RuntimeOpt, Weights,
-                                 card_options, parse_sizes)
+from segedge.cli.options import (CardOptions, Isolate, Json, PresetOpt, Weights, card_options, parse_sizes,
+                                 runtime_options)
 
 
 @app.command("verify")
 @card_options
+@runtime_options(threads=False)
 def verify_command(
     model: Path = typer.Argument(..., help="The ONNX model to check."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Compare against this ONNX model (e.g. the fp32 export) instead of PyTorch."),
     weights: Weights = None,
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Comma-separated HxW sizes (default: the export size and a non-square one)."),
-    provider: ProviderOpt = Provider.cpu,
-    runtime: RuntimeOpt = None,
-    openvino_hint: OpenvinoHint = None,
     preset: PresetOpt = None,
     atol: Optional[float] = typer.Option(None, "--atol", min=0, help="Absolute tolerance on logits (overrides the preset)."),
     rtol: Optional[float] = typer.Option(None, "--rtol", min=0, help="Tolerance relative to the logits' range (overrides the preset)."),
@@ -37,19 +35,20 @@ def verify_command(
     as_json: Json = False,
     isolate: Isolate = False,
     card: CardOptions = CardOptions(),
+    spec: RuntimeSpec = RuntimeSpec(),
 ) -> None:
     """Run the model and its reference on the same inputs; exit 1 when a check fails."""
     from segedge.parity import VerifyRequest, run_verify
 
-    probe_if_isolated(isolate, model, provider)
+    probe_if_isolated(isolate, model, spec.provider)
     if reference is not None:
         probe_if_isolated(isolate, reference)
     else:
         require_torch("verify")
     request = VerifyRequest(
         model=model, reference=reference, weights=weights, sizes=parse_sizes(sizes) if sizes is not None else None,
-        images=images, provider=provider, preset=preset, atol=atol, rtol=rtol, min_agreement=min_agreement,
-        batch=batch, seed=seed, card_overrides=card.overrides(), runtime=runtime, openvino_hint=openvino_hint,
+        images=images, preset=preset, atol=atol, rtol=rtol, min_agreement=min_agreement,
+        batch=batch, seed=seed, card_overrides=card.overrides(), spec=spec,
     )
     with warnings.catch_warnings(record=True) as said:  # a file quantized for the other runtime: one line
         warnings.simplefilter("always")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from typing import TYPE_CHECKING
 
+from runtimes.backends import RuntimeSpec
 from runtimes.card import ModelCard
 from runtimes.errors import UsageError
 
@@ -26,12 +27,11 @@ if TYPE_CHECKING:
     from segedge.report.samples import SampleBook
 
 
-def onnx_labeller(path: str | os.PathLike[str], threads: int | None = None,
-                  overrides: dict[str, Any] | None = None, runtime: str | None = None,
-                  openvino_hint: str | None = None) -> tuple[Labeller, ModelCard]:
+def onnx_labeller(path: str | os.PathLike[str], spec: RuntimeSpec = RuntimeSpec(),
+                  overrides: dict[str, Any] | None = None) -> tuple[Labeller, ModelCard]:
     from runtimes.predictor import Predictor
 
-    predictor = Predictor(path, threads=threads, runtime=runtime, openvino_hint=openvino_hint, **(overrides or {}))
+    predictor = Predictor(path, **spec.predictor_keywords(), **(overrides or {}))
     return predictor.predict, predictor.card
 
 
@@ -42,10 +42,8 @@ class EvalRequest:
     torch_model: str | None = None  # also a zoo model in PyTorch, built as a listed file's card says
     weights: Path | None = None  # for `torch_model`
     limit: int | None = None
-    threads: int | None = None
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
-    runtime: str | None = None  # what runs the model files: onnxruntime or openvino; None: each file's own
-    openvino_hint: str | None = None  # with runtime openvino: its inference precision (None: OpenVINO's choice)
+    spec: RuntimeSpec = field(default_factory=RuntimeSpec)  # what runs the model files (runtime None: each file's own)
 
     def __post_init__(self) -> None:
         if not self.models and self.torch_model is None:
@@ -78,8 +76,7 @@ def run_eval(request: EvalRequest, progress: Callable[[str], None] = lambda mess
     notes: list[str] = []
     for path in request.models:
         progress(f"evaluating {path} on {len(pairs)} images")
-        labeller, card = onnx_labeller(path, request.threads, request.card_overrides, request.runtime,
-                                       request.openvino_hint)
+        labeller, card = onnx_labeller(path, request.spec, request.card_overrides)
         cards.append(card)
         label = f"{path.name} ({card.precision_label})"
         labeller = _sampled(samples, label, labeller, card, pairs, request.data)

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from runtimes.backend import RunBatch
+from runtimes.backends import RuntimeSpec, chosen_backend, open_runner
 from runtimes.card import ModelCard
 from runtimes.errors import CardError
 from runtimes.image import load_image
 from runtimes.parity import PRESETS, ParityCheck, Tolerance, check_images, check_sizes
 from runtimes.precision import Precision
-from runtimes.providers import Provider
-from runtimes.runtime import Runtime, open_model
 from runtimes.session import ModelSession, open_session
 from segedge.data.demo import recorded_dataset
 from segedge.data.labelled import labelled_pairs
@@ -35,7 +34,6 @@ class VerifyRequest:
     weights: Path | None = None  # for the PyTorch reference
     sizes: tuple[tuple[int, int], ...] | None = None
     images: Path | None = None
-    provider: Provider = Provider.cpu
     preset: Precision | None = None  # default: the card's precision
     atol: float | None = None
     rtol: float | None = None
@@ -43,8 +41,8 @@ class VerifyRequest:
     batch: int = 1
     seed: int = 0
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
-    runtime: Runtime | None = None  # what runs the model checked (None: the file's own); the reference: PyTorch, or ORT CPU
-    openvino_hint: str | None = None  # with runtime openvino: its inference precision (None: OpenVINO's choice)
+    # What runs the model checked (runtime None: the file's own); the reference runs on PyTorch, or ORT's CPU.
+    spec: RuntimeSpec = field(default_factory=RuntimeSpec)
 
 
 @dataclass(frozen=True)
@@ -69,8 +67,7 @@ class VerifyResult:
 
 
 def run_verify(request: VerifyRequest, progress: Progress = lambda message: None) -> VerifyResult:
-    candidate = open_model(request.model, request.runtime, request.provider, None, hint=request.openvino_hint,
-                           overrides=request.card_overrides)
+    candidate = open_runner(request.model, request.spec, request.card_overrides)
     card = candidate.card
     if candidate.stored_card is None and request.reference is None:
         raise CardError(f"{request.model} has no segedge model card, so there is no PyTorch model to rebuild; "
@@ -91,7 +88,8 @@ def run_verify(request: VerifyRequest, progress: Progress = lambda message: None
         progress(f"rebuilding {card.source} in PyTorch")
         module, notes = reference_model(card, request.weights, progress)
         reference = torch_runner(module)
-    provider = candidate.provider.value if isinstance(candidate, ModelSession) else f"openvino {reduced}"
+    runtime = chosen_backend(request.model, request.spec.runtime).name
+    provider = candidate.provider.value if isinstance(candidate, ModelSession) else f"{runtime} {reduced}"
     images = verify_images(request, card)
     if images is not None:
         paths, where = images

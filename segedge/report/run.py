@@ -34,7 +34,8 @@ from runtimes.machine import machine_record, usable_cpus
 from runtimes.parity import PRESETS, Parity, ParityAccumulator, Tolerance, compare_outputs, judge, sample_input
 from runtimes.postprocess import labels
 from runtimes.precision import Precision
-from runtimes.providers import Provider, ProviderOptions, check_openvino_hint, resolve
+from runtimes.backends import check_hint
+from runtimes.providers import Provider, ProviderOptions, resolve
 from runtimes.runtime import Runtime, install_line, runtime_for
 from runtimes.session import open_session
 from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
@@ -50,7 +51,8 @@ from segedge.report.samples import SampleBook, image_pool
 
 Progress = Callable[[str], None]
 PRECISIONS = tuple(p.value for p in Precision)
-RUNTIMES = ("onnxruntime", "openvino", "torch", "compile")
+# The rows a report can have, in bench's words (`--runtimes`): the runtimes an app ships, and PyTorch beside them.
+RUNTIMES = (Runtime.onnxruntime.value, Runtime.openvino.value, Peer.torch.value, Peer.compile.value)
 NNCF = "int8-nncf"  # the files' key of NNCF's int8 IR (`quantize --for openvino`): OpenVINO's own int8
 
 
@@ -82,7 +84,7 @@ class ReportRequest:
         unknown = [p for p in self.precisions if p not in PRECISIONS]
         if unknown:
             raise UsageError(f"--precisions: unknown {', '.join(unknown)}; choose from {', '.join(PRECISIONS)}")
-        check_openvino_hint(self.openvino_hint)
+        object.__setattr__(self, "openvino_hint", check_hint(self.openvino_hint))
         unknown = [r for r in self.runtimes if r not in RUNTIMES]
         if unknown:
             raise UsageError(f"--runtimes: unknown {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
@@ -265,7 +267,7 @@ def _candidates(request: ReportRequest, files: dict[str, Path | str], card: Mode
             if precision != "fp32" or kind not in request.runtimes:
                 continue
             for device in _torch_devices(request.providers):
-                row = ReportRow(precision, device, "torch" if kind == "torch" else "torch.compile")
+                row = ReportRow(precision, device, Peer(kind).row_runtime)
                 out.append(_Candidate(row, _torch_factory(Peer(kind), card, request.weights, device, threads, x), precision_enum))
     return out
 
@@ -483,9 +485,12 @@ def _sample_without_labels(samples: SampleBook, live: list[tuple[_Candidate, Run
 
 
 def _tolerance_for(candidate: _Candidate) -> Tolerance:
-    """fp32 files that OpenVINO ran in bf16 are judged like fp16: agreement, not logit tolerance."""
+    """The preset of the row's precision; an fp32 file that its runtime ran in bf16 or f16 (OpenVINO's
+    inference precision, its runner's `inference_precision` tag) is judged like fp16: agreement, not logits."""
     precision = candidate.precision
-    if precision is Precision.fp32 and any("precision bf16" in n or "precision f16" in n for n in candidate.row.notes):
+    runner = candidate.runner
+    ran_at = runner.tags.get("inference_precision") if isinstance(runner, Runner) else None
+    if precision is Precision.fp32 and ran_at in ("bf16", "f16"):
         precision = Precision.fp16
     return PRESETS[precision]
 
