@@ -35,9 +35,11 @@ VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".flv", ".wmv",
     ".ogv", ".3gp", ".y4m", ".nut", ".mxf", ".gif",
 })
+FILES_OVER_HTTP = VIDEO_EXTENSIONS - {".ts", ".m2ts", ".mts", ".flv"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 LIVE_BUFFER = 2  # frames a live source holds for a reader that has fallen behind
 OPEN_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 5.0  # a stream that stalls this long has dropped
+LIVE_PROBE_US = 500_000
 INSTALL_HINT = "pip install 'segedge[video]'"
 
 
@@ -61,8 +63,15 @@ def is_video_source(source: str) -> bool:
 
 
 def is_live(source: str) -> bool:
-    """Frames that come at their own pace (a camera or a stream URL), not at the reader's."""
-    return source.isdigit() or source.lower().startswith(STREAM_SCHEMES)
+    """Frames that come at their own pace (a camera or a stream URL), not at the reader's.
+
+    An http(s) URL of a file (its path ends in .mp4, .mkv, .webm, ...) is read like a file; one of a
+    live container (.ts, .m3u8, .flv, or no extension) like a camera.
+    """
+    lowered = source.lower()
+    if lowered.startswith(("http://", "https://")):
+        return Path(lowered.split("?", 1)[0]).suffix not in FILES_OVER_HTTP
+    return source.isdigit() or lowered.startswith(STREAM_SCHEMES)
 
 
 def require_av() -> Any:
@@ -150,14 +159,15 @@ class Video:
     # -- reading ---------------------------------------------------------------------------------
     def _open(self) -> Any:
         av = self._av
-        options: dict[str, Any] = {"timeout": (OPEN_TIMEOUT_S, READ_TIMEOUT_S)}
         target, fmt = self.source, None
+        # A live source is probed for half a second, not FFmpeg's default 5 s of frames, before the first one.
+        probing = {"analyzeduration": str(LIVE_PROBE_US), "fflags": "nobuffer"} if self.live else {}
         if self.source.isdigit():
             target, fmt = _camera(int(self.source))
         elif not is_live(self.source) and not Path(self.source).is_file():
             raise VideoError(f"video file not found: {self.source}")
         try:
-            return av.open(target, format=fmt, **options)
+            return av.open(target, format=fmt, options=probing, timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
         except av.error.FFmpegError as exc:
             raise VideoError(f"{self.source}: cannot open the video ({_reason(exc)})") from None
 
@@ -182,6 +192,26 @@ class Video:
                              f"after {kept} frame{'' if kept == 1 else 's'} ({_reason(exc)})") from None
         if index < 0:
             raise VideoError(f"{self.source}: no frame could be decoded")
+        if self.live:  # a camera or a live stream runs until Ctrl-C: its end is a drop
+            raise VideoError(f"{self.source}: the stream ended or dropped after {kept} frame{'' if kept == 1 else 's'}")
+        if last_pts is not None:
+            self._check_whole(float((last_pts - (self._stream.start_time or 0)) * self.time_base), kept)
+
+    def _check_whole(self, last_time: float, kept: int) -> None:
+        """A file cut short decodes without an error up to the cut: its header's duration tells."""
+        duration = self._duration()
+        frame = 1.0 / float(self.rate)
+        if duration is not None and last_time + frame < duration - 2 * frame - 0.05:
+            raise VideoError(f"{self.source}: truncated: its frames end at {last_time + frame:.2f} s of the "
+                             f"{duration:.2f} s its header gives ({kept} frame{'' if kept == 1 else 's'} read)")
+
+    def _duration(self) -> float | None:
+        """The video's duration in seconds as the container says (the whole file's when no audio can lengthen it)."""
+        if self._stream.duration:
+            return float(self._stream.duration * self.time_base)
+        if self._container.duration and not self.has_audio:
+            return self._container.duration / 1_000_000
+        return None
 
     def _keep(self, index: int, time: float, next_time: float) -> bool:
         if self.fps is not None:

@@ -41,8 +41,10 @@ class VideoWriter:
     """One output video; frames are given with their source timestamps. Open it with `mask_video`/`overlay_video`."""
 
     def __init__(self, target: Path, *, container: str, codec: str, pix_fmt: str, source_format: str,
-                 rate: Fraction, time_base: Fraction, options: dict[str, str]) -> None:
+                 rate: Fraction, time_base: Fraction, options: dict[str, str],
+                 muxer_options: dict[str, str] | None = None) -> None:
         self.target, self.frames = Path(target), 0
+        self._muxer_options = muxer_options or {}
         self._av = require_av()
         self._spec = (container, codec, pix_fmt, options)
         self._source_format, self._rate, self._time_base = source_format, rate, time_base
@@ -89,7 +91,7 @@ class VideoWriter:
         if pix_fmt == "yuv420p" and (width % 2 or height % 2):
             pix_fmt = "yuv444p"  # 4:2:0 needs even sides
         try:
-            self._output = self._av.open(str(self._tmp), mode="w", format=container)
+            self._output = self._av.open(str(self._tmp), mode="w", format=container, options=self._muxer_options)
             self._output.metadata["comment"] = VIDEO_COMMENT  # how a later run knows the file as segedge's
             stream = self._output.add_stream(codec, rate=self._rate, options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
@@ -110,7 +112,10 @@ def mask_video(target: Path, *, classes: int, rate: Fraction, time_base: Fractio
     wide = classes > 256
     return VideoWriter(target, container="matroska", codec="ffv1", pix_fmt="gray16le" if wide else "gray",
                        source_format="gray16le" if wide else "gray", rate=rate, time_base=time_base,
-                       options={"level": "3", "slicecrc": "1"})
+                       options={"level": "3", "slicecrc": "1"},
+                       # clusters of at most a second, written out as they close: the file grows as a
+                       # stream runs, instead of at the end from FFmpeg's buffers
+                       muxer_options={"cluster_time_limit": "1000", "flush_packets": "1"})
 
 
 def overlay_video(target: Path, *, rate: Fraction, time_base: Fraction) -> VideoWriter:

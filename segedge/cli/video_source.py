@@ -71,10 +71,13 @@ def run_video(predictor: Predictor, video: Video, plan: VideoPlan) -> None:
                 progress.update(task, advance=1, description=f"{video.name} {frame.time:.2f} s")
 
             predict_video(predictor, video, plan, summary, done)
-    except (KeyboardInterrupt, SegedgeError):
-        if summary.frames:
-            _say(f"kept: {_written(summary, plan)}")
+    except KeyboardInterrupt:  # how a camera run ends: what was written is whole and in place
+        _say(f"stopped; {summary.frames} frame{'' if summary.frames == 1 else 's'} segmented into {_written(summary, plan)}")
         raise
+    except SegedgeError as exc:  # one line: the failure, and what was kept
+        if not summary.frames:
+            raise
+        raise type(exc)(f"{exc}; kept {_written(summary, plan)}") from None
     _say(f"{summary.frames} frame{'' if summary.frames == 1 else 's'} segmented into {_written(summary, plan)}"
          + (f"; {video.dropped} late frames dropped" if video.dropped else ""))
 

@@ -1,0 +1,98 @@
+"""`segedge predict` on a live stream served from this machine (127.0.0.1 only) by FFmpeg itself:
+`ffmpeg -re ... -f mpegts -listen 1 http://127.0.0.1:PORT/live.ts` sends frames in real time to
+the one client that connects. Skipped where no `ffmpeg` program is installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runtimes.stream.writers import read_mask_video
+
+av = pytest.importorskip("av")
+FFMPEG = shutil.which("ffmpeg")
+pytestmark = pytest.mark.skipif(FFMPEG is None, reason="needs the ffmpeg program to serve a local stream")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _serve(seconds: float) -> tuple[subprocess.Popen, str]:
+    """FFmpeg sending `seconds` of a 64 x 48 test pattern at 10 fps, in real time, to one HTTP client."""
+    url = f"http://127.0.0.1:{_free_port()}/live.ts"
+    assert FFMPEG is not None
+    server = subprocess.Popen([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "quiet", "-re", "-f", "lavfi",
+                               "-i", "testsrc=size=64x48:rate=10", "-t", str(seconds), "-c:v", "mpeg2video",
+                               "-f", "mpegts", "-listen", "1", url],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return server, url
+
+
+def _predict(model: Path, url: str, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "segedge", "predict", str(model), url, "-o", str(out), "--overlay"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out.parent)
+
+
+def _wait_for_frames(out: Path, client: subprocess.Popen, timeout_s: float = 120.0) -> None:
+    """Until the mask video's temporary holds frames: past its header (about 500 bytes), it grows by a
+    cluster of frames a second (runtimes.stream.writers)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and client.poll() is None:
+        temporaries = list(out.glob(".live_mask.mkv.*")) if out.is_dir() else []
+        if temporaries and temporaries[0].stat().st_size > 1000:
+            return
+        time.sleep(0.2)
+    raise AssertionError("no frame was written")
+
+
+def test_ctrl_c_ends_a_stream_with_both_videos_closed_and_playable(tmp_path, predictor_models):
+    server, url = _serve(120)
+    out = tmp_path / "out"
+    client = _predict(predictor_models.multiclass, url, out)
+    try:
+        _wait_for_frames(out, client)
+        client.send_signal(signal.SIGINT)
+        _, err = client.communicate(timeout=60)
+    finally:
+        client.kill()
+        server.kill()
+        server.wait()
+    assert client.returncode == 130, err
+    assert sorted(os.listdir(out)) == ["live_mask.mkv", "live_overlay.mp4"]  # no temporaries
+    masks = read_mask_video(out / "live_mask.mkv")
+    with av.open(str(out / "live_overlay.mp4")) as container:
+        overlays = list(container.decode(video=0))
+    assert len(masks) >= 1 and len(overlays) == len(masks)
+    assert masks[0].shape == (48, 64) and (overlays[0].width, overlays[0].height) == (64, 48)
+    assert f"stopped; {len(masks)} frame" in err and err.strip().splitlines()[-1] == "segedge: error: interrupted"
+
+
+def test_a_stream_that_drops_is_one_line_and_keeps_what_was_written(tmp_path, predictor_models):
+    server, url = _serve(120)
+    out = tmp_path / "out"
+    client = _predict(predictor_models.multiclass, url, out)
+    try:
+        _wait_for_frames(out, client)
+        server.kill()  # the sender dies mid-stream
+        server.wait()
+        _, err = client.communicate(timeout=60)
+    finally:
+        client.kill()
+        server.kill()
+    assert client.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "the stream ended or dropped after" in lines[0] and "kept out" in lines[0].replace(str(tmp_path) + "/", "")
+    masks = read_mask_video(out / "live_mask.mkv")
+    assert len(masks) >= 1 and f"({len(masks)} frames)" in lines[0]
+    assert sorted(os.listdir(out)) == ["live_mask.mkv", "live_overlay.mp4"]
