@@ -33,7 +33,7 @@ from ..image import pixel_limit
 
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".flv", ".wmv",
-    ".ogv", ".3gp", ".y4m", ".nut", ".mxf", ".gif",
+    ".ogv", ".3gp", ".y4m", ".nut", ".mxf",  # not .gif: Pillow reads it, as an image (its first frame)
 })
 FILES_OVER_HTTP = VIDEO_EXTENSIONS - {".ts", ".m2ts", ".mts", ".flv"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
