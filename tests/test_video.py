@@ -248,8 +248,9 @@ def _frames(n: int) -> list[np.ndarray]:
     return [scene(*sizes[i % len(sizes)], seed=i) for i in range(n)]
 
 
-def test_predict_stream_gives_predicts_masks_in_order(predictor_models):
-    predictor = Predictor(predictor_models.multiclass, tile_size=64)  # the 120 x 90 frames are tiled
+@pytest.mark.parametrize("options", [{"tile_size": 64}, {"resize_long": 40}])  # 120 x 90 frames tiled; all resized
+def test_predict_stream_gives_predicts_masks_in_order(predictor_models, options):
+    predictor = Predictor(predictor_models.multiclass, **options)
     frames = _frames(12)
     got = list(predictor.predict_stream(iter(frames)))
     assert len(got) == len(frames)
