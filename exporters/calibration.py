@@ -19,7 +19,7 @@ from runtimes.card import ModelCard
 from runtimes.errors import InputFileError
 from runtimes.image import load_image
 from runtimes.preprocess import to_model_input
-from runtimes.session import model_input
+from runtimes.session import as_model_feed
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -100,7 +100,7 @@ class ImageFolderReader(CalibrationDataReader):
         if path is None:
             return None
         x, _ = to_model_input(load_image(path), self.card)
-        return {self.input_name: model_input(x[None], self.card, self.input_type)}
+        return {self.input_name: as_model_feed(x[None], self.card, self.input_type)}
 
     def rewind(self) -> None:
         self._pending = iter(self.paths)

@@ -42,7 +42,7 @@ from .inspection import InspectedCard, Inspection, TensorInfo, inspect_stored
 from .machine import check_threads, usable_cpus
 from .postprocess import one_hot
 from .backends.base import check_hint
-from .session import _chunks, check_model_path, model_input, run_failure
+from .session import _chunks, as_model_feed, check_model_path, run_failure
 
 DEFAULT_CACHED_SHAPES = 8  # compiled models kept (each holds its own kernels and scratch memory)
 IR_CARD = ("segedge", "card")  # exporters.targets.openvino_ir.RT_INFO_KEY
@@ -148,7 +148,7 @@ class OpenVINOSession(InspectedCard):
         run). None when the model's output does not allow it (`labels_in_graph`)."""
         if not self.labels_in_graph:
             return None
-        x = np.ascontiguousarray(model_input(batch, self.card, self.input_type))
+        x = np.ascontiguousarray(as_model_feed(batch, self.card, self.input_type))
         try:
             return self.compiled_for(tuple(int(d) for d in x.shape), labels=True).infer(x)[:, 0]
         except ModelFileError:
@@ -167,7 +167,7 @@ class OpenVINOSession(InspectedCard):
         static = self.inspection.static_batch
         if static is not None and batch.shape[0] != static:
             return np.concatenate([self._run_raw(chunk) for chunk in _chunks(batch, static)])[: batch.shape[0]]
-        x = np.ascontiguousarray(model_input(batch, self.card, self.input_type))
+        x = np.ascontiguousarray(as_model_feed(batch, self.card, self.input_type))
         try:
             out = self.compiled_for(tuple(int(d) for d in x.shape)).infer(x)
         except ModelFileError:

@@ -81,7 +81,7 @@ def _run_raw(model: ModelSession, inspection: Inspection, batch: np.ndarray) -> 
     static = inspection.static_batch
     if static is not None and batch.shape[0] != static:
         return np.concatenate([_run_raw(model, inspection, chunk) for chunk in _chunks(batch, static)])[: batch.shape[0]]
-    x = model_input(batch, inspection.card, model.input_type)
+    x = as_model_feed(batch, inspection.card, model.input_type)
     name = inspection.card.output_name if inspection.card.output_name in [o.name for o in inspection.outputs] \
         else inspection.outputs[0].name
     try:
@@ -93,7 +93,7 @@ def _run_raw(model: ModelSession, inspection: Inspection, batch: np.ndarray) -> 
     return out
 
 
-def model_input(batch: np.ndarray, card: ModelCard, input_type: str) -> np.ndarray:
+def as_model_feed(batch: np.ndarray, card: ModelCard, input_type: str) -> np.ndarray:
     """An N x 3 x H x W float32 batch as the model takes it: its layout, its element type."""
     x = batch
     if card.layout == "NHWC":

@@ -18,7 +18,7 @@ import psutil
 
 from .errors import SegedgeError
 from .machine import process_gpu_memory_mb
-from .session import ModelSession, model_input
+from .session import ModelSession, as_model_feed
 
 
 def _identity(x: np.ndarray) -> Any:
@@ -253,7 +253,7 @@ def _bound(session: ModelSession, device: str, device_id: int):
     binding = session.session.io_binding()
 
     def prepare(x: np.ndarray) -> Any:
-        x = model_input(x, session.card, session.input_type)
+        x = as_model_feed(x, session.card, session.input_type)
         value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x), device, device_id)
         binding.bind_ortvalue_input(session.input_name, value)
         binding.bind_output(session.output_name, device, device_id)

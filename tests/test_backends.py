@@ -140,3 +140,12 @@ def test_importing_the_predictor_loads_no_backend_it_does_not_run():
             "backend_for_path('m.onnx'); print(sorted(m for m in sys.modules if 'openvino' in m))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().replace("'", '"')) == []
+
+
+def test_the_cli_runtime_group_offers_every_built_in_runtime(capsys):
+    from segedge.cli import main
+    from segedge.cli.options import RuntimeName
+
+    assert [m.value for m in RuntimeName] == [n for n in backend_names() if n != "numpy-red"]
+    assert main(["eval", "m.onnx", "--runtime", "tensorflow"]) == 2
+    assert "onnxruntime" in capsys.readouterr().err

@@ -30,7 +30,7 @@ from runtimes.parity import ParityAccumulator
 from segedge.data import ShapesConfig, write_shapes_dataset
 from segedge.data.labelled import labelled_pairs
 from segedge.report import ReportRequest, run_report
-from segedge.report.accuracy import model_input
+from segedge.report.accuracy import image_input
 from segedge.report.render import write_report
 from segedge.report.samples import AGREE, SampleBook
 from tests.tiny_models import build
@@ -147,7 +147,7 @@ def _independent_maps(report, data: Path, precision: str) -> tuple[list[np.ndarr
     card = ModelCard.from_json(next(p.value for p in onnx.load(onnx_file).metadata_props if p.key == CARD_KEY))
     references, rows, logits = [], [], []
     for image, _ in labelled_pairs(data):
-        x = model_input(image, card, SIZE)
+        x = image_input(image, card, SIZE)
         with torch.no_grad():
             ref = model(torch.from_numpy(x)).numpy()
         out = session.run(None, {session.get_inputs()[0].name: x})[0]

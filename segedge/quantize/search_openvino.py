@@ -21,7 +21,7 @@ import numpy as np
 from runtimes.card import ModelCard
 from runtimes.parity import measure_images
 from runtimes.precision import Precision
-from runtimes.session import model_input, open_session
+from runtimes.session import as_model_feed, open_session
 from runtimes.timing import TimingStats, time_runners
 from segedge.quantize.convert import SampleSource, compare_files, convert
 from segedge.quantize.judging import lost_points
@@ -74,7 +74,7 @@ def _controlled(request: QuantizeRequest, source: Path, card: ModelCard, samples
 def _compiled_run(compiled: Any, card: ModelCard) -> Callable[[np.ndarray], np.ndarray]:
     kind = compiled.inputs[0].get_element_type().get_type_name()
     input_type = {"f16": "tensor(float16)", "u8": "tensor(uint8)"}.get(kind, "tensor(float)")
-    return lambda x: np.asarray(compiled(model_input(x, card, input_type))[0], dtype=np.float32)
+    return lambda x: np.asarray(compiled(as_model_feed(x, card, input_type))[0], dtype=np.float32)
 
 
 def _fp32_ir(source: Path, card: ModelCard, target: Path) -> Path:

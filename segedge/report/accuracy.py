@@ -24,7 +24,7 @@ from runtimes.preprocess import normalize, resize_rgb
 from segedge.data.labelled import read_mask
 
 
-def model_input(path: Path, card: ModelCard, size: tuple[int, int]) -> np.ndarray:
+def image_input(path: Path, card: ModelCard, size: tuple[int, int]) -> np.ndarray:
     """One image -> 1 x 3 x H x W float32 at `size`, normalised as the card says."""
     return normalize(resize_rgb(load_image(path), size), card)[None]
 
@@ -47,7 +47,7 @@ def mean_iou(pairs: list[tuple[Path, Path]], run: Callable[[np.ndarray], np.ndar
     matrix = ConfusionMatrix(max(2, len(card.classes)))
     for image_path, mask_path in pairs:
         mask = read_mask(mask_path)
-        label_map = labels(np.asarray(run(model_input(image_path, card, size)), dtype=np.float32)[0], card.output_kind,
+        label_map = labels(np.asarray(run(image_input(image_path, card, size)), dtype=np.float32)[0], card.output_kind,
                            card.threshold)
         resized = Image.fromarray(label_map.astype(np.int32)).resize(mask.shape[::-1], Image.Resampling.NEAREST)
         matrix.update(mask, np.asarray(resized))

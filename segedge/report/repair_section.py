@@ -9,8 +9,8 @@ from typing import Any
 from runtimes.fileio import atomic_path
 from runtimes.outputs import PNG_KEY
 from segedge.report.page import esc, img
-from segedge.report.repaired import REPAIRED, repair_record
-from segedge.report.rows import Report
+from segedge.report.repaired import repair_record
+from segedge.report.rows import REPAIRED, Report
 
 SENSITIVITY_PLOT = "sensitivity.png"
 SHOWN = 15  # layers per runtime on the plot

@@ -29,12 +29,6 @@ from segedge.quantize.request import QuantizeRequest
 from segedge.quantize.run import QuantizeResult
 
 Progress = Callable[[str], None]
-REPAIRED = "-repaired"  # suffix of a files key: "int8-repaired", "int8-nncf-repaired"
-
-
-def unrepaired(key: str) -> tuple[str, bool]:
-    """(the plain file's key, whether `key` is its repaired file's)."""
-    return (key.removesuffix(REPAIRED), True) if key.endswith(REPAIRED) else (key, False)
 
 
 def repaired_file(quantized: QuantizeResult, runtime: Runtime, fp32: Path, card: ModelCard, calib: Path,

@@ -12,6 +12,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+REPAIRED = "-repaired"  # the suffix of a repaired file's name in report.json's `files`
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One file a report makes and times: its precision, whose quantizer made it, and whether the repair
+    search did (`segedge.report.repaired`)."""
+
+    precision: str  # fp32, fp16, int8
+    quantizer: str | None = None  # int8 only: "ort" (ONNX Runtime's QDQ) or "nncf" (NNCF's IR for OpenVINO)
+    repaired: bool = False
+
+    @property
+    def runtime(self) -> str:
+        """The runtime the file is made for (`quantize --for`): NNCF's IR is OpenVINO's, the rest ONNX Runtime's."""
+        return "openvino" if self.quantizer == "nncf" else "onnxruntime"
+
+    @property
+    def name(self) -> str:
+        """The file's name in report.json's `files`, as today's readers look it up: "fp32", "int8",
+        "int8-nncf", "int8-repaired", "int8-nncf-repaired"."""
+        return self.precision + ("-nncf" if self.quantizer == "nncf" else "") + (REPAIRED if self.repaired else "")
+
+
 @dataclass
 class ReportRow:
     precision: str

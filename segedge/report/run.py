@@ -42,18 +42,17 @@ from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_r
 from segedge.bench.run import Peer, onnx_for
 from segedge.data.demo import with_demo_data
 from segedge.data.labelled import labelled_pairs
-from segedge.report.accuracy import accuracy_size, calibration_folder, mean_iou, model_input
+from segedge.report.accuracy import accuracy_size, calibration_folder, image_input, mean_iou
 from segedge.report.clashes import check_report_outputs
-from segedge.report.rows import Report, ReportRow, choose_best, fill_losses
+from segedge.report.rows import Report, ReportRow, Variant, choose_best, fill_losses
 from segedge.sources.build import is_user_source
-from segedge.report.repaired import REPAIRED, repair_note, repaired_file, unrepaired
+from segedge.report.repaired import repair_note, repaired_file
 from segedge.report.samples import SampleBook, image_pool
 
 Progress = Callable[[str], None]
 PRECISIONS = tuple(p.value for p in Precision)
 # The rows a report can have, in bench's words (`--runtimes`): the runtimes an app ships, and PyTorch beside them.
 RUNTIMES = (Runtime.onnxruntime.value, Runtime.openvino.value, Peer.torch.value, Peer.compile.value)
-NNCF = "int8-nncf"  # the files' key of NNCF's int8 IR (`quantize --for openvino`): OpenVINO's own int8
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
         model=request.target, input_size=size, threads=threads, rows=[c.row for c in candidates],
         best=best.label if best else None, best_reason=why, calibration=calibration,
         data=str(request.data) if request.data else None, machine=machine_record(threads),
-        files={p: str(f) for p, f in files.items() if isinstance(f, Path)}, seconds=time.perf_counter() - start,
+        files={v.name: str(f) for v, f in files.items() if isinstance(f, Path)}, seconds=time.perf_counter() - start,
         weights=_weights_note(request, card), agreement_on=agreement_on, budget=request.budget,
     )
 
@@ -200,18 +199,19 @@ def report_name(target: str) -> str:
 
 
 def _precision_files(request: ReportRequest, fp32: Path, card: ModelCard | None, size: tuple[int, int],
-                     progress: Progress) -> tuple[dict[str, Path | str], str | None]:
-    """precision -> its ONNX file (made by `segedge.quantize`, its cost in the card), or why it could not be made."""
+                     progress: Progress) -> tuple[dict[Variant, Path | str], str | None]:
+    """Each variant's file (made by `segedge.quantize`, its cost in the card), or why it could not be made."""
     from segedge.quantize import QuantizeRequest, run_quantize
 
-    files: dict[str, Path | str] = {}
+    files: dict[Variant, Path | str] = {}
     calibration = None
-    jobs = [(precision, precision, Runtime.onnxruntime) for precision in request.precisions]
+    jobs = [Variant(precision, "ort" if precision == "int8" else None) for precision in request.precisions]
     if "int8" in request.precisions and "openvino" in request.runtimes:
-        jobs.append((NNCF, "int8", Runtime.openvino))  # int8 made for the runtime that runs it
-    for key, precision, runtime in jobs:
+        jobs.append(Variant("int8", "nncf"))  # int8 made for the runtime that runs it
+    for variant in jobs:
+        precision, runtime = variant.precision, Runtime(variant.runtime)
         if precision == "fp32":
-            files[key] = fp32
+            files[variant] = fp32
             continue
         suffix = ".xml" if runtime is Runtime.openvino else ".onnx"
         target = request.output / f"{fp32.stem.removesuffix('_fp32')}_{precision}{suffix}"
@@ -223,43 +223,42 @@ def _precision_files(request: ReportRequest, fp32: Path, card: ModelCard | None,
                                            data_limit=request.data_limit, card_overrides=request.card_overrides,
                                            runtime=runtime, overwrite=request.overwrite)
                 quantized = run_quantize(quantize, progress)
-                files[key] = quantized.path
+                files[variant] = quantized.path
                 if precision == "int8":  # plain int8 over the budget: the repair search's file gets a row too
                     fixed = repaired_file(quantized, runtime, fp32, card or quantized.card, folder, request.calib_count,
                                           request.data, request.data_limit, request.budget, request.card_overrides,
                                           progress)
                     if fixed is not None:
-                        files[key + REPAIRED] = fixed
+                        files[dataclasses.replace(variant, repaired=True)] = fixed
                 calibration = "; ".join(dict.fromkeys((calibration, *quantized.warnings)))  # fewer images than asked
         except Exception as exc:  # the row says why; the other precisions go on
-            files[key] = f"quantization failed: {one_line(exc)}"
+            files[variant] = f"quantization failed: {one_line(exc)}"
     return files, calibration
 
 
-def _candidates(request: ReportRequest, files: dict[str, Path | str], card: ModelCard | None,
+def _candidates(request: ReportRequest, files: dict[Variant, Path | str], card: ModelCard | None,
                 x: np.ndarray, threads: int) -> list[_Candidate]:
     out = []
-    for key, file in files.items():
-        key, repaired = unrepaired(key)
-        precision = "int8" if key == NNCF else key
+    for variant, file in files.items():
+        precision = variant.precision
         precision_enum = Precision(precision)
-        if key == "fp32" and card is not None and card.precision is not Precision.fp32:  # a file made elsewhere,
+        if precision == "fp32" and card is not None and card.precision is not Precision.fp32:  # a file made elsewhere,
             precision, precision_enum = card.precision_label, card.precision  # fp16 inside: labelled, judged as it is
         shipped = []
-        if "onnxruntime" in request.runtimes and key != NNCF:  # ONNX Runtime cannot read an IR
+        if "onnxruntime" in request.runtimes and variant.runtime == Runtime.onnxruntime:  # it cannot read an IR
             for provider in request.providers:
                 row = ReportRow(precision, _provider_label(provider), "onnxruntime")
                 options = ProviderOptions(openvino_hint=request.openvino_hint)
                 shipped.append(_Candidate(row, _ort_factory(file, provider, threads, options, request.card_overrides),
                                           precision_enum))
         if "openvino" in request.runtimes:
-            for hint, label in _openvino_variants(key, request.openvino_hint):
+            for hint, label in _openvino_variants(variant, request.openvino_hint):
                 row = ReportRow(precision, label, "openvino", openvino_hint=hint)
                 shipped.append(_Candidate(row, _openvino_factory(file, threads, hint, request.card_overrides),
                                           precision_enum))
         for c in shipped:
             _attach_file(c.row, file)
-            if repaired:
+            if variant.repaired:
                 c.row.precision = "int8, repaired"
                 c.row.notes.extend(filter(None, [repair_note(file)]))
         out += shipped
@@ -272,15 +271,15 @@ def _candidates(request: ReportRequest, files: dict[str, Path | str], card: Mode
     return out
 
 
-def _openvino_variants(key: str, hint: str | None) -> list[tuple[str | None, str]]:
+def _openvino_variants(variant: Variant, hint: str | None) -> list[tuple[str | None, str]]:
     """(precision hint, provider label) of each OpenVINO row of a file: an fp32 file in f32 and in bf16
     (what OpenVINO picks by itself on CPUs with AMX or AVX512-BF16) unless --openvino-hint names one;
     int8 files say whose quantizer made them."""
-    if key == NNCF:
+    if variant.quantizer == "nncf":
         return [(hint, "CPU, NNCF IR")]
-    if key == "int8":
+    if variant.quantizer == "ort":
         return [(hint, "CPU, ORT QDQ")]
-    if key == "fp32" and hint is None:
+    if variant.precision == "fp32" and hint is None:
         return [("f32", "CPU f32"), ("bf16", "CPU bf16")]
     return [(hint, f"CPU {hint or 'auto'}")]
 
@@ -481,7 +480,7 @@ def _sample_without_labels(samples: SampleBook, live: list[tuple[_Candidate, Run
             progress(f"{c.row.label} on {len(pool)} sample images")
             run = _sampled_run(samples, c.row.label, runner, card)
             for image, _ in pool:
-                run(model_input(image, card, size))
+                run(image_input(image, card, size))
 
 
 def _tolerance_for(candidate: _Candidate) -> Tolerance:
