@@ -25,6 +25,7 @@ import onnx
 from onnxruntime.tools.mobile_helpers import usability_checker
 from onnxruntime.tools.onnx_model_utils import is_fixed_size_tensor, optimize_model
 
+from runtimes.errors import UsageError
 from runtimes.fileio import work_folder
 
 from . import qnn_ops, tensorrt_ops
@@ -38,6 +39,8 @@ CPU_EP, CUDA_EP = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 def run_check(check: Check, model_path: Path) -> CheckReport:
     """Run `check` on the ONNX file `model_path` (the graph the target's writer starts from)."""
+    if check is Check.coreml_mil_ops:  # a check of the written package, not of an ONNX graph
+        raise UsageError("the coreml_mil_ops check reads a .mlpackage: exporters.targets.mlpackage_spec.check_mil_ops")
     if check is Check.openvino_devices:
         from .openvino_ir import check_openvino
 

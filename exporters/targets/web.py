@@ -24,6 +24,7 @@ from runtimes.card import ModelCard
 from runtimes.errors import UsageError
 from runtimes.fileio import work_folder
 from runtimes.outputs import Input
+from runtimes.web_folder import MANIFEST, is_web_folder
 
 from ..card_io import embed_card
 from ..model_file import load_model
@@ -34,7 +35,6 @@ from .prepare import onnx_opset
 from .result import CheckReport, TargetBuildError, TargetResult
 from .table import get_target
 
-MANIFEST = "segedge-web.json"
 MODEL = "model.onnx"
 FILES = Path(__file__).with_name("web_files")
 SHIPPED = ("segedge.js", "index.html", "serve.py")
@@ -43,13 +43,6 @@ SHIPPED = ("segedge.js", "index.html", "serve.py")
 def check_web_output(folder: Path, inputs: Iterable[Input], *, overwrite: bool) -> Path:
     """Refuse a web folder output before any work (a file there, an input inside it, someone else's folder)."""
     return check_folder_output(folder, inputs, is_web_folder, overwrite=overwrite)
-
-
-def is_web_folder(folder: Path) -> bool:
-    try:
-        return json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("target") == "web"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def write_web_folder(model_path: Path, folder: Path, card: ModelCard, *, ort_web: Path | None = None,

@@ -147,7 +147,9 @@ def _export_for_target(request, target: str, as_json: bool, ort_web: Path | None
         if target == "mlpackage":
             from segedge.export.mlpackage import run_mlpackage_export
 
-            return run_mlpackage_export(request, progress)
+            built = run_mlpackage_export(request, progress)
+            show(built.target.checks)
+            return built
         return run_target_export(request, target, progress, show)
 
     try:
@@ -187,7 +189,8 @@ def print_target_checks(checks) -> None:
 
 def _print_target_result(result) -> None:
     shape = "x".join(map(str, result.input_shape)) if result.input_shape else "dynamic N x 3 x H x W"
-    err.print(f"{result.target}: {', '.join(str(p) for p in result.artefacts)}  ({shape}, opset {result.opset}, "
+    opset = f"opset {result.opset}, " if result.opset else ""  # a Core ML package has none
+    err.print(f"{result.target}: {', '.join(str(p) for p in result.artefacts)}  ({shape}, {opset}"
               f"{result.precision})", markup=False, highlight=False)
     verification = result.verification
     if verification is not None:

@@ -8,6 +8,7 @@ import typer
 
 from runtimes.onnx_info import ModelInfo, describe_model
 from runtimes.providers import available
+from runtimes.web_folder import read_manifest
 from segedge.cli.app import app, out, print_json, probe_if_isolated
 from segedge.cli.options import CardOptions, Isolate, Json, card_options
 
@@ -21,13 +22,23 @@ def info_command(
     card: CardOptions = CardOptions(),
 ) -> None:
     """Show the model card (stored, or read from the graph and probed), inputs/outputs, opset, size, providers."""
+    # markup=False everywhere: names in a model are printed verbatim, brackets and all.
+    say = lambda text: out.print(text, markup=False, highlight=False)  # noqa: E731
+    if model.suffix.lower() == ".mlpackage":
+        _mlpackage_info(model, as_json, say)
+        return
+    web = read_manifest(model) if model.is_dir() else None
+    if web is not None:  # a web export: its model, and what runs it
+        model = model / str(web.get("model", "model.onnx"))
     probe_if_isolated(isolate, model)
     info = describe_model(model, card.overrides())
     if as_json:
-        print_json(_WithProviders(info))
+        print_json(_WithProviders(info, web))
         return
-    # markup=False everywhere: names in a model are printed verbatim, brackets and all.
-    say = lambda text: out.print(text, markup=False, highlight=False)  # noqa: E731
+    if web is not None:
+        runtime = web.get("onnxruntime_web", {})
+        say(f"{model.parent}  web folder (segedge export --target web): {model.name} + card.json for "
+            f"{runtime.get('package', 'onnxruntime-web')} {runtime.get('version', '?')} (WASM), {web.get('precision')}")
     opsets = ", ".join(f"{domain} {version}" for domain, version in info.opset.items()) if info.opset else None
     made = "; ".join(part for part in (f"opset {opsets}" if opsets else "", info.producer) if part)
     say(f"{info.path}  {info.size_mb:.1f} MB  {info.format}{f'  ({made})' if made else ''}")
@@ -90,13 +101,51 @@ def _large_image_policy(card) -> str:
 
 
 class _WithProviders:
-    """`--json`: the model's facts and the providers this machine has."""
+    """`--json`: the model's facts and the providers this machine has (and a web folder's manifest)."""
 
-    def __init__(self, info: ModelInfo) -> None:
+    def __init__(self, info: ModelInfo, web: dict | None = None) -> None:
         self.info = info
+        self.web = web
 
     def to_dict(self) -> dict:
-        return {**self.info.to_dict(), "available_providers": available()}
+        return {**self.info.to_dict(), "available_providers": available(), **({"web": self.web} if self.web else {})}
+
+
+def _mlpackage_info(path: Path, as_json: bool, say) -> None:
+    """A Core ML package: format, card, input and output shapes, operators (read, not run: Core ML needs a Mac)."""
+    from exporters.targets.coreml_quiet import can_predict
+    from exporters.targets.mlpackage_spec import read_mlpackage
+
+    info = read_mlpackage(path)
+    runs, why = can_predict()
+    if as_json:
+        print_json(_Dict({**info.to_dict(), "runs_here": runs, "why_not": why}))
+        return
+    say(f"{info.path}  {info.size_mb:.1f} MB  {info.format}  (specification {info.specification_version}, "
+        f"opset {info.opset or '?'})")
+    for tensor in info.inputs:
+        say(f"  input   {tensor.describe()}")
+    for tensor in info.outputs:
+        say(f"  output  {tensor.describe()}")
+    say(f"  runs here: {'yes' if runs else 'no: ' + why}")
+    if info.target is not None:
+        say(f"  made for target {info.target.get('target')} ({info.target.get('precision')}, "
+            f"deployment {info.target.get('deployment')})")
+    if info.card is not None:
+        c = info.card
+        say(f"  card: {c.name} ({c.architecture}), {c.num_classes} classes ({', '.join(c.classes)}), {c.precision}, "
+            f"colour order {c.color_order}, mean {c.mean}, std {c.std}, scale {c.scale:g} (applied inside the model)")
+    else:
+        say("  no segedge card in the package's user metadata")
+    say("  operators: " + ", ".join(f"{op} {n}" for op, n in info.operators.items()))
+
+
+class _Dict:
+    def __init__(self, value: dict) -> None:
+        self.value = value
+
+    def to_dict(self) -> dict:
+        return self.value
 
 
 def _converted_parity(parity: dict) -> str:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from exporters.targets.web import is_web_folder
 from exporters.targets.web_files.serve import make_server
 from runtimes.errors import OutputError, UsageError
+from runtimes.web_folder import is_web_folder
 from segedge.cli.app import app, err
 
 

@@ -40,6 +40,10 @@ def verify_command(
     """Run the model and its reference on the same inputs; exit 1 when a check fails."""
     from segedge.parity import VerifyRequest, run_verify
 
+    if model.suffix.lower() == ".mlpackage":  # Core ML: against PyTorch, where Core ML runs (a Mac)
+        _verify_mlpackage(model, weights, parse_sizes(sizes) if sizes is not None else None)
+        return
+
     probe_if_isolated(isolate, model, spec.provider)
     if reference is not None:
         probe_if_isolated(isolate, reference)
@@ -66,6 +70,16 @@ def verify_command(
         if result.generated and result.preset is not Precision.fp32:
             err.print("note: generated inputs are no photos; a quantized model is judged fairly on --images DIR")
         raise ParityError(f"{model} does not match {result.against} under the {result.preset.value} preset")
+
+
+def _verify_mlpackage(model: Path, weights, sizes) -> None:
+    from segedge.parity.mlpackage import verify_mlpackage
+
+    require_torch("verify")
+    checks = with_progress("verifying", lambda progress: verify_mlpackage(model, weights, sizes, progress))
+    print_checks(f"{model} (Core ML) vs PyTorch", checks)
+    if not all(check.passed for check in checks):
+        raise ParityError(f"{model} does not match its PyTorch model")
 
 
 def print_checks(title: str, checks) -> None:
