@@ -24,7 +24,7 @@ from .isolate import probe_model
 from .preprocess import (at_input_resolution, from_model_output, long_side_size, model_input_size, resize_plane, resize_rgb,
                          to_model_input)
 from .providers import Provider
-from .stream.labelling import label_stream
+from .stream.labelling import label_maps
 from .backends import (LabelsInGraph, ModelRunner, Runtime, RuntimeSpec, as_runtime, backend_for_path, chosen_backend,
                        open_runner)
 from .tiling import plan_tiles, tiled_logits
@@ -171,8 +171,7 @@ class Predictor:
         the previous frames' (exponential moving average) to steady flickering labels; off, each
         mask equals `predict(frame)` exactly.
         """
-        labelled = label_stream(self, ((None, frame) for frame in frames), smoothing=smoothing, depth=depth)
-        return (item.labels for item in labelled)
+        return label_maps(self, frames, smoothing=smoothing, depth=depth)
 
     # -- one image ----------------------------------------------------------------------------
     def _predict(self, rgb: np.ndarray, finish: Finish, out: np.ndarray | None = None) -> np.ndarray:

@@ -66,6 +66,18 @@ def label_stream(predictor: Predictor, items: Iterable[tuple[Any, ImageLike]], *
     return staged(((tag, image) for tag, image in items), [steps.prepare, steps.run, steps.finish], depth)
 
 
+def label_maps(predictor: Predictor, frames: Iterable[ImageLike], *, smoothing: float = 0.0,
+               depth: int = 2) -> Iterator[np.ndarray]:
+    """`Predictor.predict_stream`: the label maps of `frames`, in order (arguments checked at once)."""
+    return _maps(label_stream(predictor, ((None, frame) for frame in frames), smoothing=smoothing, depth=depth))
+
+
+def _maps(items: Iterator[Labelled]) -> Iterator[np.ndarray]:
+    for item in items:
+        assert item.labels is not None  # an unreadable frame raised: nothing is skipped here
+        yield item.labels
+
+
 class _Steps:
     def __init__(self, predictor: Predictor, read: Reader, smoothing: float, skip_unreadable: bool) -> None:
         self.predictor, self.read, self.smoothing, self.skip_unreadable = predictor, read, smoothing, skip_unreadable
