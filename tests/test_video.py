@@ -248,8 +248,11 @@ def _frames(n: int) -> list[np.ndarray]:
     return [scene(*sizes[i % len(sizes)], seed=i) for i in range(n)]
 
 
-@pytest.mark.parametrize("options", [{"tile_size": 64}, {"resize_long": 40}])  # 120 x 90 frames tiled; all resized
+@pytest.mark.parametrize("options", [{"tile_size": 64}, {"resize_long": 40}, {"runtime": "openvino"}],
+                         ids=["tiled", "resized", "openvino"])  # the 120 x 90 frames tiled; all resized; argmax in graph
 def test_predict_stream_gives_predicts_masks_in_order(predictor_models, options):
+    if options.get("runtime") == "openvino":
+        pytest.importorskip("openvino")
     predictor = Predictor(predictor_models.multiclass, **options)
     frames = _frames(12)
     got = list(predictor.predict_stream(iter(frames)))

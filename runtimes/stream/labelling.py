@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..backends import LabelsInGraph
 from ..errors import ImageError, UsageError
 from ..image import ImageLike, load_image
 from ..postprocess import labels_from_probabilities
@@ -93,8 +94,8 @@ class _Steps:
             return Labelled(tag, error=exc)
         item = Labelled(tag, rgb)
         p = self.predictor
-        if not self.smoothing and not self._in_graph() and p._tile_size_for(rgb) is None:
-            item._work = to_model_input(rgb, p.card, resize_long=p.resize_long)
+        if not self.smoothing and not isinstance(p.session, LabelsInGraph) and p._tile_size_for(rgb) is None:
+            item._work = to_model_input(rgb, p.card, resize_long=p.resize_for(rgb))
         return item
 
     def run(self, item: Labelled) -> Labelled:
@@ -127,7 +128,3 @@ class _Steps:
             item.labels = p._labels(from_model_output(output, placement))
         item._work = None
         return item
-
-    def _in_graph(self) -> bool:
-        """Whether `predict` takes the runtime's in-graph argmax for an untiled image (OpenVINO's adapter)."""
-        return getattr(self.predictor.session, "labels", None) is not None and self.predictor.resize_long is None
