@@ -96,3 +96,33 @@ def test_a_stream_that_drops_is_one_line_and_keeps_what_was_written(tmp_path, pr
     masks = read_mask_video(out / "live_mask.mkv")
     assert len(masks) >= 1 and f"({len(masks)} frames)" in lines[0]
     assert sorted(os.listdir(out)) == ["live_mask.mkv", "live_overlay.mp4"]
+
+
+def test_a_reader_slower_than_the_stream_gets_recent_frames_and_late_ones_are_dropped(tmp_path):
+    from runtimes.stream.sources import LIVE_BUFFER, Video
+
+    server, url = _serve(120)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the server listens once FFmpeg has started
+            try:
+                video = Video(url)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        with video:
+            assert video.live
+            indices = []
+            for frame in video.frames():
+                indices.append(frame.index)
+                if len(indices) == 6:
+                    break
+                time.sleep(1.0)  # the source sends 10 frames meanwhile; the buffer holds LIVE_BUFFER of them
+    finally:
+        server.kill()
+        server.wait()
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    assert video.dropped >= 4 * (10 - LIVE_BUFFER)  # most of each second's frames were dropped, not queued
+    assert indices[-1] - indices[1] >= 30  # so later frames are recent ones: the reader kept up with the stream
