@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -120,29 +119,6 @@ def test_every_registered_model_is_in_the_table():
 
 
 # -- every command the README shows, run ------------------------------------------------------------
-@pytest.fixture
-def newcomer(demo_models, tmp_path, monkeypatch):
-    """A folder as a newcomer's after `cd segedge`: photos/, photo.jpg, theirs.onnx (a file exported
-    elsewhere, no card), and unet's demo recipe the suite's trained SMALL (see tests/doc_commands.py)."""
-    from segedge.train import demo
-    from segedge.train.recipe import SMALL
-    from tests.foreign_models import ColourNet, export
-    import torch
-
-    images = sorted((demo_models.data / "JPEGImages").glob("*.jpg"))[:2]
-    (tmp_path / "photos").mkdir()
-    for image in images:
-        shutil.copy(image, tmp_path / "photos" / image.name)
-    shutil.copy(images[0], tmp_path / "photo.jpg")
-    axes = {"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}}
-    export(ColourNet(), tmp_path / "theirs.onnx", torch.randn(1, 3, 64, 64), axes)
-    monkeypatch.setitem(demo.RECIPES, "unet", SMALL)
-    monkeypatch.setenv("SEGEDGE_CACHE", str(demo_models.trained.folder.parent.parent))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))  # models.py:segformer, as `segedge` finds it in the current folder
-    return tmp_path
-
-
 @pytest.mark.slow
 def test_every_command_in_the_readme_runs(newcomer, cli):
     page_steps = steps(readme())
