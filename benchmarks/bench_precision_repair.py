@@ -1,6 +1,6 @@
 """Issue 30 point 5: plain int8 against segedge's repaired int8, per demo-trained model and per runtime.
 
-    python benchmarks/bench_precision_repair.py [--models lraspp_mobilenet_v3_large,deeplabv3plus_mobilenetv2,unet]
+    python benchmarks/bench_precision_repair.py [--models lraspp_mobilenet_v3_large,deeplabv3plus_mobilenetv2,unet,unet-small]
 
 For each model with `--weights demo` (segedge's recipe, trained once and cached: run it after the
 cache holds them) the fp32 export, then for each quantizer (`segedge.quantize.adapters`):
@@ -39,7 +39,7 @@ from runtimes.machine import cpu_info  # noqa: E402
 from runtimes.precision import Precision  # noqa: E402
 from runtimes.session import open_session  # noqa: E402
 from runtimes.timing import Runner, TimingStats, ort_runner, time_runners  # noqa: E402
-from segedge.data.demo import with_demo_data  # noqa: E402
+from segedge.data.demo import cache_root, with_demo_data  # noqa: E402
 from segedge.quantize.adapters import Backend  # noqa: E402
 from segedge.quantize.convert import sample_source  # noqa: E402
 from segedge.quantize.judging import budget_judge  # noqa: E402
@@ -50,13 +50,15 @@ from segedge.train.demo import demo_model  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CALIB_COUNT = 32
+SMALL_UNET = "unet-small"  # segedge.train.recipe.SMALL: the precision tests' demo-trained U-Net
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="lraspp_mobilenet_v3_large,deeplabv3plus_mobilenetv2,unet")
     parser.add_argument("--backends", default="onnxruntime,openvino,qnn")
-    parser.add_argument("--budget", type=float, default=1.0)
+    parser.add_argument("--budgets", type=lambda text: [float(v) for v in text.split(",")], default=[1.0, 0.1],
+                        help="mIoU points; each gets its own search (the tight one shows what a repair costs)")
     parser.add_argument("--data-limit", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
@@ -67,22 +69,19 @@ def main() -> None:
     for model in args.models.split(","):
         results[model] = bench_model(model, [Backend(b) for b in args.backends.split(",")], args)
         print(json.dumps(results[model], indent=1)[:2000], flush=True)
-    record = {"models": results, "budget": args.budget, "cpu": cpu_info(), "load_before": load_before,
+    record = {"models": results, "budgets": args.budgets, "cpu": cpu_info(), "load_before": load_before,
               "load_after": os.getloadavg(), "threads": args.threads, "runs": args.runs}
     write_text_atomic(args.out / "precision_repair.json", json.dumps(record, indent=2))
     write_text_atomic(args.out / "precision_repair.md", summarize(record))
 
 
 def bench_model(model: str, backends: list[Backend], args: argparse.Namespace) -> dict:
-    trained = demo_model(model, lambda message: print(f"[{model}] {message}", flush=True))
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-repair-") as workdir:
         work = Path(workdir)
         fp32 = work / f"{model}_fp32.onnx"
-        subprocess.run([sys.executable, "-m", "segedge", "export", model, "--weights", "demo", "-o", str(fp32)],
-                       check=True, capture_output=True)
+        trained, calib, data = _export(model, fp32)
         card = open_session(fp32, "cpu").card
-        calib, data = with_demo_data(card, None, None)
         assert calib is not None and data is not None
         images = calibration_images(calib, CALIB_COUNT)
         request = SensitivityRequest(fp32, tuple(backends), calib, CALIB_COUNT, data, args.data_limit)
@@ -90,29 +89,53 @@ def bench_model(model: str, backends: list[Backend], args: argparse.Namespace) -
                                                 data=data, data_limit=args.data_limit), card, images)
         count = sum(1 for _ in samples[0]())
         for backend in backends:
-            folder = work / backend.value
-            folder.mkdir()
-            print(f"[{model}] {backend.value}", flush=True)
-            adapter, reference, view = adapter_for(backend, request, fp32, card, images, folder)
-            judge = budget_judge(open_session(reference, "cpu").run, view, samples, args.budget)
-            start = time.perf_counter()
-            result = repair(adapter, judge, count, folder, lambda m: print(f"[{model}] {m}", flush=True))
-            seconds = time.perf_counter() - start
-            plain, best = result.steps[0], result.best
-            timing = _timing(backend, reference, plain.path, best.path, args) if backend is not Backend.qnn else {}
-            rows.append({
-                "runtime": backend.value, "kept_as": adapter.higher,
-                "miou_fp32": plain.measured.details.get("miou_reference"),
-                "plain": {"lost_points": plain.measured.lost, "miou": plain.measured.miou, "ok": plain.measured.ok},
-                "repaired": {"step": best.name, "lost_points": best.measured.lost, "miou": best.measured.miou,
-                             "ok": best.measured.ok, "kept_layers": list(best.candidate.kept_layers),
-                             "method": best.candidate.method, "weights": best.candidate.weights,
-                             "reproduce": best.reproduce},
-                "steps": [s.to_dict() for s in result.steps],
-                "sensitivity_cost": result.sensitivity.cost if result.sensitivity else None,
-                "calibration_passes": adapter.calibrations, "search_seconds": round(seconds, 1), **timing})
+            for budget in args.budgets:
+                folder = work / f"{backend.value}-{budget:g}"
+                folder.mkdir()
+                print(f"[{model}] {backend.value}, budget {budget:g}", flush=True)
+                rows.append(_row(model, backend, budget, request, fp32, card, images, samples, count, folder, args))
     return {"held_out_miou_training": trained.metrics.get("miou"), "images": count, "input_size": list(card.input_size),
             "rows": rows}
+
+
+def _row(model: str, backend: Backend, budget: float, request: SensitivityRequest, fp32: Path, card, images,
+         samples, count: int, folder: Path, args: argparse.Namespace) -> dict:
+    adapter, reference, view = adapter_for(backend, request, fp32, card, images, folder)
+    judge = budget_judge(open_session(reference, "cpu").run, view, samples, budget)
+    start = time.perf_counter()
+    result = repair(adapter, judge, count, folder, lambda m: print(f"[{model}] {m}", flush=True))
+    seconds = time.perf_counter() - start
+    plain, best = result.steps[0], result.best
+    timing = _timing(backend, reference, plain.path, best.path, args) if backend is not Backend.qnn else {}
+    return {
+        "runtime": backend.value, "budget": budget, "kept_as": adapter.higher,
+        "miou_fp32": plain.measured.details.get("miou_reference"),
+        "plain": {"lost_points": plain.measured.lost, "miou": plain.measured.miou, "ok": plain.measured.ok},
+        "repaired": {"step": best.name, "lost_points": best.measured.lost, "miou": best.measured.miou,
+                     "ok": best.measured.ok, "kept_layers": list(best.candidate.kept_layers),
+                     "method": best.candidate.method, "weights": best.candidate.weights, "reproduce": best.reproduce},
+        "steps": [s.to_dict() for s in result.steps],
+        "sensitivity_cost": result.sensitivity.cost if result.sensitivity else None,
+        "calibration_passes": adapter.calibrations, "search_seconds": round(seconds, 1), **timing}
+
+
+def _export(model: str, fp32: Path) -> tuple:
+    """(the trained model, calibration folder, labelled folder) with `fp32` exported. `unet-small` is the
+    precision tests' U-Net (segedge.train.recipe.SMALL, 64 x 64), cached beside the demo weights."""
+    if model == SMALL_UNET:
+        from segedge.export.run import ExportRequest, run_export
+        from segedge.train.recipe import SMALL, trained_model
+
+        trained = trained_model(SMALL, cache_root())
+        run_export(ExportRequest(source=trained.config.model, output=fp32, weights=trained.checkpoint,
+                                 input_size=trained.config.data.size, build_options=trained.build_options,
+                                 card_fields={"classes": trained.classes}))
+        return trained, trained.data, trained.data
+    trained = demo_model(model, lambda message: print(f"[{model}] {message}", flush=True))
+    subprocess.run([sys.executable, "-m", "segedge", "export", model, "--weights", "demo", "-o", str(fp32)],
+                   check=True, capture_output=True)
+    calib, data = with_demo_data(open_session(fp32, "cpu").card, None, None)
+    return trained, calib, data
 
 
 def _timing(backend: Backend, fp32: Path, plain: Path, repaired: Path, args: argparse.Namespace) -> dict:
@@ -140,16 +163,16 @@ def summarize(record: dict) -> str:
     lines = ["# int8, plain against repaired (issue 30)", "",
              "`python benchmarks/bench_precision_repair.py`: per demo-trained model and runtime, plain int8 (the "
              "quantizer's defaults) and segedge's repair search (`segedge.quantize.repair`: calibration method, "
-             f"weight scheme, then layers kept in higher precision), within {record['budget']:g} mIoU point of the "
-             "fp32 file, scored on the demo data's held-out images. p50: fp32, plain and repaired in one "
+             f"weight scheme, then layers kept in higher precision), within each budget (mIoU points against the "
+             "fp32 file: {', '.join(f'{b:g}' for b in record['budgets'])}), scored on the demo data's held-out images. p50: fp32, plain and repaired in one "
              f"interleaved run, {record['threads']} threads, {record['runs']} runs; QNN rows are verified on ORT's "
              "CPU QDQ kernels and not timed (the HTP is not here).", "",
              f"- CPU: {cpu.get('model')}, {cpu.get('usable_cpus')} usable CPUs; flags: {' '.join(cpu.get('flags') or [])}",
              f"- load average before {tuple(round(v, 1) for v in record['load_before'])}, after "
              f"{tuple(round(v, 1) for v in record['load_after'])} (a shared machine: ratios only)", "",
-             "| model | runtime | fp32 mIoU | plain: lost | repaired: step | repaired: lost | layers kept | "
+             "| model | runtime | budget | fp32 mIoU | plain: lost | repaired: step | repaired: lost | layers kept | "
              "p50 repaired / plain | p50 plain / fp32 | search |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for model, result in record["models"].items():
         for row in result["rows"]:
             p50 = row.get("p50_ms") or {}
@@ -157,7 +180,8 @@ def summarize(record: dict) -> str:
             speed = (f"{p50['plain'] / p50['fp32']:.2f}" if p50.get("plain") and p50.get("fp32") else "n/a")
             kept = ", ".join(row["repaired"]["kept_layers"]) or "-"
             needed = row["repaired"]["step"] if not row["plain"]["ok"] else "(plain passes)"
-            lines.append(f"| {model} | {row['runtime']} | {_num(row['miou_fp32'], '.4f')} | "
+            needed += "" if row["repaired"]["ok"] else " (best; none within budget)"
+            lines.append(f"| {model} | {row['runtime']} | {row['budget']:g} | {_num(row['miou_fp32'], '.4f')} | "
                          f"{row['plain']['lost_points']:.2f} | {needed} | {row['repaired']['lost_points']:.2f} | "
                          f"{kept} ({row['kept_as']}) | {ratio} | {speed} | {row['search_seconds']} s, "
                          f"{row['calibration_passes']} calibration pass(es) |")
