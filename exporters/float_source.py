@@ -20,6 +20,7 @@ from onnx import TensorProto, numpy_helper, version_converter
 
 from runtimes.errors import ExportError
 from runtimes.precision import GraphPrecision, read_precision
+from runtimes.runtime_messages import runtime_reason
 
 PER_CHANNEL_OPSET = 13  # DequantizeLinear's `axis` (per-channel weights) appeared in opset 13
 
@@ -34,7 +35,7 @@ def upgrade_opset(model: onnx.ModelProto, version: int = PER_CHANNEL_OPSET) -> o
         upgraded = version_converter.convert_version(model, version)
     except Exception as exc:  # noqa: BLE001 - the converter raises RuntimeError and its own C++ errors
         raise ExportError(f"onnx's version converter cannot bring opset {onnx_opset(model)} to {version}: "
-                          f"{_first_line(exc)}; export the model at opset {version} or later") from None
+                          f"{runtime_reason(exc)}; export the model at opset {version} or later") from None
     del upgraded.metadata_props[:]
     upgraded.metadata_props.extend(model.metadata_props)
     return upgraded
@@ -72,7 +73,7 @@ def fp32_from_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception as exc:  # noqa: BLE001 - onnx's inference raises its own errors
-        raise ExportError(f"fp16 -> fp32: onnx's shape inference failed: {_first_line(exc)}") from None
+        raise ExportError(f"fp16 -> fp32: onnx's shape inference failed: {runtime_reason(exc)}") from None
     types = {v.name: v.type.tensor_type.elem_type for v in (*inferred.graph.input, *inferred.graph.value_info,
                                                                *inferred.graph.output)}
     types.update({i.name: i.data_type for i in graph.initializer})
@@ -109,8 +110,3 @@ def tensor_type(value_type: onnx.TypeProto) -> str:
     """ONNX Runtime's spelling of a value's element type ("tensor(float)"), for the types a model's image input takes."""
     names = {TensorProto.FLOAT: "tensor(float)", TensorProto.FLOAT16: "tensor(float16)", TensorProto.UINT8: "tensor(uint8)"}
     return names.get(value_type.tensor_type.elem_type, "tensor(other)")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,23 +1,19 @@
-"""From a model's output to what an app shows: label maps, probabilities, palette PNGs, overlays.
+"""From a model's output to what an app shows: label maps, probabilities, palette images, overlays.
 
 A model's output is C x H x W: scores over C classes (`output_kind` "logits"; "probabilities"
 when a softmax is already applied; "labels" once a label map is turned into one-hot scores at the
 model boundary, see `one_hot`), or one channel holding a probability ("sigmoid") or a logit
-("logit") of the foreground of a binary mask.
+("logit") of the foreground of a binary mask. Writing them to files: `runtimes.mask_files`.
 """
 
 from __future__ import annotations
 
-import io
-import os
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
-from .errors import CardError, OutputError, UsageError
-from .fileio import atomic_path, write_bytes_atomic
-from .outputs import png_info
+from .errors import CardError, UsageError
 from .preprocess import pixel_scale
 
 Color = tuple[int, int, int]
@@ -145,19 +141,3 @@ def overlay_image(image_rgb: np.ndarray, label_map: np.ndarray, colors: Sequence
     painted = label_map > 0
     base[painted] = (1.0 - alpha) * base[painted] + alpha * table[label_map[painted]]
     return Image.fromarray(np.round(base).astype(np.uint8))
-
-
-def save_png(image: Image.Image, path: str | os.PathLike[str]) -> None:
-    """Write `image` as PNG, atomically, marked as segedge's (a later run may replace it: `runtimes.outputs`)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=png_info())
-    write_bytes_atomic(path, buffer.getvalue())
-
-
-def save_npy(array: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write `array` as .npy, atomically."""
-    with atomic_path(path, suffix=".npy") as tmp:
-        try:
-            np.save(tmp, array)
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -19,7 +19,8 @@ from runtimes.errors import UsageError
 from runtimes.fileio import atomic_path
 from runtimes.image import ImageLike, load_image
 from runtimes.palette import Color
-from runtimes.postprocess import labels_from_probabilities, overlay_image, palette_image, save_npy, save_png
+from runtimes.mask_files import save_npy, save_png
+from runtimes.postprocess import labels_from_probabilities, overlay_image, palette_image
 from runtimes.predictor import Predictor
 
 MASK, OVERLAY, PROBA = "_mask.png", "_overlay.png", "_proba.npy"
