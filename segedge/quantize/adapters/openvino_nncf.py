@@ -39,7 +39,11 @@ class NncfOpenVINO:
         self.calibrations = 0
 
     def units(self) -> list[Unit]:
-        model = import_openvino().Core().read_model(str(self.source))
+        core = import_openvino().Core()
+        model = core.read_model(str(self.source))
+        # Ops the ONNX file does not name (a ConvTranspose's bias Add, shape paths) get a counter's name that
+        # differs in every read, and NNCF reads the file again: only names two reads agree on can be excluded.
+        stable = {op.get_friendly_name() for op in core.read_model(str(self.source)).get_ordered_ops()}
         weighted, following = [], {}
         for op in model.get_ordered_ops():
             name = op.get_friendly_name()
@@ -48,8 +52,9 @@ class NncfOpenVINO:
             sources = [i.get_source_output().get_node().get_type_name() for i in op.inputs()]
             if op.get_type_name() in WEIGHTED_OV and any(s in CONSTANT_SOURCES for s in sources[1:2]):
                 weighted.append(name)
-        found = units_of(weighted, following)
-        return [u for u in found if u.name not in self.exclude]
+        found = units_of([w for w in weighted if w in stable], following)
+        return [Unit(u.name, tuple(n for n in u.nodes if n in stable), u.layers) for u in found
+                if u.name not in self.exclude]
 
     def build(self, candidate: Candidate, target: Path) -> Path:
         self.calibrations += 1
