@@ -47,7 +47,24 @@ traceback. Files are written atomically (a temporary file, then `os.replace`), s
 half-written; no run writes over its own inputs, nor over a file segedge did not write, unless
 `--overwrite` says so. Ctrl-C exits 130 and SIGTERM 143 after cleaning up.
 
-Each page below is the verb's `--help`, generated from the code (`docs/gen_cli.py`).
+## One example each
+
+| verb | example | what it does |
+|---|---|---|
+| `models` | `segedge models --json` | the zoo: name, aliases, family, default classes and input size, parameters |
+| `export` | `segedge export deeplabv3plus --input-size 512x512 -o dl.onnx` | build, (load `--weights`), export (dynamo by default, `--exporter torchscript`), simplify with onnxsim (checked; kept unsimplified with a warning when it fails), check parity at the export size and a non-square other size, write ONE self-contained `.onnx` with the model card, print the next commands |
+| `export` (your model) | `segedge export models.py:fpn --input-size 256x256 --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 --classes sky,road,car` | any function returning an `nn.Module` (`package.module:function` works too): smp, Hugging Face, torchvision or your own; segedge learns its size rule, output stride and classes, unwraps dict / `ModelOutput` / tuple outputs (`--output-key`), and takes `--num-classes` for builders with a `num_classes` parameter ([your own model](../own-model.md)) |
+| `verify` | `segedge verify dl.onnx --sizes 512x512,385x513 --preset fp32` | rebuild the PyTorch reference from the card (+ `--weights`), compare max/mean abs error, max rel error, cosine, SQNR, argmax agreement, per-class IoU; exit 1 on failure. `--reference fp32.onnx` compares two ONNX files, `--images DIR` on your photos (how int8 should be judged) |
+| `bench` | `segedge bench dl.onnx --provider auto --compare torch,compile,openvino --threads 2` | ONNX Runtime and its peers in one interleaved run: mean, p50/p90/p99, std, throughput, memory, first run, session set-up, the providers really active and the machine |
+| `quantize` | `segedge quantize dl.onnx --precision int8 --calib photos/ -o dl-int8.onnx` | fp16 (onnxruntime's converter) or int8 (onnxruntime's static QDQ quantizer, calibrated on your images through the Predictor's own preprocessing); `--precision auto --budget 1.0` searches |
+| `eval` | `segedge eval dl.onnx dl-int8.onnx --data voc/ --torch deeplabv3plus --weights w.pt` | mIoU, pixel accuracy and per-class IoU on a labelled folder, several models side by side |
+| `report` | `segedge report deeplabv3plus -o report/` | export + quantize + verify + time every precision x provider x runtime; Markdown, JSON and a latency-vs-accuracy plot; names the best row |
+| `predict` | `segedge predict dl.onnx photos/ -r -o masks/ --overlay` | palette label PNGs of each image's size (any size; tiled when large), colour overlays, `--proba` probabilities |
+| `info` | `segedge info dl.onnx` | the card, inputs/outputs, opset, size, available providers |
+
+## Every option
+
+Each verb's page is its `--help`, generated from the code (`docs/gen_cli.py`).
 """
 
 

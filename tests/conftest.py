@@ -87,16 +87,28 @@ def demo_models(tmp_path_factory):
 
 
 # -- Docs: the commands README.md and docs/getting-started.md show (tests/test_readme.py, test_docs.py) --
+@pytest.fixture(scope="session")
+def command_1(demo_models, tmp_path_factory):
+    """The `segedge report` of README command 1 on the stand-in (tests/doc_commands.py), once: {argv: folder}."""
+    from segedge.cli import main
+    from tests.doc_commands import COMMAND_1, output_folder, stand_in, steps
+
+    step = next(s for s in steps(f"```bash\n{COMMAND_1}\n```\n") if s.kind == "segedge")
+    folder = tmp_path_factory.mktemp("command_1")
+    with stand_in(demo_models, folder), contextlib.redirect_stdout(io.StringIO()):
+        assert main(list(step.argv)) == 0
+    return {step.argv: folder / output_folder(step.argv)}
+
+
 @pytest.fixture
-def newcomer(demo_models, tmp_path, monkeypatch):
-    """A folder as a newcomer's after `cd segedge`: photos/, photo.jpg, theirs.onnx (a file exported
-    elsewhere, no card), and unet's demo recipe the suite's trained SMALL (see tests/doc_commands.py)."""
+def newcomer(demo_models, tmp_path):
+    """A folder as a newcomer's after `cd segedge`: photos/, photo.jpg and theirs.onnx (a file exported
+    elsewhere, no card), under the doc tests' stand-in (tests/doc_commands.py)."""
     import shutil
 
     import torch
 
-    from segedge.train import demo
-    from segedge.train.recipe import SMALL
+    from tests.doc_commands import stand_in
     from tests.foreign_models import ColourNet, export
 
     images = sorted((demo_models.data / "JPEGImages").glob("*.jpg"))[:2]
@@ -106,8 +118,5 @@ def newcomer(demo_models, tmp_path, monkeypatch):
     shutil.copy(images[0], tmp_path / "photo.jpg")
     axes = {"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}}
     export(ColourNet(), tmp_path / "theirs.onnx", torch.randn(1, 3, 64, 64), axes)
-    monkeypatch.setitem(demo.RECIPES, "unet", SMALL)
-    monkeypatch.setenv("SEGEDGE_CACHE", str(demo_models.trained.folder.parent.parent))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))  # models.py:segformer, as `segedge` finds it in the current folder
-    return tmp_path
+    with stand_in(demo_models, tmp_path):
+        yield tmp_path

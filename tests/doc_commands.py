@@ -8,7 +8,9 @@ same commands on a stand-in that takes seconds, and say so here, in one place:
   recipe (trained once per test run by the `demo_models` fixture, found through $SEGEDGE_CACHE),
   so `--weights demo` and every file name derived from the model name keep their meaning;
 - sizes shrink (STAND_IN), and `report`, `export` and `bench` get the options of FASTER (fewer
-  timed runs, no `torch.compile`, the stand-in's 64x64 input size);
+  timed runs and images, no `torch.compile`, the stand-in's 64x64 input size);
+- command 1's `segedge report` runs once per test session (the `command_1` fixture): both pages
+  show it, and each page's test gets the folder it wrote;
 - an install (`python3 -m venv`, `pip install`) is not run: `install_extras` returns the extras it
   names so that a test can check them against pyproject.toml; `bash .ci/run` is CI itself.
 
@@ -17,11 +19,16 @@ Everything else is the page's text: a command the pages change is run as changed
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
-from collections.abc import Callable
+import shutil
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND_1 = ('python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 -e ".[export,report,openvino]" && '
@@ -32,7 +39,7 @@ STAND_IN = [("deeplabv3plus", "unet"), ("512x512", "64x64"), ("256x256", "64x64"
             ("192x320,320x192", "64x96,96x64")]
 FASTER = {
     "report": ["--input-size", "64x64", "--runs", "2", "--warmup", "1", "--runtimes", "onnxruntime,openvino,torch",
-               "--samples", "1"],
+               "--samples", "1", "--data-limit", "20", "--calib-count", "8"],
     "export": ["--input-size", "64x64"],
     "bench": ["--runs", "2", "--warmup", "1"],
 }
@@ -75,16 +82,20 @@ def _shell_steps(command: str) -> list[Step]:
         if program in ("python3", "pip"):
             result.append(Step("install", part, tuple(argv)))
         elif program == "segedge":
-            result.append(Step("segedge", part, tuple(stand_in(argv[1:]))))
+            result.append(Step("segedge", part, tuple(stand_in_args(argv[1:]))))
         else:
             raise AssertionError(f"a page shows a command the doc tests do not know how to run: {part}")
     return result
 
 
-def stand_in(args: list[str]) -> list[str]:
+def stand_in_args(args: list[str]) -> list[str]:
     """The page's segedge arguments for the stand-in model (see the module docstring)."""
     changed = [_replace(a) for a in args]
-    return changed + FASTER.get(changed[0], []) if changed else changed
+    extra = FASTER.get(changed[0], []) if changed else []
+    for option, value in zip(extra[::2], extra[1::2]):
+        if option not in changed:  # the page's own value (after STAND_IN) wins
+            changed += [option, value]
+    return changed
 
 
 def stand_in_text(text: str) -> str:
@@ -107,11 +118,36 @@ def install_extras(step: Step) -> set[str]:
     return extras
 
 
-def run_steps(page_steps: list[Step], cli: Callable[..., tuple[int, str, str]], folder: Path) -> list[str]:
-    """Run every step in `folder` (the caller has changed into it); the commands run, as text."""
+@contextlib.contextmanager
+def stand_in(demo_models, folder: Path) -> Iterator[None]:
+    """In `folder`, with unet's demo recipe the suite's trained SMALL, found in its cache."""
+    from segedge.train import demo
+    from segedge.train.recipe import SMALL
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(demo.RECIPES, "unet", SMALL)
+        patch.setenv("SEGEDGE_CACHE", str(demo_models.trained.folder.parent.parent))
+        patch.chdir(folder)
+        patch.setattr(sys, "path", [str(folder), *sys.path])  # models.py:NAME, as segedge finds it in the current folder
+        yield
+
+
+def output_folder(argv: tuple[str, ...]) -> str:
+    return argv[argv.index("-o") + 1]
+
+
+def run_steps(page_steps: list[Step], cli: Callable[..., tuple[int, str, str]], folder: Path,
+              done: Mapping[tuple[str, ...], Path]) -> list[str]:
+    """Run every step in `folder` (the caller is in it, under `stand_in`); the commands run, as text.
+
+    `done`: commands run before (argv -> the folder they wrote): their folder is copied, not made again.
+    """
     ran = []
     for step in page_steps:
-        if step.kind == "segedge":
+        if step.argv in done:
+            shutil.copytree(done[step.argv], folder / output_folder(step.argv), dirs_exist_ok=True)
+            ran.append("segedge " + " ".join(step.argv))
+        elif step.kind == "segedge":
             code, out, err = cli(*step.argv)
             assert code == 0, f"`{step.text}` (run as `segedge {' '.join(step.argv)}`) exited {code}: {err[-2000:]}"
             ran.append("segedge " + " ".join(step.argv))

@@ -78,8 +78,8 @@ def test_getting_started_shows_the_two_commands():
 
 
 @pytest.mark.slow
-def test_every_command_in_getting_started_runs(newcomer, cli):
-    ran = run_steps(steps(GETTING_STARTED.read_text()), cli, newcomer)
+def test_every_command_in_getting_started_runs(newcomer, command_1, cli):
+    ran = run_steps(steps(GETTING_STARTED.read_text()), cli, newcomer, command_1)
     assert ran[:3] == ["segedge report unet --weights demo -o report-unet " + " ".join(_faster("report")),
                        "segedge predict report-unet/unet_int8.xml photos/ -o masks/ --overlay",
                        "segedge info report-unet/unet_int8.xml"]

@@ -120,10 +120,10 @@ def test_every_registered_model_is_in_the_table():
 
 # -- every command the README shows, run ------------------------------------------------------------
 @pytest.mark.slow
-def test_every_command_in_the_readme_runs(newcomer, cli):
+def test_every_command_in_the_readme_runs(newcomer, command_1, cli):
     page_steps = steps(readme())
     assert [s.kind for s in page_steps].count("ci") == 1
-    ran = run_steps(page_steps, cli, newcomer)
+    ran = run_steps(page_steps, cli, newcomer, command_1)
     assert ran[0].startswith("segedge report unet --weights demo -o report-unet")
     for name in ("unet_fp32.onnx", "unet_fp16.onnx", "unet_int8.onnx", "unet_int8.xml", "report.json", "index.html"):
         assert (newcomer / "report-unet" / name).is_file(), name
