@@ -189,4 +189,4 @@ def open_executorch(path: str | Path, threads: int | None = None,
     if meta.num_inputs() != 1:
         raise ModelFileError(f"{path}: forward takes {meta.num_inputs()} inputs; a segmentation model takes one image")
     return ExecuTorchSession(path=path, inspection=inspection, threads=pool_threads() or count,
-                             side_range=side_range, _method=method)  # type: ignore[arg-type]
+                             side_range=side_range, _method=method)

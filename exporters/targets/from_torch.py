@@ -166,14 +166,16 @@ class _Writer:
     def require(self) -> None: ...
 
     def write(self, model: nn.Module, size: tuple[int, int], side_range: tuple[int, int] | None, layout: str,
-              calibration: list[np.ndarray] | None, card: ModelCard, record: dict[str, Any]) -> _Written: ...
+              calibration: list[np.ndarray] | None, card: ModelCard, record: dict[str, Any]) -> _Written:
+        raise NotImplementedError
 
     def rewrite(self, written: _Written, model: nn.Module, size: tuple[int, int], side_range: tuple[int, int] | None,
                 layout: str, calibration: list[np.ndarray] | None, card: ModelCard, record: dict[str, Any]) -> bytes:
         """The artefact again with `card` inside (the verification recorded)."""
         return self.write(model, size, side_range, layout, calibration, card, record).content
 
-    def runner(self, path: Path, threads: int | None) -> Runner: ...
+    def runner(self, path: Path, threads: int | None) -> Runner:
+        raise NotImplementedError
 
 
 class _LiteRT(_Writer):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from copy import deepcopy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -64,7 +65,7 @@ def convert(model: nn.Module, size: tuple[int, int], *, nhwc: bool,
                 model.training = False
                 example = (torch.zeros(1, *size, 3),)
             converted = litert_torch.convert(model, example, quant_config=quant_config)
-            return bytes(converted.model_content())  # type: ignore[union-attr]
+            return bytes(converted.model_content())
         except Exception as exc:  # noqa: BLE001  (the converter raises many types, with MLIR dumps)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"litert-torch could not convert the model: {first}") from None
@@ -76,11 +77,22 @@ def _pt2e(model: nn.Module, example: tuple[torch.Tensor, ...], calibration: Iter
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-    prepared = prepare_pt2e(torch.export.export(model, example).module(), quantizer)
+    prepared = prepare_pt2e(torch.export.export(_out_of_place(model), example).module(), quantizer)
     with torch.no_grad():
         for x in calibration:
             prepared(torch.from_numpy(np.ascontiguousarray(x[None])))
     return convert_pt2e(prepared, fold_quantize=False), QuantConfig(pt2e_quantizer=quantizer)
+
+
+def _out_of_place(model: nn.Module) -> nn.Module:
+    """A copy whose activations do not work in place: litert-torch's PT2E annotator refers to the output of an
+    in-place `relu_` that its observers do not cover, and stops ("... only refer to edge or node that has
+    observer/fake_quant inserted")."""
+    copy = deepcopy(model)
+    for module in copy.modules():
+        if getattr(module, "inplace", False) is True:
+            module.inplace = False  # type: ignore[assignment]
+    return copy
 
 
 def with_card(content: bytes, card_json: str, record: Mapping[str, Any]) -> bytes:

@@ -1,0 +1,212 @@
+"""Issue 27's benchmark: LiteRT and ExecuTorch beside ONNX Runtime and PyTorch, on demo-trained weights.
+
+Per model (its demo weights must be cached: `segedge.train.demo.demo_model(name)`), at --size S:
+
+1. the artefacts, each made by its runtime's own tools through `segedge export` (library calls):
+   ONNX fp32 (dynamic), LiteRT fp32 and int8 (litert-torch, PT2E), ExecuTorch fp32 and int8 (static
+   programs at S: XNNPACK takes the resize a dynamic program leaves out; PT2E + XNNPACKQuantizer),
+   int8 calibrated on 32 train-split images through the Predictor's preprocessing;
+2. parity of each fp32 artefact against PyTorch eager at S and at a second size (a second static
+   conversion for LiteRT and ExecuTorch), judged by the fp32 preset;
+3. mIoU on the held-out split through each Predictor (eager: the same preprocessing in PyTorch);
+4. one interleaved timing run per thread count (1 and 2), each in its own process (ExecuTorch's
+   thread pool is one per process, sized before its first program loads): p50 of a 1 x 3 x S x S
+   input, x eager, x ONNX Runtime fp32.
+
+Writes benchmarks/results/edge_runtimes.md and .json (with the CPU's `lscpu` flags and the load).
+
+    nice -n 10 python benchmarks/bench_edge_runtimes.py --models unet,lraspp_mobilenet_v3_large
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runtimes import Predictor  # noqa: E402
+from runtimes.fileio import write_text_atomic  # noqa: E402
+from runtimes.machine import cpu_info  # noqa: E402
+from runtimes.parity import PRESETS, check_sizes, sample_input  # noqa: E402
+from runtimes.precision import Precision  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+ROWS = ("pytorch fp32", "onnxruntime fp32", "litert fp32", "litert int8", "executorch fp32", "executorch int8")
+FILES = {"onnxruntime fp32": "fp32.onnx", "litert fp32": "fp32.tflite", "litert int8": "int8.tflite",
+         "executorch fp32": "fp32.pte", "executorch int8": "int8.pte"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="deeplabv3plus_mobilenetv2,lraspp_mobilenet_v3_large,segformer_b0,unet")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--time-only", nargs=3, metavar=("FOLDER", "THREADS", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.time_only:
+        folder, threads, model = args.time_only
+        print(json.dumps(_timing(Path(folder), int(threads), model, args.size, args.runs, args.warmup)))
+        return
+    load = os.getloadavg()
+    results = {"cpu": cpu_info(), "load_before": load, "size": args.size, "runs": args.runs, "models": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-edge-") as work:
+        for model in [m for m in args.models.split(",") if m]:
+            print(f"== {model}", file=sys.stderr, flush=True)
+            folder = Path(work) / model
+            folder.mkdir()
+            entry = _artefacts(model, folder, args.size)
+            entry["timing"] = {str(t): _timing_process(folder, t, model, args) for t in (1, 2)}
+            results["models"][model] = entry
+    results["load_after"] = os.getloadavg()
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.out / "edge_runtimes.json", json.dumps(results, indent=1, default=str))
+    write_text_atomic(args.out / "edge_runtimes.md", _markdown(results))
+    print(_markdown(results))
+
+
+def _artefacts(model: str, folder: Path, size: int) -> dict:
+    from exporters.targets.from_torch import TorchTargetRequest, build_from_torch
+    from segedge.data.labelled import labelled_pairs
+    from segedge.evaluate.scoring import evaluate, torch_labeller
+    from segedge.export.run import ExportRequest, prepared_model, run_export
+    from segedge.parity.reference import torch_runner
+    from segedge.train.demo import demo_model
+
+    request = ExportRequest(source=model, weights=Path("demo"), input_size=(size, size), precision=Precision.fp32)
+    request, net, card, _ = prepared_model(request, lambda m: print(m, file=sys.stderr, flush=True))
+    data = demo_model(model).data  # cached: prepared_model just found (or trained) it
+    pairs = labelled_pairs(data)
+    entry: dict = {"card": {"name": card.name, "classes": card.num_classes}, "data": str(data),
+                   "held_out_images": len(pairs), "rows": {}}
+    t0 = time.perf_counter()
+    run_export(ExportRequest(source=model, weights=Path("demo"), input_size=(size, size), output=folder / "fp32.onnx"))
+    entry["export_s"] = {"onnxruntime fp32": time.perf_counter() - t0}
+    second = (size * 3 // 4 // 32 * 32, size * 5 // 4 // 32 * 32)
+    for target, suffix in (("litert", ".tflite"), ("executorch", ".pte")):
+        for precision in ("fp32", "int8"):
+            t0 = time.perf_counter()
+            result = build_from_torch(net, card, TorchTargetRequest(
+                target=target, output=folder / f"{precision}{suffix}", input_size=(size, size), precision=precision,
+                static=True, calib=data if precision == "int8" else None, calib_count=32), torch_runner(net))
+            name = f"{target} {precision}"
+            entry["export_s"][name] = time.perf_counter() - t0
+            entry["rows"][name] = {"verification": result.verification.to_dict() if result.verification else None,
+                                   "checks": [c.to_dict() for c in result.checks]}
+            if precision == "fp32":  # parity at a second size: another static conversion
+                other = build_from_torch(net, card, TorchTargetRequest(
+                    target=target, output=folder / f"fp32_second{suffix}", input_size=second, static=True),
+                    torch_runner(net))
+                assert other.verification is not None
+                entry["rows"][name]["second_size"] = {"size": list(second), **other.verification.to_dict()}
+    sizes = [(size, size), second]
+    onnx = Predictor(folder / "fp32.onnx")
+    parity = check_sizes(torch_runner(net), onnx.session.run, card, sizes, PRESETS[Precision.fp32])
+    entry["rows"]["onnxruntime fp32"] = {"parity": [p.to_dict() for p in parity]}
+    entry["miou"] = {"pytorch fp32": evaluate("pytorch", torch_labeller(net, card), pairs, card.num_classes).miou}
+    for name, file in FILES.items():
+        predictor = Predictor(folder / file)
+        entry["miou"][name] = evaluate(name, predictor.predict, pairs, card.num_classes).miou
+        print(f"{name}: mIoU {entry['miou'][name]:.4f}", file=sys.stderr, flush=True)
+    return entry
+
+
+def _timing_process(folder: Path, threads: int, model: str, args: argparse.Namespace) -> dict:
+    run = subprocess.run([sys.executable, __file__, "--time-only", str(folder), str(threads), model,
+                          "--size", str(args.size), "--runs", str(args.runs), "--warmup", str(args.warmup)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def _timing(folder: Path, threads: int, model: str, size: int, runs: int, warmup: int) -> dict:
+    """One interleaved run of every row at `threads` threads, in this (fresh) process."""
+    import torch
+
+    from runtimes.backends import backend_for_path
+    from runtimes.timing import Runner, time_runners
+    from segedge.export.run import ExportRequest, prepared_model
+
+    torch.set_num_threads(threads)
+    _, net, card, _ = prepared_model(ExportRequest(source=model, weights=Path("demo"), input_size=(size, size)),
+                                     lambda m: None)
+    runners = []
+
+    def eager(x: np.ndarray) -> object:
+        with torch.no_grad():
+            return net(torch.from_numpy(x))
+
+    runners.append(Runner(name="pytorch fp32", runtime="pytorch", provider="cpu", run=eager))
+    for name, file in FILES.items():
+        predictor = Predictor(folder / file, threads=threads)
+        backend = backend_for_path(folder / file)
+        runners.append(backend.timing_runner(predictor.session, 0.0, name=name))
+    x = sample_input(card, 1, (size, size), seed=0)
+    rows = time_runners(runners, lambda r: x, batch=1, warmup=warmup, runs=runs)
+    return {row.name: getattr(row, "p50_ms", None) for row in rows}  # None: a row that failed
+
+
+def _markdown(results: dict) -> str:
+    cpu = results["cpu"]
+    lines = [
+        "# LiteRT and ExecuTorch beside ONNX Runtime and PyTorch (issue 27)",
+        "",
+        f"CPU: {cpu.get('model')} ({cpu.get('usable_cpus', '?')} usable CPUs), flags: {', '.join(cpu.get('flags', []))}. "
+        f"Load average before {results['load_before'][0]:.1f}, after {results['load_after'][0]:.1f} (a machine shared by "
+        "other engineers: ratios come from one interleaved run per model and thread count, absolute times less so).",
+        f"Input 1 x 3 x {results['size']} x {results['size']}, {results['runs']} interleaved rounds; LiteRT and "
+        "ExecuTorch files static at that size; int8 made by each runtime's own quantizer (PT2E), calibrated on 32 "
+        "train-split images; mIoU on the held-out split through each Predictor.",
+        "",
+    ]
+    for model, entry in results["models"].items():
+        eager_miou = entry["miou"]["pytorch fp32"]
+        lines += [f"## {model}", "", "| row | p50 ms 1 thr | p50 ms 2 thr | x eager (2 thr) | x ORT fp32 (2 thr) | mIoU | "
+                  "points lost vs eager | parity / agreement |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+        t1, t2 = entry["timing"]["1"], entry["timing"]["2"]
+        for row in ROWS:
+            p1, p2 = t1.get(row), t2.get(row)
+            x_eager = t2["pytorch fp32"] / p2 if p2 else float("nan")
+            x_ort = t2["onnxruntime fp32"] / p2 if p2 else float("nan")
+            miou = entry["miou"].get(row, float("nan"))
+            lines.append(f"| {row} | {_ms(p1)} | {_ms(p2)} | {x_eager:.2f} | {x_ort:.2f} | {miou:.4f} | "
+                         f"{100 * (eager_miou - miou):+.2f} | {_parity(entry['rows'].get(row))} |")
+        lines.append("")
+        for row in ("litert fp32", "litert int8", "executorch fp32", "executorch int8"):
+            for check in entry["rows"][row]["checks"]:
+                outside = ", ".join(sorted({u["op_type"] for u in check["unsupported"]})) or "none"
+                lines.append(f"- {row}: {check['supported']} of {check['nodes']} nodes in XNNPACK, "
+                             f"{check['partitions']} partition(s); outside: {outside}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.1f}" if value else "-"
+
+
+def _parity(row: dict | None) -> str:
+    if not row:
+        return "(reference)"
+    if "parity" in row:
+        return "; ".join(f"{'x'.join(map(str, p['size']))}: {p['argmax_agreement']:.4%}"
+                         f"{'' if not p['failures'] else ' FAILED'}" for p in row["parity"])
+    v = row["verification"]
+    text = f"{v['preset']} preset {'passed' if v['passed'] else 'FAILED'}, agreement {v['argmax_agreement']:.4%}"
+    if "second_size" in row:
+        s = row["second_size"]
+        text += f"; at {'x'.join(map(str, s['size']))}: {'passed' if s['passed'] else 'FAILED'}, {s['argmax_agreement']:.4%}"
+    return text
+
+
+if __name__ == "__main__":
+    main()
