@@ -34,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runtimes import Predictor  # noqa: E402
+from runtimes.backends import RuntimeSpec  # noqa: E402
 from runtimes.fileio import write_text_atomic  # noqa: E402
 from runtimes.machine import cpu_info  # noqa: E402
 from runtimes.openvino_runtime import openvino_runner, session_runner  # noqa: E402
@@ -84,7 +85,8 @@ def bench_model(model: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"segedge-ov-{model}-") as workdir:
         request = ReportRequest(target=model, output=Path(workdir), weights=weights, precisions=("fp32", "int8"),
                                 runtimes=("onnxruntime", "openvino", "torch"), input_size=(side, side),
-                                threads=args.threads, warmup=args.warmup, runs=args.runs, calib_count=args.calib_count)
+                                spec=RuntimeSpec(threads=args.threads), warmup=args.warmup, runs=args.runs,
+                                calib_count=args.calib_count)
         report = run_report(request, progress=say)
         folder.mkdir(parents=True, exist_ok=True)
         rendered = to_dict(report, write_report(report, folder))

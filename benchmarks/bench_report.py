@@ -31,6 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from runtimes.backends import RuntimeSpec
 from runtimes.fileio import write_text_atomic
 from runtimes.preprocess import model_side
 from segedge.report import ReportRequest, run_report
@@ -71,8 +72,8 @@ def main() -> None:
                 target=target, output=Path(workdir), precisions=tuple(args.precisions.split(",")),
                 runtimes=tuple(args.runtimes.split(",")),
                 input_size=None if model == "trained_unet" else input_size(model, args.size),
-                threads=args.threads, warmup=args.warmup, runs=args.runs, calib=calib, weights=weights,
-                calib_count=args.calib_count, data=data, openvino_hint=args.openvino_hint,
+                spec=RuntimeSpec(threads=args.threads, hint=args.openvino_hint), warmup=args.warmup, runs=args.runs,
+                calib=calib, weights=weights, calib_count=args.calib_count, data=data,
             )
             report = run_report(request, progress=lambda message, model=model: print(f"[{model}] {message}", flush=True))
             folder = args.out / f"report_{model}"

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_openvino  # noqa: E402  (the Predictor-overhead run and openvino.md)
+from runtimes.backends import RuntimeSpec
 from runtimes.fileio import write_text_atomic
 from runtimes.machine import cpu_info
 from segedge.report import ReportRequest, run_report
@@ -59,7 +60,7 @@ def main() -> None:
     for model in [m for m in args.models.split(",") if m]:
         with tempfile.TemporaryDirectory(prefix=f"segedge-trained-{model}-") as workdir:
             request = ReportRequest(target=model, output=Path(workdir), weights=Path("demo"),
-                                    input_size=(args.size, args.size), threads=args.threads,
+                                    input_size=(args.size, args.size), spec=RuntimeSpec(threads=args.threads),
                                     warmup=args.warmup, runs=args.runs)
             report = run_report(request, progress=lambda message, model=model: print(f"[{model}] {message}", flush=True))
             folder = args.out / "trained" / model

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from runtimes.backends import RuntimeSpec
 from runtimes.card import ModelCard
 from runtimes.errors import UsageError
 from runtimes.session import open_session
@@ -183,7 +184,7 @@ def test_report_on_demo_weights_needs_no_calib_and_no_data(demo_export, demo_mod
     from segedge.report import ReportRequest, run_report
 
     report = run_report(ReportRequest(target=str(demo_export), output=tmp_path, precisions=("fp32", "int8"),
-                                      runtimes=("onnxruntime", "torch"), threads=1, warmup=0, runs=2))
+                                      runtimes=("onnxruntime", "torch"), spec=RuntimeSpec(threads=1), warmup=0, runs=2))
     assert report.data == str(demo_models.data) and report.calibration == str(demo_models.data)
     assert report.weights.startswith(f"demo: {SMALL.key()}")
     by = {r.label: r for r in report.rows}

@@ -25,6 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
+from runtimes.backends import RuntimeSpec
 from runtimes.card import CARD_KEY, ModelCard
 from runtimes.parity import ParityAccumulator
 from segedge.data import ShapesConfig, write_shapes_dataset
@@ -129,7 +130,7 @@ def report_run(tmp_path_factory):
     data = write_shapes_dataset(root / "shapes", ShapesConfig(train=0, val=POOL, size=SIZE))
     book = SampleBook(SAMPLES)
     request = ReportRequest(target=TINY, output=root / "out", runtimes=("onnxruntime", "torch"), input_size=SIZE,
-                            threads=1, warmup=0, runs=2, calib_count=4, data=data)
+                            spec=RuntimeSpec(threads=1), warmup=0, runs=2, calib_count=4, data=data)
     report = run_report(request, samples=book)
     written = write_report(report, request.output, book)
     return report, book, written, (request.output / "index.html").read_text(encoding="utf-8"), data

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtimes import Predictor
+from runtimes.backends import RuntimeSpec
 from segedge.cli import main
 from segedge.report import ReportRequest, run_report
 
@@ -21,7 +22,7 @@ TINY = "tests/tiny_models.py:build"
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("ov_report")
     return run_report(ReportRequest(target=TINY, output=out, precisions=("fp32", "int8"),
-                                    runtimes=("onnxruntime", "openvino", "torch"), input_size=(48, 48), threads=1,
+                                    runtimes=("onnxruntime", "openvino", "torch"), input_size=(48, 48), spec=RuntimeSpec(threads=1),
                                     warmup=0, runs=2, calib_count=8))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from runtimes.backends import RuntimeSpec
 from runtimes.providers import Provider
 from segedge.quantize import convert as quantize_convert
 from segedge.cli import main
@@ -43,7 +44,7 @@ def _copy_as_quantized(source: Path, target: Path, *args, **kwargs) -> Path:
 def test_report_table_and_files(tmp_path, monkeypatch, labelled):
     monkeypatch.setattr(quantize_convert, "quantize_int8", _copy_as_quantized)
     request = ReportRequest(target=TINY, output=tmp_path / "out", precisions=("fp32", "int8"),
-                            runtimes=("onnxruntime", "openvino", "torch"), input_size=(48, 48), threads=1,
+                            runtimes=("onnxruntime", "openvino", "torch"), input_size=(48, 48), spec=RuntimeSpec(threads=1),
                             warmup=1, runs=3, data=labelled)
     report = run_report(request)
     written = write_report(report, request.output)
@@ -88,7 +89,7 @@ def test_failed_quantization_is_a_row_with_its_reason(tmp_path, monkeypatch):
 
     monkeypatch.setattr(quantize_convert, "quantize_int8", broken)
     report = run_report(ReportRequest(target=TINY, output=tmp_path, precisions=("fp32", "int8"), runtimes=("onnxruntime",),
-                                      input_size=(32, 32), threads=1, warmup=0, runs=2))
+                                      input_size=(32, 32), spec=RuntimeSpec(threads=1), warmup=0, runs=2))
     fp32, int8 = report.rows
     assert fp32.status == "ok" and report.best == fp32.label
     assert int8.status == "failed" and int8.reason == "quantization failed: RuntimeError: calibration folder holds no images"
@@ -99,7 +100,7 @@ def test_unavailable_provider_is_a_failed_row_not_a_cpu_run(tmp_path):
     if "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers():
         pytest.skip("CUDA is available here")
     report = run_report(ReportRequest(target=TINY, output=tmp_path, precisions=("fp32",), providers=(Provider.cpu, Provider.cuda),
-                                      runtimes=("onnxruntime",), input_size=(32, 32), threads=1, warmup=0, runs=2))
+                                      runtimes=("onnxruntime",), input_size=(32, 32), spec=RuntimeSpec(threads=1), warmup=0, runs=2))
     cpu, cuda = report.rows
     assert cpu.status == "ok" and cuda.status == "failed" and "onnxruntime-gpu" in cuda.reason
 
@@ -118,7 +119,7 @@ def test_cli_report_exits_1_when_a_requested_row_failed(capsys, tmp_path):
 
 def test_plot_is_skipped_without_matplotlib(tmp_path, monkeypatch):
     report = run_report(ReportRequest(target=TINY, output=tmp_path, precisions=("fp32",), runtimes=("onnxruntime",),
-                                      input_size=(32, 32), threads=1, warmup=0, runs=2))
+                                      input_size=(32, 32), spec=RuntimeSpec(threads=1), warmup=0, runs=2))
     real_import = builtins.__import__
 
     def no_matplotlib(name, *args, **kwargs):
@@ -223,7 +224,7 @@ def test_verdict_on_a_trained_model(demo_models, tmp_path, monkeypatch):
     """issue 12: on trained weights int8 is named when it keeps the budget, fp32 when it does not."""
     def report(folder: str):
         return run_report(ReportRequest(target=str(demo_models.fp32), output=tmp_path / folder,
-                                        precisions=("fp32", "int8"), runtimes=("onnxruntime", "torch"), threads=1,
+                                        precisions=("fp32", "int8"), runtimes=("onnxruntime", "torch"), spec=RuntimeSpec(threads=1),
                                         warmup=0, runs=2, calib=demo_models.data, data=demo_models.data, data_limit=50,
                                         weights=demo_models.trained.checkpoint))
 
@@ -274,14 +275,14 @@ def test_cli_report_json(capsys, tmp_path):
 def test_random_weights_are_the_same_network_in_every_row(tmp_path):
     # Without --weights the export and every PyTorch row are separate builds: they must agree.
     report = run_report(ReportRequest(target="tests/report_models.py:unseeded", output=tmp_path, precisions=("fp32",),
-                                      runtimes=("onnxruntime", "torch"), input_size=(32, 32), threads=1, warmup=0, runs=1))
+                                      runtimes=("onnxruntime", "torch"), input_size=(32, 32), spec=RuntimeSpec(threads=1), warmup=0, runs=1))
     assert [r.agreement for r in report.rows] == [1.0, 1.0]
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed")
 def test_openvino_hint_reaches_the_openvino_rows(tmp_path):
     report = run_report(ReportRequest(target=TINY, output=tmp_path, precisions=("fp32",), runtimes=("onnxruntime", "openvino"),
-                                      input_size=(32, 32), threads=1, warmup=0, runs=1, openvino_hint="f32"))
+                                      input_size=(32, 32), spec=RuntimeSpec(threads=1, hint="f32"), warmup=0, runs=1))
     ov = report.rows[1]
     assert ov.status == "ok" and "precision f32" in ov.notes[0] and ov.agreement == 1.0 and ov.parity_ok
 
@@ -289,7 +290,7 @@ def test_openvino_hint_reaches_the_openvino_rows(tmp_path):
 def test_real_fp16_and_int8_rows(tmp_path):
     # issue 6's quantizers: fp16 via ORT's converter, int8 QDQ calibrated on generated shapes images
     report = run_report(ReportRequest(target=TINY, output=tmp_path, runtimes=("onnxruntime",), input_size=(32, 32),
-                                      threads=1, warmup=0, runs=2, calib_count=4))
+                                      spec=RuntimeSpec(threads=1), warmup=0, runs=2, calib_count=4))
     fp32, fp16, int8 = report.rows
     assert [r.precision for r in report.rows] == ["fp32", "fp16", "int8"] and all(r.status == "ok" for r in report.rows)
     assert Path(int8.file).name == "build_int8.onnx" and Path(fp16.file).name == "build_fp16.onnx"

@@ -261,12 +261,13 @@ _PROVIDER_OPTION_PARAMETERS: dict[str, tuple[Any, Any]] = {  # ONNX Runtime's pr
 }
 
 
-def runtime_options(*, provider: bool = True, threads: bool = True,
+def runtime_options(*, runtime: bool = True, provider: bool = True, threads: bool = True,
                     provider_options: bool = False) -> Callable[[Command], Command]:
     """Give a command the runtime option group (--runtime, --provider, --threads, --openvino-hint, and with
-    `provider_options` ONNX Runtime's provider options); it receives them as one `spec: RuntimeSpec`."""
-    wanted = {name: p for name, p in _RUNTIME_PARAMETERS.items()
-              if (name != "provider" or provider) and (name != "threads" or threads)}
+    `provider_options` ONNX Runtime's provider options; `runtime`, `provider`, `threads` False leave those
+    out); it receives them as one `spec: RuntimeSpec`."""
+    left_out = {name for name, given in (("runtime", runtime), ("provider", provider), ("threads", threads)) if not given}
+    wanted = {name: p for name, p in _RUNTIME_PARAMETERS.items() if name not in left_out}
     if provider_options:
         wanted.update(_PROVIDER_OPTION_PARAMETERS)
 

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from runtimes.backends import RuntimeSpec
 from runtimes.errors import ProviderError, SegedgeError, UsageError
 from runtimes.providers import Provider, parse
 
@@ -20,21 +21,21 @@ from segedge.cli.options import (
     Data,
     DataLimit,
     Json,
-    OpenvinoHint,
     Overwrite,
     Runs,
     Samples,
-    Threads,
     Warmup,
     Weights,
     calib_count_option,
     card_options,
     parse_list,
+    runtime_options,
 )
 
 
 @app.command("report")
 @card_options
+@runtime_options(runtime=False, provider=False)  # a report's runtimes and providers are axes: --runtimes, --providers
 def report_command(
     model: str = typer.Argument(..., help="A zoo name / user model (exported first), or an ONNX file with a segedge card."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the models, report.md, report.json, the plot and index.html (default: ./report-<name>)."),
@@ -45,16 +46,15 @@ def report_command(
     calib_count: int = calib_count_option(" Without --calib: generated shapes images, and the report says so."),
     data: Data = None,
     data_limit: DataLimit = None,
-    threads: Threads = None,
     warmup: Warmup = 3,
     runs: Runs = 20,
     weights: Weights = None,
     overwrite: Overwrite = False,
     budget: Budget = 1.0,
-    openvino_hint: OpenvinoHint = None,
     samples: Samples = 4,
     as_json: Json = False,
     card: CardOptions = CardOptions(),
+    spec: RuntimeSpec = RuntimeSpec(),
 ) -> None:
     """Export, quantize, check and time every precision x provider x runtime; name the best row."""
     require_torch("report")
@@ -67,8 +67,8 @@ def report_command(
         target=model, output=folder, precisions=parse_list(precisions) or (),
         providers=_providers(providers), runtimes=parse_list(runtimes) or (),
         calib=calib, calib_count=calib_count, data=data, data_limit=data_limit,
-        input_size=card.input_size, threads=threads, warmup=warmup, runs=runs,
-        weights=weights, budget=budget, openvino_hint=openvino_hint, card_overrides=card.overrides(),
+        input_size=card.input_size, spec=spec, warmup=warmup, runs=runs,
+        weights=weights, budget=budget, card_overrides=card.overrides(),
         overwrite=overwrite,
     )
     book = SampleBook(samples)

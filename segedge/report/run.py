@@ -34,11 +34,11 @@ from runtimes.machine import machine_record, usable_cpus
 from runtimes.parity import PRESETS, Parity, ParityAccumulator, Tolerance, compare_outputs, judge, sample_input
 from runtimes.postprocess import labels
 from runtimes.precision import Precision
-from runtimes.backends import check_hint
-from runtimes.providers import Provider, ProviderOptions, resolve
+from runtimes.backends import RuntimeSpec, backend_named
+from runtimes.providers import Provider, resolve
 from runtimes.runtime import Runtime, install_line, runtime_for
-from runtimes.session import open_session
-from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
+from runtimes.session import ModelSession, open_session
+from runtimes.timing import FailedRun, Row, Runner, one_line, time_runners
 from segedge.bench.run import Peer, onnx_for
 from segedge.data.demo import with_demo_data
 from segedge.data.labelled import labelled_pairs
@@ -67,12 +67,12 @@ class ReportRequest:
     data: Path | None = None
     data_limit: int | None = None
     input_size: tuple[int, int] | None = None
-    threads: int | None = None
+    # The threads every row gets and OpenVINO's precision hint; the runtimes and providers are the axes above.
+    spec: RuntimeSpec = field(default_factory=RuntimeSpec)
     warmup: int = 3
     runs: int = 20
     weights: Path | None = None
     budget: float = 1.0  # mIoU points a row may lose against PyTorch fp32 and still be "best"
-    openvino_hint: str | None = None  # OpenVINO's inference precision (f32, bf16, f16); None: its own choice
     card_overrides: dict[str, Any] = field(default_factory=dict)  # for files exported elsewhere
     overwrite: bool = False  # replace files in the folder that segedge did not write
 
@@ -83,7 +83,8 @@ class ReportRequest:
         unknown = [p for p in self.precisions if p not in PRECISIONS]
         if unknown:
             raise UsageError(f"--precisions: unknown {', '.join(unknown)}; choose from {', '.join(PRECISIONS)}")
-        object.__setattr__(self, "openvino_hint", check_hint(self.openvino_hint))
+        if self.spec.runtime is not None or self.spec.provider != Provider.cpu:
+            raise UsageError("a report's runtimes and providers are its --runtimes and --providers")
         unknown = [r for r in self.runtimes if r not in RUNTIMES]
         if unknown:
             raise UsageError(f"--runtimes: unknown {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
@@ -107,7 +108,7 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
     check_report_outputs(request, report_name(request.target))  # before the folder is even made
     out.mkdir(parents=True, exist_ok=True)
     ensure_writable(out / "report.json")
-    threads = request.threads or usable_cpus()
+    threads = request.spec.threads or usable_cpus()
     fp32 = _fp32_file(request, out, progress)
     card = open_session(fp32, "cpu", threads, overrides=request.card_overrides).card
     request = _with_demo_data(request, card)  # demo weights bring their data along
@@ -248,11 +249,10 @@ def _candidates(request: ReportRequest, files: dict[Variant, Path | str], card: 
         if "onnxruntime" in request.runtimes and variant.runtime == Runtime.onnxruntime:  # it cannot read an IR
             for provider in request.providers:
                 row = ReportRow(precision, _provider_label(provider), "onnxruntime")
-                options = ProviderOptions(openvino_hint=request.openvino_hint)
-                shipped.append(_Candidate(row, _ort_factory(file, provider, threads, options, request.card_overrides),
-                                          precision_enum))
+                shipped.append(_Candidate(row, _ort_factory(file, provider, threads, request.spec.hint,
+                                                            request.card_overrides), precision_enum))
         if "openvino" in request.runtimes:
-            for hint, label in _openvino_variants(variant, request.openvino_hint):
+            for hint, label in _openvino_variants(variant, request.spec.hint):
                 row = ReportRow(precision, label, "openvino", openvino_hint=hint)
                 shipped.append(_Candidate(row, _openvino_factory(file, threads, hint, request.card_overrides),
                                           precision_enum))
@@ -302,13 +302,17 @@ def _torch_devices(providers: tuple[Provider, ...]) -> list[str]:
     return ["cpu", "cuda"] if on_gpu else ["cpu"]
 
 
-def _ort_factory(file: Path | str, provider: Provider, threads: int, options: ProviderOptions,
+def _ort_factory(file: Path | str, provider: Provider, threads: int, hint: str | None,
                  overrides: dict[str, Any]) -> Callable[[], Runner]:
+    """The row on ONNX Runtime's `provider`; `hint` reaches its OpenVINO provider only."""
     def build() -> Runner:
+        backend = backend_named(Runtime.onnxruntime)
+        spec = RuntimeSpec(backend.name, provider, threads=threads, spinning=False,  # the rounds are shared
+                           hint=hint if resolve(provider) is Provider.openvino else None)
         start = time.perf_counter()
-        session = open_session(file, provider, threads, options, spinning=False, overrides=overrides)  # shared rounds
-        runner = ort_runner(session, time.perf_counter() - start, name=f"onnxruntime {provider.value}")
-        placement = session.placement()
+        session = backend.open(Path(file), spec, overrides)
+        runner = backend.timing_runner(session, time.perf_counter() - start, name=f"onnxruntime {provider.value}")
+        placement = session.placement() if isinstance(session, ModelSession) else None
         if placement is not None:
             runner.notes.append(f"node placement: {placement.summary()}")
         return runner
@@ -319,12 +323,10 @@ def _ort_factory(file: Path | str, provider: Provider, threads: int, options: Pr
 def _openvino_factory(file: Path | str, threads: int, hint: str | None, overrides: dict[str, Any]) -> Callable[[], Runner]:
     """The row as an app runs it: `Predictor(file, runtime="openvino")`'s adapter (compiled per shape)."""
     def build() -> Runner:
-        from runtimes.openvino_runtime import session_runner
-        from runtimes.openvino_session import open_openvino
-
+        backend = backend_named(Runtime.openvino)
         start = time.perf_counter()
-        session = open_openvino(file, threads, hint=hint, overrides=overrides)
-        return session_runner(session, time.perf_counter() - start)
+        session = backend.open(Path(file), RuntimeSpec(backend.name, threads=threads, hint=hint), overrides)
+        return backend.timing_runner(session, time.perf_counter() - start)
 
     return build
 
