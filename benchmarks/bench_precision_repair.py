@@ -71,6 +71,11 @@ def main() -> None:
         print(json.dumps(results[model], indent=1)[:2000], flush=True)
     record = {"models": results, "budgets": args.budgets, "cpu": cpu_info(), "load_before": load_before,
               "load_after": os.getloadavg(), "threads": args.threads, "runs": args.runs}
+    for model in results:  # each model's run records its own load: models are measured at different times
+        results[model]["load"] = {"before": load_before, "after": record["load_after"]}
+    earlier = args.out / "precision_repair.json"
+    if earlier.is_file():  # a rerun of some models keeps the others' rows
+        record["models"] = {**json.loads(earlier.read_text()).get("models", {}), **results}
     write_text_atomic(args.out / "precision_repair.json", json.dumps(record, indent=2))
     write_text_atomic(args.out / "precision_repair.md", summarize(record))
 
@@ -164,12 +169,12 @@ def summarize(record: dict) -> str:
              "`python benchmarks/bench_precision_repair.py`: per demo-trained model and runtime, plain int8 (the "
              "quantizer's defaults) and segedge's repair search (`segedge.quantize.repair`: calibration method, "
              f"weight scheme, then layers kept in higher precision), within each budget (mIoU points against the "
-             "fp32 file: {', '.join(f'{b:g}' for b in record['budgets'])}), scored on the demo data's held-out images. p50: fp32, plain and repaired in one "
+             f"fp32 file: {', '.join(f'{b:g}' for b in record['budgets'])}), scored on the demo data's held-out images. p50: fp32, plain and repaired in one "
              f"interleaved run, {record['threads']} threads, {record['runs']} runs; QNN rows are verified on ORT's "
              "CPU QDQ kernels and not timed (the HTP is not here).", "",
              f"- CPU: {cpu.get('model')}, {cpu.get('usable_cpus')} usable CPUs; flags: {' '.join(cpu.get('flags') or [])}",
-             f"- load average before {tuple(round(v, 1) for v in record['load_before'])}, after "
-             f"{tuple(round(v, 1) for v in record['load_after'])} (a shared machine: ratios only)", "",
+             "- a shared machine (2 cores, several engineers' jobs): p50 ratios only, and noisy; the load of each "
+             "model's run is listed below the table", "",
              "| model | runtime | budget | fp32 mIoU | plain: lost | repaired: step | repaired: lost | layers kept | "
              "p50 repaired / plain | p50 plain / fp32 | search |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -178,15 +183,25 @@ def summarize(record: dict) -> str:
             p50 = row.get("p50_ms") or {}
             ratio = (f"{p50['repaired'] / p50['plain']:.2f}" if p50.get("plain") and p50.get("repaired") else "n/a")
             speed = (f"{p50['plain'] / p50['fp32']:.2f}" if p50.get("plain") and p50.get("fp32") else "n/a")
-            kept = ", ".join(row["repaired"]["kept_layers"]) or "-"
+            kept = ", ".join(row["repaired"]["kept_layers"])
+            kept = f"{kept} ({row['kept_as']})" if kept else "-"
             needed = row["repaired"]["step"] if not row["plain"]["ok"] else "(plain passes)"
             needed += "" if row["repaired"]["ok"] else " (best; none within budget)"
             lines.append(f"| {model} | {row['runtime']} | {row['budget']:g} | {_num(row['miou_fp32'], '.4f')} | "
                          f"{row['plain']['lost_points']:.2f} | {needed} | {row['repaired']['lost_points']:.2f} | "
-                         f"{kept} ({row['kept_as']}) | {ratio} | {speed} | {row['search_seconds']} s, "
+                         f"{kept} | {ratio} | {speed} | {row['search_seconds']} s, "
                          f"{row['calibration_passes']} calibration pass(es) |")
-    lines += ["", "Each row's steps (candidate, mIoU, points lost, seconds) are in precision_repair.json."]
+    lines += ["", "Load average (1, 5, 15 min) around each model's run:", ""]
+    lines += [f"- {model}: before {_load(r['load']['before'])}, after {_load(r['load']['after'])}"
+              for model, r in record["models"].items() if r.get("load")]
+    lines += ["", "A calibration or weight-scheme step changes scales only, not which ops run in int8: its p50 ratio "
+              "to plain int8 should be 1.00, and how far it is from 1.00 is the timing noise of that run.",
+              "", "Each row's steps (candidate, mIoU, points lost, seconds) are in precision_repair.json."]
     return "\n".join(lines) + "\n"
+
+
+def _load(values: list[float]) -> str:
+    return "(" + ", ".join(f"{v:.1f}" for v in values) + ")"
 
 
 def _num(value: float | None, fmt: str) -> str:
