@@ -127,3 +127,18 @@ def test_the_report_adds_an_int8_repaired_row_with_its_ranking(folder, cli, tmp_
     page = (out / "index.html").read_text()
     assert "<h2>int8, repaired</h2>" in page and "--exclude conv2,relu2,classifier" in page
     assert (out / "sensitivity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_layer_holds_what_its_result_flows_through_and_blocks_merge_neighbours(folder):
+    import onnx
+
+    from segedge.quantize.layers import blocks, units
+
+    found = units(onnx.load(str(folder / "outlier.onnx")))
+    assert [(u.name, u.nodes) for u in found] == [("conv1", ("conv1", "relu1", "conv2")),
+                                                  ("conv2", ("conv2", "relu2", "classifier")),
+                                                  ("classifier", ("classifier",))]
+    merged = blocks(found, 2)
+    assert [u.layers for u in merged] == [("conv1", "conv2"), ("classifier",)]
+    assert merged[0].name == "conv1 .. conv2" and merged[0].nodes == ("conv1", "relu1", "conv2", "relu2", "classifier")
+    assert blocks(found, 5) == found
