@@ -184,3 +184,34 @@ def test_int8_agrees_with_fp32_on_trained_weights(demo_models, tmp_path):
             calib=trained.data, calib_count=16), torch_runner(model))
         assert result.verification is not None and result.verification.passed, (target, result.verification)
         assert result.verification.argmax_agreement > 0.98, (target, result.verification.argmax_agreement)
+
+
+BLOCKER = '''
+import sys
+
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"{{name}} is blocked in this test")
+        return None
+
+
+sys.meta_path.insert(0, Block())
+'''
+
+
+@pytest.mark.parametrize("blocked, args, install", [
+    ("litert_torch", ["export", TINY, "--target", "litert", "-o", "m.tflite"], "pip install 'segedge[litert-export]'"),
+    ("executorch", ["export", TINY, "--target", "executorch", "-o", "m.pte"], "pip install 'segedge[executorch]'"),
+])
+def test_without_the_extra_the_target_is_one_line_naming_it(tmp_path, blocked, args, install):
+    from tests.torch_blocker import ROOT
+
+    (tmp_path / "blocker").mkdir()
+    (tmp_path / "blocker" / "sitecustomize.py").write_text(BLOCKER.format(blocked={blocked}))
+    env = {**torch_free_env(tmp_path / "unused"), "PYTHONPATH": f"{tmp_path / 'blocker'}:{ROOT}"}
+    run = subprocess.run([sys.executable, "-m", "segedge", *args], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=300)
+    assert run.returncode == 2 and install in one_error_line(run.stderr)
+    assert not (ROOT / args[-1]).exists()
