@@ -140,7 +140,7 @@ class Video:
     def frames(self) -> Iterator[Frame]:
         """The kept frames, in order; a live source's through its bounded buffer (late ones dropped)."""
         decoded = self._decoded()
-        return _latest(decoded, self) if self.live else decoded
+        return self._newest(decoded) if self.live else decoded
 
     def close(self) -> None:
         self._stop_reading.set()
@@ -213,6 +213,48 @@ class Video:
             return self._container.duration / 1_000_000
         return None
 
+    def _newest(self, decoded: Iterator[Frame]) -> Iterator[Frame]:
+        """Decode in a thread as frames come; hand over the newest `LIVE_BUFFER`, dropping older ones."""
+        buffer: deque[Frame] = deque()
+        ready = threading.Condition()
+        ended: list[BaseException | None] = []
+        stop = self._stop_reading
+
+        def read() -> None:
+            try:
+                for frame in decoded:
+                    with ready:
+                        if len(buffer) == LIVE_BUFFER:
+                            buffer.popleft()
+                            self.dropped += 1
+                        buffer.append(frame)
+                        ready.notify()
+                    if stop.is_set():
+                        return
+                result: BaseException | None = None
+            except BaseException as exc:  # noqa: BLE001 - raised again in the reader's thread
+                result = exc
+            with ready:
+                ended.append(result)
+                ready.notify()
+
+        self._reader = threading.Thread(target=read, name="segedge-live-decode", daemon=True)
+        self._reader.start()
+        try:
+            while True:
+                with ready:
+                    while not buffer and not ended:
+                        ready.wait(timeout=0.1)
+                    if buffer:
+                        frame = buffer.popleft()
+                    elif ended[0] is not None:
+                        raise ended[0]
+                    else:
+                        return
+                yield frame
+        finally:
+            stop.set()
+
     def _keep(self, index: int, time: float, next_time: float) -> bool:
         if self.fps is not None:
             return time >= next_time - 1e-6
@@ -222,49 +264,6 @@ class Video:
         if width * height > self.limit:
             raise VideoError(f"{self.source}: frames of {width} x {height} are larger than the decompression-bomb "
                              f"limit of {int(self.limit)} pixels; pass max_pixels (--max-pixels) to read them anyway")
-
-
-def _latest(decoded: Iterator[Frame], video: Video) -> Iterator[Frame]:
-    """Decode in a thread as frames come; hand over the newest `LIVE_BUFFER`, dropping older ones."""
-    buffer: deque[Frame] = deque()
-    ready = threading.Condition()
-    ended: list[BaseException | None] = []
-    stop = video._stop_reading
-
-    def read() -> None:
-        try:
-            for frame in decoded:
-                with ready:
-                    if len(buffer) == LIVE_BUFFER:
-                        buffer.popleft()
-                        video.dropped += 1
-                    buffer.append(frame)
-                    ready.notify()
-                if stop.is_set():
-                    return
-            result: BaseException | None = None
-        except BaseException as exc:  # noqa: BLE001 - raised again in the reader's thread
-            result = exc
-        with ready:
-            ended.append(result)
-            ready.notify()
-
-    video._reader = threading.Thread(target=read, name="segedge-live-decode", daemon=True)
-    video._reader.start()
-    try:
-        while True:
-            with ready:
-                while not buffer and not ended:
-                    ready.wait(timeout=0.1)
-                if buffer:
-                    frame = buffer.popleft()
-                elif ended[0] is not None:
-                    raise ended[0]
-                else:
-                    return
-            yield frame
-    finally:
-        stop.set()
 
 
 def _camera(index: int) -> tuple[str, str]:
