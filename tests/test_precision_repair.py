@@ -142,3 +142,14 @@ def test_a_layer_holds_what_its_result_flows_through_and_blocks_merge_neighbours
     assert [u.layers for u in merged] == [("conv1", "conv2"), ("classifier",)]
     assert merged[0].name == "conv1 .. conv2" and merged[0].nodes == ("conv1", "relu1", "conv2", "relu2", "classifier")
     assert blocks(found, 5) == found
+
+
+def test_sensitivity_refuses_a_quantized_file_in_one_line(folder, cli, tmp_path):
+    model, calib = folder / "outlier.onnx", folder / "shapes" / "JPEGImages"
+    plain = tmp_path / "plain.onnx"
+    code, _, _ = cli("quantize", model, "--precision", "int8", "--calib", calib, "--calib-count", "8", "-o", plain)
+    assert code == 1 and plain.is_file()  # written, failing its preset
+    code, out, err = cli("quantize", plain, "--sensitivity", "--calib", calib)
+    assert code == 2 and "already quantized" in err and len(err.strip().splitlines()) == 1 and out == ""
+    code, _, err = cli("quantize", model, "--calib", calib)
+    assert code == 2 and "needs --precision" in err

@@ -29,6 +29,7 @@ from segedge.quantize.adapters import Backend
 from segedge.quantize.adapters.base import Adapter
 from segedge.quantize.convert import SampleSource, check_calibration, sample_source
 from segedge.quantize.judging import budget_judge
+from segedge.quantize.prepare import refuse_quantized
 from segedge.quantize.request import QuantizeRequest
 from segedge.quantize.sensitivity import MOST_UNITS, Sensitivity, rank
 
@@ -73,6 +74,9 @@ def run_sensitivity(request: SensitivityRequest, progress: Progress = lambda mes
     start = time.perf_counter()
     source = check_model_path(request.model)
     card = open_session(source, "cpu", overrides=request.card_overrides).card
+    refuse_quantized(source, card, Precision.int8.value)
+    if card.precision is not Precision.fp32:
+        raise UsageError(f"{source} is {card.precision}: --sensitivity ranks the layers of the fp32 model")
     calib, data = with_demo_data(card, request.calib, request.data)
     request = dataclasses.replace(request, calib=calib, data=data)
     images = check_calibration(Precision.int8, request.calib, request.calib_count)
