@@ -62,7 +62,7 @@ class EvalResult:
 
     def to_dict(self) -> dict:
         return {"data": str(self.data), "images": self.images, "classes": list(self.classes),
-                "models": [a.to_dict() for _, a in self.scores]}
+                "models": [{**a.to_dict(), "label": label} for label, a in self.scores]}
 
 
 def run_eval(request: EvalRequest, progress: Callable[[str], None] = lambda message: None,
