@@ -225,7 +225,7 @@ def _precision_files(request: ReportRequest, fp32: Path, card: ModelCard | None,
                                            runtime=runtime, overwrite=request.overwrite)
                 quantized = run_quantize(quantize, progress)
                 files[variant] = quantized.path
-                if precision == "int8":  # plain int8 over the budget: the repair search's file gets a row too
+                if precision == "int8" and not _random_weights(request):  # over budget: the repair's file gets a row
                     fixed = repaired_file(quantized, runtime, fp32, card or quantized.card, folder, request.calib_count,
                                           request.data, request.data_limit, request.budget, request.card_overrides,
                                           progress)
