@@ -47,8 +47,11 @@ def limit_memory(memory_mb: int) -> None:
 
 
 def _probe_shape(session, h: int, w: int) -> tuple[int, ...]:
-    """The input's declared sizes where they are fixed (a static export), `h` x `w` elsewhere."""
-    declared = session.session.get_inputs()[0].shape
+    """The N x 3 x H x W batch to run (`session.run` takes NCHW whatever the model's layout): the input's
+    declared sizes where they are fixed (a static export, a fixed batch), `h` x `w` elsewhere."""
+    declared = list(session.session.get_inputs()[0].shape)
+    if session.card.layout == "NHWC":
+        declared = [declared[0], declared[3], declared[1], declared[2]]
     wanted = (1, 3, h, w)
     return tuple(d if isinstance(d, int) and d > 0 else default for d, default in zip(declared, wanted))
 

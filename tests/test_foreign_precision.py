@@ -70,6 +70,8 @@ def test_info_reads_batch_and_layouts(cli, foreign):
     nhwc = facts(cli, foreign["nhwc255"], *NHWC_OPTIONS)
     assert nhwc["layout"] == ("NHWC", "graph") and nhwc["output_layout"] == ("NHWC", "graph")
     assert nhwc["scale"] == (1.0, "option")
+    code, _, err = cli("info", foreign["nhwc255"], *NHWC_OPTIONS, "--isolate")  # the child's probe feeds NHWC too
+    assert code == 0, err
     half = facts(cli, foreign["channels_last_out"], *foreign.card_options)
     assert half["layout"] == ("NCHW", "graph") and half["output_layout"] == ("NHWC", "graph")  # its last Transpose
     assert half["output_stride"] == (2, "probe") and len(half["classes"][0]) == 4  # N x H/2 x W/2 x 4, read right
