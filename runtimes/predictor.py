@@ -190,20 +190,20 @@ class Predictor:
         return _into(out, finish(np.stack([resize_plane(plane, size) for plane in logits])))
 
     def resize_for(self, rgb: np.ndarray) -> int | None:
-        """The longer side this image is resized to before the model sees it: `resize_long`, or for a static
-        model whose card says large_image "resize", the largest that fits the model's input when the image
-        does not; None: the image's own size."""
-        if self.resize_long is not None:
-            return self.resize_long
+        """The longer side this image is resized to before the model sees it: `resize_long`, and for a static
+        model whose card says large_image "resize", at most the longest side that fits the model's input;
+        None: the image's own size."""
         card = self.card
+        if card.dynamic or card.large_image != "resize":
+            return self.resize_long
         h, w = _size(rgb)
         room = (card.input_size[0] - 2 * card.valid_margin, card.input_size[1] - 2 * card.valid_margin)
-        if card.dynamic or card.large_image != "resize" or (h <= room[0] and w <= room[1]):
-            return None
-        side = max(1, int(max(h, w) * min(room[0] / h, room[1] / w)))
-        while side > 1 and any(s > r for s, r in zip(long_side_size((h, w), side), room)):
-            side -= 1  # rounding in long_side_size may overshoot by a pixel
-        return side
+        fits = max(1, int(max(h, w) * min(room[0] / h, room[1] / w)))
+        while fits > 1 and any(s > r for s, r in zip(long_side_size((h, w), fits), room)):
+            fits -= 1  # rounding in long_side_size may overshoot by a pixel
+        if self.resize_long is not None:
+            return min(self.resize_long, fits)
+        return fits if h > room[0] or w > room[1] else None
 
     def plan(self, image: ImageLike) -> str:
         """What predicting `image` does to fit the model, in words: "as is", "tiled: ..." or "resized: ..."."""
