@@ -108,5 +108,6 @@ def _to_fp32(tensor: onnx.TensorProto) -> None:
 
 def tensor_type(value_type: onnx.TypeProto) -> str:
     """ONNX Runtime's spelling of a value's element type ("tensor(float)"), for the types a model's image input takes."""
-    names = {TensorProto.FLOAT: "tensor(float)", TensorProto.FLOAT16: "tensor(float16)", TensorProto.UINT8: "tensor(uint8)"}
-    return names.get(value_type.tensor_type.elem_type, "tensor(other)")
+    names: dict[int, str] = {TensorProto.FLOAT: "tensor(float)", TensorProto.FLOAT16: "tensor(float16)",
+                             TensorProto.UINT8: "tensor(uint8)"}
+    return names.get(int(value_type.tensor_type.elem_type), "tensor(other)")
