@@ -5,8 +5,8 @@ The exported folder is served by its own serve.py (127.0.0.1, COOP/COEP); tests/
 into it, segments PNG images with the folder's segedge.js on onnxruntime-web's WASM and posts the masks and
 scores back (tests/web_browser.py). Judged with runtimes.parity's presets: the fp32 folder against the
 Predictor on the same file (the fp32 preset: scores within 1e-4 of the range, masks 99.99%), the int8
-folder against the Predictor on the fp32 file (the int8 preset). Models: the zoo's LR-ASPP MobileNetV3
-with its demo weights (trained once, cached), and a network exported by torch.onnx's TorchScript
+folder against the Predictor on the fp32 file (the int8 preset). Models: the zoo's LR-ASPP
+MobileNetV3 with its demo weights (trained once, cached), and a network exported by torch.onnx's TorchScript
 exporter, with no card (its normalisation given by card options).
 
 Needs chromium and npm (`.ci/run` installs chromium; npm fetches onnxruntime-web once per run); they
@@ -37,7 +37,7 @@ from segedge.data import ShapesConfig, write_shapes_dataset
 from tests.web_browser import decode, find_chromium, run_harness
 
 ZOO = "lraspp_mobilenet_v3_large"
-SIZES = [(96, 96), (61, 87), (100, 45)]  # the demo's size, and two that need padding to the divisor
+SIZES = [(96, 96), (61, 87), (100, 45)]  # the demo data's size, and two that need padding to the divisor
 
 
 def _need(tool: str, found: str | None) -> str:
@@ -98,7 +98,7 @@ def export_web(source: str, out: Path, ort_web: Path, *args: str) -> dict:
 
 
 def test_zoo_model_fp32_in_the_browser_matches_the_predictor(ort_web, images, tmp_path):
-    out = tmp_path / "lraspp_web"
+    out = tmp_path / "zoo_web"
     result = export_web(ZOO, out, ort_web, "--weights", "demo")
     assert result["target"]["target"] == "web" and result["target"]["precision"] == "fp32"
     manifest = json.loads((out / "segedge-web.json").read_text())
@@ -123,7 +123,7 @@ def test_zoo_model_int8_in_the_browser_keeps_the_fp32_masks(ort_web, images, tmp
     fp32 = tmp_path / "fp32.onnx"
     done = segedge("export", ZOO, "--weights", "demo", "-o", str(fp32))
     assert done.returncode == 0, done.stderr[-3000:]
-    out = tmp_path / "lraspp_int8_web"
+    out = tmp_path / "zoo_int8_web"
     result = export_web(ZOO, out, ort_web, "--weights", "demo", "--precision", "int8")
     assert result["target"]["precision"] == "int8"
     assert json.loads((out / "card.json").read_text())["precision"] == "int8"

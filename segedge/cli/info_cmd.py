@@ -16,7 +16,7 @@ from segedge.cli.options import CardOptions, Isolate, Json, card_options
 @app.command("info")
 @card_options
 def info_command(
-    model: Path = typer.Argument(..., help="An ONNX model file."),
+    model: Path = typer.Argument(..., help="A model file (ONNX, ORT format, OpenVINO IR, Core ML .mlpackage) or a web folder from --target web."),
     as_json: Json = False,
     isolate: Isolate = False,
     card: CardOptions = CardOptions(),
