@@ -155,6 +155,7 @@ def build_from_torch(model: nn.Module, card: ModelCard, request: TorchTargetRequ
 class _Written:
     content: bytes
     checks: tuple[CheckReport, ...]
+    source: Any = None  # what was lowered (ExecuTorch: the PT2E-converted model, lowered again with the final card)
 
 
 class _Writer:
@@ -219,7 +220,13 @@ class _ExecuTorch(_Writer):
         shapes = dynamic_shapes(card.size_divisor, side_range)
         source = quantized(model, size, shapes, calibration) if calibration is not None else model
         lowered = lower(source, size, shapes, card.to_json(), record)
-        return _Written(lowered.program, (lowered.check,))
+        return _Written(lowered.program, (lowered.check,), source)
+
+    def rewrite(self, written, model, size, side_range, layout, calibration, card, record) -> bytes:
+        from .executorch import dynamic_shapes, lower
+
+        # The same (already quantized) model lowered again: the card is a constant method, fixed at lowering.
+        return lower(written.source, size, dynamic_shapes(card.size_divisor, side_range), card.to_json(), record).program
 
     def runner(self, path: Path, threads: int | None) -> Runner:
         from runtimes.executorch_session import open_executorch
