@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -34,7 +36,7 @@ from runtimes.parity import compare_outputs, judge, preset
 from runtimes.preprocess import at_input_resolution, from_model_output, to_model_input
 from runtimes.session import open_session
 from segedge.data import ShapesConfig, write_shapes_dataset
-from tests.web_browser import decode, find_chromium, run_harness
+from tests.web_browser import CHROMIUM_FLAGS, decode, find_chromium, run_harness
 
 ZOO = "lraspp_mobilenet_v3_large"
 SIZES = [(96, 96), (61, 87), (100, 45)]  # the demo data's size, and two that need padding to the divisor
@@ -196,3 +198,42 @@ def test_export_refuses_what_it_cannot_write(tmp_path):
     done = segedge("export", "tests/tiny_models.py:build", "--target", "web", "-o", str(tmp_path / "w"),
                    "--input-size", "48x48", "--ort-web", str(tmp_path / "missing"))
     assert done.returncode == 2 and "--ort-web" in done.stderr and not (tmp_path / "w").exists()
+
+
+def test_segedge_serve_isolates_the_demo_page_and_the_page_says_when_it_is_not(ort_web, tmp_path):
+    out = tmp_path / "demo_web"
+    export_web("tests/tiny_models.py:build", out, ort_web, "--input-size", "48x48")
+    server = subprocess.Popen([sys.executable, "-m", "segedge", "serve", str(out), "--port", "0"],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline() if server.stderr else ""
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert url, line
+        page = dump_dom(url.group(0) + "index.html", tmp_path / "profile")
+        assert f"WASM with {os.cpu_count()} thread" in page and '<p id="warning" hidden="">' in page
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 130
+    plain = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(out)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        line = plain.stdout.readline() if plain.stdout else ""
+        port = re.search(r"port (\d+)", line)
+        assert port, line
+        page = dump_dom(f"http://127.0.0.1:{port.group(1)}/index.html", tmp_path / "profile2")
+        assert "WASM with 1 thread" in page and "crossOriginIsolated is false: WASM threads are off" in page
+    finally:
+        plain.terminate()
+        plain.wait(timeout=30)
+
+    done = segedge("serve", str(tmp_path))
+    assert done.returncode == 2 and "not a folder written by `segedge export --target web`" in done.stderr
+
+
+def dump_dom(url: str, profile: Path) -> str:
+    """The page's DOM once its scripts have run (virtual time lets the model load and the status settle)."""
+    chromium = find_chromium()
+    assert chromium is not None
+    done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=30000",
+                           "--dump-dom", url], capture_output=True, text=True, timeout=180, check=False)
+    return done.stdout

@@ -44,10 +44,10 @@ def _serve_module(folder: Path) -> Any:
 @contextmanager
 def serving(folder: Path, isolated: bool = True) -> Iterator[tuple[str, "queue.Queue[dict]"]]:
     """Serve `folder` with its serve.py (without the isolation headers when `isolated` is False)."""
-    serve = _serve_module(folder)
+    serve = _serve_module(folder)  # the folder's own serve.py, as shipped
     results: queue.Queue[dict] = queue.Queue()
 
-    class Handler(serve.IsolatedHandler):
+    class Handler(serve.IsolatedHandler):  # type: ignore[name-defined]
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             body = self.rfile.read(int(self.headers["Content-Length"]))
             results.put(json.loads(body))

@@ -39,6 +39,9 @@ OUTPUT_NAME = "logits"
 class Pixels(nn.Module):
     """`model` fed 0..255 RGB pixels: the card's colour order and normalisation done in the graph."""
 
+    factor: torch.Tensor
+    bias: torch.Tensor
+
     def __init__(self, model: nn.Module, card: ModelCard) -> None:
         super().__init__()
         self.model = model

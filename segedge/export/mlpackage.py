@@ -25,6 +25,7 @@ from exporters.targets.mlpackage_spec import MlPackageInfo, check_mil_ops, read_
 from runtimes.card import ModelCard
 from runtimes.errors import ExportError, InputFileError, UsageError
 from runtimes.fileio import work_folder
+from runtimes.precision import Precision
 from segedge.export.run import ExportRequest, export_inputs, prepared_model
 from segedge.export.target import TargetExport, is_onnx_source
 
@@ -47,7 +48,7 @@ def run_mlpackage_export(request: ExportRequest, progress: Progress = lambda mes
     read = [("the input model", request.source), *export_inputs(request)]
     if request.output is not None:
         check_folder_output(request.output, read, is_segedge_package, overwrite=request.overwrite)
-    request, model, card, notes = prepared_model(dataclasses.replace(request, precision="fp32"), progress)
+    request, model, card, notes = prepared_model(dataclasses.replace(request, precision=Precision.fp32), progress)
     output = request.output or Path(f"{card.name}{SUFFIX}")
     check_folder_output(output, read, is_segedge_package, overwrite=request.overwrite)
     progress(f"converting {card.name} with coremltools {ct.__version__} ({precision})")
