@@ -231,7 +231,7 @@ def ort_runner(session: ModelSession, setup_s: float, io_binding: bool = False, 
     With `io_binding`, the input is copied to the provider's device once, untimed, and the output
     stays there: the timing is the model's alone, without host <-> device copies.
     """
-    precision = session.card.precision if session.card else "fp32"
+    precision = session.card.precision_label if session.card else "fp32"
     runner = Runner(
         name=name or f"onnxruntime {precision}",
         runtime="onnxruntime",

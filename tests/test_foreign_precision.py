@@ -146,12 +146,17 @@ def test_constraints_survive_quantize_predict_and_eval(cli, foreign, demo_models
     assert fp32["miou"] > 0.7 and fp32["miou"] - int8["miou"] <= 0.01
 
 
-def test_eval_labels_foreign_precisions(cli, foreign, demo_models):
+def test_eval_and_bench_label_foreign_precisions(cli, foreign, demo_models):
     code, out, err = cli("eval", foreign["op12"], foreign["fp16_keep_io"], foreign["dynamic"], *foreign.card_options,
                          "--data", demo_models.data, "--limit", 10, "--json")
     assert code == 0, err
     labels = [m["label"] for m in json.loads(out)["models"]]
     assert labels == ["op12.onnx (fp32)", "fp16_keep_io.onnx (fp16 inside, fp32 I/O)", "dynamic.onnx (int8 dynamic)"]
+    for name, label in (("qoperator", "int8 QOperator"), ("half", "fp16 inside, fp32 I/O")):
+        code, out, err = cli("bench", foreign[name], *foreign.card_options, "--runs", 2, "--warmup", 0, "--no-torch",
+                             "--json")
+        assert code == 0, err
+        assert json.loads(out)["rows"][0]["name"] == f"onnxruntime {label}"
 
 
 @pytest.mark.parametrize("name", ["op12", "fp16_keep_io", "fixed_batch", "nhwc255", "channels_last_out"])
