@@ -241,3 +241,22 @@ def test_static_model_tiles_or_resizes_as_its_card_says(cli, foreign, demo_model
     code, _, err = cli("predict", static, image, *foreign.card_options, "--large-image", "resize", "-o",
                        tmp_path / "masks", "--overwrite")
     assert code == 0 and "larger ones resized to fit (large_image resize)" in err
+
+
+def test_read_precision_names_each_scheme():
+    from runtimes.precision import Precision, read_precision
+
+    def read(*ops, input_type="tensor(float)", outputs=("tensor(float)",)):
+        return read_precision([(op, {"to": (to,)} if op == "Cast" else {}) for op, to in ops], input_type, outputs)
+
+    assert str(read(("Conv", 0), ("Relu", 0))) == "fp32"
+    assert read(("Conv", 0), input_type="tensor(float16)", outputs=("tensor(float16)",)).scheme == "fp16"
+    assert read(("Cast", 10), ("Conv", 0), input_type="tensor(float16)").scheme == "fp16 inside, fp16 I/O"
+    assert read(("Cast", 1), ("Conv", 0)).precision is Precision.fp32  # a Cast to float32 says nothing
+    qdq = read(("QuantizeLinear", 0), ("DequantizeLinear", 0), ("DequantizeLinear", 0), ("Conv", 0))
+    assert str(qdq) == "int8 QDQ: QuantizeLinear 1, DequantizeLinear 2"
+    # QOperator graphs keep Quantize/DequantizeLinear at their edges: the integer operators decide
+    assert read(("QuantizeLinear", 0), ("QLinearConv", 0), ("DequantizeLinear", 0)).scheme == "int8 QOperator"
+    assert read(("DynamicQuantizeLinear", 0), ("MatMulInteger", 0)).scheme == "int8 dynamic"
+    mixed = read(("Cast", 10), ("QuantizeLinear", 0), ("DequantizeLinear", 0), ("Conv", 0))
+    assert mixed.precision is Precision.int8 and mixed.scheme == "mixed int8 QDQ + fp16"
