@@ -242,10 +242,14 @@ def test_verdict_on_a_trained_model(demo_models, tmp_path, monkeypatch):
     monkeypatch.setattr(quantize_convert, "quantize_int8", _swapped_classes)
     bad = report("bad")
     bad_int8 = {r.label: r for r in bad.rows}["int8 / cpu / onnxruntime"]
-    assert bad_int8.miou_lost > 5.0 and bad.best is not None and bad.best.startswith("fp32 / ")
+    # The sabotaged int8 misses the budget, so issue 30's repair search (the real quantizer) adds a row beside it.
+    repaired = {r.label: r for r in bad.rows}["int8, repaired / cpu / onnxruntime"]
+    assert repaired.miou_lost <= 1.0 and any(n.startswith("repaired: ") for n in repaired.notes)
+    assert bad_int8.miou_lost > 5.0 and bad.best is not None and not bad.best.startswith("int8 / ")
     for row in bad.rows:
         row.p50_ms = 10.0 if row.precision == "int8" else 20.0
-    assert choose_best(bad.rows, 1.0)[0] is not bad_int8 and choose_best(bad.rows, 1.0)[0].precision == "fp32"
+    assert choose_best(bad.rows, 1.0)[0] is not bad_int8
+    assert choose_best(bad.rows, 1.0)[0].precision in ("fp32", "int8, repaired")
 
 
 @pytest.mark.parametrize(
