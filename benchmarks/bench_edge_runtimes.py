@@ -1,21 +1,24 @@
 """Issue 27's benchmark: LiteRT and ExecuTorch beside ONNX Runtime and PyTorch, on demo-trained weights.
 
-Per model (its demo weights must be cached: `segedge.train.demo.demo_model(name)`), at --size S:
+Per model (its demo weights, trained now if not cached: `segedge.train.demo.demo_model(name)`; or, for
+one model, `--trained FOLDER`, a segedge.train cache folder), at --size S and at the data's own size:
 
 1. the artefacts, each made by its runtime's own tools through `segedge export` (library calls):
    ONNX fp32 (dynamic), LiteRT fp32 and int8 (litert-torch, PT2E), ExecuTorch fp32 and int8 (static
    programs at S: XNNPACK takes the resize a dynamic program leaves out; PT2E + XNNPACKQuantizer),
    int8 calibrated on 32 train-split images through the Predictor's preprocessing;
-2. parity of each fp32 artefact against PyTorch eager at S and at a second size (a second static
-   conversion for LiteRT and ExecuTorch), judged by the fp32 preset;
-3. mIoU on the held-out split through each Predictor (eager: the same preprocessing in PyTorch);
+2. parity of each artefact at S and at the data's size (a second static conversion for LiteRT and
+   ExecuTorch): fp32 against PyTorch eager (fp32 preset), int8 against fp32 on the same runtime;
+3. mIoU on the held-out split through each Predictor (the files at the data's size; eager: the same
+   preprocessing in PyTorch);
 4. one interleaved timing run per thread count (1 and 2), each in its own process (ExecuTorch's
    thread pool is one per process, sized before its first program loads): p50 of a 1 x 3 x S x S
    input, x eager, x ONNX Runtime fp32.
 
 Writes benchmarks/results/edge_runtimes.md and .json (with the CPU's `lscpu` flags and the load).
 
-    nice -n 10 python benchmarks/bench_edge_runtimes.py --models unet,lraspp_mobilenet_v3_large
+    python benchmarks/bench_edge_runtimes.py --models unet,lraspp_mobilenet_v3_large
+    python benchmarks/bench_edge_runtimes.py --models unet --trained ~/.cache/segedge/trained/unet-ad67f828598b
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -52,11 +56,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--time-only", nargs=3, metavar=("FOLDER", "THREADS", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--trained", type=Path, help="a segedge.train cache folder (weights.pt, metrics.json) to use "
+                                                     "instead of the demo weights (one model)")
+    parser.add_argument("--time-only", nargs=2, metavar=("FOLDER", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.time_only:
-        folder, threads, model = args.time_only
-        print(json.dumps(_timing(Path(folder), int(threads), model, args.size, args.runs, args.warmup)))
+        folder, threads = args.time_only
+        print(json.dumps(_timing(Path(folder), int(threads), args.models, args.trained, args.size, args.runs,
+                                 args.warmup)))
         return
     load = os.getloadavg()
     results = {"cpu": cpu_info(), "load_before": load, "size": args.size, "runs": args.runs, "models": {}}
@@ -65,7 +72,7 @@ def main() -> None:
             print(f"== {model}", file=sys.stderr, flush=True)
             folder = Path(work) / model
             folder.mkdir()
-            entry = _artefacts(model, folder, args.size)
+            entry = _artefacts(model, args.trained, folder, args.size)
             entry["timing"] = {str(t): _timing_process(folder, t, model, args) for t in (1, 2)}
             results["models"][model] = entry
     results["load_after"] = os.getloadavg()
@@ -75,60 +82,77 @@ def main() -> None:
     print(_markdown(results))
 
 
-def _artefacts(model: str, folder: Path, size: int) -> dict:
+def _source(model: str, trained: Path | None) -> tuple[dict, Path]:
+    """ExportRequest keywords for `model`'s trained weights, and its labelled data: the demo weights (trained
+    now if absent), or `trained`, a segedge.train cache folder (weights.pt + metrics.json)."""
+    if trained is None:
+        from segedge.train.demo import demo_model
+
+        return {"source": model, "weights": Path("demo")}, demo_model(model).data
+    from segedge.data.demo import dataset_folder
+    from segedge.data.shapes import ShapesConfig
+
+    record = json.loads((trained / "metrics.json").read_text())
+    config = record["config"]
+    data = dataset_folder(ShapesConfig(**{**config["data"], "size": tuple(config["data"]["size"])}))
+    classes = tuple(record["per_class_iou"])
+    return {"source": config["model"], "weights": trained / "weights.pt", "num_classes": len(classes),
+            "build_options": config["build_kwargs"], "card_fields": {"classes": classes}}, data
+
+
+def _artefacts(model: str, trained: Path | None, folder: Path, size: int) -> dict:
+    """Every row's files at the timing size and at the data's size (mIoU; fp32's second parity size)."""
     from exporters.targets.from_torch import TorchTargetRequest, build_from_torch
     from segedge.data.labelled import labelled_pairs
     from segedge.evaluate.scoring import evaluate, torch_labeller
     from segedge.export.run import ExportRequest, prepared_model, run_export
     from segedge.parity.reference import torch_runner
-    from segedge.train.demo import demo_model
 
-    request = ExportRequest(source=model, weights=Path("demo"), input_size=(size, size), precision=Precision.fp32)
-    request, net, card, _ = prepared_model(request, lambda m: print(m, file=sys.stderr, flush=True))
-    data = demo_model(model).data  # cached: prepared_model just found (or trained) it
+    keywords, data = _source(model, trained)
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    _, net, card, _ = prepared_model(ExportRequest(**keywords, input_size=(size, size)), say)
     pairs = labelled_pairs(data)
-    entry: dict = {"card": {"name": card.name, "classes": card.num_classes}, "data": str(data),
-                   "held_out_images": len(pairs), "rows": {}}
+    with Image.open(pairs[0][0]) as image:
+        own = (image.height, image.width)
+    entry: dict = {"card": {"name": card.name, "classes": card.num_classes}, "data": str(data), "data_size": list(own),
+                   "held_out_images": len(pairs), "rows": {}, "export_s": {}}
     t0 = time.perf_counter()
-    run_export(ExportRequest(source=model, weights=Path("demo"), input_size=(size, size), output=folder / "fp32.onnx"))
-    entry["export_s"] = {"onnxruntime fp32": time.perf_counter() - t0}
-    second = (size * 3 // 4 // 32 * 32, size * 5 // 4 // 32 * 32)
+    run_export(ExportRequest(**keywords, input_size=(size, size), output=folder / "fp32.onnx"), say)
+    entry["export_s"]["onnxruntime fp32"] = time.perf_counter() - t0
     for target, suffix in (("litert", ".tflite"), ("executorch", ".pte")):
         for precision in ("fp32", "int8"):
-            t0 = time.perf_counter()
-            result = build_from_torch(net, card, TorchTargetRequest(
-                target=target, output=folder / f"{precision}{suffix}", input_size=(size, size), precision=precision,
-                static=True, calib=data if precision == "int8" else None, calib_count=32), torch_runner(net))
             name = f"{target} {precision}"
-            entry["export_s"][name] = time.perf_counter() - t0
-            entry["rows"][name] = {"verification": result.verification.to_dict() if result.verification else None,
-                                   "checks": [c.to_dict() for c in result.checks]}
-            if precision == "fp32":  # parity at a second size: another static conversion
-                other = build_from_torch(net, card, TorchTargetRequest(
-                    target=target, output=folder / f"fp32_second{suffix}", input_size=second, static=True),
-                    torch_runner(net))
-                assert other.verification is not None
-                entry["rows"][name]["second_size"] = {"size": list(second), **other.verification.to_dict()}
-    sizes = [(size, size), second]
+            entry["rows"][name] = {}
+            for at, tag in (((size, size), ""), (own, "_own")):
+                say(f"{name} at {at[0]}x{at[1]}")
+                t0 = time.perf_counter()
+                result = build_from_torch(net, card, TorchTargetRequest(
+                    target=target, output=folder / f"{precision}{tag}{suffix}", input_size=at, precision=precision,
+                    static=True, calib=data if precision == "int8" else None, calib_count=32), torch_runner(net))
+                assert result.verification is not None
+                entry["rows"][name]["x".join(map(str, at))] = {"verification": result.verification.to_dict(),
+                                                               "checks": [c.to_dict() for c in result.checks],
+                                                               "seconds": time.perf_counter() - t0}
     onnx = Predictor(folder / "fp32.onnx")
-    parity = check_sizes(torch_runner(net), onnx.session.run, card, sizes, PRESETS[Precision.fp32])
+    parity = check_sizes(torch_runner(net), onnx.session.run, card, [(size, size), own], PRESETS[Precision.fp32])
     entry["rows"]["onnxruntime fp32"] = {"parity": [p.to_dict() for p in parity]}
     entry["miou"] = {"pytorch fp32": evaluate("pytorch", torch_labeller(net, card), pairs, card.num_classes).miou}
     for name, file in FILES.items():
-        predictor = Predictor(folder / file)
-        entry["miou"][name] = evaluate(name, predictor.predict, pairs, card.num_classes).miou
-        print(f"{name}: mIoU {entry['miou'][name]:.4f}", file=sys.stderr, flush=True)
+        mine = file if name.startswith("onnxruntime") else file.replace(".", "_own.")
+        entry["miou"][name] = evaluate(name, Predictor(folder / mine).predict, pairs, card.num_classes).miou
+        say(f"{name}: mIoU {entry['miou'][name]:.4f}")
     return entry
 
 
 def _timing_process(folder: Path, threads: int, model: str, args: argparse.Namespace) -> dict:
-    run = subprocess.run([sys.executable, __file__, "--time-only", str(folder), str(threads), model,
-                          "--size", str(args.size), "--runs", str(args.runs), "--warmup", str(args.warmup)],
+    trained = ["--trained", str(args.trained)] if args.trained else []
+    run = subprocess.run([sys.executable, __file__, "--time-only", str(folder), str(threads), "--models", model,
+                          *trained, "--size", str(args.size), "--runs", str(args.runs), "--warmup", str(args.warmup)],
                          capture_output=True, text=True, check=True)
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def _timing(folder: Path, threads: int, model: str, size: int, runs: int, warmup: int) -> dict:
+def _timing(folder: Path, threads: int, model: str, trained: Path | None, size: int, runs: int, warmup: int) -> dict:
     """One interleaved run of every row at `threads` threads, in this (fresh) process."""
     import torch
 
@@ -137,8 +161,8 @@ def _timing(folder: Path, threads: int, model: str, size: int, runs: int, warmup
     from segedge.export.run import ExportRequest, prepared_model
 
     torch.set_num_threads(threads)
-    _, net, card, _ = prepared_model(ExportRequest(source=model, weights=Path("demo"), input_size=(size, size)),
-                                     lambda m: None)
+    keywords, _ = _source(model, trained)
+    _, net, card, _ = prepared_model(ExportRequest(**keywords, input_size=(size, size)), lambda m: None)
     runners = []
 
     def eager(x: np.ndarray) -> object:
@@ -165,7 +189,8 @@ def _markdown(results: dict) -> str:
         "other engineers: ratios come from one interleaved run per model and thread count, absolute times less so).",
         f"Input 1 x 3 x {results['size']} x {results['size']}, {results['runs']} interleaved rounds; LiteRT and "
         "ExecuTorch files static at that size; int8 made by each runtime's own quantizer (PT2E), calibrated on 32 "
-        "train-split images; mIoU on the held-out split through each Predictor.",
+        "train-split images; mIoU on the held-out split through each Predictor (LiteRT and ExecuTorch: files converted "
+        "at the images' own size, as an app would ship them for that camera size; ONNX: the dynamic file).",
         "",
     ]
     for model, entry in results["models"].items():
@@ -181,8 +206,13 @@ def _markdown(results: dict) -> str:
             lines.append(f"| {row} | {_ms(p1)} | {_ms(p2)} | {x_eager:.2f} | {x_ort:.2f} | {miou:.4f} | "
                          f"{100 * (eager_miou - miou):+.2f} | {_parity(entry['rows'].get(row))} |")
         lines.append("")
+        lines.append("Parity: fp32 rows against PyTorch eager (fp32 preset), int8 rows against the fp32 file on the "
+                     "same runtime (int8 preset), generated or calibration-folder images at each size. Delegate checks "
+                     "at the timed size:")
+        lines.append("")
         for row in ("litert fp32", "litert int8", "executorch fp32", "executorch int8"):
-            for check in entry["rows"][row]["checks"]:
+            timed = entry["rows"][row][f"{results['size']}x{results['size']}"]
+            for check in timed["checks"]:
                 outside = ", ".join(sorted({u["op_type"] for u in check["unsupported"]})) or "none"
                 lines.append(f"- {row}: {check['supported']} of {check['nodes']} nodes in XNNPACK, "
                              f"{check['partitions']} partition(s); outside: {outside}")
@@ -200,12 +230,8 @@ def _parity(row: dict | None) -> str:
     if "parity" in row:
         return "; ".join(f"{'x'.join(map(str, p['size']))}: {p['argmax_agreement']:.4%}"
                          f"{'' if not p['failures'] else ' FAILED'}" for p in row["parity"])
-    v = row["verification"]
-    text = f"{v['preset']} preset {'passed' if v['passed'] else 'FAILED'}, agreement {v['argmax_agreement']:.4%}"
-    if "second_size" in row:
-        s = row["second_size"]
-        text += f"; at {'x'.join(map(str, s['size']))}: {'passed' if s['passed'] else 'FAILED'}, {s['argmax_agreement']:.4%}"
-    return text
+    return "; ".join(f"{at}: {v['verification']['preset']} {'ok' if v['verification']['passed'] else 'FAILED'} "
+                     f"{v['verification']['argmax_agreement']:.4%}" for at, v in row.items())
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def test_litert_matches_the_onnx_export_on_the_same_image(exported, tiny_export)
     assert np.mean(Predictor(path).predict(image) == onnx_labels) > 0.999
 
 
-def test_litert_int8_nhwc_made_by_litert_torch_pt2e(exported, calib):
+def test_litert_int8_nhwc_made_by_ai_edge_quantizer(exported, calib):
     path, result = exported("tiny_int8.tflite", "--target", "litert", "--precision", "int8", "--calib", str(calib),
                             "--layout", "NHWC")
     target = result["target"]
@@ -100,7 +100,7 @@ def test_litert_int8_nhwc_made_by_litert_torch_pt2e(exported, calib):
     assert verification["preset"] == "int8" and verification["reference"] == "the fp32 .tflite on LiteRT (XNNPACK)"
     predictor = Predictor(path)
     assert predictor.card.layout == "NHWC" and predictor.card.precision.value == "int8"
-    assert predictor.card.calibration["images"] == 8 and "PT2EQuantizer" in predictor.card.calibration["method"]
+    assert predictor.card.calibration["images"] == 8 and "static_wi8_ai8" in predictor.card.calibration["method"]
     fp32, _ = exported("tiny.tflite", "--target", "litert")
     image = np.asarray(Image.open(next(calib.iterdir())).convert("RGB"))
     assert np.mean(predictor.predict(image) == Predictor(fp32).predict(image)) > 0.95

@@ -1,8 +1,9 @@
 """`build_from_torch`: the LiteRT and ExecuTorch targets, converted from the PyTorch model by each runtime's own tools.
 
     model + card -> fp32 artefact (litert-torch / ExecuTorch) -> its delegate check
-        [int8: PT2E with the runtime's own quantizer, calibrated on images prepared as the Predictor
-               prepares them -> the int8 artefact -> its delegate check]
+        [int8: the runtime's own quantizer (ExecuTorch: PT2E with XNNPACKQuantizer; LiteRT: ai-edge-quantizer
+               on the converted file), calibrated on images prepared as the Predictor prepares them
+               -> the int8 artefact -> its delegate check]
         -> on_checks(reports), before anything is written
         -> verified here on the runtime's own Python API: fp32 against PyTorch eager, int8 against the
            fp32 artefact on the same runtime (the one parity judge, `exporters.targets.verify.compare`)
@@ -181,7 +182,7 @@ class _Writer:
 
 class _LiteRT(_Writer):
     runtime, runtime_name = "litert", "LiteRT (XNNPACK)"
-    converter, quantizer = "litert-torch", "litert-torch PT2EQuantizer (per-channel, static int8)"
+    converter, quantizer = "litert-torch", "ai-edge-quantizer static_wi8_ai8 (int8 weights and activations)"
 
     def require(self) -> None:
         from .litert import require_litert_torch

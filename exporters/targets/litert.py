@@ -1,10 +1,9 @@
 """The LiteRT target's writer: a PyTorch model to a static .tflite with litert-torch, LiteRT's own converter.
 
     [NHWC I/O: litert_torch.to_channel_last_io]
-      [int8: torch.export -> torchao's prepare_pt2e with litert-torch's PT2EQuantizer (symmetric,
-             per-channel, static activations), calibrated, convert_pt2e(fold_quantize=False)]
-      -> litert_torch.convert(model, (x,) [, quant_config]) -> flatbuffer bytes -> the card and record
-         added to its metadata (runtimes.litert_metadata)
+      -> litert_torch.convert(model, (x,)) -> flatbuffer bytes
+      [int8: ai-edge-quantizer, LiteRT's own quantizer, recipe static_wi8_ai8, calibrated on the images]
+      -> the card and record added to its metadata (runtimes.litert_metadata)
       -> the delegate check: the file loaded by ai-edge-litert's interpreter with XNNPACK, which nodes
          the delegate replaced and how many partitions it made
 
@@ -17,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from copy import deepcopy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -55,44 +53,38 @@ def convert(model: nn.Module, size: tuple[int, int], *, nhwc: bool,
     import litert_torch
 
     example = (torch.zeros(1, 3, *size),)
-    quant_config = None
     with quiet(), native_stderr_captured():
         try:
-            if calibration is not None:  # a PT2E-converted graph refuses train()/eval(): `model` is in eval already
-                model, quant_config = _pt2e(model, example, calibration)
             if nhwc:
                 model = litert_torch.to_channel_last_io(model, args=[0], outputs=[0])
                 model.training = False
                 example = (torch.zeros(1, *size, 3),)
-            converted = litert_torch.convert(model, example, quant_config=quant_config)
-            return bytes(converted.model_content())
+            content = bytes(litert_torch.convert(model, example).model_content())
         except Exception as exc:  # noqa: BLE001  (the converter raises many types, with MLIR dumps)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"litert-torch could not convert the model: {first}") from None
+        if calibration is None:
+            return content
+        try:
+            return _static_int8(content, calibration, nhwc)
+        except Exception as exc:  # noqa: BLE001  (the quantizer raises many types)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"ai-edge-quantizer could not quantize the model: {first}") from None
 
 
-def _pt2e(model: nn.Module, example: tuple[torch.Tensor, ...], calibration: Iterable[np.ndarray]) -> tuple[nn.Module, Any]:
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
-    from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+def _static_int8(content: bytes, calibration: Iterable[np.ndarray], nhwc: bool) -> bytes:
+    """LiteRT's own quantizer on the converted file: ai-edge-quantizer's static_wi8_ai8 recipe (int8 weights and
+    activations where LiteRT has int8 kernels; float input and output), calibrated on `calibration`.
 
-    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-    prepared = prepare_pt2e(torch.export.export(_out_of_place(model), example).module(), quantizer)
-    with torch.no_grad():
-        for x in calibration:
-            prepared(torch.from_numpy(np.ascontiguousarray(x[None])))
-    return convert_pt2e(prepared, fold_quantize=False), QuantConfig(pt2e_quantizer=quantizer)
+    Not litert-torch's PT2E path: its annotator stops on common graphs (a U-Net's ReLU before a concat:
+    "... only refer to edge or node that has observer/fake_quant inserted")."""
+    from ai_edge_quantizer import quantizer, recipe
 
-
-def _out_of_place(model: nn.Module) -> nn.Module:
-    """A copy whose activations do not work in place: litert-torch's PT2E annotator refers to the output of an
-    in-place `relu_` that its observers do not cover, and stops ("... only refer to edge or node that has
-    observer/fake_quant inserted")."""
-    copy = deepcopy(model)
-    for module in copy.modules():
-        if getattr(module, "inplace", False) is True:
-            module.inplace = False  # type: ignore[assignment]
-    return copy
+    engine = quantizer.Quantizer(bytearray(content), recipe.static_wi8_ai8())
+    signature = "serving_default"  # the one signature litert-torch writes, its input args_0
+    feeds = [{"args_0": np.ascontiguousarray((x.transpose(1, 2, 0) if nhwc else x)[None])} for x in calibration]
+    result = engine.quantize(engine.calibrate({signature: feeds}), enable_progress_report=False)
+    return bytes(result.quantized_model)
 
 
 def with_card(content: bytes, card_json: str, record: Mapping[str, Any]) -> bytes:
