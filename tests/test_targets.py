@@ -36,7 +36,8 @@ from tests.target_models import conv_node as _conv, write_segnet_model
 
 SIZE = (64, 64)
 CLASSES = ("dark", "red", "green", "blue")
-FP32_TARGETS = [name for name in TARGETS if name != "qnn"]
+ONNX_TARGETS = [name for name, t in TARGETS.items() if t.builds_from_onnx]  # the others convert the PyTorch model
+FP32_TARGETS = [name for name in ONNX_TARGETS if name != "qnn"]
 
 
 class ColourNet(nn.Module):
@@ -134,7 +135,7 @@ def zoo_builds(zoo_model, calib, folder):
     out = folder / "zoo"
     return {name: build_for_target(zoo_model, name, out / f"colournet_{name}{TARGETS[name].artefact_suffix}",
                                    input_size=SIZE, calib=calib if name == "qnn" else None, calib_count=8)
-            for name in TARGETS}
+            for name in ONNX_TARGETS}
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -145,13 +146,15 @@ def _session(path: Path) -> ort.InferenceSession:
 
 # -- the table ------------------------------------------------------------------------------------
 def test_the_table_names_every_target_of_the_issue_and_its_needs():
-    assert target_names() == ("cpu", "gpu", "mobile", "nnapi", "coreml", "qnn", "openvino", "tensorrt")
+    assert target_names() == ("cpu", "gpu", "mobile", "nnapi", "coreml", "qnn", "openvino", "tensorrt", "web", "mlpackage",
+                              "litert", "executorch")
+    assert [n for n in TARGETS if not TARGETS[n].builds_from_onnx] == ["web", "mlpackage", "litert", "executorch"]
     for target in TARGETS.values():
         assert target.default_precision in target.precisions
         assert target.checks
         assert (target.max_opset is None and target.min_opset is None) or target.opset_reason
     static = {name for name, t in TARGETS.items() if t.static_shape}
-    assert static == {"nnapi", "coreml", "qnn", "tensorrt"}
+    assert static == {"nnapi", "coreml", "qnn", "tensorrt", "litert"}
     assert TARGETS["qnn"].activations == "uint16" and TARGETS["qnn"].min_opset == 21
     assert TARGETS["tensorrt"].max_opset == 20
     assert {name for name, t in TARGETS.items() if t.needs_device_to_run} == {"qnn", "tensorrt"}
@@ -171,7 +174,7 @@ def test_the_table_imports_nothing_heavy():
 
 
 # -- the zoo-style model on every target ---------------------------------------------------------
-@pytest.mark.parametrize("name", list(TARGETS))
+@pytest.mark.parametrize("name", ONNX_TARGETS)
 def test_every_target_writes_a_verified_artefact_with_its_card(zoo_builds, name):
     result = zoo_builds[name]
     target = TARGETS[name]
@@ -196,7 +199,7 @@ def test_every_target_writes_a_verified_artefact_with_its_card(zoo_builds, name)
     json.dumps(result.to_dict())  # --json can print it
 
 
-@pytest.mark.parametrize("name", [n for n, t in TARGETS.items() if t.static_shape])
+@pytest.mark.parametrize("name", [n for n in ONNX_TARGETS if TARGETS[n].static_shape])
 def test_static_targets_bake_in_the_input_size(zoo_builds, name):
     result = zoo_builds[name]
     assert result.input_shape == (1, 3, *SIZE)
