@@ -68,8 +68,13 @@ def with_entries(content: bytes, entries: Mapping[str, bytes]) -> bytes:
 
     fb = schema()
     model = fb.ModelT.InitFromPackedBuf(bytearray(content), 0)
-    if any(getattr(b, "offset", 0) > 1 for b in model.buffers or ()):
-        raise ModelFileError("the model stores its weights after the flatbuffer (over 2 GB): no card added")
+    if len(content) >= 2**31 - 2**20:
+        raise ModelFileError("the model is over 2 GB (its weights after the flatbuffer): no card added")
+    for buffer in model.buffers or ():
+        # ai-edge-quantizer writes weights after the flatbuffer (offset and size); repacked, they go inline.
+        if getattr(buffer, "offset", 0) > 1:
+            buffer.data = np.frombuffer(content[buffer.offset : buffer.offset + buffer.size], dtype=np.uint8)
+            buffer.offset, buffer.size = 0, 0
     kept = [m for m in (model.metadata or []) if (m.name or b"").decode() not in entries]
     for name, data in entries.items():
         buffer = fb.BufferT()
