@@ -89,15 +89,22 @@ def demo_models(tmp_path_factory):
 # -- Docs: the commands README.md and docs/getting-started.md show (tests/test_readme.py, test_docs.py) --
 @pytest.fixture(scope="session")
 def command_1(demo_models, tmp_path_factory):
-    """The `segedge report` of README command 1 on the stand-in (tests/doc_commands.py), once: {argv: folder}."""
+    """The `segedge report` of README command 1 on the stand-in (tests/doc_commands.py), once per run
+    (pytest-xdist workers share it, as `demo_models`): {argv: the folder it wrote}."""
+    from runtimes.fileio import exclusive_lock
     from segedge.cli import main
     from tests.doc_commands import COMMAND_1, output_folder, stand_in, steps
+    from tests.precision_models import shared_root
 
     step = next(s for s in steps(f"```bash\n{COMMAND_1}\n```\n") if s.kind == "segedge")
-    folder = tmp_path_factory.mktemp("command_1")
-    with stand_in(demo_models, folder), contextlib.redirect_stdout(io.StringIO()):
-        assert main(list(step.argv)) == 0
-    return {step.argv: folder / output_folder(step.argv)}
+    folder = shared_root(tmp_path_factory) / "command_1"
+    report = folder / output_folder(step.argv)
+    with exclusive_lock(shared_root(tmp_path_factory) / "command_1.lock"):
+        if not (report / "report.json").is_file():
+            folder.mkdir(exist_ok=True)
+            with stand_in(demo_models, folder), contextlib.redirect_stdout(io.StringIO()):
+                assert main(list(step.argv)) == 0
+    return {step.argv: report}
 
 
 @pytest.fixture
