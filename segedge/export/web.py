@@ -51,4 +51,6 @@ def run_web_export(request: ExportRequest, progress: Progress = lambda message: 
         card = open_session(exported.path, "cpu").card
         result = write_web_folder(exported.path, request.output or Path(f"{card.name}_web"), card, ort_web=ort_web,
                                   on_checks=on_checks, progress=progress, overwrite=request.overwrite, inputs=read)
-    return TargetExport(result, dataclasses.replace(exported, path=result.artefacts[1]))
+    shipped = result.artefacts[1]  # the work folder is gone: the export's record names the file in the web folder
+    quantized = dataclasses.replace(exported.quantized, path=shipped) if exported.quantized is not None else None
+    return TargetExport(result, dataclasses.replace(exported, path=shipped, quantized=quantized))
