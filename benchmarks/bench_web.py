@@ -1,7 +1,7 @@
 """Issue 28's numbers: a web export timed in headless Chromium (onnxruntime-web WASM) beside PyTorch eager and
 ONNX Runtime CPU on the same machine, at one input size.
 
-    python benchmarks/bench_web.py [--model unet] [--size 256x256] [--runs 20] [--rounds 3]
+    python benchmarks/bench_web.py [--model lraspp_mobilenet_v3_large] [--size 256x256] [--runs 20] [--rounds 3]
 
 The model (zoo name, demo weights) is exported with `--target web` (onnxruntime-web 1.31.1 from npm),
 then in interleaved rounds: the page in Debian's headless Chromium served with COOP/COEP (WASM threads
@@ -50,7 +50,7 @@ def timed(run, x: np.ndarray, runs: int, warmup: int = 3) -> list[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="unet")
+    parser.add_argument("--model", default="lraspp_mobilenet_v3_large")
     parser.add_argument("--size", default="256x256")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
