@@ -50,12 +50,13 @@ from segedge.train.demo import demo_model  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CALIB_COUNT = 32
+DEFAULT_MODELS = ("lraspp_mobilenet_v3_large", "deeplabv3plus_mobilenetv2", "unet")
 SMALL_UNET = "unet-small"  # segedge.train.recipe.SMALL: the precision tests' demo-trained U-Net
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="lraspp_mobilenet_v3_large,deeplabv3plus_mobilenetv2,unet")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--backends", default="onnxruntime,openvino,qnn")
     parser.add_argument("--budgets", type=lambda text: [float(v) for v in text.split(",")], default=[1.0, 0.1],
                         help="mIoU points; each gets its own search (the tight one shows what a repair costs)")
@@ -194,6 +195,11 @@ def summarize(record: dict) -> str:
     lines += ["", "Load average (1, 5, 15 min) around each model's run:", ""]
     lines += [f"- {model}: before {_load(r['load']['before'])}, after {_load(r['load']['after'])}"
               for model, r in record["models"].items() if r.get("load")]
+    missing = [m for m in DEFAULT_MODELS if m not in record["models"]]
+    if missing:
+        lines += ["", f"Not measured yet: {', '.join(missing)} (their demo weights were not cached when this ran)."]
+    lines += ["", "QNN rows compare with the static-shape fp32 graph the QNN target quantizes (the card's input size, "
+              "the demo images resized to it), so their fp32 mIoU differs from the dynamic file's."]
     lines += ["", "A calibration or weight-scheme step changes scales only, not which ops run in int8: its p50 ratio "
               "to plain int8 should be 1.00, and how far it is from 1.00 is the timing noise of that run.",
               "", "Each row's steps (candidate, mIoU, points lost, seconds) are in precision_repair.json."]
