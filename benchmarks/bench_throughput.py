@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -139,6 +140,7 @@ def _fresh(folder: Path) -> Path:
 
 def measure(name: str, predictor: Predictor, runs: dict[str, Callable[[], int]], rounds: int,
             warm_up: np.ndarray) -> dict:
+    load_before, started = os.getloadavg(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for _ in range(2):  # the runtime's first runs (allocations, thread pools) are not timed
         predictor.predict(warm_up)
     per_mode: dict[str, list[float]] = {mode: [] for mode in runs}
@@ -150,10 +152,14 @@ def measure(name: str, predictor: Predictor, runs: dict[str, Callable[[], int]],
             done = runs[mode]()
             per_mode[mode].append(done / (time.perf_counter() - start))
         print(f"{name} round {round_ + 1}: " + ", ".join(f"{m} {v[-1]:.2f}" for m, v in per_mode.items()), flush=True)
+    load_after = os.getloadavg()
     median = {mode: statistics.median(values) for mode, values in per_mode.items()}
     model = median["model alone"]
     return {
         "model": name,
+        "started": started,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
         "runtime": predictor.runtime,
         "providers": list(predictor.providers),
         "images_per_s": median,
@@ -168,22 +174,38 @@ def measure(name: str, predictor: Predictor, runs: dict[str, Callable[[], int]],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, type=Path, help="an .onnx (ONNX Runtime) or IR .xml (OpenVINO)")
+    parser.add_argument("--model", action="append", default=[], type=Path, help="an .onnx (ONNX Runtime) or IR .xml (OpenVINO)")
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "throughput")
+    parser.add_argument("--merge", action="store_true", help="keep the other models' rows of the results at --out")
+    parser.add_argument("--note", action="append", default=[], help="a line for the results (the weights, the load)")
+    parser.add_argument("--render", action="store_true", help="only write the .md again from the .json at --out")
     args = parser.parse_args()
-    results = {"machine": cpu_info(), "threads": args.threads, "images": args.images, "size": f"{WIDTH}x{HEIGHT}",
-               "load_average_before": os.getloadavg(), "models": []}
+    if args.render:
+        saved = json.loads(args.out.with_suffix(".json").read_text())
+        saved["notes"] = saved.get("notes", []) + args.note
+        args.out.with_suffix(".json").write_text(json.dumps(saved, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(markdown(saved))
+        return
+    if not args.model:
+        parser.error("give at least one --model (or --render)")
+    results = {"notes": args.note, "machine": cpu_info(), "lscpu": _lscpu(), "threads": args.threads, "images": args.images,
+               "size": f"{WIDTH}x{HEIGHT}", "models": []}
     with tempfile.TemporaryDirectory(prefix="segedge-throughput-") as tmp:
         scratch = Path(tmp)
         photos, clip, frames = make_inputs(scratch, args.images)
         for path in args.model:
             predictor = Predictor(path, threads=args.threads)
-            results["models"].append(measure(path.name, predictor, modes(predictor, photos, clip, frames, scratch),
-                                             args.rounds, frames[0]))
-    results["load_average_after"] = os.getloadavg()
+            row = measure(path.name, predictor, modes(predictor, photos, clip, frames, scratch), args.rounds, frames[0])
+            results["models"].append({"images": args.images, **row})
+    earlier = args.out.with_suffix(".json")
+    if args.merge and earlier.is_file():  # another model's rows from an earlier run: kept, with their own machine and load
+        measured = {row["model"] for row in results["models"]}
+        before = json.loads(earlier.read_text())
+        kept = [{"images": before["images"], **row} for row in before["models"] if row["model"] not in measured]
+        results["models"] = kept + results["models"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(results))
@@ -196,9 +218,11 @@ def markdown(results: dict) -> str:
         "# Throughput: `segedge predict` on a folder and on a video (issue 32)",
         "",
         f"Machine: {machine['model']}, {machine['logical_cores']} logical cores, {machine['usable_cpus']} usable; "
-        f"flags: {' '.join(machine['flags']) or 'none of note'}. Threads per model: {results['threads']}. "
-        f"{results['images']} images of {results['size']} per measurement; load average (1, 5, 15 min) "
-        f"{_load(results['load_average_before'])} before, {_load(results['load_average_after'])} after.",
+        f"`lscpu` flags that matter for inference: {' '.join(machine['flags']) or 'none of note'} (the whole `lscpu` "
+        f"report is in the .json). Threads per model: {results['threads']}. "
+        f"Images of {results['size']}; each measurement segments the number of images its row names. Load average (1, 5, 15 min) before and "
+        "after each model's run: " + "; ".join(f"{row['model']} ({row['started']}): {_load(row['load_average_before'])}"
+                                              f" -> {_load(row['load_average_after'])}" for row in results["models"]) + ".",
         "",
         "Images per second (median of the interleaved rounds) and each mode's ratio to the model alone:",
         "",
@@ -208,12 +232,23 @@ def markdown(results: dict) -> str:
     for row in results["models"]:
         cells = [f"{row['images_per_s'][m]:.2f} ({row['of_model_alone'][m]:.2f})" for m in MODES]
         ratio = row["overlapped_vs_sequential"]
-        lines.append(f"| {row['model']} ({row['runtime']}) | " + " | ".join(cells) + f" | {ratio['folder']:.2f}, {ratio['video']:.2f} |")
+        lines.append(f"| {row['model']} ({row['runtime']}, {row['images']} images) | " + " | ".join(cells) + f" | {ratio['folder']:.2f}, {ratio['video']:.2f} |")
+    if results.get("notes"):
+        for note in results["notes"]:
+            lines += ["", f"Note: {note}"]
     lines += ["", "Every round (images/s):", ""]
     for row in results["models"]:
         for mode in MODES:
             lines.append(f"- {row['model']}, {mode}: " + ", ".join(f"{v:.2f}" for v in row["rounds"][mode]))
     return "\n".join(lines) + "\n"
+
+
+def _lscpu() -> str:
+    """`lscpu`'s report (its flags line included), for the JSON; empty where there is no lscpu."""
+    try:
+        return subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def _load(values) -> str:
