@@ -73,6 +73,8 @@ def main() -> None:
             folder = Path(work) / model
             folder.mkdir()
             entry = _artefacts(model, args.trained, folder, args.size)
+            entry["weights"] = (f"{args.trained} (segedge.train cache folder)" if args.trained
+                                else "demo weights (segedge.train.demo)")
             entry["timing"] = {str(t): _timing_process(folder, t, model, args) for t in (1, 2)}
             results["models"][model] = entry
     results["load_after"] = os.getloadavg()
@@ -188,22 +190,27 @@ def _markdown(results: dict) -> str:
         f"Load average before {results['load_before'][0]:.1f}, after {results['load_after'][0]:.1f} (a machine shared by "
         "other engineers: ratios come from one interleaved run per model and thread count, absolute times less so).",
         f"Input 1 x 3 x {results['size']} x {results['size']}, {results['runs']} interleaved rounds; LiteRT and "
-        "ExecuTorch files static at that size; int8 made by each runtime's own quantizer (PT2E), calibrated on 32 "
+        "ExecuTorch files static at that size; int8 made by each runtime's own quantizer (ExecuTorch: PT2E with "
+        "XNNPACKQuantizer; LiteRT: ai-edge-quantizer's static_wi8_ai8), calibrated on 32 "
         "train-split images; mIoU on the held-out split through each Predictor (LiteRT and ExecuTorch: files converted "
         "at the images' own size, as an app would ship them for that camera size; ONNX: the dynamic file).",
         "",
     ]
     for model, entry in results["models"].items():
         eager_miou = entry["miou"]["pytorch fp32"]
-        lines += [f"## {model}", "", "| row | p50 ms 1 thr | p50 ms 2 thr | x eager (2 thr) | x ORT fp32 (2 thr) | mIoU | "
-                  "points lost vs eager | parity / agreement |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+        weights = entry.get("weights", "demo weights")
+        lines += [f"## {model}", "", f"Weights: {weights}; held-out images: {entry['held_out_images']} of "
+                  f"{'x'.join(map(str, entry['data_size']))}.", "",
+                  "| row | p50 ms 1 thr | x eager | x ORT fp32 | p50 ms 2 thr | x eager | x ORT fp32 | mIoU | "
+                  "points lost vs eager | parity / agreement |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         t1, t2 = entry["timing"]["1"], entry["timing"]["2"]
         for row in ROWS:
-            p1, p2 = t1.get(row), t2.get(row)
-            x_eager = t2["pytorch fp32"] / p2 if p2 else float("nan")
-            x_ort = t2["onnxruntime fp32"] / p2 if p2 else float("nan")
+            cells = []
+            for t in (t1, t2):
+                p = t.get(row)
+                cells += [_ms(p), _ratio(t["pytorch fp32"], p), _ratio(t["onnxruntime fp32"], p)]
             miou = entry["miou"].get(row, float("nan"))
-            lines.append(f"| {row} | {_ms(p1)} | {_ms(p2)} | {x_eager:.2f} | {x_ort:.2f} | {miou:.4f} | "
+            lines.append(f"| {row} | {' | '.join(cells)} | {miou:.4f} | "
                          f"{100 * (eager_miou - miou):+.2f} | {_parity(entry['rows'].get(row))} |")
         lines.append("")
         lines.append("Parity: fp32 rows against PyTorch eager (fp32 preset), int8 rows against the fp32 file on the "
@@ -220,6 +227,10 @@ def _markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ratio(reference: float | None, value: float | None) -> str:
+    return f"{reference / value:.2f}" if reference and value else "-"
+
+
 def _ms(value: float | None) -> str:
     return f"{value:.1f}" if value else "-"
 
@@ -234,5 +245,12 @@ def _parity(row: dict | None) -> str:
                      f"{v['verification']['argmax_agreement']:.4%}" for at, v in row.items())
 
 
+def rerender(path: Path = RESULTS / "edge_runtimes.json") -> str:
+    """The markdown again from a run's JSON (after a change to the table's layout)."""
+    return _markdown(json.loads(path.read_text()))
+
+
+
 if __name__ == "__main__":
     main()
+
