@@ -74,7 +74,7 @@ def convert(model: nn.Module, size: tuple[int, int], *, nhwc: bool,
 
 def _static_int8(content: bytes, calibration: Iterable[np.ndarray], nhwc: bool) -> bytes:
     """LiteRT's own quantizer on the converted file: ai-edge-quantizer's static_wi8_ai8 recipe (int8 weights and
-    activations where LiteRT has int8 kernels; float input and output), calibrated on `calibration`.
+    activations where LiteRT has int8 kernels; int8 input and output tensors too), calibrated on `calibration`.
 
     Not litert-torch's PT2E path: its annotator stops on common graphs (a U-Net's ReLU before a concat:
     "... only refer to edge or node that has observer/fake_quant inserted")."""

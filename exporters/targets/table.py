@@ -232,7 +232,8 @@ TARGETS: dict[str, Target] = {
             note="converted from the PyTorch model by litert-torch (not from ONNX); static input at --input-size "
                  "(litert-torch bakes resize targets into the graph); NHWC input and output with --layout NHWC; "
                  "int8: ai-edge-quantizer's static_wi8_ai8 recipe on the converted file (int8 weights and "
-                 "activations, float input and output); the card in the flatbuffer's metadata (segedge_card)",
+                 "activations, int8 input and output tensors, which the Predictor quantizes with their scales); "
+                 "the card in the flatbuffer's metadata (segedge_card)",
         ),
         Target(
             name="executorch", runtime="ExecuTorch runtime, XNNPACK delegate (Android, iOS, embedded CPUs)",
