@@ -38,10 +38,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runtimes import Predictor  # noqa: E402
-from runtimes.fileio import write_text_atomic  # noqa: E402
-from runtimes.machine import cpu_info  # noqa: E402
-from runtimes.parity import PRESETS, check_sizes, sample_input  # noqa: E402
-from runtimes.precision import Precision  # noqa: E402
+from runtimes.guards.fileio import write_text_atomic  # noqa: E402
+from runtimes.measure.machine import cpu_info  # noqa: E402
+from runtimes.measure.parity import PRESETS, check_sizes, sample_input  # noqa: E402
+from runtimes.model.precision import Precision  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ROWS = ("pytorch fp32", "onnxruntime fp32", "litert fp32", "litert int8", "executorch fp32", "executorch int8")
@@ -159,7 +159,7 @@ def _timing(folder: Path, threads: int, model: str, trained: Path | None, size: 
     import torch
 
     from runtimes.backends import backend_for_path
-    from runtimes.timing import Runner, time_runners
+    from runtimes.measure.timing import Runner, time_runners
     from segedge.export.run import ExportRequest, prepared_model
 
     torch.set_num_threads(threads)

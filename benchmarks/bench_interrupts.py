@@ -91,7 +91,7 @@ def main() -> None:
           for r in runs),
         "",
     ]
-    from runtimes.fileio import write_text_atomic
+    from runtimes.guards.fileio import write_text_atomic
 
     RESULTS.mkdir(exist_ok=True)
     write_text_atomic(RESULTS / "interrupts.json", json.dumps(runs, indent=2))

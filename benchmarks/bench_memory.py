@@ -133,7 +133,7 @@ def main() -> None:
         ("`python benchmarks/bench_memory.py` (see its docstring for the method). Model: tests/tiny_models.py with "
          f"{args.classes} classes (cheap: the figures are segedge's buffers, not a network's activations); ORT CPU, "
          f"{args.threads} threads, overlap 256 px; this tree runs one 1024 px tile at a time here (its outputs are "
-         "88 MB: runtimes.tiling.TILE_BATCH_BYTES), earlier ones 4."),
+         "88 MB: runtimes.imaging.tiling.TILE_BATCH_BYTES), earlier ones 4."),
         "",
         "| code | scenario | peak above the warm session MB | peak RSS MB | anon peak MB | file-backed peak MB | s |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -145,7 +145,7 @@ def main() -> None:
          "page cache."),
         "",
     ]
-    from runtimes.fileio import write_text_atomic
+    from runtimes.guards.fileio import write_text_atomic
 
     RESULTS.mkdir(exist_ok=True)
     write_text_atomic(RESULTS / "memory.json", json.dumps(runs, indent=2))

@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runtimes import Predictor  # noqa: E402
 from runtimes.backends import RuntimeSpec  # noqa: E402
-from runtimes.fileio import write_text_atomic  # noqa: E402
-from runtimes.machine import cpu_info  # noqa: E402
-from runtimes.openvino_runtime import openvino_runner, session_runner  # noqa: E402
-from runtimes.parity import sample_input  # noqa: E402
-from runtimes.timing import Runner, TimingStats, time_runners  # noqa: E402
+from runtimes.guards.fileio import write_text_atomic  # noqa: E402
+from runtimes.measure.machine import cpu_info  # noqa: E402
+from runtimes.backends.openvino_timing import openvino_runner, session_runner  # noqa: E402
+from runtimes.measure.parity import sample_input  # noqa: E402
+from runtimes.measure.timing import Runner, TimingStats, time_runners  # noqa: E402
 from segedge.report import ReportRequest, run_report  # noqa: E402
 from segedge.report.render import to_dict, write_report  # noqa: E402
 

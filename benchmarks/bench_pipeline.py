@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from runtimes.backends import RuntimeSpec
-from runtimes.fileio import write_text_atomic
+from runtimes.guards.fileio import write_text_atomic
 from segedge.bench import BenchRequest, run_bench
 
 RESULTS = Path(__file__).parent / "results"

@@ -8,7 +8,7 @@
 2. Accuracy on the held-out val split: mIoU of PyTorch, fp32, fp16 and int8, mIoU points lost,
    argmax agreement with fp32 and the lowest per-class IoU between the label maps.
 3. Speed: ONNX Runtime CPU sessions of the three files timed in interleaved rounds
-   (`runtimes.timing.time_runners`) on a --size x --size input, with the CPU's flags.
+   (`runtimes.measure.timing.time_runners`) on a --size x --size input, with the CPU's flags.
 Results: benchmarks/results/precision.md and .json (or --out). A benchmark, not a test.
 """
 
@@ -28,12 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from exporters.int8 import quantized_convs
-from runtimes.timing import Runner, time_runners
-from runtimes.fileio import write_text_atomic
-from runtimes.machine import machine_record, usable_cpus
-from runtimes.session import open_session
+from runtimes.measure.timing import Runner, time_runners
+from runtimes.guards.fileio import write_text_atomic
+from runtimes.measure.machine import machine_record, usable_cpus
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.export.run import ExportRequest, run_export
-from runtimes.precision import Precision
+from runtimes.model.precision import Precision
 from segedge.quantize import QuantizeRequest, run_quantize
 from segedge.train.recipe import FULL, SMALL, trained_model
 

@@ -34,11 +34,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exporters.calibration import calibration_images  # noqa: E402
-from runtimes.fileio import write_text_atomic  # noqa: E402
-from runtimes.machine import cpu_info  # noqa: E402
-from runtimes.precision import Precision  # noqa: E402
-from runtimes.session import open_session  # noqa: E402
-from runtimes.timing import Runner, TimingStats, ort_runner, time_runners  # noqa: E402
+from runtimes.guards.fileio import write_text_atomic  # noqa: E402
+from runtimes.measure.machine import cpu_info  # noqa: E402
+from runtimes.model.precision import Precision  # noqa: E402
+from runtimes.backends.onnxruntime_session import open_session  # noqa: E402
+from runtimes.measure.timing import Runner, TimingStats, ort_runner, time_runners  # noqa: E402
 from segedge.data.demo import cache_root, with_demo_data  # noqa: E402
 from segedge.quantize.adapters import Backend  # noqa: E402
 from segedge.quantize.convert import sample_source  # noqa: E402
@@ -157,8 +157,8 @@ def _timing(backend: Backend, fp32: Path, plain: Path, repaired: Path, args: arg
 
 def _runner(backend: Backend, path: Path, name: str, threads: int) -> Runner:
     if backend is Backend.openvino:  # the fp32 .onnx too: each runtime times its own files
-        from runtimes.openvino_runtime import session_runner
-        from runtimes.openvino_session import open_openvino
+        from runtimes.backends.openvino_timing import session_runner
+        from runtimes.backends.openvino_session import open_openvino
 
         return session_runner(open_openvino(path, threads=threads), 0.0, name=name)
     return ort_runner(open_session(path, threads=threads, spinning=False), 0.0, name=name)

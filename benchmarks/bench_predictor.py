@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtimes import Predictor, load_image  # noqa: E402
-from runtimes.machine import cpu_info, usable_cpus  # noqa: E402
-from runtimes.postprocess import labels, probabilities  # noqa: E402
-from runtimes.preprocess import from_model_output, to_model_input  # noqa: E402
+from runtimes.measure.machine import cpu_info, usable_cpus  # noqa: E402
+from runtimes.imaging.postprocess import labels, probabilities  # noqa: E402
+from runtimes.imaging.preprocess import from_model_output, to_model_input  # noqa: E402
 
 
 def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:

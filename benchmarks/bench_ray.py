@@ -35,8 +35,8 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from runtimes.fileio import write_text_atomic
-from runtimes.machine import machine_record
+from runtimes.guards.fileio import write_text_atomic
+from runtimes.measure.machine import machine_record
 from runtimes.predictor import Predictor
 from segedge.batch.cluster import RayCluster
 from segedge.batch.jobs import find_images, output_paths, output_stem, segment

@@ -32,8 +32,8 @@ import tempfile
 from pathlib import Path
 
 from runtimes.backends import RuntimeSpec
-from runtimes.fileio import write_text_atomic
-from runtimes.preprocess import model_side
+from runtimes.guards.fileio import write_text_atomic
+from runtimes.imaging.preprocess import model_side
 from segedge.report import ReportRequest, run_report
 from segedge.report.render import write_report
 from segedge.sources import build

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from runtimes.fileio import write_text_atomic
-from runtimes.machine import machine_record
+from runtimes.guards.fileio import write_text_atomic
+from runtimes.measure.machine import machine_record
 from runtimes.predictor import Predictor
 
 RESULTS = Path(__file__).parent / "results"

@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_predictor import synthetic_image  # noqa: E402
 
 from runtimes import Predictor  # noqa: E402
-from runtimes.machine import cpu_info  # noqa: E402
-from runtimes.preprocess import to_model_input  # noqa: E402
+from runtimes.measure.machine import cpu_info  # noqa: E402
+from runtimes.imaging.preprocess import to_model_input  # noqa: E402
 from runtimes.stream.sources import Video  # noqa: E402
 from runtimes.stream.writers import mask_video  # noqa: E402
 from segedge.batch.folder import segment_overlapped  # noqa: E402

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_openvino  # noqa: E402  (the Predictor-overhead run and openvino.md)
 from runtimes.backends import RuntimeSpec
-from runtimes.fileio import write_text_atomic
-from runtimes.machine import cpu_info
+from runtimes.guards.fileio import write_text_atomic
+from runtimes.measure.machine import cpu_info
 from segedge.report import ReportRequest, run_report
 from segedge.report.render import to_dict, write_report
 

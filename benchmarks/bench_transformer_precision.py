@@ -15,7 +15,7 @@ which stay float, from the file itself):
   hint on the fp32 IR.
 
 Calibration: 32 images of the train split, as `segedge quantize` takes them. Then every file is
-timed at 512x512 in the same interleaved rounds (`runtimes.timing.time_runners`, 2 threads, ORT
+timed at 512x512 in the same interleaved rounds (`runtimes.measure.timing.time_runners`, 2 threads, ORT
 without spin-waiting), so the speed each rule buys is measured beside what it costs. Writes
 benchmarks/results/transformer_precision.md and .json, with the CPU's flags. The report's rows
 against PyTorch eager and torch.compile are bench_trained.py's.
@@ -38,13 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from exporters.fp16 import convert_fp16  # noqa: E402
 from exporters.int8 import quantize_int8  # noqa: E402
 from exporters.nncf_int8 import quantize_nncf  # noqa: E402
-from runtimes.fileio import write_text_atomic  # noqa: E402
-from runtimes.machine import cpu_info  # noqa: E402
+from runtimes.guards.fileio import write_text_atomic  # noqa: E402
+from runtimes.measure.machine import cpu_info  # noqa: E402
 from runtimes.predictor import Predictor  # noqa: E402
-from runtimes.session import open_session  # noqa: E402
-from runtimes.timing import Runner, ort_runner, time_runners  # noqa: E402
+from runtimes.backends.onnxruntime_session import open_session  # noqa: E402
+from runtimes.measure.timing import Runner, ort_runner, time_runners  # noqa: E402
 from segedge.data.labelled import labelled_pairs, read_pair  # noqa: E402
-from runtimes.metrics import ConfusionMatrix  # noqa: E402
+from runtimes.measure.metrics import ConfusionMatrix  # noqa: E402
 from segedge.data.shapes import IGNORE_INDEX  # noqa: E402
 from segedge.train.demo import demo_model  # noqa: E402
 
@@ -133,8 +133,8 @@ def measure(model: str, workdir: Path, args: argparse.Namespace) -> dict:
 def _runner(path: Path, runtime: str | None, hint: str | None, threads: int, name: str) -> Runner:
     """The file's session as the report times it: ONNX Runtime without spin-waiting, or OpenVINO."""
     if runtime == "openvino":
-        from runtimes.openvino_runtime import session_runner
-        from runtimes.openvino_session import open_openvino
+        from runtimes.backends.openvino_timing import session_runner
+        from runtimes.backends.openvino_session import open_openvino
 
         return session_runner(open_openvino(path, threads, hint=hint), 0.0, name=name)
     return ort_runner(open_session(path, threads=threads, spinning=False), 0.0, name=name)

@@ -22,8 +22,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from exporters.torch_to_onnx import export_onnx
-from runtimes.fileio import write_text_atomic
-from runtimes.machine import machine_record
+from runtimes.guards.fileio import write_text_atomic
+from runtimes.measure.machine import machine_record
 from segedge.models import build_model, get_spec, list_models
 
 RESULTS = Path(__file__).parent / "results"

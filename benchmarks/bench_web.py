@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from exporters.targets.ort_web import VERSION  # noqa: E402
-from runtimes.session import open_session  # noqa: E402
+from runtimes.backends.onnxruntime_session import open_session  # noqa: E402
 from segedge.export.run import ExportRequest  # noqa: E402
 from segedge.export.web import run_web_export  # noqa: E402
 from segedge.parity.reference import reference_model  # noqa: E402

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from runtimes.timing import Runner, time_runners
-from runtimes.fileio import write_text_atomic
-from runtimes.machine import machine_record
-from runtimes.session import open_session
+from runtimes.measure.timing import Runner, time_runners
+from runtimes.guards.fileio import write_text_atomic
+from runtimes.measure.machine import machine_record
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.models import list_models
 from segedge.export.run import ExportRequest, run_export
 

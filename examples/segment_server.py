@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from runtimes import Predictor
 from runtimes.errors import ImageError
-from runtimes.postprocess import palette_image
+from runtimes.imaging.postprocess import palette_image
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("model")

@@ -1,6 +1,6 @@
 """Calibration images for int8: found in a folder, prepared by the Predictor's own code, streamed.
 
-The images go through `runtimes.preprocess.to_model_input` with the model's card (colour order,
+The images go through `runtimes.imaging.preprocess.to_model_input` with the model's card (colour order,
 mean/std, scale, padding to a side the model takes), exactly as `Predictor` prepares a photo,
 so the activation ranges that calibration measures are the ones the model meets at run time.
 `ImageFolderReader` decodes one image per `get_next()` call: memory holds one image, whatever
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import InputFileError
-from runtimes.image import load_image
-from runtimes.preprocess import to_model_input
-from runtimes.session import as_model_feed
+from runtimes.imaging.image import load_image
+from runtimes.imaging.preprocess import to_model_input
+from runtimes.backends.onnxruntime_session import as_model_feed
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

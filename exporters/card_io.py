@@ -1,10 +1,10 @@
-"""Writing the model card into an ONNX file's metadata (reading it is `runtimes.session.read_card`)."""
+"""Writing the model card into an ONNX file's metadata (reading it is `runtimes.backends.onnxruntime_session.read_card`)."""
 
 from __future__ import annotations
 
 import onnx
 
-from runtimes.card import CARD_KEY, ModelCard
+from runtimes.model.card import CARD_KEY, ModelCard
 
 
 def embed_card(model: onnx.ModelProto, card: ModelCard) -> onnx.ModelProto:

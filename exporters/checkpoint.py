@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from runtimes.errors import CheckpointError
-from runtimes.runtime_messages import runtime_reason
+from runtimes.backends.messages import runtime_reason
 
 # Where training frameworks keep the weights in a checkpoint, the most usual first (Lightning and
 # mmseg: state_dict; torchvision's references and detectron2: model; ...). A moving average of the

@@ -9,7 +9,7 @@
   constants and value types become fp32, the Casts into fp16 become Casts into fp32, and every
   Cast that then turns a float into a float (all of the converter's) is removed.
 - An already quantized file (QDQ, QOperator, dynamic) is not quantized again: its scheme is named
-  by `runtimes.precision.read_precision`, and `model_precision` reads it from an onnx ModelProto.
+  by `runtimes.model.precision.read_precision`, and `model_precision` reads it from an onnx ModelProto.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import onnx
 from onnx import TensorProto, numpy_helper, version_converter
 
 from runtimes.errors import ExportError
-from runtimes.precision import GraphPrecision, read_precision
-from runtimes.runtime_messages import runtime_reason
+from runtimes.model.precision import GraphPrecision, read_precision
+from runtimes.backends.messages import runtime_reason
 
 PER_CHANNEL_OPSET = 13  # DequantizeLinear's `axis` (per-channel weights) appeared in opset 13
 
@@ -42,7 +42,7 @@ def upgrade_opset(model: onnx.ModelProto, version: int = PER_CHANNEL_OPSET) -> o
 
 
 def model_precision(model: onnx.ModelProto) -> GraphPrecision:
-    """What an onnx ModelProto computes in (`runtimes.precision.read_precision` on its nodes)."""
+    """What an onnx ModelProto computes in (`runtimes.model.precision.read_precision` on its nodes)."""
     def ints(node: onnx.NodeProto) -> dict[str, tuple[int, ...]]:
         return {a.name: ((a.i,) if a.type == onnx.AttributeProto.INT else tuple(a.ints)) for a in node.attribute}
 

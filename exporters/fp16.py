@@ -21,7 +21,7 @@ from onnxruntime.transformers.float16 import (
 )
 
 from runtimes.errors import ExportError
-from runtimes.runtime_messages import runtime_reason
+from runtimes.backends.messages import runtime_reason
 
 from .card_io import embed_card, read_card_from_proto
 from .graph_order import sort_topologically

@@ -37,9 +37,9 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import CardError, ExportError, UsageError
-from runtimes.fileio import work_folder
+from runtimes.guards.fileio import work_folder
 
 from .calibration import ImageFolderReader, calibration_images
 from .card_io import embed_card, read_card_from_proto
@@ -132,7 +132,7 @@ def quantize_int8(
         "convs": ops.get("Conv", 0) + ops.get("ConvTranspose", 0),
         "int8_ops": int8_compute(result),
         "float_ops": float_compute(result),
-        "preprocess": "runtimes.preprocess.to_model_input",
+        "preprocess": "runtimes.imaging.preprocess.to_model_input",
         "onnxruntime": onnxruntime.__version__,
     }
     card = card.with_overrides(precision="int8", calibration=facts, parity={}, runtime="onnxruntime")

@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 
 from runtimes.errors import ExportError, ModelFileError
-from runtimes.fileio import atomic_path
+from runtimes.guards.fileio import atomic_path
 
 from .graph_order import sort_topologically
 

@@ -7,7 +7,7 @@ AMD EPYC without AMX, heavily loaded by other jobs, so only the ratios mean much
 p50 on OpenVINO, NNCF's QDQ ONNX of the same model 1679 ms on OpenVINO (1.10x slower) and 3056 ms on
 ONNX Runtime; `quantize --for openvino` therefore writes the IR. Calibration is the very data ONNX Runtime's
 quantizer gets: `exporters.calibration` images prepared by the Predictor's own preprocessing
-(`runtimes.preprocess.to_model_input`), fed to `nncf.Dataset` one image at a time.
+(`runtimes.imaging.preprocess.to_model_input`), fed to `nncf.Dataset` one image at a time.
 
 The IR carries the card in its `rt_info` (`segedge` -> `card`, as `exporters.targets.openvino_ir`
 writes it) with `runtime: "openvino"`; the .bin and .xml appear atomically, the .bin first (an
@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ExportError, UsageError
-from runtimes.fileio import work_folder
-from runtimes.openvino_session import IR_CARD, import_openvino, read_openvino_card
+from runtimes.guards.fileio import work_folder
+from runtimes.backends.openvino_session import IR_CARD, import_openvino, read_openvino_card
 
 from .calibration import ImageFolderReader, calibration_images
 from .int8_options import DEFAULT_CALIB_COUNT
@@ -151,7 +151,7 @@ def quantize_nncf(
         "convs": ops.get("Convolution", 0) + ops.get("GroupConvolution", 0) + ops.get("ConvolutionBackpropData", 0),
         "int8_ops": compute_ops(quantized, int8=True),
         "float_ops": compute_ops(quantized, int8=False),
-        "preprocess": "runtimes.preprocess.to_model_input",
+        "preprocess": "runtimes.imaging.preprocess.to_model_input",
         "nncf": _version("nncf"),
         "openvino": _version("openvino"),
     }

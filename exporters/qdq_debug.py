@@ -31,8 +31,8 @@ from onnxruntime.quantization.qdq_loss_debug import (
     modify_model_output_intermediate_tensors,
 )
 
-from runtimes.card import ModelCard
-from runtimes.fileio import work_folder
+from runtimes.model.card import ModelCard
+from runtimes.guards.fileio import work_folder
 
 from .calibration import ImageFolderReader
 from .int8 import preprocess

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import onnx
 
-from runtimes.interrupts import check_interrupted
-from runtimes.runtime_messages import runtime_reason
+from runtimes.guards.interrupts import check_interrupted
+from runtimes.backends.messages import runtime_reason
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from runtimes.errors import ExportError
-from runtimes.fileio import atomic_path
-from runtimes.runtime_messages import runtime_reason
+from runtimes.guards.fileio import atomic_path
+from runtimes.backends.messages import runtime_reason
 
 DEFAULT_OPSET = 18
 INPUT_NAME = "image"

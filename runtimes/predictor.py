@@ -16,18 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from . import postprocess
-from .card import ModelCard
+from .imaging import postprocess
+from .model.card import ModelCard
 from .errors import ModelFileError, UsageError
-from .image import ImageLike, load_image
-from .isolate import probe_model
-from .preprocess import (at_input_resolution, from_model_output, long_side_size, model_input_size, resize_plane, resize_rgb,
+from .imaging.image import ImageLike, load_image
+from .guards.isolate import probe_model
+from .imaging.preprocess import (at_input_resolution, from_model_output, long_side_size, model_input_size, resize_plane, resize_rgb,
                          to_model_input)
-from .providers import Provider
+from .backends.onnxruntime_providers import Provider
 from .stream.labelling import label_maps
 from .backends import (LabelsInGraph, ModelRunner, Runtime, RuntimeSpec, as_runtime, backend_for_path, chosen_backend,
                        open_runner)
-from .tiling import plan_tiles, tiled_logits
+from .imaging.tiling import plan_tiles, tiled_logits
 
 Finish = Callable[[np.ndarray], np.ndarray]
 # The most predict_proba holds in memory for one image; past it, `out=` (a memory-mapped .npy) or `predict`.
@@ -47,7 +47,7 @@ class Predictor:
     `batch_size`: tiles (or images in `predict_batch`) per model run.
     `max_pixels`: replaces Pillow's decompression-bomb limit for the files this Predictor reads.
     `isolate`: for untrusted files, load the model and run it once in a child process under memory
-    and time limits first (`runtimes.isolate.probe_model`): a crash there is a `ModelFileError`.
+    and time limits first (`runtimes.guards.isolate.probe_model`): a crash there is a `ModelFileError`.
     `card_overrides`: model card fields (mean, std, scale, color_order, classes, palette,
     output_kind, size_divisor, valid_margin, tile_size, tile_overlap, ...) replacing the card's;
     they describe a model exported elsewhere, which has no card. `tile_size` turns on tiling for

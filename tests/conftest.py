@@ -91,7 +91,7 @@ def demo_models(tmp_path_factory):
 def command_1(demo_models, tmp_path_factory):
     """The `segedge report` of README command 1 on the stand-in (tests/doc_commands.py), once per run
     (pytest-xdist workers share it, as `demo_models`): {argv: the folder it wrote}."""
-    from runtimes.fileio import exclusive_lock
+    from runtimes.guards.fileio import exclusive_lock
     from segedge.cli import main
     from tests.doc_commands import COMMAND_1, output_folder, stand_in, steps
     from tests.precision_models import shared_root

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runtimes.fileio import exclusive_lock
+from runtimes.guards.fileio import exclusive_lock
 from segedge.train.recipe import TrainedModel
 
 DYNAMIC = {"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}}

@@ -19,7 +19,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from exporters.card_io import embed_card
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 
 SIZE = (32, 32)
 CLASSES = 4

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtimes.fileio import exclusive_lock
+from runtimes.guards.fileio import exclusive_lock
 from segedge.train.recipe import SMALL, TrainedModel, trained_model
 
 CALIB_COUNT = 32
@@ -52,7 +52,7 @@ def build_demo_models(tmp_path_factory) -> DemoModels:
 
 def _make(models: DemoModels) -> None:
     from segedge.export.run import ExportRequest, run_export
-    from runtimes.precision import Precision
+    from runtimes.model.precision import Precision
     from segedge.quantize import QuantizeRequest, run_quantize
 
     trained = models.trained

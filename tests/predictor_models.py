@@ -16,7 +16,7 @@ from torch import nn
 
 from exporters.card_io import embed_card
 from exporters.torch_to_onnx import export_onnx
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 
 CLASSES = ("background", "red", "green", "blue")
 PALETTE = ((0, 0, 0), (200, 30, 30), (30, 200, 30), (30, 30, 200))

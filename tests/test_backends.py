@@ -17,9 +17,9 @@ from PIL import Image
 from runtimes import Predictor
 from runtimes.backends import (Backend, RuntimeSpec, backend_for_path, backend_named, backend_names, open_runner,
                                register_backend, unregister_backend)
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ModelFileError, UsageError
-from runtimes.inspection import Inspection, TensorInfo
+from runtimes.model.inspection import Inspection, TensorInfo
 from segedge.bench.run import BenchRequest, run_bench
 from segedge.evaluate.run import EvalRequest, run_eval
 
@@ -136,7 +136,7 @@ def test_one_spec_validates_every_runtime_option():
 def test_importing_the_predictor_loads_no_backend_it_does_not_run():
     import subprocess
 
-    cli_only = ("runtimes.timing", "runtimes.outputs", "runtimes.fileio", "runtimes.interrupts", "psutil")
+    cli_only = ("runtimes.measure.timing", "runtimes.guards.outputs", "runtimes.guards.fileio", "runtimes.guards.interrupts", "psutil")
     code = ("import json, sys; from runtimes import Predictor; loaded = set(sys.modules); "
             "from runtimes.backends import backend_for_path; backend_for_path('m.onnx'); "
             f"print(json.dumps([sorted(m for m in sys.modules if 'openvino' in m), sorted(loaded & set({cli_only!r}))]))")

@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 
 from runtimes.backends import RuntimeSpec
-from runtimes.timing import FailedRun, Runner, ort_runner, time_runners
-from runtimes.machine import machine_record, usable_cpus
-from runtimes.session import open_session
+from runtimes.measure.timing import FailedRun, Runner, ort_runner, time_runners
+from runtimes.measure.machine import machine_record, usable_cpus
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.bench import BenchRequest, Peer, run_bench
 from segedge.cli import main
 
@@ -93,7 +93,7 @@ def test_bench_with_peers_in_one_run(tiny_onnx):
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed")
 def test_openvino_runtime_agrees_with_onnxruntime(tiny_onnx):
-    from runtimes.openvino_runtime import openvino_runner
+    from runtimes.backends.openvino_timing import openvino_runner
 
     x = np.random.default_rng(1).standard_normal((1, 3, 32, 40)).astype(np.float32)
     runner = openvino_runner(tiny_onnx, x.shape, threads=1, precision_hint="f32")

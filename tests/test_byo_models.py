@@ -17,11 +17,11 @@ import pytest
 import torch
 
 from exporters.torch_to_onnx import Exporter, LogitsOnly
-from runtimes.image import load_image
-from runtimes.postprocess import labels
+from runtimes.imaging.image import load_image
+from runtimes.imaging.postprocess import labels
 from runtimes.predictor import Predictor
-from runtimes.preprocess import at_input_resolution, from_model_output, to_model_input
-from runtimes.session import open_session
+from runtimes.imaging.preprocess import at_input_resolution, from_model_output, to_model_input
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.export.run import ExportRequest, ExportResult, run_export
 from segedge.sources import build
 from tests.byo_helpers import (

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from runtimes.card import CARD_KEY, ModelCard
+from runtimes.model.card import CARD_KEY, ModelCard
 from runtimes.errors import CardError
-from runtimes.palette import VOC_CLASSES, voc_palette
+from runtimes.imaging.palette import VOC_CLASSES, voc_palette
 
 
 def full_card() -> ModelCard:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from runtimes.backends import RuntimeSpec
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import UsageError
-from runtimes.session import open_session
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.data.demo import (
     dataset_key,
     dataset_record,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtimes.palette import voc_palette
+from runtimes.imaging.palette import voc_palette
 from segedge.data.labelled import labelled_pairs
 from segedge.evaluate import evaluate
 from tests.hostile import assert_refused

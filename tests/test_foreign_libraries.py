@@ -4,7 +4,7 @@ Not segedge's exporter: each file is written by the library's own recipe, `torch
 its docs show (smp: input/output named "input"/"output", dynamic batch, height and width; Hugging
 Face: "pixel_values" -> "logits" at 1/4; torchvision: a static shape, its "out" and "aux"
 outputs), so it has no segedge card and everything is read from the graph and probed
-(runtimes.inspection) or given as options (`--mean/--std`). The torchscript exporter is asked for
+(runtimes.model.inspection) or given as options (`--mean/--std`). The torchscript exporter is asked for
 (`dynamo=False`), as those recipes were written for, and because it takes seconds.
 
 The models come from tests/byo_models.py, built under segedge's seed, so that `eval --torch` on
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from runtimes.image import load_image
+from runtimes.imaging.image import load_image
 from runtimes.predictor import Predictor
 from segedge.sources import build
 from tests.byo_helpers import (

@@ -20,7 +20,7 @@ from PIL import Image
 
 from runtimes import Predictor
 from runtimes.errors import CardError
-from runtimes.preprocess import normalize
+from runtimes.imaging.preprocess import normalize
 from segedge.data import ShapesConfig, write_shapes_dataset
 from tests.foreign_models import CLASSES, build_foreign_models
 from tests.hostile import one_error_line

@@ -19,7 +19,7 @@ from PIL import Image
 
 from runtimes import Predictor
 from runtimes.errors import ModelFileError
-from runtimes.runtime_messages import runtime_reason
+from runtimes.backends.messages import runtime_reason
 from tests.foreign_precision_models import CALIB_IMAGES, build_foreign_files
 from tests.hostile import files_under, one_error_line
 from tests.precision_models import shared_root
@@ -244,7 +244,7 @@ def test_static_model_tiles_or_resizes_as_its_card_says(cli, foreign, demo_model
 
 
 def test_read_precision_names_each_scheme():
-    from runtimes.precision import Precision, read_precision
+    from runtimes.model.precision import Precision, read_precision
 
     def read(*ops, input_type="tensor(float)", outputs=("tensor(float)",)):
         return read_precision([(op, {"to": (to,)} if op == "Cast" else {}) for op, to in ops], input_type, outputs)

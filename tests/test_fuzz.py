@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import CardError, ImageError, SegedgeError
-from runtimes.image import load_image
+from runtimes.imaging.image import load_image
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -295,7 +295,7 @@ EXTERNAL_SEED = _external_seed()
 def test_external_data_reader_on_mutated_models(data):
     """It runs before onnx or onnxruntime see the file: it must never fail in another way."""
     from runtimes.errors import ModelFileError
-    from runtimes.external_data import external_refs
+    from runtimes.model.external_data import external_refs
 
     try:
         refs = external_refs(data)
@@ -309,7 +309,7 @@ def test_external_data_reader_on_mutated_models(data):
 def test_isolated_probe_on_mutated_models(data):
     """Whatever ONNX Runtime does with a mangled file happens in the child: here, only typed errors."""
     from runtimes.errors import ModelFileError
-    from runtimes.isolate import probe_model
+    from runtimes.guards.isolate import probe_model
 
     path = _SCRATCH / "mutated.onnx"
     path.write_bytes(data)

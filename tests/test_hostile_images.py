@@ -89,7 +89,7 @@ IMAGES = {
 @pytest.mark.parametrize("case", list(IMAGES))
 def test_hostile_image_is_one_typed_error(tmp_path, case):
     from runtimes.errors import ImageError
-    from runtimes.image import load_image
+    from runtimes.imaging.image import load_image
 
     make, message = IMAGES[case]
     path = tmp_path / "image.png"
@@ -102,7 +102,7 @@ def test_hostile_image_is_one_typed_error(tmp_path, case):
 
 def test_a_folder_is_not_an_image(tmp_path):
     from runtimes.errors import ImageError
-    from runtimes.image import load_image
+    from runtimes.imaging.image import load_image
 
     with pytest.raises(ImageError, match="folder"):
         load_image(tmp_path)
@@ -120,7 +120,7 @@ def _multipage_tiff(path: Path) -> None:
 
 @pytest.mark.parametrize("make, suffix", [(_animated_gif, ".gif"), (_multipage_tiff, ".tif")])
 def test_multi_frame_images_give_their_first_frame_with_a_warning(tmp_path, make, suffix):
-    from runtimes.image import load_image
+    from runtimes.imaging.image import load_image
 
     path = tmp_path / f"frames{suffix}"
     make(path)
@@ -291,9 +291,9 @@ def test_predictor_refuses_bad_arguments_with_typed_errors(hostile_model, kwargs
 def test_a_call_raising_the_limit_does_not_lift_it_for_other_threads(tmp_path):
     """While one call reads with its own max_pixels (Pillow's global limit swapped off), a call
     without one, in another thread at that moment, is still refused a bomb."""
-    from runtimes import image as image_module
+    from runtimes.imaging import image as image_module
     from runtimes.errors import ImageError
-    from runtimes.image import load_image
+    from runtimes.imaging.image import load_image
 
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(_real_bomb_bytes())
@@ -340,7 +340,7 @@ def conv_model_with_card(field: str, value) -> bytes:
 
     from onnx import TensorProto, helper, numpy_helper
 
-    from runtimes.card import CARD_KEY, ModelCard
+    from runtimes.model.card import CARD_KEY, ModelCard
 
     w = numpy_helper.from_array(np.ones((3, 3, 1, 1), np.float32), "w")
     graph = helper.make_graph(

@@ -10,8 +10,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from runtimes.errors import ModelFileError
-from runtimes.external_data import check_external_data
-from runtimes.session import open_session
+from runtimes.model.external_data import check_external_data
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.cli import main
 
 

@@ -26,8 +26,8 @@ import torch
 from PIL import Image
 
 from runtimes.backends import RuntimeSpec
-from runtimes.card import CARD_KEY, ModelCard
-from runtimes.parity import ParityAccumulator
+from runtimes.model.card import CARD_KEY, ModelCard
+from runtimes.measure.parity import ParityAccumulator
 from segedge.data import ShapesConfig, write_shapes_dataset
 from segedge.data.labelled import labelled_pairs
 from segedge.report import ReportRequest, run_report

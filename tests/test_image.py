@@ -1,4 +1,4 @@
-"""runtimes.image: every image mode, depth and container an app may hand over, and broken files."""
+"""runtimes.imaging.image: every image mode, depth and container an app may hand over, and broken files."""
 
 import struct
 import warnings

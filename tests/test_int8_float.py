@@ -12,7 +12,7 @@ from PIL import Image
 
 from exporters.int8 import quantize_int8
 from exporters.int8_float import attention_matmuls, float_compute, has_attention, int8_compute
-from runtimes.session import open_session
+from runtimes.backends.onnxruntime_session import open_session
 
 SEGFORMER_ATTENTION_MATMULS = 16  # 8 blocks (2 per stage), each Q K^T and softmax(.) V
 

@@ -23,7 +23,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from runtimes.fileio import remove_temporaries
+from runtimes.guards.fileio import remove_temporaries
 from segedge.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,8 +181,8 @@ def assert_old_or_whole(target: Path) -> None:
 # -- the watchdog: C code that swallows the KeyboardInterrupt ------------------------------------
 SWALLOWER = """
 import sys, time
-from runtimes.fileio import atomic_path, work_folder
-from runtimes.interrupts import stop_on_signals
+from runtimes.guards.fileio import atomic_path, work_folder
+from runtimes.guards.interrupts import stop_on_signals
 
 def swallowing():  # what onnxsim's C++ does with a KeyboardInterrupt: take it for a failed op, go on
     while True:
@@ -223,8 +223,8 @@ def test_a_swallowed_interrupt_is_enforced_and_cleaned_up(scratch, tmp_path, sig
 KILLED_WRITER = """
 import subprocess, sys, time
 from pathlib import Path
-from runtimes.fileio import remove_temporaries
-from runtimes.interrupts import after_children, stop_on_signals
+from runtimes.guards.fileio import remove_temporaries
+from runtimes.guards.interrupts import after_children, stop_on_signals
 
 def swallowing():
     while True:
@@ -234,7 +234,7 @@ def swallowing():
             pass
 
 out = Path(sys.argv[1])
-writer = ("import sys, time\\nfrom runtimes.fileio import atomic_path\\nwith atomic_path(sys.argv[1]) as tmp:\\n"
+writer = ("import sys, time\\nfrom runtimes.guards.fileio import atomic_path\\nwith atomic_path(sys.argv[1]) as tmp:\\n"
           "    tmp.write_bytes(b'half a mask')\\n    print('writing', flush=True)\\n    time.sleep(600)\\n")
 with stop_on_signals(), after_children(lambda: remove_temporaries([out], ("_mask.png",))):
     child = subprocess.Popen([sys.executable, "-c", writer, str(out / "003_mask.png")], stdout=subprocess.PIPE, text=True)
@@ -269,8 +269,8 @@ def test_remove_temporaries_takes_only_what_atomic_path_makes(tmp_path):
 
 COMMIT_AFTER_SWALLOWED = """
 import os, signal, sys
-from runtimes.fileio import atomic_path
-from runtimes.interrupts import stop_on_signals
+from runtimes.guards.fileio import atomic_path
+from runtimes.guards.interrupts import stop_on_signals
 with stop_on_signals(grace_s=60):
     try:
         with atomic_path(sys.argv[1]) as tmp:
@@ -512,7 +512,7 @@ def test_predict_into_a_read_only_folder_keeps_the_previous_masks(scratch, tmp_p
 
 def test_ctrl_c_right_after_the_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch):
     """The window mkstemp left open: the file existed before its name was known to any `finally`."""
-    from runtimes import fileio
+    from runtimes.guards import fileio
 
     real_create = fileio._create_exclusive
 

@@ -5,7 +5,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from runtimes.errors import ModelFileError
-from runtimes.isolate import probe_model
+from runtimes.guards.isolate import probe_model
 
 
 @pytest.fixture

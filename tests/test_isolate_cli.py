@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ModelFileError
 from segedge.cli import main
 
@@ -126,7 +126,7 @@ def test_predictor_isolate(model, crashing_child):
 
 def test_a_model_that_allocates_too_much_is_stopped_by_the_childs_own_limit(tmp_path, capsys):
     """A valid graph whose output is 20000 x 20000 x 3 floats (4.8 GB): the child's 1 GB cap stops it."""
-    from runtimes.isolate import probe_model
+    from runtimes.guards.isolate import probe_model
 
     shape = numpy_helper.from_array(np.array([1, 3, 20000, 20000], np.int64), "shape")
     graph = helper.make_graph(

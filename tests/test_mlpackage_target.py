@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("coremltools")
 
 from exporters.targets.mlpackage_spec import check_mil_ops, read_mlpackage  # noqa: E402
-from runtimes.card import CARD_KEY  # noqa: E402
+from runtimes.model.card import CARD_KEY  # noqa: E402
 
 SCALED = "tests/coreml_models.py:build_scaled"
 

@@ -11,9 +11,9 @@ import pytest
 
 from runtimes import Predictor
 from runtimes.errors import ModelFileError
-from runtimes.parity import PRESETS, judge, measure_images
-from runtimes.precision import Precision
-from runtimes.runtime import RuntimeMismatchWarning
+from runtimes.measure.parity import PRESETS, judge, measure_images
+from runtimes.model.precision import Precision
+from runtimes.backends.selection import RuntimeMismatchWarning
 from segedge.data.labelled import labelled_pairs, read_pair
 
 pytest.importorskip("nncf")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtimes.onnx_info import model_files, model_megabytes
+from runtimes.model.onnx_info import model_files, model_megabytes
 
 
 def test_an_ir_weighs_its_xml_and_its_bin(tmp_path):

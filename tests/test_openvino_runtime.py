@@ -1,4 +1,4 @@
-"""The OpenVINO Predictor (`runtime="openvino"`, runtimes/openvino_session.py) on every path the ONNX
+"""The OpenVINO Predictor (`runtime="openvino"`, runtimes/backends/openvino_session.py) on every path the ONNX
 Runtime one has: sizes, predict / proba / batch, resize, tiles, threads, one-channel, valid-mode and
 foreign models, IR files with their card; hints, the shape cache and the runtime mismatch."""
 
@@ -17,11 +17,11 @@ import torch
 
 from exporters.card_io import embed_card
 from runtimes import Predictor
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import CardError, ModelFileError, UsageError
-from runtimes.parity import PRESETS, compare_outputs, judge
-from runtimes.precision import Precision
-from runtimes.runtime import RuntimeMismatchWarning, open_model
+from runtimes.measure.parity import PRESETS, compare_outputs, judge
+from runtimes.model.precision import Precision
+from runtimes.backends.selection import RuntimeMismatchWarning, open_model
 from tests.predictor_models import SmallFieldNet, scene
 
 pytest.importorskip("openvino")
@@ -305,7 +305,7 @@ def test_old_cards_without_a_runtime_read_as_any_runtime(predictor_models):
 
 
 def test_importing_runtimes_does_not_import_openvino():
-    code = "import sys, runtimes, runtimes.runtime; print('openvino' in sys.modules)"
+    code = "import sys, runtimes, runtimes.backends.selection; print('openvino' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.stdout.strip() == "False"

@@ -1,6 +1,6 @@
 """No run overwrites its own inputs, nor a file segedge did not write (issue 15, point 1).
 
-The rules (`runtimes.outputs`) on their own, then every verb that writes, from the command line:
+The rules (`runtimes.guards.outputs`) on their own, then every verb that writes, from the command line:
 each refusal is one line, exit 2, before any work, with every file as it was.
 """
 
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from runtimes.errors import UsageError
-from runtimes.outputs import check_outputs, png_info, would_be_read, written_by_segedge
+from runtimes.guards.outputs import check_outputs, png_info, would_be_read, written_by_segedge
 from tests.hostile import TINY, assert_refused, files_under
 from tests.tiny_models import build
 
@@ -162,7 +162,7 @@ def test_quantize_in_place_only_with_overwrite_and_only_when_it_passes(cli, host
     monkeypatch.undo()
     code, _, err = cli("quantize", model, "--precision", "fp16", "-o", model, "--overwrite")
     assert code == 0, err
-    from runtimes.session import open_session
+    from runtimes.backends.onnxruntime_session import open_session
 
     assert open_session(model).card.precision.value == "fp16"
 

@@ -1,4 +1,4 @@
-"""The one parity judge (runtimes.parity): what it measures, how it labels, and how presets judge it."""
+"""The one parity judge (runtimes.measure.parity): what it measures, how it labels, and how presets judge it."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ParityError
-from runtimes.parity import (
+from runtimes.measure.parity import (
     PRESETS,
     ParityAccumulator,
     check_sizes,
@@ -18,7 +18,7 @@ from runtimes.parity import (
     measure_images,
     sample_input,
 )
-from runtimes.precision import Precision
+from runtimes.model.precision import Precision
 
 
 def logits(labels: np.ndarray, classes: int, margin: float = 4.0) -> np.ndarray:

@@ -9,7 +9,7 @@ import torch
 from exporters.card_io import read_card_from_proto
 from exporters.torch_to_onnx import Exporter
 from runtimes.errors import ExportError, UsageError
-from runtimes.session import open_session
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.export.run import ExportRequest, run_export
 from tests.tiny_models import build
 

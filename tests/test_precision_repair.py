@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.outlier_models import OUTLIER_LAYER, build_outlier_model
-from runtimes.image import load_image
-from runtimes.session import open_session
+from runtimes.imaging.image import load_image
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.data.shapes import ShapesConfig, write_shapes_dataset
 
 BUDGET = 3.0  # argmax-agreement points: conv2 in float leaves ~1.8 (input rounding), plain int8 loses ~56

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from runtimes import Predictor
-from runtimes.card import IMAGENET_MEAN, IMAGENET_STD
+from runtimes.model.card import IMAGENET_MEAN, IMAGENET_STD
 from runtimes.errors import CardError, ModelFileError, ProviderError, UsageError
 from tests.predictor_models import PALETTE, scene
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from exporters.torch_to_onnx import export_onnx
-from runtimes.parity import compare_outputs
+from runtimes.measure.parity import compare_outputs
 from segedge.models.adaptive_pool import ExportableAdaptiveAvgPool2d
 from segedge.export.preflight import Severity, preflight, rewrite
 

@@ -6,12 +6,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from runtimes import providers as P
+from runtimes.backends import onnxruntime_providers as P
 from runtimes.errors import ProviderError
-from runtimes.node_placement import NodeRecord, check_strict, placement_from_records, read_profile
-from runtimes.profiling import profile_placement
-from runtimes.providers import CPU, Provider, ProviderOptions
-from runtimes.session import open_session, session_options
+from runtimes.model.node_placement import NodeRecord, check_strict, placement_from_records, read_profile
+from runtimes.measure.profiling import profile_placement
+from runtimes.backends.onnxruntime_providers import CPU, Provider, ProviderOptions
+from runtimes.backends.onnxruntime_session import open_session, session_options
 from segedge.cli import main
 
 from .hostile import one_error_line

@@ -17,9 +17,9 @@ from exporters.fp16 import convert_fp16
 from exporters.int8 import quantize_int8, quantized_convs
 from exporters.qdq_debug import layer_errors
 from runtimes.errors import InputFileError
-from runtimes.image import load_image
-from runtimes.preprocess import to_model_input
-from runtimes.session import open_session
+from runtimes.imaging.image import load_image
+from runtimes.imaging.preprocess import to_model_input
+from runtimes.backends.onnxruntime_session import open_session
 from tests.hostile import assert_refused, files_under
 
 # What the SMALL demo model (segedge.train.recipe.SMALL) must keep, measured on its 100 held-out images.

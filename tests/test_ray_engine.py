@@ -24,7 +24,7 @@ ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
 from runtimes import Predictor
-from runtimes.metrics import ConfusionMatrix
+from runtimes.measure.metrics import ConfusionMatrix
 from segedge.batch.ray_eval import confusion_on_ray
 from segedge.data.labelled import labelled_pairs, read_pair
 from tests.predictor_models import scene

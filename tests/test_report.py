@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from runtimes.backends import RuntimeSpec
-from runtimes.providers import Provider
+from runtimes.backends.onnxruntime_providers import Provider
 from segedge.quantize import convert as quantize_convert
 from segedge.cli import main
 from segedge.data import ShapesConfig, write_shapes_dataset
@@ -191,7 +191,7 @@ def test_which_weights_are_random(tmp_path):
 
 
 def test_mIoU_at_the_images_own_size(labelled, tmp_path):
-    from runtimes.card import ModelCard
+    from runtimes.model.card import ModelCard
 
     from segedge.data.labelled import labelled_pairs
 

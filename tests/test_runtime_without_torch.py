@@ -31,7 +31,9 @@ def test_predictor_runs_without_torch(tmp_path, predictor_models):
         import numpy as np
         import runtimes
         from runtimes import Predictor, load_image
-        from runtimes import image, postprocess, predictor, preprocess, session, tiling  # every runtime module used here
+        from runtimes import predictor  # every runtime module used here
+        from runtimes.imaging import image, postprocess, preprocess, tiling
+        from runtimes.backends import onnxruntime_session as session
         p = Predictor({str(predictor_models.multiclass)!r}, tile_size=64)
         labels = p.predict({str(image_path)!r})
         probs = p.predict_proba(load_image({str(image_path)!r}))

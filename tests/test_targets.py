@@ -30,7 +30,7 @@ from exporters.targets import (
     target_names,
 )
 from exporters.torch_to_onnx import export_onnx
-from runtimes.card import CARD_KEY, ModelCard
+from runtimes.model.card import CARD_KEY, ModelCard
 from runtimes.errors import CardError, UsageError
 from tests.target_models import conv_node as _conv, write_segnet_model
 

@@ -7,10 +7,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from runtimes import Predictor
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import UsageError
-from runtimes.preprocess import from_model_output, model_side, model_window, to_model_input
-from runtimes.tiling import plan_tiles, tile_weights, tiled_logits
+from runtimes.imaging.preprocess import from_model_output, model_side, model_window, to_model_input
+from runtimes.imaging.tiling import plan_tiles, tile_weights, tiled_logits
 from tests.predictor_models import scene
 
 SAME = ModelCard(name="same", size_divisor=8)
@@ -177,7 +177,7 @@ def test_probabilities_stream_into_a_memory_mapped_npy(predictor_models, tmp_pat
 
 def test_predict_proba_cli_streams_and_writes_the_same_files(predictor_models, cli, tmp_path):
     """`predict --proba` goes through the memory-mapped path; its .npy and mask agree with the library's."""
-    from runtimes.postprocess import labels_from_probabilities
+    from runtimes.imaging.postprocess import labels_from_probabilities
 
     source = tmp_path / "big.png"
     Image.fromarray(scene(150, 230, seed=4)).save(source)

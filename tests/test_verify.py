@@ -8,7 +8,7 @@ import pytest
 from onnx import numpy_helper
 
 from runtimes.errors import CardError, UsageError
-from runtimes.precision import Precision
+from runtimes.model.precision import Precision
 from segedge.data import ShapesConfig, write_shapes_dataset
 from segedge.evaluate import EvalRequest, run_eval
 from segedge.parity import VerifyRequest, run_verify

@@ -16,7 +16,7 @@ from PIL import Image
 
 from runtimes import Predictor
 from runtimes.errors import UsageError
-from runtimes.postprocess import overlay_image
+from runtimes.imaging.postprocess import overlay_image
 from runtimes.stream.pipeline import staged
 from runtimes.stream.writers import mask_video, read_mask_video
 from tests.predictor_models import scene

@@ -3,7 +3,7 @@ compared with the Predictor's.
 
 The exported folder is served by its own serve.py (127.0.0.1, COOP/COEP); tests/web_harness.html, copied
 into it, segments PNG images with the folder's segedge.js on onnxruntime-web's WASM and posts the masks and
-scores back (tests/web_browser.py). Judged with runtimes.parity's presets: the fp32 folder against the
+scores back (tests/web_browser.py). Judged with runtimes.measure.parity's presets: the fp32 folder against the
 Predictor on the same file (the fp32 preset: scores within 1e-4 of the range, masks 99.99%), the int8
 folder against the Predictor on the fp32 file (the int8 preset). Models: the zoo's LR-ASPP
 MobileNetV3 with its demo weights (trained once, cached), and a network exported by torch.onnx's TorchScript
@@ -32,9 +32,9 @@ from PIL import Image
 
 from exporters.targets.ort_web import PACKAGE, VERSION
 from runtimes import Predictor
-from runtimes.parity import compare_outputs, judge, preset
-from runtimes.preprocess import at_input_resolution, from_model_output, to_model_input
-from runtimes.session import open_session
+from runtimes.measure.parity import compare_outputs, judge, preset
+from runtimes.imaging.preprocess import at_input_resolution, from_model_output, to_model_input
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.data import ShapesConfig, write_shapes_dataset
 from tests.web_browser import CHROMIUM_FLAGS, decode, find_chromium, run_harness
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import onnx
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import CardError, ModelFileError, UsageError
-from runtimes.fileio import atomic_path, ensure_writable, work_folder
-from runtimes.image import load_image
-from runtimes.outputs import check_outputs
-from runtimes.session import check_model_path
+from runtimes.guards.fileio import atomic_path, ensure_writable, work_folder
+from runtimes.imaging.image import load_image
+from runtimes.guards.outputs import check_outputs
+from runtimes.backends.onnxruntime_session import check_model_path
 
 from ..calibration import calibration_images, image_files, spread
 from ..card_io import read_card_from_proto
@@ -72,7 +72,7 @@ def build_for_target(
     one of its quantized `weight_types` (QNN: uint8, the default, or int8). `images`:
     folder to verify on (default the calibration images, else generated ones). `on_checks` is
     called with the check reports before anything is written. `overwrite`: replace existing files
-    that segedge did not write (`runtimes.outputs.check_outputs`); the input is never an output.
+    that segedge did not write (`runtimes.guards.outputs.check_outputs`); the input is never an output.
     `quantizer`: what quantizes for QNN in place of `qnn.quantize_for_qnn` (same arguments; segedge's
     repair search, `segedge.quantize.adapters.qnn_qdq.repairing_quantizer`).
     """

@@ -26,7 +26,7 @@ from onnxruntime.tools.mobile_helpers import usability_checker
 from onnxruntime.tools.onnx_model_utils import is_fixed_size_tensor, optimize_model
 
 from runtimes.errors import UsageError
-from runtimes.fileio import work_folder
+from runtimes.guards.fileio import work_folder
 
 from . import qnn_ops, tensorrt_ops
 from .node_names import node_label, op_label

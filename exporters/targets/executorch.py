@@ -7,7 +7,7 @@
 
 The card and the target record ride in the program as constant methods (`segedge_card`,
 `segedge_target`: ExecuTorch's documented way to store configuration in a program), which
-`runtimes.executorch_session` reads back.
+`runtimes.backends.executorch_session` reads back.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from runtimes.errors import ExportError, UsageError
-from runtimes.executorch_session import CARD_METHOD, INSTALL, TARGET_METHOD
-from runtimes.native_log import native_stderr_captured
+from runtimes.backends.executorch_session import CARD_METHOD, INSTALL, TARGET_METHOD
+from runtimes.backends.native_log import native_stderr_captured
 
 from .quiet import quiet
 from .result import CheckReport, UnsupportedNode

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from runtimes.errors import OutputError, UsageError
-from runtimes.fileio import ensure_writable
-from runtimes.interrupts import temporary
-from runtimes.outputs import Input
+from runtimes.guards.fileio import ensure_writable
+from runtimes.guards.interrupts import temporary
+from runtimes.guards.outputs import Input
 
 
 def check_folder_output(folder: Path, inputs: Iterable[Input], is_ours: Callable[[Path], bool], *,

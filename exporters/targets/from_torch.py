@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import UsageError
-from runtimes.fileio import atomic_path, ensure_writable, work_folder
-from runtimes.image import load_image
-from runtimes.outputs import Input, check_outputs
+from runtimes.guards.fileio import atomic_path, ensure_writable, work_folder
+from runtimes.imaging.image import load_image
+from runtimes.guards.outputs import Input, check_outputs
 
 from ..calibration import calibration_images, image_files, spread
 from ..int8_options import DEFAULT_CALIB_COUNT
@@ -201,7 +201,7 @@ class _LiteRT(_Writer):
         return with_card(written.content, card.to_json(), record)  # metadata entries replace those of the same name
 
     def runner(self, path: Path, threads: int | None) -> Runner:
-        from runtimes.litert_session import open_litert
+        from runtimes.backends.litert_session import open_litert
 
         return open_litert(path, threads).run
 
@@ -230,7 +230,7 @@ class _ExecuTorch(_Writer):
         return lower(written.source, size, dynamic_shapes(card.size_divisor, side_range), card.to_json(), record).program
 
     def runner(self, path: Path, threads: int | None) -> Runner:
-        from runtimes.executorch_session import open_executorch
+        from runtimes.backends.executorch_session import open_executorch
 
         return open_executorch(path, threads).run
 

@@ -1,7 +1,7 @@
 """Images for calibrating and verifying a target's artefact, prepared as the Predictor prepares them.
 
 A static-shape artefact takes exactly one input size, so each image is first resized to the
-size whose model input (`runtimes.preprocess.to_model_input`: card normalisation, colour order,
+size whose model input (`runtimes.imaging.preprocess.to_model_input`: card normalisation, colour order,
 padding to the stride, the valid-mode margin) is that shape; then it goes through the Predictor's
 own preprocessing. Without a folder of the user's images, generated ones stand in: coloured
 rectangles and discs on a gradient, seeded, so that label maps hold several classes and edges.
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import UsageError
-from runtimes.image import load_image
-from runtimes.preprocess import model_input_size, resize_rgb, to_model_input
+from runtimes.imaging.image import load_image
+from runtimes.imaging.preprocess import model_input_size, resize_rgb, to_model_input
 
 from ..calibration import ImageFolderReader
 

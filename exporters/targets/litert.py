@@ -3,7 +3,7 @@
     [NHWC I/O: litert_torch.to_channel_last_io]
       -> litert_torch.convert(model, (x,)) -> flatbuffer bytes
       [int8: ai-edge-quantizer, LiteRT's own quantizer, recipe static_wi8_ai8, calibrated on the images]
-      -> the card and record added to its metadata (runtimes.litert_metadata)
+      -> the card and record added to its metadata (runtimes.backends.litert_metadata)
       -> the delegate check: the file loaded by ai-edge-litert's interpreter with XNNPACK, which nodes
          the delegate replaced and how many partitions it made
 
@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from runtimes.errors import ExportError, UsageError
-from runtimes.litert_metadata import CARD_KEY, TARGET_KEY, with_entries
-from runtimes.native_log import native_stderr_captured
+from runtimes.backends.litert_metadata import CARD_KEY, TARGET_KEY, with_entries
+from runtimes.backends.native_log import native_stderr_captured
 
 from .quiet import quiet
 from .result import CheckReport, UnsupportedNode

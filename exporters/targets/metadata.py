@@ -1,7 +1,7 @@
 """What travels inside every artefact: the model card and the target record, and reading them back.
 
 Both are JSON strings: in an .onnx or .ort file under `metadata_props` keys `segedge.card`
-(`runtimes.card.CARD_KEY`) and `segedge.target`; in an OpenVINO IR under `rt_info` ->
+(`runtimes.model.card.CARD_KEY`) and `segedge.target`; in an OpenVINO IR under `rt_info` ->
 `segedge` -> `card` / `target`. The target record says for which target the file was made, its
 input shape (static or which axes are dynamic), opset, precision and what the checks found, so
 `segedge info` can answer from any artefact. Reading needs onnxruntime (and openvino for IR)
@@ -20,7 +20,7 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
-from runtimes.card import CARD_KEY, TARGET_KEY, ModelCard
+from runtimes.model.card import CARD_KEY, TARGET_KEY, ModelCard
 from runtimes.errors import ModelFileError
 
 from .result import CheckReport

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ExportError
 
 from .coreml_quiet import coremltools, silenced

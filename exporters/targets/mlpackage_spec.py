@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtimes.card import CARD_KEY, ModelCard
+from runtimes.model.card import CARD_KEY, ModelCard
 from runtimes.errors import CardError, ModelFileError
 
 from .coreml_quiet import coremltools, silenced

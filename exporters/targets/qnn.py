@@ -35,7 +35,7 @@ from onnxruntime.quantization.execution_providers.qnn import (
     qnn_preprocess_model,
 )
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ExportError
 
 from .images import StaticSizeReader
@@ -92,7 +92,7 @@ def quantize_for_qnn(source: Path, target: Path, images: Sequence[Path], card: M
         "format": "QDQ",
         "config": "onnxruntime.quantization.execution_providers.qnn.get_qnn_qdq_config",
         "qnn_preprocess_changed_graph": bool(changed),
-        "preprocess": "runtimes.preprocess.to_model_input at the static size",
+        "preprocess": "runtimes.imaging.preprocess.to_model_input at the static size",
         "onnxruntime": onnxruntime.__version__,
     }
 

@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ExportError
-from runtimes.parity import Parity
+from runtimes.measure.parity import Parity
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Running an artefact here and comparing it with the fp32 ONNX file it was made from.
 
-`compare` is the one place the comparison happens: segedge's parity judge (`runtimes.parity`:
+`compare` is the one place the comparison happens: segedge's parity judge (`runtimes.measure.parity`:
 `ParityAccumulator`, `judge`, the precision's preset) over the images, one pair of outputs in
 memory at a time, labels made by the card's output kind.
 """
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ModelFileError
-from runtimes.parity import ParityAccumulator, judge, preset
-from runtimes.session import session_options
+from runtimes.measure.parity import ParityAccumulator, judge, preset
+from runtimes.backends.onnxruntime_session import session_options
 
 from .quiet import first_line
 from .result import Verification

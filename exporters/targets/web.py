@@ -20,11 +20,11 @@ from pathlib import Path
 
 import onnx
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import UsageError
-from runtimes.fileio import work_folder
-from runtimes.outputs import Input
-from runtimes.web_folder import MANIFEST, is_web_folder
+from runtimes.guards.fileio import work_folder
+from runtimes.guards.outputs import Input
+from runtimes.model.web_folder import MANIFEST, is_web_folder
 
 from ..card_io import embed_card
 from ..model_file import load_model

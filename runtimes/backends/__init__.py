@@ -1,6 +1,6 @@
 """The backend registry: which runtime opens a model, chosen by name or by the file's suffix.
 
-    from runtimes.backends import backend_for_path, backend_named, open_runner, register_backend
+    from . import backend_for_path, backend_named, open_runner, register_backend
 
 A backend is one module (`runtimes.backends.onnxruntime`, `runtimes.backends.openvino`) defining a
 `Backend` subclass. The built-in ones are listed below by module name and imported on first use,
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..card import ModelCard
+from ..model.card import ModelCard
 from ..errors import ModelFileError, UsageError
 from .base import Backend, LabelsInGraph, ModelRunner, Runtime, RuntimeSpec, as_runtime, check_hint, runtime_name
 

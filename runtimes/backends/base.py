@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..card import ModelCard
+from ..model.card import ModelCard
 from ..errors import UsageError
-from ..inspection import Inspection
-from ..machine import check_threads
-from ..providers import Provider, ProviderOptions
+from ..model.inspection import Inspection
+from ..measure.machine import check_threads
+from .onnxruntime_providers import Provider, ProviderOptions
 
 if TYPE_CHECKING:  # the benchmark harness (and psutil) load when something is timed, not with the Predictor
-    from ..timing import Runner
+    from ..measure.timing import Runner
 
 # Inference precisions a runtime may be asked to run float parts at (OpenVINO's INFERENCE_PRECISION_HINT).
 PRECISION_HINTS = ("f32", "bf16", "f16")
@@ -77,7 +77,7 @@ class RuntimeSpec:
     `threads`: intra-op threads (None: the CPUs this process may use). `hint`: the inference
     precision of the float parts (f32, bf16, f16; None or "auto": the runtime's choice), also ONNX
     Runtime's OpenVINO provider's. `spinning`: False parks ONNX Runtime's idle threads at once
-    (for sessions timed beside other runtimes, see `runtimes.session.session_options`).
+    (for sessions timed beside other runtimes, see `runtimes.backends.onnxruntime_session.session_options`).
     """
 
     runtime: str | None = None
@@ -162,8 +162,8 @@ class Backend:
         return Path(path).suffix.lower() in self.suffixes
 
     def timing_runner(self, model: ModelRunner, setup_s: float, name: str | None = None) -> Runner:
-        """`model` as a benchmark row (`runtimes.timing.Runner`): timed through `run`, as the Predictor runs it."""
-        from ..timing import Runner
+        """`model` as a benchmark row (`runtimes.measure.timing.Runner`): timed through `run`, as the Predictor runs it."""
+        from ..measure.timing import Runner
 
         precision = model.card.precision.value
         return Runner(name=name or f"{self.name} {precision}", runtime=self.about(), provider="cpu", run=model.run,

@@ -1,6 +1,6 @@
 """ExecuTorch as a backend (`segedge[executorch]`): .pte programs on ExecuTorch's runtime with XNNPACK.
 
-The adapter itself is `runtimes.executorch_session` (`open_executorch`, `ExecuTorchSession`; its
+The adapter itself is `runtimes.backends.executorch_session` (`open_executorch`, `ExecuTorchSession`; its
 Python runtime takes torch tensors, so opening a file imports torch). Importing this module
 imports neither ExecuTorch nor torch.
 """
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..executorch_session import INSTALL, ExecuTorchSession, open_executorch
+from .executorch_session import INSTALL, ExecuTorchSession, open_executorch
 from .base import Backend, RuntimeSpec
 from .litert import _cpu_only
 

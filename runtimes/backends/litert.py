@@ -1,6 +1,6 @@
 """LiteRT as a backend (`segedge[litert]`): .tflite files on ai-edge-litert's interpreter with XNNPACK, no torch.
 
-The adapter itself is `runtimes.litert_session` (`open_litert`, `LiteRTSession`). Importing this
+The adapter itself is `runtimes.backends.litert_session` (`open_litert`, `LiteRTSession`). Importing this
 module does not import LiteRT: opening a file does.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..litert_metadata import INSTALL
-from ..litert_session import LiteRTSession, open_litert
+from .litert_metadata import INSTALL
+from .litert_session import LiteRTSession, open_litert
 from .base import Backend, RuntimeSpec
 
 

@@ -1,7 +1,7 @@
 """ONNX Runtime as a backend: .onnx and ORT-format files, on the execution provider the spec names.
 
-The adapter itself is `runtimes.session` (`open_session`, `ModelSession`); its benchmark runner is
-`runtimes.timing.ort_runner`.
+The adapter itself is `runtimes.backends.onnxruntime_session` (`open_session`, `ModelSession`); its benchmark runner is
+`runtimes.measure.timing.ort_runner`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import onnxruntime as ort
 
 from ..errors import UsageError
-from ..session import ModelSession, open_session
+from .onnxruntime_session import ModelSession, open_session
 from .base import Backend, ModelRunner, RuntimeSpec
 
 if TYPE_CHECKING:
-    from ..timing import Runner
+    from ..measure.timing import Runner
 
 
 class OnnxRuntimeBackend(Backend):
@@ -35,7 +35,7 @@ class OnnxRuntimeBackend(Backend):
                             overrides=overrides)
 
     def timing_runner(self, model: ModelRunner, setup_s: float, name: str | None = None) -> Runner:
-        from ..timing import ort_runner
+        from ..measure.timing import ort_runner
 
         assert isinstance(model, ModelSession)  # what `open` returns
         return ort_runner(model, setup_s, name=name)

@@ -1,8 +1,8 @@
 """OpenVINO's own runtime as a backend (`segedge[openvino]`): IR .xml files, and .onnx files too.
 
-The adapter itself is `runtimes.openvino_session` (`open_openvino`, `OpenVINOSession`: compiled per
+The adapter itself is `runtimes.backends.openvino_session` (`open_openvino`, `OpenVINOSession`: compiled per
 input shape, the argmax optionally in the graph); its benchmark runner is
-`runtimes.openvino_runtime.session_runner`. Importing this module does not import OpenVINO: opening
+`runtimes.backends.openvino_timing.session_runner`. Importing this module does not import OpenVINO: opening
 a file does.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..openvino_session import OpenVINOSession, open_openvino
+from .openvino_session import OpenVINOSession, open_openvino
 from .base import Backend, ModelRunner, RuntimeSpec
 
 if TYPE_CHECKING:
-    from ..timing import Runner
+    from ..measure.timing import Runner
 
 
 class OpenVINOBackend(Backend):
@@ -38,7 +38,7 @@ class OpenVINOBackend(Backend):
         return open_openvino(path, spec.threads, hint=spec.hint, overrides=overrides)
 
     def timing_runner(self, model: ModelRunner, setup_s: float, name: str | None = None) -> Runner:
-        from ..openvino_runtime import session_runner
+        from .openvino_timing import session_runner
 
         return session_runner(model, setup_s, name=name)
 

@@ -31,9 +31,9 @@ import numpy as np
 
 from ..backends import LabelsInGraph
 from ..errors import ImageError, UsageError
-from ..image import ImageLike, load_image
-from ..postprocess import labels_from_probabilities
-from ..preprocess import from_model_output, to_model_input
+from ..imaging.image import ImageLike, load_image
+from ..imaging.postprocess import labels_from_probabilities
+from ..imaging.preprocess import from_model_output, to_model_input
 from .pipeline import staged
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ source (a stream URL, a camera) is read as it comes, in a thread of its own, int
 (`Video.dropped` counts them), so the reader always gets a recent frame and memory stays bounded.
 
 PyAV (`segedge[video]`) is imported on first use: `import runtimes` works without it.
-Each frame is held to the pixel limit of images (`runtimes.image.pixel_limit`), checked from the
+Each frame is held to the pixel limit of images (`runtimes.imaging.image.pixel_limit`), checked from the
 stream's header before the first frame is decoded and again for every frame (a stream may change
 its size). FFmpeg's failures become one `VideoError` line naming the source.
 """
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError, VideoError
-from ..image import pixel_limit
+from ..imaging.image import pixel_limit
 
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".flv", ".wmv",

@@ -17,7 +17,7 @@ look-ahead) lets each frame out as it is encoded, so closing after a Ctrl-C has 
 Each file is written to a temporary beside its target and moved into place by `close()` after
 the encoder is flushed and the trailer written: on a normal end, an error in the middle (a
 corrupt frame, a dropped stream) or a Ctrl-C alike. Until then it is registered with
-`runtimes.interrupts`, so a forced exit leaves no temporary behind.
+`runtimes.guards.interrupts`, so a forced exit leaves no temporary behind.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError
-from ..fileio import move_into_place, temporary_file
-from ..outputs import VIDEO_COMMENT
+from ..guards.fileio import move_into_place, temporary_file
+from ..guards.outputs import VIDEO_COMMENT
 from .sources import require_av
 
 MASK_VIDEO, OVERLAY_VIDEO = "_mask.mkv", "_overlay.mp4"

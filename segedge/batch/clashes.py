@@ -4,7 +4,7 @@
 `a_mask.png`, and into a folder whose next run reads the masks as photos (`a_mask_mask.png`).
 An output folder whose outputs a scan of an input folder would find is refused; so is any output
 that is an input image or the model, and an existing file segedge did not write (unless
-`--overwrite`, `runtimes.outputs`). Nothing here imports torch or ray.
+`--overwrite`, `runtimes.guards.outputs`). Nothing here imports torch or ray.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from runtimes.errors import UsageError
-from runtimes.outputs import check_outputs, inputs_of, would_be_read
+from runtimes.guards.outputs import check_outputs, inputs_of, would_be_read
 from segedge.batch.jobs import output_paths, output_stem
 
 

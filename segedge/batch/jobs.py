@@ -16,11 +16,11 @@ import numpy as np
 from PIL import Image
 
 from runtimes.errors import UsageError
-from runtimes.fileio import atomic_path
-from runtimes.image import ImageLike, load_image
-from runtimes.palette import Color
-from runtimes.mask_files import save_npy, save_png
-from runtimes.postprocess import labels_from_probabilities, overlay_image, palette_image
+from runtimes.guards.fileio import atomic_path
+from runtimes.imaging.image import ImageLike, load_image
+from runtimes.imaging.palette import Color
+from runtimes.imaging.mask_files import save_npy, save_png
+from runtimes.imaging.postprocess import labels_from_probabilities, overlay_image, palette_image
 from runtimes.predictor import Predictor
 
 MASK, OVERLAY, PROBA = "_mask.png", "_overlay.png", "_proba.npy"
@@ -103,7 +103,7 @@ def _with_probabilities(predictor: Predictor, image: np.ndarray, npy: Path, mask
     The probabilities stream into a memory-mapped .npy, block by block, so a huge image's never need
     to fit in memory; its space is claimed first, so a full disk is an error, not a SIGBUS. The mask
     is written first and the .npy moved into place after it: a later run knows it as segedge's by
-    that mask (runtimes.outputs).
+    that mask (runtimes.guards.outputs).
     """
     shape = predictor.probability_shape(image)
     kind, threshold = predictor.card.output_kind, predictor.threshold

@@ -18,7 +18,7 @@ import numpy as np
 import ray
 
 from runtimes.errors import UsageError
-from runtimes.metrics import ConfusionMatrix
+from runtimes.measure.metrics import ConfusionMatrix
 from runtimes.predictor import Predictor
 
 from segedge.batch.cluster import RayCluster, batches, on_actor_pool, plan_blocks, ray_session

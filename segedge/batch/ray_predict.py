@@ -23,8 +23,8 @@ import numpy as np
 import ray
 
 from runtimes.errors import ImageError, UsageError
-from runtimes.fileio import remove_temporaries, write_text_atomic
-from runtimes.interrupts import after_children
+from runtimes.guards.fileio import remove_temporaries, write_text_atomic
+from runtimes.guards.interrupts import after_children
 from runtimes.predictor import Predictor
 
 from segedge.batch.cluster import RayCluster, batches, on_actor_pool, plan_blocks, ray_session

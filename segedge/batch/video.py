@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.mask_files import save_png
-from runtimes.postprocess import overlay_image, palette_image
+from runtimes.imaging.mask_files import save_png
+from runtimes.imaging.postprocess import overlay_image, palette_image
 from runtimes.predictor import Predictor
 from runtimes.stream.labelling import label_stream
 from runtimes.stream.sources import Frame, Video

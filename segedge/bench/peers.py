@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtimes.timing import Runner
+from runtimes.measure.timing import Runner
 
 
 def device_for(provider: str) -> str:

@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import CardError, UsageError
-from runtimes.fileio import work_folder
-from runtimes.machine import machine_record, usable_cpus
-from runtimes.node_placement import NodePlacement, check_strict
-from runtimes.profiling import profile_placement
-from runtimes.providers import Provider, explain
+from runtimes.guards.fileio import work_folder
+from runtimes.measure.machine import machine_record, usable_cpus
+from runtimes.model.node_placement import NodePlacement, check_strict
+from runtimes.measure.profiling import profile_placement
+from runtimes.backends.onnxruntime_providers import Provider, explain
 from runtimes.backends import Runtime, RuntimeSpec, backend_named, chosen_backend
-from runtimes.session import ModelSession, open_session
-from runtimes.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
+from runtimes.backends.onnxruntime_session import ModelSession, open_session
+from runtimes.measure.timing import FailedRun, Row, Runner, one_line, ort_runner, time_runners
 
 Progress = Callable[[str], None]
 
@@ -179,7 +179,7 @@ def build_peer(peer: Peer, session: ModelSession, card: ModelCard, x: np.ndarray
         return ort_runner(cpu, time.perf_counter() - start, name="onnxruntime cpu")
     if peer is Peer.openvino:
         try:
-            from runtimes.openvino_runtime import openvino_runner
+            from runtimes.backends.openvino_timing import openvino_runner
 
             return openvino_runner(session.path, x.shape, threads, precision_hint=request.spec.hint)
         except Exception as exc:  # not installed, or OpenVINO cannot read this graph

@@ -2,7 +2,7 @@
 
 Library code raises `SegedgeError`s; here they become one line on stderr and the exit code
 they carry (2 usage, 1 runtime). Typer's own usage errors get the same one-line treatment.
-Ctrl-C exits 130 and SIGTERM 143 after unwinding, every time: `runtimes.interrupts` records the
+Ctrl-C exits 130 and SIGTERM 143 after unwinding, every time: `runtimes.guards.interrupts` records the
 signal, so that C code swallowing the KeyboardInterrupt cannot let the run finish, and enforces it.
 """
 
@@ -18,7 +18,7 @@ import typer
 from typer.exceptions import Abort, TyperException
 
 from runtimes.errors import SegedgeError
-from runtimes.interrupts import EXIT_CODES, MESSAGES, received, stop_on_signals
+from runtimes.guards.interrupts import EXIT_CODES, MESSAGES, received, stop_on_signals
 
 from segedge.cli import bench_cmd, eval_cmd, export_cmd, info_cmd, models_cmd, predict_cmd, quantize_cmd, report_cmd, serve_cmd, verify_cmd  # noqa: F401  (register commands)
 from segedge.cli.app import app

@@ -59,7 +59,7 @@ def with_progress(what: str, work: Callable[[Callable[[str], None]], Result]) ->
 
     A progress message marks a new stage: none starts after a Ctrl-C that C code swallowed.
     """
-    from runtimes.interrupts import check_interrupted
+    from runtimes.guards.interrupts import check_interrupted
 
     start = time.perf_counter()
     log = os.environ.get("SEGEDGE_LOG_PROGRESS") == "1"  # a line per stage with its time: for logs and timing
@@ -83,7 +83,7 @@ def probe_if_isolated(isolate: bool, model: Path, provider: str = "cpu", input_s
     """With --isolate, refuse `model` unless it survives loading and one run in a limited child."""
     if not isolate:
         return
-    from runtimes.isolate import probe_model
+    from runtimes.guards.isolate import probe_model
 
     probe_model(model, getattr(provider, "value", provider), input_size or (64, 64))
 

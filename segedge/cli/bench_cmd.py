@@ -10,8 +10,8 @@ from rich.table import Table
 
 from runtimes.backends import RuntimeSpec
 from runtimes.errors import SegedgeError, UsageError
-from runtimes.providers import Provider
-from runtimes.timing import FailedRun
+from runtimes.backends.onnxruntime_providers import Provider
+from runtimes.measure.timing import FailedRun
 
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
 from segedge.cli.options import (

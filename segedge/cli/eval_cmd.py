@@ -57,8 +57,8 @@ def eval_command(
         require_torch("eval --torch")
     for path in request.models:
         probe_if_isolated(isolate, path)
-    if html is not None:  # the page never replaces a file segedge did not write (runtimes.outputs)
-        from runtimes.outputs import check_outputs, inputs_of
+    if html is not None:  # the page never replaces a file segedge did not write (runtimes.guards.outputs)
+        from runtimes.guards.outputs import check_outputs, inputs_of
 
         check_outputs([html / "index.html"], inputs_of("a model scored", request.models), overwrite=overwrite)
     book = _sample_book(html, samples)
@@ -84,7 +84,7 @@ def _sample_book(html: Path | None, samples: int) -> SampleBook | None:
     """Where run_eval keeps what the page shows; None without --html. The folder is checked before any model runs."""
     if html is None:
         return None
-    from runtimes.fileio import ensure_writable
+    from runtimes.guards.fileio import ensure_writable
     from segedge.evaluate.html import HTML
     from segedge.report.samples import SampleBook
 

@@ -103,7 +103,7 @@ def _side_range(text: str | None) -> tuple[int, int] | None:
 
 
 def _print_summary(result) -> None:
-    from runtimes.onnx_info import describe_model
+    from runtimes.model.onnx_info import describe_model
 
     info = describe_model(result.path)
     card = result.card

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from runtimes.onnx_info import ModelInfo, describe_model
-from runtimes.providers import available
-from runtimes.web_folder import read_manifest
+from runtimes.model.onnx_info import ModelInfo, describe_model
+from runtimes.backends.onnxruntime_providers import available
+from runtimes.model.web_folder import read_manifest
 from segedge.cli.app import app, out, print_json, probe_if_isolated
 from segedge.cli.options import CardOptions, Isolate, Json, card_options
 

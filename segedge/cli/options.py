@@ -19,11 +19,11 @@ from typing import Annotated, Any, Optional, TypeVar, get_args
 
 import typer
 
-from runtimes.card import ColorOrder, LargeImage, Layout, OutputKind
+from runtimes.model.card import ColorOrder, LargeImage, Layout, OutputKind
 from runtimes.errors import UsageError
-from runtimes.precision import Precision
+from runtimes.model.precision import Precision
 from runtimes.backends import Runtime, RuntimeSpec, backend_names
-from runtimes.providers import Provider, ProviderOptions
+from runtimes.backends.onnxruntime_providers import Provider, ProviderOptions
 
 from segedge.batch.cluster import RayCluster, require_ray
 

@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from exporters.int8_options import Method
-from runtimes.onnx_info import model_megabytes
+from runtimes.model.onnx_info import model_megabytes
 from runtimes.errors import ParityError, UsageError
-from runtimes.runtime import Runtime
+from runtimes.backends.selection import Runtime
 from segedge.quantize.adapters import Backend
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, with_progress
 from segedge.cli.options import (Budget, Calib, CardOptions, Data, DataLimit, ForRuntime, Isolate, Json, Overwrite,

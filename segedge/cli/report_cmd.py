@@ -11,7 +11,7 @@ from rich.table import Table
 
 from runtimes.backends import RuntimeSpec
 from runtimes.errors import ProviderError, SegedgeError, UsageError
-from runtimes.providers import Provider, parse
+from runtimes.backends.onnxruntime_providers import Provider, parse
 
 from segedge.cli.app import app, err, out, require_torch, with_progress
 from segedge.cli.options import (

@@ -8,7 +8,7 @@ import typer
 
 from exporters.targets.web_files.serve import make_server
 from runtimes.errors import OutputError, UsageError
-from runtimes.web_folder import is_web_folder
+from runtimes.model.web_folder import is_web_folder
 from segedge.cli.app import app, err
 
 

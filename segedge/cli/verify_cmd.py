@@ -11,7 +11,7 @@ from rich.table import Table
 
 from runtimes.backends import RuntimeSpec
 from runtimes.errors import ParityError
-from runtimes.precision import Precision
+from runtimes.model.precision import Precision
 from segedge.cli.app import app, err, out, print_json, probe_if_isolated, require_torch, with_progress
 from segedge.cli.options import (CardOptions, Isolate, Json, PresetOpt, Weights, card_options, parse_sizes,
                                  runtime_options)

@@ -16,7 +16,7 @@ from typing import Optional
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from runtimes.errors import SegedgeError, UsageError
-from runtimes.outputs import check_outputs
+from runtimes.guards.outputs import check_outputs
 from runtimes.predictor import Predictor
 from runtimes.stream.sources import Frame, Video, is_live, is_video_source
 

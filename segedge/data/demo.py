@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import CardError
-from runtimes.fileio import exclusive_lock
+from runtimes.guards.fileio import exclusive_lock
 from segedge.data.shapes import VERSIONS, ShapesConfig, write_shapes_dataset
 
 Progress = Callable[[str], None]

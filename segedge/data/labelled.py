@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from runtimes.errors import ImageError, InputFileError
-from runtimes.image import load_image
+from runtimes.imaging.image import load_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

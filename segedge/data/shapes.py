@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from runtimes.fileio import write_bytes_atomic, write_text_atomic
-from runtimes.palette import voc_palette
+from runtimes.guards.fileio import write_bytes_atomic, write_text_atomic
+from runtimes.imaging.palette import voc_palette
 from segedge.data import shapes_v1, shapes_v2, shapes_v3
 
 VERSIONS = {1: shapes_v1, 2: shapes_v2, 3: shapes_v3}

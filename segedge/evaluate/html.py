@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from runtimes.fileio import write_text_atomic
+from runtimes.guards.fileio import write_text_atomic
 from segedge.evaluate.run import EvalResult
 from segedge.report.page import (
     bar,

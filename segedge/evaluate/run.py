@@ -17,7 +17,7 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from runtimes.backends import RuntimeSpec
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import UsageError
 
 from segedge.data.labelled import labelled_pairs
@@ -106,7 +106,7 @@ def _with_demo_data(request: EvalRequest) -> EvalRequest:
     `--torch NAME --weights demo`'s); an error when no model brings data along."""
     if request.data is not None:
         return request
-    from runtimes.session import open_session
+    from runtimes.backends.onnxruntime_session import open_session
     from segedge.data.demo import is_demo, recorded_dataset
 
     for path in request.models:

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.card import ModelCard
-from runtimes.metrics import ConfusionMatrix
-from runtimes.postprocess import labels as to_labels
-from runtimes.preprocess import at_input_resolution, from_model_output, to_model_input
+from runtimes.model.card import ModelCard
+from runtimes.measure.metrics import ConfusionMatrix
+from runtimes.imaging.postprocess import labels as to_labels
+from runtimes.imaging.preprocess import at_input_resolution, from_model_output, to_model_input
 
 from segedge.data.labelled import read_pair
 

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from exporters.torch_to_onnx import LogitsOnly, pick_logits
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ExportError, ModelFileError, UsageError
-from runtimes.inspection import output_resolution
-from runtimes.palette import voc_palette
+from runtimes.model.inspection import output_resolution
+from runtimes.imaging.palette import voc_palette
 from segedge.sources.learned import Learned, learn, legal_size, probe_divisor
 
 

@@ -22,10 +22,10 @@ from exporters.targets.coreml_quiet import coremltools
 from exporters.targets.folders import check_folder_output, place_folder
 from exporters.targets.mlpackage import DEPLOYMENT, INPUT_NAME, OUTPUT_NAME, convert, save, set_metadata
 from exporters.targets.mlpackage_spec import MlPackageInfo, check_mil_ops, read_mlpackage
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ExportError, InputFileError, UsageError
-from runtimes.fileio import work_folder
-from runtimes.precision import Precision
+from runtimes.guards.fileio import work_folder
+from runtimes.model.precision import Precision
 from segedge.export.run import ExportRequest, export_inputs, prepared_model
 from segedge.export.target import TargetExport, is_onnx_source
 

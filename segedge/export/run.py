@@ -21,13 +21,13 @@ from exporters.checkpoint import fit_state_dict, load_state_dict
 from exporters.int8_options import DEFAULT_CALIB_COUNT
 from exporters.simplify import simplify
 from exporters.torch_to_onnx import DEFAULT_OPSET, Exporter, LogitsOnly, export_onnx
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ExportError, UsageError
-from runtimes.fileio import atomic_path, ensure_writable, work_folder
-from runtimes.outputs import Input, check_outputs, inputs_of
-from runtimes.parity import PRESETS, ParityCheck, check_sizes
-from runtimes.precision import Precision
-from runtimes.session import open_session
+from runtimes.guards.fileio import atomic_path, ensure_writable, work_folder
+from runtimes.guards.outputs import Input, check_outputs, inputs_of
+from runtimes.measure.parity import PRESETS, ParityCheck, check_sizes
+from runtimes.model.precision import Precision
+from runtimes.backends.onnxruntime_session import open_session
 
 from segedge.data.demo import is_demo
 from segedge.export.dry_run import dry_run

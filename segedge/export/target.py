@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from exporters.targets import CheckReport, TargetResult
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import UsageError
-from runtimes.fileio import work_folder
-from runtimes.outputs import check_outputs
-from runtimes.precision import Precision
-from runtimes.session import open_session
+from runtimes.guards.fileio import work_folder
+from runtimes.guards.outputs import check_outputs
+from runtimes.model.precision import Precision
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.export.run import ExportRequest, ExportResult, export_inputs, prepared_model, run_export
 from segedge.parity.reference import torch_runner
 

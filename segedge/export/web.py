@@ -17,9 +17,9 @@ from exporters.targets import CheckReport, get_target
 from exporters.targets.ort_web import check_ort_web_source
 from exporters.targets.web import check_web_output, write_web_folder
 from runtimes.errors import UsageError
-from runtimes.fileio import work_folder
-from runtimes.precision import Precision
-from runtimes.session import open_session
+from runtimes.guards.fileio import work_folder
+from runtimes.model.precision import Precision
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.export.run import ExportRequest, export_inputs, run_export
 from segedge.export.target import TargetExport, is_onnx_source
 

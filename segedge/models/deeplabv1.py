@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from runtimes.palette import VOC_CLASSES
+from runtimes.imaging.palette import VOC_CLASSES
 
 from .align import upsample_and_crop
 from .backbones.vgg import vgg16

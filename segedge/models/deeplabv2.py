@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from runtimes.palette import VOC_CLASSES
+from runtimes.imaging.palette import VOC_CLASSES
 
 from .backbones.resnet import resnet101
 from .ops import SegmentationModel

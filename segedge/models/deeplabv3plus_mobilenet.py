@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from runtimes.palette import VOC_CLASSES
+from runtimes.imaging.palette import VOC_CLASSES
 
 from .backbones.mobilenetv2 import MobileNetV2
 from .deeplabv3plus import PAPER, DeepLabV3PlusHead, aspp_rates

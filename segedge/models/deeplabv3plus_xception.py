@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from runtimes.palette import VOC_CLASSES
+from runtimes.imaging.palette import VOC_CLASSES
 
 from .backbones.xception import Xception65
 from .deeplabv3plus import PAPER, DeepLabV3PlusHead, aspp_rates

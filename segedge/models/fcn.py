@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from runtimes.palette import VOC_CLASSES
+from runtimes.imaging.palette import VOC_CLASSES
 
 from .align import bilinear_upsampling, crop_to, upsample_and_crop
 from .backbones.resnet import ResNet, resnet50, resnet101

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from runtimes.palette import VOC_CLASSES
+from runtimes.imaging.palette import VOC_CLASSES
 
 from .backbones.mobilenetv3 import MobileNetV3Large
 from .deeplabv3 import DeepLabHead

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from runtimes.palette import VOC_CLASSES
+from runtimes.imaging.palette import VOC_CLASSES
 
 from .backbones.base import Backbone
 from .backbones.resnet import resnet50, resnet101

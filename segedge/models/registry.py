@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import nn
 
-from runtimes.card import IMAGENET_MEAN, IMAGENET_STD
+from runtimes.model.card import IMAGENET_MEAN, IMAGENET_STD
 from runtimes.errors import UsageError
 
 Builder = Callable[..., nn.Module]

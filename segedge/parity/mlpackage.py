@@ -20,8 +20,8 @@ from exporters.targets.images import synthetic_images
 from exporters.targets.mlpackage import INPUT_NAME, OUTPUT_NAME
 from exporters.targets.mlpackage_spec import read_mlpackage
 from runtimes.errors import CardError, ProviderError
-from runtimes.parity import ParityAccumulator, ParityCheck, judge, preset
-from runtimes.preprocess import normalize
+from runtimes.measure.parity import ParityAccumulator, ParityCheck, judge, preset
+from runtimes.imaging.preprocess import normalize
 from segedge.parity.reference import reference_model, torch_runner
 from segedge.parity.run import other_size
 

@@ -11,8 +11,8 @@ from torch import nn
 
 from exporters.checkpoint import fit_state_dict, load_state_dict
 from exporters.torch_to_onnx import LogitsOnly
-from runtimes.backend import RunBatch
-from runtimes.card import ModelCard
+from runtimes.backends.run_batch import RunBatch
+from runtimes.model.card import ModelCard
 from runtimes.errors import CardError
 from segedge.sources import build
 from segedge.train.demo import reference_weights

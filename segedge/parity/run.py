@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtimes.backend import RunBatch
+from runtimes.backends.run_batch import RunBatch
 from runtimes.backends import RuntimeSpec, chosen_backend, open_runner
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import CardError
-from runtimes.image import load_image
-from runtimes.parity import PRESETS, ParityCheck, Tolerance, check_images, check_sizes
-from runtimes.precision import Precision
-from runtimes.session import ModelSession, open_session
+from runtimes.imaging.image import load_image
+from runtimes.measure.parity import PRESETS, ParityCheck, Tolerance, check_images, check_sizes
+from runtimes.model.precision import Precision
+from runtimes.backends.onnxruntime_session import ModelSession, open_session
 from segedge.data.demo import recorded_dataset
 from segedge.data.labelled import labelled_pairs
 

@@ -14,13 +14,13 @@ from typing import Any
 from exporters.calibration import calibration_images
 from exporters.fp16 import convert_fp16
 from exporters.int8 import quantize_int8
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import UsageError
-from runtimes.image import load_image
-from runtimes.parity import Parity, Sample, measure_images
-from runtimes.precision import Precision
-from runtimes.runtime import Runtime, open_model
-from runtimes.session import open_session
+from runtimes.imaging.image import load_image
+from runtimes.measure.parity import Parity, Sample, measure_images
+from runtimes.model.precision import Precision
+from runtimes.backends.selection import Runtime, open_model
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.data.labelled import labelled_pairs, read_pair
 from segedge.quantize.request import QuantizeRequest, Target
 

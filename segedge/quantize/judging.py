@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtimes.card import ModelCard
-from runtimes.parity import Parity, measure_images
+from runtimes.model.card import ModelCard
+from runtimes.measure.parity import Parity, measure_images
 from segedge.quantize.adapters.base import Judge, Measured, RunBatch
 from segedge.quantize.convert import SampleSource
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from exporters.float_source import PER_CHANNEL_OPSET, fp32_from_fp16, model_precision, onnx_opset, upgrade_opset
 from exporters.model_file import load_model, save_model
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ExportError, UsageError
-from runtimes.parity import judge, preset
-from runtimes.precision import Precision
+from runtimes.measure.parity import judge, preset
+from runtimes.model.precision import Precision
 from segedge.quantize.convert import SampleSource, compare_files
 
 Progress = Callable[[str], None]

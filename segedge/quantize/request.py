@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from exporters.int8_options import DEFAULT_CALIB_COUNT, Method
 from runtimes.errors import UsageError
-from runtimes.precision import Precision
-from runtimes.runtime import Runtime
+from runtimes.model.precision import Precision
+from runtimes.backends.selection import Runtime
 
 AUTO: Literal["auto"] = "auto"  # not a precision: the fastest precision within the budget
 Target = Precision | Literal["auto"]

@@ -24,14 +24,14 @@ from exporters.calibration import shortfall
 from exporters.card_io import embed_card, read_card_from_proto
 from exporters.model_file import load_model, save_model
 from exporters.qdq_debug import LayerReport, layer_errors
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import ParityError
-from runtimes.fileio import ensure_writable, work_folder
-from runtimes.outputs import Input, check_outputs, inputs_of
-from runtimes.parity import Parity, judge, preset
-from runtimes.precision import Precision
-from runtimes.runtime import Runtime
-from runtimes.session import check_model_path
+from runtimes.guards.fileio import ensure_writable, work_folder
+from runtimes.guards.outputs import Input, check_outputs, inputs_of
+from runtimes.measure.parity import Parity, judge, preset
+from runtimes.model.precision import Precision
+from runtimes.backends.selection import Runtime
+from runtimes.backends.onnxruntime_session import check_model_path
 from segedge.data.demo import with_demo_data
 from segedge.data.labelled import labelled_pairs
 from exporters.float_source import model_precision

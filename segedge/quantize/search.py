@@ -5,7 +5,7 @@ Tried in order: int8; if int8 loses more than the budget, the repair search
 float recovers most kept in float, one more at a time, until one is within budget); fp16; fp32. Each is measured against fp32 on the
 same images (`segedge.quantize.convert.sample_source`): the loss is mIoU points on labelled `--data`, else
 points of argmax agreement with fp32. All candidates are then timed in one interleaved run
-(`runtimes.timing.time_runners`) and the fastest within budget wins; fp32 is always within it.
+(`runtimes.measure.timing.time_runners`) and the fastest within budget wins; fp32 is always within it.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import numpy as np
 
 from exporters.card_io import embed_card, read_card_from_proto
 from exporters.model_file import load_model, save_model
-from runtimes.card import ModelCard
-from runtimes.precision import Precision
-from runtimes.runtime import Runtime
-from runtimes.session import open_session
-from runtimes.timing import Runner, TimingStats, time_runners
+from runtimes.model.card import ModelCard
+from runtimes.model.precision import Precision
+from runtimes.backends.selection import Runtime
+from runtimes.backends.onnxruntime_session import open_session
+from runtimes.measure.timing import Runner, TimingStats, time_runners
 from segedge.quantize.adapters.base import Candidate
 from segedge.quantize.adapters.ort_qdq import OrtQdq
 from segedge.quantize.convert import SampleSource, compare_files, convert

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.card import ModelCard
-from runtimes.parity import measure_images
-from runtimes.precision import Precision
-from runtimes.session import as_model_feed, open_session
-from runtimes.timing import TimingStats, time_runners
+from runtimes.model.card import ModelCard
+from runtimes.measure.parity import measure_images
+from runtimes.model.precision import Precision
+from runtimes.backends.onnxruntime_session import as_model_feed, open_session
+from runtimes.measure.timing import TimingStats, time_runners
 from segedge.quantize.convert import SampleSource, compare_files, convert
 from segedge.quantize.judging import lost_points
 from segedge.quantize.request import QuantizeRequest
@@ -79,14 +79,14 @@ def _compiled_run(compiled: Any, card: ModelCard) -> Callable[[np.ndarray], np.n
 
 def _fp32_ir(source: Path, card: ModelCard, target: Path) -> Path:
     from exporters.nncf_int8 import save_ir
-    from runtimes.openvino_session import import_openvino
+    from runtimes.backends.openvino_session import import_openvino
 
     return save_ir(import_openvino().Core().read_model(str(source)), card, target)
 
 
 def _time(trials: list[Any], card: ModelCard, runs: int, overrides: dict) -> list[Any]:
-    from runtimes.openvino_runtime import session_runner
-    from runtimes.openvino_session import open_openvino
+    from runtimes.backends.openvino_timing import session_runner
+    from runtimes.backends.openvino_session import open_openvino
 
     runners = [session_runner(open_openvino(t.path, overrides=overrides), 0.0, name=t.label) for t in trials]
     x = np.random.default_rng(0).standard_normal((1, 3, *card.input_size)).astype(np.float32)

@@ -19,11 +19,11 @@ from typing import Any
 import onnx
 
 from exporters.int8_options import DEFAULT_CALIB_COUNT, Method
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import UsageError
-from runtimes.fileio import work_folder
-from runtimes.precision import Precision
-from runtimes.session import check_model_path, open_session
+from runtimes.guards.fileio import work_folder
+from runtimes.model.precision import Precision
+from runtimes.backends.onnxruntime_session import check_model_path, open_session
 from segedge.data.demo import with_demo_data
 from segedge.quantize.adapters import Backend
 from segedge.quantize.adapters.base import Adapter

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtimes.parity import Parity
-from runtimes.precision import Precision
+from runtimes.measure.parity import Parity
+from runtimes.model.precision import Precision
 
 
 @dataclass(frozen=True)

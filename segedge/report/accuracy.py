@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from runtimes.card import ModelCard
-from runtimes.fileio import work_folder
-from runtimes.image import load_image
-from runtimes.metrics import ConfusionMatrix
-from runtimes.postprocess import labels
-from runtimes.preprocess import normalize, resize_rgb
+from runtimes.model.card import ModelCard
+from runtimes.guards.fileio import work_folder
+from runtimes.imaging.image import load_image
+from runtimes.measure.metrics import ConfusionMatrix
+from runtimes.imaging.postprocess import labels
+from runtimes.imaging.preprocess import normalize, resize_rgb
 from segedge.data.labelled import read_mask
 
 

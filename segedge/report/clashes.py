@@ -3,7 +3,7 @@
 The folder gets report.md, report.json, index.html, the plot and the models (`NAME_fp32.onnx`
 when it exports, `NAME_<precision>.onnx`, NNCF's `NAME_int8.xml` + `.bin`). None of them may be
 an input of the run (the ONNX file reported on, `--weights`, a calibration or labelled image),
-and an existing file segedge did not write is replaced only with `--overwrite` (`runtimes.outputs`).
+and an existing file segedge did not write is replaced only with `--overwrite` (`runtimes.guards.outputs`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runtimes.outputs import REPORT_FILES, Input, check_outputs, inputs_of
+from runtimes.guards.outputs import REPORT_FILES, Input, check_outputs, inputs_of
 
 if TYPE_CHECKING:
     from segedge.report.run import ReportRequest

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from runtimes.outputs import HTML_GENERATOR
-from runtimes.palette import Color
+from runtimes.guards.outputs import HTML_GENERATOR
+from runtimes.imaging.palette import Color
 from segedge.report.samples import AGREE_COLOR, RowSamples, Sample, SampleBook
 
 DISPLAY_SIDE = 112  # CSS pixels of a thumbnail's long side (the PNG may hold more, for zooming)
@@ -81,7 +81,7 @@ def esc(text: object) -> str:
 
 
 def document(title: str, body: str) -> str:
-    # The generator tag tells a later run that segedge wrote this page (runtimes.outputs).
+    # The generator tag tells a later run that segedge wrote this page (runtimes.guards.outputs).
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n{HTML_GENERATOR}\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{esc(title)}</title>\n'
             f"<style>{CSS}</style>\n</head>\n<body>\n{body}\n<script>{SORT_JS}</script>\n</body>\n</html>\n")

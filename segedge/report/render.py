@@ -11,8 +11,8 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from runtimes.fileio import atomic_path, write_text_atomic
-from runtimes.outputs import PNG_KEY
+from runtimes.guards.fileio import atomic_path, write_text_atomic
+from runtimes.guards.outputs import PNG_KEY
 
 from segedge.report.html import report_page
 from segedge.report.repair_section import SENSITIVITY_PLOT, write_sensitivity_plot

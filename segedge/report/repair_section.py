@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runtimes.fileio import atomic_path
-from runtimes.outputs import PNG_KEY
+from runtimes.guards.fileio import atomic_path
+from runtimes.guards.outputs import PNG_KEY
 from segedge.report.page import esc, img
 from segedge.report.repaired import repair_record
 from segedge.report.rows import REPAIRED, Report

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from exporters.calibration import calibration_images
-from runtimes.card import ModelCard
-from runtimes.fileio import atomic_path, work_folder
-from runtimes.runtime import Runtime
-from runtimes.precision import Precision
-from runtimes.session import open_session
-from runtimes.timing import one_line
+from runtimes.model.card import ModelCard
+from runtimes.guards.fileio import atomic_path, work_folder
+from runtimes.backends.selection import Runtime
+from runtimes.model.precision import Precision
+from runtimes.backends.onnxruntime_session import open_session
+from runtimes.measure.timing import one_line
 from segedge.quantize.adapters.base import Adapter
 from segedge.quantize.convert import sample_source
 from segedge.quantize.judging import budget_judge, lost_points, measured

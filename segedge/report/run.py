@@ -26,19 +26,19 @@ from typing import Any
 import numpy as np
 
 from exporters.int8_options import DEFAULT_CALIB_COUNT
-from runtimes.onnx_info import model_megabytes
-from runtimes.card import ModelCard
+from runtimes.model.onnx_info import model_megabytes
+from runtimes.model.card import ModelCard
 from runtimes.errors import CardError, UsageError
-from runtimes.fileio import ensure_writable, work_folder
-from runtimes.machine import machine_record, usable_cpus
-from runtimes.parity import PRESETS, Parity, ParityAccumulator, Tolerance, compare_outputs, judge, sample_input
-from runtimes.postprocess import labels
-from runtimes.precision import Precision
+from runtimes.guards.fileio import ensure_writable, work_folder
+from runtimes.measure.machine import machine_record, usable_cpus
+from runtimes.measure.parity import PRESETS, Parity, ParityAccumulator, Tolerance, compare_outputs, judge, sample_input
+from runtimes.imaging.postprocess import labels
+from runtimes.model.precision import Precision
 from runtimes.backends import RuntimeSpec, backend_named
-from runtimes.providers import Provider, resolve
-from runtimes.runtime import Runtime, install_line, runtime_for
-from runtimes.session import ModelSession, open_session
-from runtimes.timing import FailedRun, Row, Runner, one_line, time_runners
+from runtimes.backends.onnxruntime_providers import Provider, resolve
+from runtimes.backends.selection import Runtime, install_line, runtime_for
+from runtimes.backends.onnxruntime_session import ModelSession, open_session
+from runtimes.measure.timing import FailedRun, Row, Runner, one_line, time_runners
 from segedge.bench.run import Peer, onnx_for
 from segedge.data.demo import with_demo_data
 from segedge.data.labelled import labelled_pairs

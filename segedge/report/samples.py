@@ -27,11 +27,11 @@ import numpy as np
 from PIL import Image
 
 from runtimes.errors import UsageError
-from runtimes.image import load_image
-from runtimes.metrics import ConfusionMatrix
-from runtimes.palette import Color
-from runtimes.postprocess import palette_image
-from runtimes.preprocess import long_side_size, pixel_scale
+from runtimes.imaging.image import load_image
+from runtimes.measure.metrics import ConfusionMatrix
+from runtimes.imaging.palette import Color
+from runtimes.imaging.postprocess import palette_image
+from runtimes.imaging.preprocess import long_side_size, pixel_scale
 from segedge.data.labelled import read_mask
 
 DEFAULT_SAMPLES = 4
@@ -277,7 +277,7 @@ def image_pool(calib: Path | None, count: int, size: tuple[int, int]) -> Iterato
         images = spread(image_files(calib, "calibration"), count)
         yield [(p, None) for p in images], f"{len(images)} of the calibration images in {calib} (int8 was calibrated on them)"
         return
-    from runtimes.fileio import work_folder
+    from runtimes.guards.fileio import work_folder
     from segedge.data import ShapesConfig, write_shapes_dataset
 
     with work_folder("segedge-samples-") as workdir:

@@ -13,9 +13,9 @@ from typing import Any
 
 from torch import nn
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import UsageError
-from runtimes.palette import default_class_names, default_palette
+from runtimes.imaging.palette import default_class_names, default_palette
 
 from segedge import __version__
 from segedge.models import build_model, get_spec

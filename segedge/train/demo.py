@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runtimes.card import ModelCard
+from runtimes.model.card import ModelCard
 from runtimes.errors import CheckpointError, UsageError
 from segedge.data.demo import (
     CALIBRATION_SPLIT,

@@ -4,7 +4,7 @@ Quantization accuracy means nothing on random weights (int8 agreed with fp32 on 
 a random DeepLab v3+), so tests and benchmarks need a trained model; segedge downloads none. This
 trains one on `segedge.data.shapes` in minutes on a CPU:
 
-- the images are prepared by `runtimes.preprocess.to_model_input` with the model's card, as the
+- the images are prepared by `runtimes.imaging.preprocess.to_model_input` with the model's card, as the
   Predictor and int8 calibration prepare them, and masks are read like `segedge eval` reads them;
 - flips and quarter turns (the classes do not change under either), AdamW, one-cycle schedule;
 - bf16 autocast where the CPU has bf16 units (AVX512-BF16 or AMX; `autocast="auto"`), channels_last
@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from runtimes.card import ModelCard
-from runtimes.fileio import exclusive_lock
-from runtimes.image import load_image
-from runtimes.machine import cpu_info
-from runtimes.preprocess import to_model_input
+from runtimes.model.card import ModelCard
+from runtimes.guards.fileio import exclusive_lock
+from runtimes.imaging.image import load_image
+from runtimes.measure.machine import cpu_info
+from runtimes.imaging.preprocess import to_model_input
 from segedge.data.demo import cache_root, dataset_folder
 from segedge.data.labelled import labelled_pairs, read_mask
 from segedge.data.shapes import IGNORE_INDEX, ShapesConfig, write_shapes_dataset

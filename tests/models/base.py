@@ -22,7 +22,7 @@ import torch
 
 from exporters.torch_to_onnx import export_onnx
 from runtimes.errors import UsageError
-from runtimes.parity import compare_outputs
+from runtimes.measure.parity import compare_outputs
 from segedge.models import build_model, get_spec
 
 MAX_ABS_OVER_RANGE = 1e-4

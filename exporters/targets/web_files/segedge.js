@@ -10,7 +10,7 @@
 // model card: classes, palette, colour order, mean/std/scale, size divisor, output kind) and ort/
 // (the onnxruntime-web files the export was tested with).
 //
-// Preprocessing is segedge's Predictor's (runtimes/preprocess.py), step for step, so a mask here
+// Preprocessing is segedge's Predictor's (runtimes/imaging/preprocess.py), step for step, so a mask here
 // equals the one `Predictor("model.onnx").predict(picture)` gives: pixels in the card's colour
 // order, x = (pixel * scale - mean) / std in float32, the picture mirrored (numpy's "reflect") at
 // its bottom and right edges up to a size the model takes (a multiple of size_divisor; a U-Net in
@@ -128,7 +128,7 @@ function rgba(picture) {
 }
 
 function modelSide(minSide, card, axis) {
-  // runtimes.preprocess.model_side: the smallest side >= minSide that the model accepts.
+  // runtimes.imaging.preprocess.model_side: the smallest side >= minSide that the model accepts.
   if (!card.dynamic) {
     const side = card.input_size[axis];
     if (minSide > side) {
@@ -144,7 +144,7 @@ function modelSide(minSide, card, axis) {
 }
 
 function reflect(position, n) {
-  // runtimes.preprocess.reflect_indices: mirrored without repeating the edge pixel.
+  // runtimes.imaging.preprocess.reflect_indices: mirrored without repeating the edge pixel.
   if (n === 1) return 0;
   const period = 2 * (n - 1);
   const folded = ((position % period) + period) % period;
@@ -152,7 +152,7 @@ function reflect(position, n) {
 }
 
 function normalise(data, width, height, inH, inW, margin, card) {
-  // runtimes.preprocess.normalize: one float32 multiply and one subtract per channel.
+  // runtimes.imaging.preprocess.normalize: one float32 multiply and one subtract per channel.
   const order = card.color_order === "BGR" ? [2, 1, 0] : [0, 1, 2];
   const factor = order.map((_, c) => Math.fround(card.scale / card.std[c]));
   const bias = order.map((_, c) => Math.fround(card.mean[c] / card.std[c]));
@@ -190,7 +190,7 @@ function planes(tensor, layout) {
 }
 
 function atPicture(scores, card, fullH, fullW, width, height) {
-  // runtimes.preprocess.at_input_resolution + from_model_output: upsample 1/output_stride outputs
+  // runtimes.imaging.preprocess.at_input_resolution + from_model_output: upsample 1/output_stride outputs
   // bilinearly (half-pixel centres, as Pillow enlarges), then keep the picture's top-left corner.
   const source = scores.h === fullH && scores.w === fullW ? scores : bilinear(scores, fullH, fullW);
   const data = new Float32Array(source.channels * height * width);
@@ -229,7 +229,7 @@ function bilinear(scores, outH, outW) {
 }
 
 function label(scores, card) {
-  // runtimes.postprocess.labels: the first largest class, or the foreground over the threshold.
+  // runtimes.imaging.postprocess.labels: the first largest class, or the foreground over the threshold.
   const { data, channels, h, w } = scores;
   const n = h * w;
   const mask = channels > 256 ? new Uint16Array(n) : new Uint8Array(n);

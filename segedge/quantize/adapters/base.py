@@ -70,7 +70,7 @@ class Measured:
     argmax_agreement: float
     miou: float | None
     details: dict = field(default_factory=dict)
-    parity: Any = field(default=None, compare=False)  # the runtimes.parity.Parity measured, when the judge has one
+    parity: Any = field(default=None, compare=False)  # the runtimes.measure.parity.Parity measured, when the judge has one
 
     def to_dict(self) -> dict:
         return {"lost_points": finite(self.lost), "within_budget": self.ok, "argmax_agreement": self.argmax_agreement,

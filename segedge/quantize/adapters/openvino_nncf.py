@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from exporters.nncf_int8 import quantize_nncf
-from runtimes.card import ModelCard
-from runtimes.openvino_session import import_openvino
-from runtimes.runtime import Runtime, open_model
+from runtimes.model.card import ModelCard
+from runtimes.backends.openvino_session import import_openvino
+from runtimes.backends.selection import Runtime, open_model
 from segedge.quantize.adapters.base import Candidate, RunBatch
 from segedge.quantize.layers import Unit, units_of
 

@@ -16,8 +16,8 @@ import onnx
 
 from exporters.int8 import preprocess, quantize_int8
 from exporters.int8_options import Method
-from runtimes.card import ModelCard
-from runtimes.session import open_session
+from runtimes.model.card import ModelCard
+from runtimes.backends.onnxruntime_session import open_session
 from segedge.quantize.adapters.base import Candidate, RunBatch
 from segedge.quantize.layers import Unit, units
 

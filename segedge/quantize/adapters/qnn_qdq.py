@@ -23,9 +23,9 @@ from exporters.calibration import spread
 from exporters.targets.images import model_input
 from exporters.targets.qnn import quantize_for_qnn
 from exporters.targets.verify import ort_runner
-from runtimes.card import ModelCard
-from runtimes.image import load_image
-from runtimes.parity import ParityAccumulator, judge as judge_preset, preset
+from runtimes.model.card import ModelCard
+from runtimes.imaging.image import load_image
+from runtimes.measure.parity import ParityAccumulator, judge as judge_preset, preset
 from segedge.quantize.adapters.base import Candidate, Judge, Measured, RunBatch
 from segedge.quantize.layers import Unit, weighted_nodes
 from segedge.quantize.repair import repair

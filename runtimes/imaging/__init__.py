@@ -1,0 +1,1 @@
+"""Image in, mask out: decoding, pre- and post-processing, tiling, palettes, video."""

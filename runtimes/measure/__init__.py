@@ -1,0 +1,1 @@
+"""Measuring: parity, segmentation metrics, timing, the machine a figure was taken on."""
