@@ -26,7 +26,7 @@ from .hostile import one_error_line
 
 TINY = "tests/tiny_models.py:build"
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
-ROW_KEYS = {"precision", "provider", "runtime", "label", "status", "reason", "file", "openvino_hint", "size_mb", "agreement", "parity_ok",
+ROW_KEYS = {"precision", "provider", "runtime", "quantizer", "repaired", "label", "status", "reason", "file", "openvino_hint", "size_mb", "agreement", "parity_ok",
             "miou", "miou_lost", "p50_ms", "p90_ms", "mean_ms", "throughput", "memory_mb", "peak_rss_mb", "gpu_memory_mb", "setup_s",
             "first_run_ms", "compile_s", "notes"}
 
@@ -249,7 +249,7 @@ def test_verdict_on_a_trained_model(demo_models, tmp_path, monkeypatch):
     for row in bad.rows:
         row.p50_ms = 10.0 if row.precision == "int8" else 20.0
     assert choose_best(bad.rows, 1.0)[0] is not bad_int8
-    assert choose_best(bad.rows, 1.0)[0].precision in ("fp32", "int8, repaired")
+    assert choose_best(bad.rows, 1.0)[0].shown_precision in ("fp32", "int8, repaired")
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,7 @@ def _table(report: Report) -> str:
             status = "ok (accuracy below preset)"
         best = r.label == report.best
         rows.append([
-            cell(r.precision, cls="text"), cell(r.provider, cls="text"),
+            cell(r.shown_precision, cls="text"), cell(r.provider, cls="text"),
             cell(r.runtime + (" (best)" if best else ""), r.runtime, cls="text"),
             cell(status, cls="text" + ("" if r.status == "ok" else " failed")),
             number(r.size_mb, 1), number(r.agreement, 2, percent=True), number(r.miou, 4), number(r.p50_ms, 1),

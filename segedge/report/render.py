@@ -19,7 +19,8 @@ from segedge.report.repair_section import SENSITIVITY_PLOT, write_sensitivity_pl
 from segedge.report.rows import Report, ReportRow, budget_points, miou_floor
 from segedge.report.samples import SampleBook
 
-SCHEMA = "segedge.report.run/1"
+# /2: rows carry `quantizer` and `repaired`; a repaired row's `precision` is "int8" (/1 wrote "int8, repaired").
+SCHEMA = "segedge.report.run/2"
 MARKDOWN, JSON, PLOT, HTML = "report.md", "report.json", "latency_vs_accuracy.png", "index.html"
 
 
@@ -90,7 +91,7 @@ def to_markdown(report: Report, written: dict[str, Path | str]) -> str:
             status = "ok (accuracy below preset)"
         marker = " **best**" if r.label == report.best else ""
         lines.append(
-            f"| {r.precision} | {r.provider} | {r.runtime}{marker} | {_escape(status)} | {_num(r.size_mb, 1)} | "
+            f"| {r.shown_precision} | {r.provider} | {r.runtime}{marker} | {_escape(status)} | {_num(r.size_mb, 1)} | "
             f"{_pct(r.agreement)} | {_num(r.miou, 4)} | {_num(r.miou_lost, 2)} | {_num(r.p50_ms, 1)} | {_num(r.p90_ms, 1)} | "
             f"{_num(r.throughput, 2)} | {_mem(r)} | {_num(r.peak_rss_mb, 0)} | {_num(r.setup_s, 2)} | {_num(r.first_run_ms, 0)} |"
         )

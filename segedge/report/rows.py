@@ -38,9 +38,11 @@ class Variant:
 
 @dataclass
 class ReportRow:
-    precision: str
+    precision: str  # fp32, fp16, int8; a file made elsewhere: the precision read from its graph
     provider: str
     runtime: str
+    quantizer: str | None = None  # int8: whose quantizer made the file ("ort", "nncf"); None otherwise
+    repaired: bool = False  # int8 made by the repair search (`segedge.report.repaired`), not plain int8
     status: str = "ok"
     reason: str = ""
     file: str | None = None
@@ -63,8 +65,13 @@ class ReportRow:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def shown_precision(self) -> str:
+        """The precision as the table shows it: "int8, repaired" for the repair search's file."""
+        return f"{self.precision}, repaired" if self.repaired else self.precision
+
+    @property
     def label(self) -> str:
-        return f"{self.precision} / {self.provider} / {self.runtime}"
+        return f"{self.shown_precision} / {self.provider} / {self.runtime}"
 
 
 @dataclass(frozen=True)

@@ -258,8 +258,8 @@ def _candidates(request: ReportRequest, files: dict[Variant, Path | str], card: 
                                           precision_enum))
         for c in shipped:
             _attach_file(c.row, file)
+            c.row.quantizer, c.row.repaired = variant.quantizer, variant.repaired
             if variant.repaired:
-                c.row.precision = "int8, repaired"
                 c.row.notes.extend(filter(None, [repair_note(file)]))
         out += shipped
         for kind in ("torch", "compile"):
