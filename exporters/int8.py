@@ -37,6 +37,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from runtimes.backends.messages import runtime_reason
 from runtimes.model.card import ModelCard
 from runtimes.errors import CardError, ExportError, UsageError
 from runtimes.guards.fileio import work_folder
@@ -115,7 +116,7 @@ def quantize_int8(
                     calibration_cache_path=calibration_cache,
                 )
         except (RuntimeError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
-            raise ExportError(f"int8 quantization failed: {_first_line(exc)}") from exc
+            raise ExportError(f"int8 quantization failed: {runtime_reason(exc)}") from exc
         result = onnx.load(os.fspath(quantized))
     ops = dict(Counter(n.op_type for n in result.graph.node))
     facts = {
@@ -151,7 +152,7 @@ def preprocess(source: Path, output: Path) -> None:
         with _quiet():
             quant_pre_process(os.fspath(source), os.fspath(output), skip_symbolic_shape=True)
     except Exception as exc:  # ORT's optimiser and onnx's shape inference raise many types
-        raise ExportError(f"quantization pre-processing failed: {_first_line(exc)}") from exc
+        raise ExportError(f"quantization pre-processing failed: {runtime_reason(exc)}") from exc
 
 
 def quantized_convs(model: onnx.ModelProto) -> int:
@@ -195,6 +196,3 @@ def _quiet() -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -131,7 +131,7 @@ def quantize_nncf(
                     max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, advanced_quantization_parameters=advanced,
                     **options)
     except Exception as exc:  # noqa: BLE001 - NNCF and OpenVINO raise many types: one line, the cause chained
-        raise ExportError(f"NNCF quantization failed: {_first_line(exc)}") from exc
+        raise ExportError(f"NNCF quantization failed: {_last_line(exc)}") from exc
     ops = dict(Counter(op.get_type_name() for op in quantized.get_ordered_ops()))
     facts = {
         "images": len(images),
@@ -250,7 +250,7 @@ def _read(ov: Any, source: str | os.PathLike[str]) -> Any:
     try:
         model = ov.Core().read_model(os.fspath(source))
     except Exception as exc:  # OpenVINO's frontends raise their own types
-        raise ExportError(f"OpenVINO cannot read {source}: {_first_line(exc)}") from None
+        raise ExportError(f"OpenVINO cannot read {source}: {_last_line(exc)}") from None
     return model  # the card comes from the caller: the file's own, or a foreign file's inspection and options
 
 
@@ -304,6 +304,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _first_line(exc: BaseException) -> str:
+def _last_line(exc: BaseException) -> str:
+    """NNCF's and OpenVINO's Python errors end with the reason (the lines before are context)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__

@@ -25,12 +25,14 @@ import onnx
 from onnxruntime.tools.mobile_helpers import usability_checker
 from onnxruntime.tools.onnx_model_utils import is_fixed_size_tensor, optimize_model
 
+from runtimes.backends.messages import runtime_reason
 from runtimes.errors import UsageError
 from runtimes.guards.fileio import work_folder
 
 from . import qnn_ops, tensorrt_ops
 from .node_names import node_label, op_label
-from .quiet import first_line, quiet
+
+from .quiet import quiet
 from .result import CheckReport, UnsupportedNode
 from .table import Check
 
@@ -284,11 +286,11 @@ def _as_ort_sees_it(model_path: Path) -> tuple[onnx.ModelProto, str]:
             model = onnx.load(os.fspath(optimized))
         except Exception as exc:  # noqa: BLE001  (ORT cannot load it: an operator it has no kernel for)
             model = onnx.load(os.fspath(model_path))
-            note = f"ONNX Runtime cannot load the graph ({first_line(exc)}): checked as written"
+            note = f"ONNX Runtime cannot load the graph ({runtime_reason(exc)}): checked as written"
     try:
         return onnx.shape_inference.infer_shapes(model), note
     except Exception as exc:  # noqa: BLE001  (onnx's shape inference rejects some foreign graphs)
-        return model, (note + "; " if note else "") + f"shape inference failed ({first_line(exc)})"
+        return model, (note + "; " if note else "") + f"shape inference failed ({runtime_reason(exc)})"
 
 
 def _inlined_from(node: onnx.NodeProto) -> str:

@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from runtimes.backends.messages import runtime_reason
 from runtimes.model.card import ModelCard
 from runtimes.errors import ExportError
 
 from .coreml_quiet import coremltools, silenced
 from .metadata import to_json
-from .quiet import first_line
 
 DEPLOYMENT = "iOS16"  # ML Program with flexible shapes, fp16 and per-channel int8 weights: iOS 16 / macOS 13
 MIN_SIDE = 32
@@ -75,11 +75,11 @@ def convert(model: nn.Module, card: ModelCard, precision: str) -> Converted:
         flexible = _convert(ct, wrapped, (height, width), compute, divisor, low)
         converted = Converted(flexible, True, ((low, MAX_SIDE), (low, MAX_SIDE)), "")
     except Exception as exc:  # torch.export's constraint errors, coremltools' pass errors: static is the answer
-        why = first_line(exc)
+        why = runtime_reason(exc)
         try:
             static = _convert(ct, wrapped, (height, width), compute, None, low)
         except Exception as inner:  # the static conversion is what must work
-            raise ExportError(f"coremltools cannot convert the model: {first_line(inner)}") from inner
+            raise ExportError(f"coremltools cannot convert the model: {runtime_reason(inner)}") from inner
         converted = Converted(static, False, None,
                               f"static {height}x{width} input: flexible H/W did not convert ({why[:200]})")
     if precision == "int8":
@@ -105,7 +105,7 @@ def save(model: Any, path: Path) -> None:
         with silenced():
             model.save(os.fspath(path))
     except Exception as exc:  # coremltools' save raises whatever its writer meets
-        raise ExportError(f"cannot save the Core ML package: {first_line(exc)}") from exc
+        raise ExportError(f"cannot save the Core ML package: {runtime_reason(exc)}") from exc
 
 
 def _convert(ct: Any, wrapped: nn.Module, size: tuple[int, int], compute: Any, divisor: int | None, low: int) -> Any:

@@ -18,9 +18,10 @@ from onnxruntime.tools.convert_onnx_models_to_ort import (
     convert_onnx_models_to_ort,
 )
 
+from runtimes.backends.messages import runtime_reason
 from runtimes.errors import ExportError
 
-from .quiet import first_line, quiet
+from .quiet import quiet
 from .table import OrtStyle
 
 CONFIG_SUFFIX = ".required_operators.config"
@@ -41,7 +42,7 @@ def write_ort(onnx_path: Path, ort_path: Path, config_path: Path, *, style: OrtS
                 target_platform=platform,
             )
     except Exception as exc:  # the converter re-raises ORT's session errors as they are
-        raise ExportError(f"ORT format conversion failed: {first_line(exc)}") from exc
+        raise ExportError(f"ORT format conversion failed: {runtime_reason(exc)}") from exc
     models = sorted(out_dir.glob("*.ort"))
     configs = sorted(out_dir.glob("*.config"))
     if len(models) != 1 or len(configs) != 1:

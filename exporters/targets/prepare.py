@@ -16,10 +16,12 @@ import onnx
 from onnx import version_converter
 from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_input_shape_fixed
 
+from runtimes.backends.messages import runtime_reason
 from runtimes.errors import ExportError, UsageError
 
 from ..simplify import simplify
-from .quiet import first_line, quiet
+
+from .quiet import quiet
 from .table import Target
 
 
@@ -58,9 +60,9 @@ def fix_shape(model: onnx.ModelProto, shape: tuple[int, ...]) -> None:
         make_input_shape_fixed(model.graph, model.graph.input[0].name, list(shape))
         fix_output_shapes(model)
     except ValueError as exc:  # rank mismatch, or a fixed size that differs from the one asked for
-        raise UsageError(f"cannot give the model input the shape {list(shape)}: {first_line(exc)}") from None
+        raise UsageError(f"cannot give the model input the shape {list(shape)}: {runtime_reason(exc)}") from None
     except Exception as exc:  # onnx shape inference rejects some foreign graphs
-        raise ExportError(f"shape inference failed after fixing the input shape: {first_line(exc)}") from exc
+        raise ExportError(f"shape inference failed after fixing the input shape: {runtime_reason(exc)}") from exc
 
 
 def bound_opset(model: onnx.ModelProto, target: Target) -> tuple[onnx.ModelProto, str]:
@@ -78,7 +80,7 @@ def bound_opset(model: onnx.ModelProto, target: Target) -> tuple[onnx.ModelProto
             converted = version_converter.convert_version(model, wanted)
     except Exception as exc:  # the converter raises RuntimeError / onnx errors for ops it cannot move
         raise ExportError(f"cannot convert opset {current} to {wanted} for target {target.name}: "
-                          f"{first_line(exc)} ({target.opset_reason})") from exc
+                          f"{runtime_reason(exc)} ({target.opset_reason})") from exc
     return converted, f"opset {current} -> {wanted}: {target.opset_reason}"
 
 

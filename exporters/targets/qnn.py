@@ -35,11 +35,13 @@ from onnxruntime.quantization.execution_providers.qnn import (
     qnn_preprocess_model,
 )
 
+from runtimes.backends.messages import runtime_reason
 from runtimes.model.card import ModelCard
 from runtimes.errors import ExportError
 
 from .images import StaticSizeReader
-from .quiet import first_line, quiet
+
+from .quiet import quiet
 
 _TYPES = {"uint16": QuantType.QUInt16, "uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
 _METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
@@ -79,7 +81,7 @@ def quantize_for_qnn(source: Path, target: Path, images: Sequence[Path], card: M
                             use_external_data_format=config.use_external_data_format,
                             extra_options=config.extra_options, calibration_cache_path=calibration_cache)
     except (RuntimeError, ValueError, TypeError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
-        raise ExportError(f"QNN quantization failed: {first_line(exc)}") from exc
+        raise ExportError(f"QNN quantization failed: {runtime_reason(exc)}") from exc
     return {
         "images": len(images),
         "method": method,

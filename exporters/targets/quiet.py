@@ -31,9 +31,3 @@ def quiet() -> Iterator[None]:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
 
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    # ORT prefixes messages with "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : ".
-    return line.split(" : ")[-1] if line.startswith("[ONNXRuntimeError]") else line

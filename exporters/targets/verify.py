@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from runtimes.backends.messages import runtime_reason
 from runtimes.model.card import ModelCard
 from runtimes.errors import ModelFileError
 from runtimes.measure.parity import ParityAccumulator, judge, preset
 from runtimes.backends.onnxruntime_session import session_options
 
-from .quiet import first_line
 from .result import Verification
 
 Runner = Callable[[np.ndarray], np.ndarray]  # 1 x 3 x H x W float32 -> 1 x C x h x w float32
@@ -31,7 +31,7 @@ def ort_runner(path: Path, threads: int | None = None) -> Runner:
         session = ort.InferenceSession(os.fspath(path), sess_options=session_options(threads),
                                        providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types per failure kind)
-        raise ModelFileError(f"{path.name}: ONNX Runtime's CPU provider cannot load it: {first_line(exc)}") from None
+        raise ModelFileError(f"{path.name}: ONNX Runtime's CPU provider cannot load it: {runtime_reason(exc)}") from None
     name, output = session.get_inputs()[0].name, session.get_outputs()[0].name
 
     def run(batch: np.ndarray) -> np.ndarray:

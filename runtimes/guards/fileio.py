@@ -27,29 +27,14 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     content of `target`, if any, is left untouched.
     """
     target = Path(target)
-    folder = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise OutputError(f"output path {target} is a directory")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
-    tmp = _temporary_name(folder, target.name, suffix or ".tmp")
-    with temporary(tmp):
+    with temporary_file(target, suffix) as tmp:
         try:
-            try:
-                _create_exclusive(tmp)
-            except OSError as exc:
-                raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
-            try:
-                yield tmp
-            except OSError as exc:  # the writer's own failure: a full disk, a quota, an I/O error
-                raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
-            # A Ctrl-C that C code swallowed while the file was made must not let it into place.
-            check_interrupted()
-            move_into_place(tmp, target)
-        finally:
-            _even_if_interrupted(tmp.unlink, missing_ok=True)
+            yield tmp
+        except OSError as exc:  # the writer's own failure: a full disk, a quota, an I/O error
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        # A Ctrl-C that C code swallowed while the file was made must not let it into place.
+        check_interrupted()
+        move_into_place(tmp, target)
 
 
 @contextlib.contextmanager

@@ -13,15 +13,16 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psutil
 
+from runtimes.backends.messages import runtime_reason
+from runtimes.backends.native_log import native_stderr_captured
 from runtimes.errors import SegedgeError, UsageError
 
 # Ray Data waits this long for the whole actor pool to start before it gives up; the pool is
@@ -151,7 +152,7 @@ def _init(ray: Any, address: str | None) -> None:
     main = threading.current_thread() is threading.main_thread()
     sigterm = signal.getsignal(signal.SIGTERM) if main else None
     try:
-        with _stderr_captured() as captured:
+        with native_stderr_captured() as captured:  # Ray's C++ client logs each refused retry to fd 2
             try:
                 # Worker output stays in Ray's session logs (/tmp/ray/session_latest/logs): segedge's
                 # stderr carries its own progress and one-line errors only.
@@ -159,29 +160,10 @@ def _init(ray: Any, address: str | None) -> None:
                          logging_level=logging.ERROR, configure_logging=True)
             except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
                 where = f" at {address}" if address else ""
-                raise ClusterError(f"cannot start or reach Ray{where}: {_first_line(exc)}{_said(captured())}") from None
+                raise ClusterError(f"cannot start or reach Ray{where}: {runtime_reason(exc)}{_said(captured())}") from None
     finally:
         if main:  # ray.init replaces SIGTERM's handler with sys.exit; segedge's unwinds and exits 143
             signal.signal(signal.SIGTERM, sigterm)
-
-
-@contextlib.contextmanager
-def _stderr_captured() -> Iterator[Callable[[], str]]:
-    """File descriptor 2 into a temporary file while Ray connects, and a reader of what landed there.
-
-    Ray's C++ client logs each retry of a refused connection (a wrong token: once a second for
-    20 s) straight to the descriptor, past Python's sys.stderr.
-    """
-    with tempfile.TemporaryFile() as log:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield lambda: (log.seek(0), log.read().decode(errors="replace"))[1]
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def _said(log: str) -> str:
@@ -226,6 +208,3 @@ def _cause(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text[-1]}" if text else type(cause).__name__
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
