@@ -9,10 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 
+# The label value that marks pixels no class is scored on (VOC's border, the shapes data's thin edges).
+IGNORE_INDEX = 255
+
+
 class ConfusionMatrix:
     """Accumulates a C x C confusion matrix; rows are ground truth, columns predictions."""
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255) -> None:
+    def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> None:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = np.zeros((num_classes, num_classes), dtype=np.int64)

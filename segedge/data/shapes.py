@@ -30,12 +30,12 @@ from PIL import Image
 
 from runtimes.guards.fileio import write_bytes_atomic, write_text_atomic
 from runtimes.imaging.palette import voc_palette
+from runtimes.measure.metrics import IGNORE_INDEX
 from segedge.data import shapes_v1, shapes_v2, shapes_v3
 
 VERSIONS = {1: shapes_v1, 2: shapes_v2, 3: shapes_v3}
 LATEST = 3
 CLASSES: tuple[str, ...] = shapes_v3.CLASSES  # the latest version's
-IGNORE_INDEX = 255
 _SPLIT_CODES = {"train": 1, "val": 2}
 
 

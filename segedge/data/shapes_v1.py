@@ -12,8 +12,9 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from runtimes.measure.metrics import IGNORE_INDEX
+
 CLASSES: tuple[str, ...] = ("background", "circle", "square", "triangle")
-IGNORE_INDEX = 255
 SUPERSAMPLE = 4  # shapes are drawn 4x larger, then averaged down: anti-aliased edges
 
 

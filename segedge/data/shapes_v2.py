@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from runtimes.measure.metrics import IGNORE_INDEX
+
 CLASSES: tuple[str, ...] = ("background", "circle", "square", "triangle", "ring", "line")
-IGNORE_INDEX = 255
 SUPERSAMPLE = 4  # objects are drawn 4x larger, then averaged down: anti-aliased edges
 MAX_OBJECTS = 4
 RADIUS_RANGE = (0.12, 0.30)  # of the short side, drawn log-uniformly: scale changes of 2.5x

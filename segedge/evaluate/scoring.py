@@ -18,11 +18,11 @@ from runtimes.model.card import ModelCard
 from runtimes.measure.metrics import ConfusionMatrix
 from runtimes.imaging.postprocess import labels as to_labels
 from runtimes.imaging.preprocess import at_input_resolution, from_model_output, to_model_input
+from runtimes.measure.metrics import IGNORE_INDEX
 
 from segedge.data.labelled import read_pair
 
 Labeller = Callable[[np.ndarray], np.ndarray]
-IGNORE_INDEX = 255
 
 
 @dataclass(frozen=True)

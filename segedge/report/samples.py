@@ -32,12 +32,12 @@ from runtimes.measure.metrics import ConfusionMatrix
 from runtimes.imaging.palette import Color
 from runtimes.imaging.postprocess import palette_image
 from runtimes.imaging.preprocess import long_side_size, pixel_scale
+from runtimes.measure.metrics import IGNORE_INDEX
 from segedge.data.labelled import read_mask
 
 DEFAULT_SAMPLES = 4
 THUMB_SIDE = 256
 FIXED = 2  # images every row shows, whatever it gets wrong
-IGNORE_INDEX = 255
 AGREE = 255  # the disagreement map's index where the maps agree (or the label is ignored)
 AGREE_COLOR: Color = (255, 255, 255)  # white: VOC's background is black, and pixels a row wrongly calls background must show
 MAX_CLASSES = 255  # a palette PNG holds 256 colours, and the disagreement map needs one for AGREE
