@@ -92,9 +92,12 @@ def test_predict_runs_actors_on_both_nodes(two_nodes, cli, tmp_path, predictor_m
     args = ["predict", str(predictor_models.multiclass), str(images), "-r", "--overlay", "--proba"]
     assert cli(*args, "-o", tmp_path / "local")[0] == 0
     out = tmp_path / "ray"
+    # Ray Data hands out blocks as soon as one actor is up; under load the first can finish all
+    # eight before the second has loaded its model. Waiting for the whole pool makes both nodes work.
+    pooled = {**env, "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "240"}
     result = subprocess.run(
         [sys.executable, "-m", "segedge", *args, "-o", str(out), "--engine", "ray", "--address", address, "--workers", "2"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        capture_output=True, text=True, env=pooled, cwd=tmp_path, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     # Each actor names its node in the rows it returns: "2 nodes" is two node ids among the images' rows.
