@@ -7,13 +7,23 @@ Made at run time, outside the timings: N synthetic 1280 x 960 JPEG photos (quali
 H.264 video of the same frames (`--images` frames at 10 fps). For each model, in interleaved
 rounds (every mode once per round, the modes' order rotated), images per second of:
 
-- model alone: the runtime's run on one prepared 1280 x 960 input, N times (`predictor.session.run`);
+- model alone: the runtime's run on one prepared 1280 x 960 input, N times (`predictor.session.run`),
+  in a session opened as `Predictor` and `segedge bench` open it (ONNX Runtime's threads spin-wait);
+- model alone, threads parked (ONNX Runtime only): the same in the session `segedge predict` opens
+  (`spinning=False`: its idle threads park at once, leaving the cores to decoding and encoding);
 - predict loop: `Predictor.predict` on the decoded arrays, no file I/O;
 - folder, sequential: the loop `segedge predict FOLDER` ran before issue 32 (`jobs.segment` per image:
   decode, predict, write the palette PNG), one image after another;
-- folder, overlapped: what `segedge predict FOLDER` runs now (`segedge.batch.folder.segment_overlapped`);
+- folder, overlapped: what `segedge predict FOLDER` runs now (`segedge.batch.folder.segment_overlapped`,
+  in `segedge predict`'s session);
 - video, sequential: decode a frame, `predict`, encode it into the mask video, then the next;
-- video, overlapped: what `segedge predict clip.mp4` runs now (`segedge.batch.video.predict_video`).
+- video, overlapped: what `segedge predict clip.mp4` runs now (`segedge.batch.video.predict_video`,
+  in `segedge predict`'s session).
+
+The sequential modes and the predict loop run in the first session (the path before issue 32).
+Besides images per second, the CPU time each mode takes per image (all threads, `time.process_time`)
+is recorded: on a loaded machine it says where the work around the model went when wall times
+cannot.
 
 The folder and video modes call the same functions as the CLI with the Predictor already built,
 so the figures leave out the CLI's start (imports and model load, a few seconds on a busy
@@ -56,8 +66,8 @@ from segedge.batch.jobs import find_images, output_stem, segment  # noqa: E402
 from segedge.batch.video import VideoPlan, VideoSummary, predict_video  # noqa: E402
 
 HEIGHT, WIDTH, RATE = 960, 1280, 10
-MODES = ("model alone", "predict loop", "folder, sequential", "folder, overlapped", "video, sequential",
-         "video, overlapped")
+MODES = ("model alone", "model alone, threads parked", "predict loop", "folder, sequential", "folder, overlapped",
+         "video, sequential", "video, overlapped")
 
 
 def make_inputs(folder: Path, count: int) -> tuple[Path, Path, list[np.ndarray]]:
@@ -81,8 +91,11 @@ def make_inputs(folder: Path, count: int) -> tuple[Path, Path, list[np.ndarray]]
     return photos, clip, frames
 
 
-def modes(predictor: Predictor, photos: Path, clip: Path, frames: list[np.ndarray], scratch: Path) -> dict[str, Callable[[], int]]:
-    """Each mode as a function that does its work once and returns how many images it did."""
+def modes(predictor: Predictor, parked: Predictor, photos: Path, clip: Path, frames: list[np.ndarray],
+          scratch: Path) -> dict[str, Callable[[], int]]:
+    """Each mode as a function that does its work once and returns how many images it did.
+
+    `predictor`: opened as `Predictor` opens a file by default; `parked`: as `segedge predict` opens it."""
     jobs = find_images([photos], recursive=False)
     x, _ = to_model_input(frames[0], predictor.card)
     batch = np.ascontiguousarray(x[None])
@@ -90,6 +103,11 @@ def modes(predictor: Predictor, photos: Path, clip: Path, frames: list[np.ndarra
     def model_alone() -> int:
         for _ in frames:
             predictor.session.run(batch)
+        return len(frames)
+
+    def model_alone_parked() -> int:
+        for _ in frames:
+            parked.session.run(batch)
         return len(frames)
 
     def predict_loop() -> int:
@@ -105,7 +123,7 @@ def modes(predictor: Predictor, photos: Path, clip: Path, frames: list[np.ndarra
 
     def folder_overlapped() -> int:
         out = _fresh(scratch / "folder_overlapped")
-        failed = segment_overlapped(predictor, jobs, out, False, lambda job, error: None)
+        failed = segment_overlapped(parked, jobs, out, False, lambda job, error: None)
         assert not failed
         return len(jobs)
 
@@ -125,11 +143,14 @@ def modes(predictor: Predictor, photos: Path, clip: Path, frames: list[np.ndarra
         out = _fresh(scratch / "video_overlapped")
         summary = VideoSummary()
         with Video(str(clip)) as video:
-            predict_video(predictor, video, VideoPlan(out), summary, lambda frame: None)
+            predict_video(parked, video, VideoPlan(out), summary, lambda frame: None)
         return summary.frames
 
-    return dict(zip(MODES, (model_alone, predict_loop, folder_sequential, folder_overlapped, video_sequential,
-                            video_overlapped)))
+    runs = dict(zip(MODES, (model_alone, model_alone_parked, predict_loop, folder_sequential, folder_overlapped,
+                            video_sequential, video_overlapped)))
+    if parked is predictor:  # a runtime without spinning threads: one session, nothing to compare
+        del runs["model alone, threads parked"]
+    return runs
 
 
 def _fresh(folder: Path) -> Path:
@@ -138,23 +159,28 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
-def measure(name: str, predictor: Predictor, runs: dict[str, Callable[[], int]], rounds: int,
+def measure(name: str, predictors: tuple[Predictor, Predictor], runs: dict[str, Callable[[], int]], rounds: int,
             warm_up: np.ndarray) -> dict:
     load_before, started = os.getloadavg(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for _ in range(2):  # the runtime's first runs (allocations, thread pools) are not timed
-        predictor.predict(warm_up)
+        for predictor in {id(p): p for p in predictors}.values():
+            predictor.predict(warm_up)
     per_mode: dict[str, list[float]] = {mode: [] for mode in runs}
+    cpu_ms: dict[str, list[float]] = {mode: [] for mode in runs}
     order = list(runs)
     for round_ in range(rounds):
         shift = round_ % len(order)
         for mode in order[shift:] + order[:shift]:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             done = runs[mode]()
             per_mode[mode].append(done / (time.perf_counter() - start))
+            cpu_ms[mode].append(1000 * (time.process_time() - cpu) / done)
         print(f"{name} round {round_ + 1}: " + ", ".join(f"{m} {v[-1]:.2f}" for m, v in per_mode.items()), flush=True)
     load_after = os.getloadavg()
     median = {mode: statistics.median(values) for mode, values in per_mode.items()}
-    model = median["model alone"]
+    # the faster of the two sessions' model alone: the overlapped modes are held to the best the model does
+    model = max(value for mode, value in median.items() if mode.startswith("model alone"))
+    predictor = predictors[0]
     return {
         "model": name,
         "started": started,
@@ -164,6 +190,8 @@ def measure(name: str, predictor: Predictor, runs: dict[str, Callable[[], int]],
         "providers": list(predictor.providers),
         "images_per_s": median,
         "rounds": per_mode,
+        "cpu_ms_per_image": {mode: statistics.median(values) for mode, values in cpu_ms.items()},
+        "cpu_ms_rounds": cpu_ms,
         "of_model_alone": {mode: value / model for mode, value in median.items()},
         "overlapped_vs_sequential": {
             "folder": median["folder, overlapped"] / median["folder, sequential"],
@@ -198,7 +226,10 @@ def main() -> None:
         photos, clip, frames = make_inputs(scratch, args.images)
         for path in args.model:
             predictor = Predictor(path, threads=args.threads)
-            row = measure(path.name, predictor, modes(predictor, photos, clip, frames, scratch), args.rounds, frames[0])
+            # `segedge predict`'s session: ONNX Runtime's idle threads park (segedge/cli/predict_cmd.py)
+            parked = Predictor(path, threads=args.threads, spinning=False) if predictor.runtime == "onnxruntime" else predictor
+            row = measure(path.name, (predictor, parked), modes(predictor, parked, photos, clip, frames, scratch),
+                          args.rounds, frames[0])
             results["models"].append({"images": args.images, **row})
     earlier = args.out.with_suffix(".json")
     if args.merge and earlier.is_file():  # another model's rows from an earlier run: kept, with their own machine and load
@@ -224,22 +255,30 @@ def markdown(results: dict) -> str:
         "after each model's run: " + "; ".join(f"{row['model']} ({row['started']}): {_load(row['load_average_before'])}"
                                               f" -> {_load(row['load_average_after'])}" for row in results["models"]) + ".",
         "",
-        "Images per second (median of the interleaved rounds) and each mode's ratio to the model alone:",
+        "Images per second (median of the interleaved rounds) and each mode's ratio to the model alone (the faster of"
+        " its two sessions where there are two):",
         "",
         "| model | " + " | ".join(MODES) + " | overlapped / sequential (folder, video) |",
         "|---|" + "---:|" * (len(MODES) + 1),
     ]
     for row in results["models"]:
-        cells = [f"{row['images_per_s'][m]:.2f} ({row['of_model_alone'][m]:.2f})" for m in MODES]
+        cells = [f"{row['images_per_s'][m]:.2f} ({row['of_model_alone'][m]:.2f})" if m in row["images_per_s"] else "-"
+                 for m in MODES]
         ratio = row["overlapped_vs_sequential"]
         lines.append(f"| {row['model']} ({row['runtime']}, {row['images']} images) | " + " | ".join(cells) + f" | {ratio['folder']:.2f}, {ratio['video']:.2f} |")
+    lines += ["", "CPU time per image (ms, all threads of the process; median of the rounds):", "",
+              "| model | " + " | ".join(MODES) + " |", "|---|" + "---:|" * len(MODES)]
+    for row in results["models"]:
+        spent = row.get("cpu_ms_per_image", {})
+        lines.append(f"| {row['model']} | " + " | ".join(f"{spent[m]:.0f}" if m in spent else "-" for m in MODES) + " |")
     if results.get("notes"):
         for note in results["notes"]:
             lines += ["", f"Note: {note}"]
     lines += ["", "Every round (images/s):", ""]
     for row in results["models"]:
         for mode in MODES:
-            lines.append(f"- {row['model']}, {mode}: " + ", ".join(f"{v:.2f}" for v in row["rounds"][mode]))
+            if mode in row["rounds"]:
+                lines.append(f"- {row['model']}, {mode}: " + ", ".join(f"{v:.2f}" for v in row["rounds"][mode]))
     return "\n".join(lines) + "\n"
 
 

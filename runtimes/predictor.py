@@ -62,6 +62,9 @@ class Predictor:
     `openvino_hint` is its inference precision: "f32", "bf16", "f16" or None/"auto" (OpenVINO's
     choice, bf16 on CPUs with AVX512-BF16 or AMX). A file quantized for the other runtime warns
     (`runtimes.backends.RuntimeMismatchWarning`).
+    `spinning`: False parks ONNX Runtime's idle intra-op threads at once instead of letting them
+    spin-wait: for `predict_stream` and other work beside the model (decoding, encoding) on a
+    machine whose cores the model uses, so that waiting threads leave those cores to it.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class Predictor:
         isolate: bool = False,
         runtime: Runtime | str | None = None,
         openvino_hint: str | None = None,
+        spinning: bool = True,
         **card_overrides: Any,
     ) -> None:
         if batch_size < 1:
@@ -85,7 +89,7 @@ class Predictor:
             raise UsageError(f"threshold must lie in 0..1, got {threshold}")
         if resize_long is not None and resize_long < 1:
             raise UsageError(f"resize_long must be a positive number of pixels, got {resize_long}")
-        self.spec = RuntimeSpec(runtime, providers or Provider.cpu, threads=threads, hint=openvino_hint)
+        self.spec = RuntimeSpec(runtime, providers or Provider.cpu, threads=threads, hint=openvino_hint, spinning=spinning)
         self.runtime: Runtime | str = as_runtime(chosen_backend(path, runtime).name)
         if isolate and backend_for_path(path).name != Runtime.onnxruntime:
             raise UsageError("isolate probes the model with ONNX Runtime in a child process: give the .onnx file")
