@@ -58,3 +58,7 @@ class ParityError(SegedgeError):
 
 class OutputError(SegedgeError):
     """An output file cannot be written (read-only folder, full disk, path is a directory)."""
+
+
+class BrowserError(SegedgeError):
+    """Headless Chromium (the browser rows run in it) is not installed, or its page failed or timed out."""

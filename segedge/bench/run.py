@@ -1,7 +1,8 @@
 """`segedge bench`'s work: ONNX Runtime on one provider and its peers, timed in one interleaved run.
 
-Peers (`--compare`): PyTorch eager, `torch.compile`, OpenVINO's runtime on the same ONNX file, and
-ONNX Runtime's CPU provider (what `--provider cuda` or `openvino` gains over it, measured in one run).
+Peers (`--compare`): PyTorch eager, `torch.compile`, OpenVINO's runtime on the same ONNX file,
+ONNX Runtime's CPU provider (what `--provider cuda` or `openvino` gains over it, measured in one run),
+and onnxruntime-web in headless Chromium (timed after the rounds: the browser keeps its own clock).
 Every runtime gets the same input and the same intra-op thread count; a peer that cannot be built
 (no torch, no openvino package, a compiler failure) becomes a row saying so, and the rest go on.
 """
@@ -39,11 +40,13 @@ class Peer(str, Enum):
     compile = "compile"
     openvino = "openvino"
     ort_cpu = "ort-cpu"  # ONNX Runtime's own CPU provider: what another provider is worth, in one run
+    web = "web"  # onnxruntime-web's WASM in headless Chromium, timed after the rounds (segedge.bench.web)
 
     @property
     def row_runtime(self) -> str:
         """The runtime a row of this peer names, in bench's and report's rows and JSON alike."""
-        return {Peer.compile: "torch.compile", Peer.ort_cpu: "onnxruntime"}.get(self, self.value)
+        return {Peer.compile: "torch.compile", Peer.ort_cpu: "onnxruntime", Peer.web: "onnxruntime-web"}.get(
+            self, self.value)
 
 
 @dataclass(frozen=True)
@@ -148,12 +151,17 @@ def run_bench(request: BenchRequest, progress: Progress = lambda message: None) 
         notes = () if Peer.torch in peers or request.torch_baseline is False else (
             "no PyTorch baseline: " + ("PyTorch is not installed (pip install 'segedge[export]')" if card.source else
                                        "the file has no segedge card naming its PyTorch source"),)
-        for peer in peers:
+        for peer in (p for p in peers if p is not Peer.web):
             progress(f"building the {peer.value} peer")
             runners.append(build_peer(peer, session, card, x, threads, request))
         progress(f"timing {len(runners)} runtimes: {request.warmup} warm-up + {request.runs} interleaved runs")
         rows = time_runners(runners, lambda r: x, request.batch, request.warmup, request.runs,
                             gpu=chosen.provider in (Provider.cuda, Provider.tensorrt))
+        if Peer.web in peers:
+            from segedge.bench.web import web_peer_row
+
+            rows.append(web_peer_row(model_path, card, x, Path(workdir) / "web", threads=threads,
+                                     warmup=request.warmup, runs=request.runs, rows=rows, progress=progress))
     return BenchResult(
         model=request.target,
         card=card,

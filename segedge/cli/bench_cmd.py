@@ -33,7 +33,7 @@ from segedge.cli.options import (
 def bench_command(
     model: str = typer.Argument(..., help="An ONNX file, or a zoo name / user model to export first."),
     torch_baseline: Optional[bool] = typer.Option(None, "--torch/--no-torch", help="Time the PyTorch eager baseline in the same run (default: when the model's card names its PyTorch source)."),
-    compare: Optional[str] = typer.Option(None, "--compare", help="Peers to time in the same run, comma-separated: torch, compile (torch.compile), openvino (OpenVINO's runtime on the same ONNX), ort-cpu (ONNX Runtime's CPU provider)."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="Peers to time in the same run, comma-separated: torch, compile (torch.compile), openvino (OpenVINO's runtime on the same ONNX), ort-cpu (ONNX Runtime's CPU provider), web (onnxruntime-web's WASM in headless Chromium, timed after the others)."),
     warmup: Warmup = 3,
     runs: Runs = 20,
     batch: int = typer.Option(1, "--batch", min=1, max=1024, help="Batch size."),

@@ -1,0 +1,1 @@
+"""A web export run in a real browser (headless Chromium): `segedge bench --compare web` and `report`'s web row."""
