@@ -1,9 +1,9 @@
 """`segedge export --target web`: the folder's page run in a real browser (Debian's headless Chromium), its masks
 compared with the Predictor's.
 
-The exported folder is served by its own serve.py (127.0.0.1, COOP/COEP); tests/web_harness.html, copied
-into it, segments PNG images with the folder's segedge.js on onnxruntime-web's WASM and posts the masks and
-scores back (tests/web_browser.py). Judged with runtimes.measure.parity's presets: the fp32 folder against the
+The exported folder is served by its own serve.py (127.0.0.1, COOP/COEP); segedge's browser runner's page
+(segedge/web/harness.html, served beside it) segments PNG images with the folder's segedge.js on onnxruntime-web's
+WASM and posts the masks and scores back (segedge.web.browser, through tests/web_browser.py). Judged with runtimes.measure.parity's presets: the fp32 folder against the
 Predictor on the same file (the fp32 preset: scores within 1e-4 of the range, masks 99.99%), the int8
 folder against the Predictor on the fp32 file (the int8 preset). Models: the zoo's LR-ASPP
 MobileNetV3 with its demo weights (trained once, cached), and a network exported by torch.onnx's TorchScript

@@ -193,7 +193,7 @@ def serving(folder: Path, isolated: bool = True, tensor: bytes = b"",
     results: queue.Queue[dict[str, Any]] = queue.Queue()
     routes = {"/__harness.html": (HARNESS.read_bytes(), "text/html"), "/__input": (tensor, "application/octet-stream")}
 
-    class Handler(serve.IsolatedHandler):  # type: ignore[name-defined,misc]
+    class Handler(serve.IsolatedHandler):  # type: ignore[name-defined]
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             route = routes.get(self.path.split("?", 1)[0])
             if route is None:
