@@ -115,20 +115,21 @@ def run_page(folder: Path, query: str, *, isolated: bool = True, timeout: float 
     chromium = require_chromium()
     with tempfile.TemporaryDirectory(prefix="segedge-chromium-") as work:
         profile = profile or Path(work) / "profile"
-        log = Path(work) / "chromium.log"
         with serving(folder, isolated, b"" if tensor is None else tensor.tobytes()) as (url, results):
-            with open(log, "w") as stderr:
-                browser = subprocess.Popen(
-                    [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                     f"{url}__harness.html?{query}"],
-                    stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
-                try:
-                    posted = _wait(browser, results, timeout)
-                    posted["browser_memory_mb"] = _tree_memory_mb(browser.pid)
-                finally:
-                    stop(browser)
-        if "error" in posted:
-            raise BrowserError(f"the page failed: {' '.join(str(posted['error']).split())[:300]}")
+            # Chromium's own log (D-Bus, GPU and sandbox chatter) is no part of a result: discarded.
+            browser = subprocess.Popen(
+                [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+                 f"{url}__harness.html?{query}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                posted = _wait(browser, results, timeout)
+                posted["browser_memory_mb"] = _tree_memory_mb(browser.pid)
+            finally:
+                stop(browser)
+        if "error" in posted:  # the page's error message, without the stack's "at ..." lines
+            lines = [line.strip() for line in str(posted["error"]).splitlines()]
+            message = " ".join(line for line in lines if line and not line.startswith("at "))
+            raise BrowserError(f"the page failed: {message[:300]}")
     return posted
 
 
