@@ -43,21 +43,21 @@ from segedge.data.demo import cache_root, with_demo_data  # noqa: E402
 from segedge.quantize.adapters import Backend  # noqa: E402
 from segedge.quantize.convert import sample_source  # noqa: E402
 from segedge.quantize.judging import budget_judge  # noqa: E402
-from segedge.quantize.repair import repair  # noqa: E402
+from segedge.quantize.repair import Repair, repair  # noqa: E402
 from segedge.quantize.request import QuantizeRequest  # noqa: E402
-from segedge.quantize.sensitivity_run import SensitivityRequest, adapter_for  # noqa: E402
+from segedge.quantize.sensitivity_run import SensitivityRequest, adapter_for, reference_runner  # noqa: E402
 from segedge.train.demo import demo_model  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CALIB_COUNT = 32
-DEFAULT_MODELS = ("lraspp_mobilenet_v3_large", "deeplabv3plus_mobilenetv2", "unet")
+DEFAULT_MODELS = ("lraspp_mobilenet_v3_large", "deeplabv3plus_mobilenetv2", "unet", "segformer_b0", "deeplabv3plus_resnet50")
 SMALL_UNET = "unet-small"  # segedge.train.recipe.SMALL: the precision tests' demo-trained U-Net
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
-    parser.add_argument("--backends", default="onnxruntime,openvino,qnn")
+    parser.add_argument("--backends", default="onnxruntime,openvino,qnn,executorch")
     parser.add_argument("--budgets", type=lambda text: [float(v) for v in text.split(",")], default=[1.0, 0.1],
                         help="mIoU points; each gets its own search (the tight one shows what a repair costs)")
     parser.add_argument("--data-limit", type=int, default=50)
@@ -75,10 +75,24 @@ def main() -> None:
     for model in results:  # each model's run records its own load: models are measured at different times
         results[model]["load"] = {"before": load_before, "after": record["load_after"]}
     earlier = args.out / "precision_repair.json"
-    if earlier.is_file():  # a rerun of some models keeps the others' rows
-        record["models"] = {**json.loads(earlier.read_text()).get("models", {}), **results}
+    if earlier.is_file():  # a rerun of some models or runtimes keeps the other rows
+        record["models"] = merged(json.loads(earlier.read_text()).get("models", {}), results)
     write_text_atomic(args.out / "precision_repair.json", json.dumps(record, indent=2))
     write_text_atomic(args.out / "precision_repair.md", summarize(record))
+
+
+def merged(earlier: dict, results: dict) -> dict:
+    """`results` over `earlier`, row by row (model, runtime, budget): a rerun of one runtime keeps the others'.
+    The demo U-Net's rows replace those of the precision tests' U-Net (unet-small), measured before it was trained."""
+    models = {m: dict(r) for m, r in earlier.items() if not (m == SMALL_UNET and "unet" in results)}
+    for model, result in results.items():
+        fresh = {(r["runtime"], r["budget"]) for r in result["rows"]}
+        before = models.get(model, {})
+        kept = [r for r in before.get("rows", []) if (r["runtime"], r["budget"]) not in fresh]
+        for row in kept:  # rows measured in an earlier run keep the load they were measured under
+            row.setdefault("load", before.get("load"))
+        models[model] = {**before, **result, "rows": kept + result["rows"]}
+    return models
 
 
 def bench_model(model: str, backends: list[Backend], args: argparse.Namespace) -> dict:
@@ -106,13 +120,14 @@ def bench_model(model: str, backends: list[Backend], args: argparse.Namespace) -
 
 def _row(model: str, backend: Backend, budget: float, request: SensitivityRequest, fp32: Path, card, images,
          samples, count: int, folder: Path, args: argparse.Namespace) -> dict:
+    load = os.getloadavg()
     adapter, reference, view = adapter_for(backend, request, fp32, card, images, folder)
-    judge = budget_judge(open_session(reference, "cpu").run, view, samples, budget)
+    judge = budget_judge(reference_runner(reference), view, samples, budget)
     start = time.perf_counter()
     result = repair(adapter, judge, count, folder, lambda m: print(f"[{model}] {m}", flush=True))
     seconds = time.perf_counter() - start
     plain, best = result.steps[0], result.best
-    timing = _timing(backend, reference, plain.path, best.path, args) if backend is not Backend.qnn else {}
+    timing = _timing(backend, reference, result, args) if backend is not Backend.qnn else {}
     return {
         "runtime": backend.value, "budget": budget, "kept_as": adapter.higher,
         "miou_fp32": plain.measured.details.get("miou_reference"),
@@ -120,9 +135,10 @@ def _row(model: str, backend: Backend, budget: float, request: SensitivityReques
         "repaired": {"step": best.name, "lost_points": best.measured.lost, "miou": best.measured.miou,
                      "ok": best.measured.ok, "kept_layers": list(best.candidate.kept_layers),
                      "method": best.candidate.method, "weights": best.candidate.weights, "reproduce": best.reproduce},
-        "steps": [s.to_dict() for s in result.steps],
+        "steps": [{**s.to_dict(), "p50_ms": timing.get("p50_ms", {}).get("steps", {}).get(s.name)} for s in result.steps],
         "sensitivity_cost": result.sensitivity.cost if result.sensitivity else None,
-        "calibration_passes": adapter.calibrations, "search_seconds": round(seconds, 1), **timing}
+        "calibration_passes": adapter.calibrations, "search_seconds": round(seconds, 1),
+        "load": {"before": list(load), "after": list(os.getloadavg())}, **timing}
 
 
 def _export(model: str, fp32: Path) -> tuple:
@@ -144,18 +160,35 @@ def _export(model: str, fp32: Path) -> tuple:
     return trained, calib, data
 
 
-def _timing(backend: Backend, fp32: Path, plain: Path, repaired: Path, args: argparse.Namespace) -> dict:
-    files = {"fp32": fp32, "plain": plain, **({"repaired": repaired} if repaired != plain else {})}
+def _timing(backend: Backend, fp32: Path, result: Repair, args: argparse.Namespace) -> dict:
+    """fp32 and every step's file that was built, timed in the same interleaved rounds (issue 30: each step's
+    speed); `plain` is the start's p50, `repaired` the chosen (else best) step's."""
+    built = {s.name: s.path for s in result.steps if s.path.is_file()}
+    files = {"fp32": fp32, **built}
     runners = [_runner(backend, path, name, args.threads) for name, path in files.items()]
-    card = open_session(fp32, "cpu").card
-    x = np.random.default_rng(0).standard_normal((1, 3, *card.input_size)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((1, 3, *_input_size(fp32))).astype(np.float32)
     stats = time_runners(runners, lambda runner: x, batch=1, warmup=3, runs=args.runs)
     p50 = {name: s.p50_ms if isinstance(s, TimingStats) else None for name, s in zip(files, stats)}
-    p50.setdefault("repaired", p50["plain"])
-    return {"p50_ms": p50}
+    steps = {name: p50[name] for name in built}
+    return {"p50_ms": {"fp32": p50["fp32"], "plain": steps.get(result.steps[0].name),
+                       "repaired": steps.get(result.best.name), "steps": steps}}
+
+
+def _input_size(path: Path) -> tuple[int, int]:
+    if path.suffix == ".pte":
+        from runtimes.backends.executorch_session import open_executorch
+
+        return open_executorch(path).card.input_size
+    return open_session(path, "cpu").card.input_size
 
 
 def _runner(backend: Backend, path: Path, name: str, threads: int) -> Runner:
+    if backend is Backend.executorch:  # through its registry backend, as the Predictor and the report run it
+        from runtimes.backends import backend_named, open_runner
+        from runtimes.backends.base import RuntimeSpec
+
+        return backend_named("executorch").timing_runner(
+            open_runner(path, RuntimeSpec(runtime="executorch", threads=threads)), 0.0, name=name)
     if backend is Backend.openvino:  # the fp32 .onnx too: each runtime times its own files
         from runtimes.backends.openvino_timing import session_runner
         from runtimes.backends.openvino_session import open_openvino
@@ -192,9 +225,23 @@ def summarize(record: dict) -> str:
                          f"{row['plain']['lost_points']:.2f} | {needed} | {row['repaired']['lost_points']:.2f} | "
                          f"{kept} | {ratio} | {speed} | {row['search_seconds']} s, "
                          f"{row['calibration_passes']} calibration pass(es) |")
+    lines += ["", "Each step of the searches that went past plain int8: points lost, p50 / plain int8 (same interleaved "
+              "run; n/a: not timed, as on QNN):", ""]
+    for model, result in record["models"].items():
+        for row in result["rows"]:
+            if len(row["steps"]) > 1:
+                plain = (row.get("p50_ms") or {}).get("plain")
+                parts = [f"{s['step']}: {_num(s.get('lost_points'), '.2f')}, "
+                         f"{_num(s['p50_ms'] / plain if s.get('p50_ms') and plain else None, '.2f')}"
+                         for s in row["steps"]]
+                lines.append(f"- {model}, {row['runtime']}, budget {row['budget']:g}: " + "; ".join(parts))
     lines += ["", "Load average (1, 5, 15 min) around each model's run:", ""]
-    lines += [f"- {model}: before {_load(r['load']['before'])}, after {_load(r['load']['after'])}"
-              for model, r in record["models"].items() if r.get("load")]
+    for model, result in record["models"].items():
+        for row in result["rows"]:
+            load = row.get("load") or result.get("load")
+            if load:
+                lines.append(f"- {model}, {row['runtime']}, budget {row['budget']:g}: before {_load(load['before'])}, "
+                             f"after {_load(load['after'])}")
     missing = [m for m in DEFAULT_MODELS if m not in record["models"]]
     if missing:
         lines += ["", f"Not measured yet: {', '.join(missing)} (their demo weights were not cached when this ran)."]

@@ -12,9 +12,10 @@ The card and the target record ride in the program as constant methods (`segedge
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from .result import CheckReport, UnsupportedNode
 CHECK = "xnnpack_delegate"
 RUNTIME = "ExecuTorch, XNNPACK delegate"
 # Edge-dialect nodes that are plumbing, not computation: they never go to a delegate.
+OBSERVERS = ("histogram", "minmax")  # XNNPACKQuantizer's activation observer (its default first), then min/max
 _PLUMBING = ("executorch_call_delegate", "getitem", "sym_size", "sym_numel", "alloc", "view_copy", "_assert")
 
 
@@ -92,18 +94,41 @@ def exported(model: nn.Module, size: tuple[int, int], shapes: dict[str, Any] | N
 
 
 def quantized(model: nn.Module, size: tuple[int, int], shapes: dict[str, Any] | None,
-              calibration: Iterable[np.ndarray]) -> nn.Module:
-    """PT2E int8 with ExecuTorch's XNNPACKQuantizer (symmetric, per-channel weights), calibrated on `calibration`."""
+              calibration: Iterable[np.ndarray], *, observer: str = "histogram",
+              kept: Collection[str] = ()) -> nn.Module:
+    """PT2E int8 with ExecuTorch's XNNPACKQuantizer (symmetric, per-channel weights), calibrated on `calibration`.
+
+    `observer`: how activation ranges are found, the quantizer's default `histogram` (HistogramObserver,
+    which minimises the rounding error) or `minmax`. `kept`: nodes of the exported graph (`graph_nodes`
+    names them) the quantizer leaves in float, through its filter function (its module-name config
+    takes no None in this ExecuTorch), so XNNPACK runs them in fp32 (segedge.quantize.adapters.pt2e)."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                          get_symmetric_quantization_config)
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    config = get_symmetric_quantization_config(is_per_channel=True)
+    if observer not in OBSERVERS:
+        raise UsageError(f"unknown activation observer {observer!r}: one of {', '.join(OBSERVERS)}")
+    if observer == "minmax":
+        from torchao.quantization.pt2e import MinMaxObserver
+
+        activation = dataclasses.replace(config.input_activation,
+                                         observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
+        config = dataclasses.replace(config, input_activation=activation, output_activation=activation)
+    quantizer = XNNPACKQuantizer().set_global(config)
+    if kept:
+        names = frozenset(kept)
+        quantizer.set_filter_function(lambda node: node.name not in names)
     prepared = prepare_pt2e(exported(model, size, shapes).module(), quantizer)
     with torch.no_grad():
         for x in calibration:
             prepared(torch.from_numpy(np.ascontiguousarray(x[None])))
     return convert_pt2e(prepared)
+
+
+def graph_nodes(model: nn.Module, size: tuple[int, int], shapes: dict[str, Any] | None) -> Any:
+    """The graph PT2E annotates (the exported program's module): its node names are what `quantized` keeps."""
+    return exported(model, size, shapes).module().graph
 
 
 def lower(model: nn.Module, size: tuple[int, int], shapes: dict[str, Any] | None, card_json: str,

@@ -37,6 +37,10 @@ from .table import Artefact, Target, get_target
 from .verify import Runner, compare
 
 VERIFY_IMAGES = 8
+# segedge's repair search for a PT2E target (segedge.quantize.adapters.pt2e.repairing_pt2e): given the model, its
+# size, torch.export's dynamic shapes and the calibration inputs, the quantizer options to build the int8 with
+# ({"observer": ..., "kept": [node names]}) and the search's record for the card ("repair").
+Repairer = Callable[[nn.Module, tuple[int, int], "dict[str, Any] | None", list[np.ndarray]], dict[str, Any]]
 DEFAULT_MAX_SIDE = 1024  # ExecuTorch's dynamic programs: the largest side before the Predictor tiles
 DEFAULT_MIN_SIDE = 64  # ... and the smallest side they take
 Progress = Callable[[str], None]
@@ -90,11 +94,12 @@ def check_torch_request(spec: Target, request: TorchTargetRequest, card: ModelCa
 
 def build_from_torch(model: nn.Module, card: ModelCard, request: TorchTargetRequest, reference: Runner, *,
                      read: tuple[Input, ...] = (), on_checks: Callable[[tuple[CheckReport, ...]], None] | None = None,
-                     progress: Progress | None = None) -> TargetResult:
+                     progress: Progress | None = None, repair: Repairer | None = None) -> TargetResult:
     """Convert `model` (eval mode, logits out) described by `card` into `request.target`'s artefact.
 
     `reference` runs `model` eagerly (the fp32 artefact is judged against it); `read`: the files the
-    export reads, none of which may be its output."""
+    export reads, none of which may be its output. `repair` (ExecuTorch int8 only): the search that
+    chooses the quantizer's options, recorded in the card's calibration."""
     say = progress or (lambda _message: None)
     spec = get_target(request.target)
     if not spec.builds_from_torch:
@@ -120,8 +125,15 @@ def build_from_torch(model: nn.Module, card: ModelCard, request: TorchTargetRequ
         if request.precision == "int8":
             say(f"quantizing with {writer.quantizer} on {len(calibration)} calibration images")
             inputs = [model_input(load_image(p), card, size) for p in calibration]
+            options: dict[str, Any] = {}
+            if repair is not None:
+                if spec.artefact is not Artefact.executorch:
+                    raise UsageError(f"target {spec.name} has no repair search (--precision auto is for executorch)")
+                options = repair(model, size, _shapes(card, side_range), inputs)
             artefact_card = artefact_card.with_overrides(calibration={
-                "method": writer.quantizer, "images": len(inputs), "folder": str(request.calib)})
+                "method": writer.quantizer, "images": len(inputs), "folder": str(request.calib),
+                **({"repair": options["repair"]} if "repair" in options else {})})
+            writer.options = {k: v for k, v in options.items() if k != "repair"}
             int8 = writer.write(model, size, side_range, request.layout, inputs, artefact_card, record)
             checks, main = int8.checks, int8
         if on_checks is not None:
@@ -164,6 +176,7 @@ class _Writer:
     runtime_name: str  # in words
     converter: str
     quantizer: str
+    options: dict[str, Any] = {}  # the quantizer's options a repair search chose (ExecuTorch: observer, kept)
 
     def require(self) -> None: ...
 
@@ -219,7 +232,7 @@ class _ExecuTorch(_Writer):
         from .executorch import dynamic_shapes, lower, quantized
 
         shapes = dynamic_shapes(card.size_divisor, side_range)
-        source = quantized(model, size, shapes, calibration) if calibration is not None else model
+        source = quantized(model, size, shapes, calibration, **self.options) if calibration is not None else model
         lowered = lower(source, size, shapes, card.to_json(), record)
         return _Written(lowered.program, (lowered.check,), source)
 
@@ -240,6 +253,12 @@ def _writer(spec: Target) -> _Writer:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
+def _shapes(card: ModelCard, side_range: tuple[int, int] | None) -> dict[str, Any] | None:
+    from .executorch import dynamic_shapes
+
+    return dynamic_shapes(card.size_divisor, side_range)
+
+
 def _side_range(request: TorchTargetRequest, card: ModelCard) -> tuple[int, int]:
     step = max(card.size_divisor, 1)
     # torch.export specialises a dimension that may be 1, in the input or deep inside the network (a stride-32

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from runtimes.errors import ExportError
-from segedge.quantize.adapters.base import Adapter, Candidate, Judge, Measured, finite
+from segedge.quantize.adapters.base import Adapter, Candidate, Judge, Measured, artefact_suffix, finite
 from segedge.quantize.sensitivity import MOST_UNITS, Sensitivity, rank
 
 Progress = Callable[[str], None]
@@ -77,7 +77,7 @@ def repair(adapter: Adapter, judge: Judge, images: int, work: Path, progress: Pr
            start: Step | None = None, most_units: int = MOST_UNITS, most_kept: int = MOST_KEPT) -> Repair:
     """Steps 1-4 above, stopping at the first candidate `judge` accepts."""
     steps: list[Step] = []
-    suffix = ".xml" if adapter.runtime == "openvino" else ".onnx"
+    suffix = artefact_suffix(adapter)
 
     def attempt(name: str, candidate: Candidate) -> bool:
         progress(f"repair ({adapter.runtime}): {name}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtimes.errors import ExportError
-from segedge.quantize.adapters.base import Adapter, Candidate, Judge, Measured, finite
+from segedge.quantize.adapters.base import Adapter, Candidate, Judge, Measured, artefact_suffix, finite
 from segedge.quantize.layers import Unit, blocks
 
 Progress = Callable[[str], None]
@@ -78,7 +78,7 @@ def rank(adapter: Adapter, base: Candidate, base_measured: Measured, judge: Judg
     rows = []
     for i, unit in enumerate(ranked, 1):
         progress(f"sensitivity {i}/{len(ranked)}: {unit.name} in {adapter.higher}")
-        target = work / f"sensitivity-{i}{_suffix(adapter)}"
+        target = work / f"sensitivity-{i}{artefact_suffix(adapter)}"
         try:
             result = judge(adapter.runner(adapter.build(base.keeping((unit,)), target)))
         except ExportError as exc:  # this variant cannot be built: ranked last, with why
@@ -88,10 +88,6 @@ def rank(adapter: Adapter, base: Candidate, base_measured: Measured, judge: Judg
     rows.sort(key=lambda r: (r.measured.lost, len(r.unit.nodes)))  # ties: the smaller unit first
     return Sensitivity(adapter.runtime, adapter.higher, base, base_measured, tuple(rows), len(found), images,
                        adapter.calibrations, time.perf_counter() - start)
-
-
-def _suffix(adapter: Adapter) -> str:
-    return ".xml" if adapter.runtime == "openvino" else ".onnx"
 
 
 def _remove(path: Path) -> None:

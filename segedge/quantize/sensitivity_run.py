@@ -26,7 +26,7 @@ from runtimes.model.precision import Precision
 from runtimes.backends.onnxruntime_session import check_model_path, open_session
 from segedge.data.demo import with_demo_data
 from segedge.quantize.adapters import Backend
-from segedge.quantize.adapters.base import Adapter
+from segedge.quantize.adapters.base import Adapter, RunBatch
 from segedge.quantize.convert import SampleSource, check_calibration, sample_source
 from segedge.quantize.judging import budget_judge
 from segedge.quantize.prepare import refuse_quantized
@@ -90,8 +90,7 @@ def run_sensitivity(request: SensitivityRequest, progress: Progress = lambda mes
             work = Path(workdir) / backend.value
             work.mkdir()
             adapter, reference, view = adapter_for(backend, request, source, card, images, work)
-            judge = budget_judge(open_session(reference, "cpu", overrides=request.card_overrides).run, view, samples,
-                                 request.budget)
+            judge = budget_judge(reference_runner(reference, request.card_overrides), view, samples, request.budget)
             progress(f"{backend.value}: plain int8")
             plain = judge(adapter.runner(adapter.build(adapter.start, work / f"plain{_suffix(backend)}")))
             rankings.append(rank(adapter, adapter.start, plain, judge, count, work, progress, request.most_units))
@@ -113,6 +112,8 @@ def adapter_for(backend: Backend, request: SensitivityRequest, source: Path, car
 
         return (NncfOpenVINO(source, request.calib, request.calib_count, card, work, exclude=request.exclude,
                              overrides=request.card_overrides), source, card)
+    if backend is Backend.executorch:
+        return _executorch(request, card, images, work)
     from exporters.targets.prepare import prepare
     from exporters.targets.table import get_target
     from segedge.quantize.adapters.qnn_qdq import QnnQdq
@@ -123,5 +124,32 @@ def adapter_for(backend: Backend, request: SensitivityRequest, source: Path, car
     return QnnQdq(static, images, view, card.input_size, work), static, view
 
 
+def _executorch(request: SensitivityRequest, card: ModelCard, images: list[Path], work: Path) -> tuple[Adapter, Path, ModelCard]:
+    """ExecuTorch quantizes the PyTorch model, not the ONNX file: the one the card records (a zoo model and its
+    demo weights, as the report's PyTorch row rebuilds it), at the card's static size, judged against its fp32
+    program on ExecuTorch."""
+    from exporters.targets.executorch import require_executorch
+    from exporters.targets.images import model_input
+    from runtimes.imaging.image import load_image
+    from segedge.parity.reference import reference_model
+    from segedge.quantize.adapters.pt2e import Pt2eExecuTorch
+
+    require_executorch()
+    model, _ = reference_model(card.with_overrides(**request.card_overrides))
+    view = card.with_overrides(dynamic=False)
+    inputs = [model_input(load_image(p), view, card.input_size) for p in images]
+    adapter = Pt2eExecuTorch(model, view, card.input_size, inputs, work)
+    return adapter, adapter.reference(work / "fp32.pte"), view
+
+
+def reference_runner(path: Path, overrides: dict[str, Any] | None = None) -> RunBatch:
+    """The fp32 file a backend's candidates are judged against, on that backend's runtime."""
+    if path.suffix == ".pte":
+        from runtimes.backends.executorch_session import open_executorch
+
+        return open_executorch(path, overrides=overrides).run
+    return open_session(path, "cpu", overrides=overrides).run
+
+
 def _suffix(backend: Backend) -> str:
-    return ".xml" if backend is Backend.openvino else ".onnx"
+    return {Backend.openvino: ".xml", Backend.executorch: ".pte"}.get(backend, ".onnx")

@@ -9,6 +9,8 @@ one more adapter whose `build` keeps `kept` modules in float.
 - `ort_qdq.OrtQdq`: ONNX Runtime's QDQ quantizer; higher precision = float (nodes_to_exclude).
 - `qnn_qdq.QnnQdq`: ORT's QNN config (uint16 activations); higher precision = 16-bit weights.
 - `openvino_nncf.NncfOpenVINO`: NNCF for OpenVINO; higher precision = float (ignored scope).
+- `pt2e.Pt2eExecuTorch`: ExecuTorch's PT2E XNNPACKQuantizer on the PyTorch model; higher precision =
+  float (nodes left out of the quantizer's annotation, run by XNNPACK in fp32).
 """
 
 from enum import Enum
@@ -20,3 +22,4 @@ class Backend(str, Enum):
     onnxruntime = "onnxruntime"  # ORT's QDQ quantizer: layers kept in float
     openvino = "openvino"  # NNCF: layers kept in float (ignored scope)
     qnn = "qnn"  # ORT's QNN config, uint16 activations: layers get 16-bit weights
+    executorch = "executorch"  # PT2E with XNNPACKQuantizer on the PyTorch model the card records: layers kept in float
