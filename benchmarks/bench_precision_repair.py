@@ -44,6 +44,7 @@ from segedge.quantize.adapters import Backend  # noqa: E402
 from segedge.quantize.convert import sample_source  # noqa: E402
 from segedge.quantize.judging import budget_judge  # noqa: E402
 from segedge.quantize.repair import Repair, repair  # noqa: E402
+from segedge.quantize.sensitivity import MOST_UNITS  # noqa: E402
 from segedge.quantize.request import QuantizeRequest  # noqa: E402
 from segedge.quantize.sensitivity_run import SensitivityRequest, adapter_for, reference_runner  # noqa: E402
 from segedge.train.demo import demo_model  # noqa: E402
@@ -61,6 +62,8 @@ def main() -> None:
     parser.add_argument("--budgets", type=lambda text: [float(v) for v in text.split(",")], default=[1.0, 0.1],
                         help="mIoU points; each gets its own search (the tight one shows what a repair costs)")
     parser.add_argument("--data-limit", type=int, default=50)
+    parser.add_argument("--blocks", type=int, default=MOST_UNITS,
+                        help="the ranking's most units (a larger graph is ranked per block): bounds a search's cost")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -124,7 +127,8 @@ def _row(model: str, backend: Backend, budget: float, request: SensitivityReques
     adapter, reference, view = adapter_for(backend, request, fp32, card, images, folder)
     judge = budget_judge(reference_runner(reference), view, samples, budget)
     start = time.perf_counter()
-    result = repair(adapter, judge, count, folder, lambda m: print(f"[{model}] {m}", flush=True))
+    result = repair(adapter, judge, count, folder, lambda m: print(f"[{model}] {m}", flush=True),
+                    most_units=args.blocks)
     seconds = time.perf_counter() - start
     plain, best = result.steps[0], result.best
     timing = _timing(backend, reference, result, args) if backend is not Backend.qnn else {}

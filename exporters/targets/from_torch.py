@@ -38,9 +38,9 @@ from .verify import Runner, compare
 
 VERIFY_IMAGES = 8
 # segedge's repair search for a PT2E target (segedge.quantize.adapters.pt2e.repairing_pt2e): given the model, its
-# size, torch.export's dynamic shapes and the calibration inputs, the quantizer options to build the int8 with
-# ({"observer": ..., "kept": [node names]}) and the search's record for the card ("repair").
-Repairer = Callable[[nn.Module, tuple[int, int], "dict[str, Any] | None", list[np.ndarray]], dict[str, Any]]
+# size, the dynamic sides' bounds (None: static) and the calibration inputs, the quantizer options to build the
+# int8 with ({"observer": ..., "kept": [node names]}) and the search's record for the card ("repair").
+Repairer = Callable[[nn.Module, tuple[int, int], "tuple[int, int] | None", list[np.ndarray]], dict[str, Any]]
 DEFAULT_MAX_SIDE = 1024  # ExecuTorch's dynamic programs: the largest side before the Predictor tiles
 DEFAULT_MIN_SIDE = 64  # ... and the smallest side they take
 Progress = Callable[[str], None]
@@ -129,7 +129,7 @@ def build_from_torch(model: nn.Module, card: ModelCard, request: TorchTargetRequ
             if repair is not None:
                 if spec.artefact is not Artefact.executorch:
                     raise UsageError(f"target {spec.name} has no repair search (--precision auto is for executorch)")
-                options = repair(model, size, _shapes(card, side_range), inputs)
+                options = repair(model, size, side_range, inputs)
             artefact_card = artefact_card.with_overrides(calibration={
                 "method": writer.quantizer, "images": len(inputs), "folder": str(request.calib),
                 **({"repair": options["repair"]} if "repair" in options else {})})
@@ -253,12 +253,6 @@ def _writer(spec: Target) -> _Writer:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
-def _shapes(card: ModelCard, side_range: tuple[int, int] | None) -> dict[str, Any] | None:
-    from .executorch import dynamic_shapes
-
-    return dynamic_shapes(card.size_divisor, side_range)
-
-
 def _side_range(request: TorchTargetRequest, card: ModelCard) -> tuple[int, int]:
     step = max(card.size_divisor, 1)
     # torch.export specialises a dimension that may be 1, in the input or deep inside the network (a stride-32
@@ -269,6 +263,11 @@ def _side_range(request: TorchTargetRequest, card: ModelCard) -> tuple[int, int]
         raise UsageError(f"--side-range {low}..{high} must hold the input size {request.input_size[0]}x"
                          f"{request.input_size[1]}")
     return low, high
+
+
+def default_side_range(card: ModelCard, input_size: tuple[int, int]) -> tuple[int, int]:
+    """The dynamic sides' bounds an ExecuTorch program gets without --side-range."""
+    return _side_range(TorchTargetRequest(target="executorch", output=Path("model.pte"), input_size=input_size), card)
 
 
 def _calibration_paths(request: TorchTargetRequest) -> list[Path]:

@@ -126,8 +126,11 @@ def adapter_for(backend: Backend, request: SensitivityRequest, source: Path, car
 
 def _executorch(request: SensitivityRequest, card: ModelCard, images: list[Path], work: Path) -> tuple[Adapter, Path, ModelCard]:
     """ExecuTorch quantizes the PyTorch model, not the ONNX file: the one the card records (a zoo model and its
-    demo weights, as the report's PyTorch row rebuilds it), at the card's static size, judged against its fp32
-    program on ExecuTorch."""
+    demo weights, as the report's PyTorch row rebuilds it), judged against its fp32 program on ExecuTorch.
+
+    The programs are static (a dynamic int8 program can leave quantized convolutions outside XNNPACK, where
+    ExecuTorch's portable kernels lack `dequantize_per_channel`), at the images' size when they share one that
+    the model's size divisor divides (the report's edge rows do the same), else at the card's input size."""
     from exporters.targets.executorch import require_executorch
     from exporters.targets.images import model_input
     from runtimes.imaging.image import load_image
@@ -136,9 +139,12 @@ def _executorch(request: SensitivityRequest, card: ModelCard, images: list[Path]
 
     require_executorch()
     model, _ = reference_model(card.with_overrides(**request.card_overrides))
-    view = card.with_overrides(dynamic=False)
-    inputs = [model_input(load_image(p), view, card.input_size) for p in images]
-    adapter = Pt2eExecuTorch(model, view, card.input_size, inputs, work)
+    rgb = [load_image(p) for p in images]
+    sizes = {(int(x.shape[0]), int(x.shape[1])) for x in rgb}
+    step = max(card.size_divisor, 1)
+    size = sizes.pop() if len(sizes) == 1 and all(side % step == 0 for side in next(iter(sizes))) else card.input_size
+    view = card.with_overrides(dynamic=False, input_size=size)
+    adapter = Pt2eExecuTorch(model, view, size, [model_input(x, view, size) for x in rgb], work)
     return adapter, adapter.reference(work / "fp32.pte"), view
 
 

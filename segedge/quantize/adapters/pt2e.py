@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from exporters.targets.executorch import OBSERVERS, graph_nodes, lower, quantized
+from exporters.targets.executorch import OBSERVERS, dynamic_shapes, graph_nodes, lower, quantized
 from exporters.targets.from_torch import Repairer
 from exporters.torch_to_onnx import LogitsOnly
 from runtimes.backends.executorch_session import open_executorch
@@ -49,19 +49,21 @@ class Pt2eExecuTorch:
     weight_schemes: tuple[str, ...] = (PER_CHANNEL,)
 
     def __init__(self, model: nn.Module, card: ModelCard, size: tuple[int, int], calibration: Sequence[np.ndarray],
-                 work: Path, *, shapes: dict[str, Any] | None = None, observer: str = OBSERVERS[0],
+                 work: Path, *, side_range: tuple[int, int] | None = None, observer: str = OBSERVERS[0],
                  threads: int | None = None) -> None:
         """`model`: eval mode, logits out; `calibration`: model inputs (3 x H x W) prepared as the Predictor
-        prepares them; `shapes`: torch.export's dynamic H/W (None: a static program at `size`)."""
+        prepares them; `side_range`: the program's dynamic sides' bounds (None: a static program at `size`)."""
         self.model, self.card, self.size, self.work = model, card, size, work
-        self.calibration, self.shapes, self.threads = list(calibration), shapes, threads
+        self.calibration, self.threads = list(calibration), threads
+        self.shapes = dynamic_shapes(card.size_divisor, side_range)
         self.methods = tuple(dict.fromkeys([observer, *OBSERVERS]))
         self.start = Candidate(observer, PER_CHANNEL)
         self.calibrations = 0
         # module paths as the user's model names them: under exporters.targets.executorch's wrapper (`model.`)
         # and, for a model rebuilt from a card or prepared for export, exporters' LogitsOnly (`model.` again)
         self.prefix = "model.model." if isinstance(model, LogitsOnly) else "model."
-        self.record: dict[str, Any] = {"target": "executorch", "quantizer": "pt2e"}
+        self.record: dict[str, Any] = {"target": "executorch", "quantizer": "pt2e",
+                                       "side_range": list(side_range) if side_range else None}
 
     def units(self) -> list[Unit]:
         graph = graph_nodes(self.model, self.size, self.shapes)
@@ -122,12 +124,12 @@ def repairing_pt2e(card: ModelCard, samples: SampleSource, budget: float,
     (`segedge.quantize.repair`) on the program the target will write (its size and dynamic shapes), each
     candidate judged against that program in fp32 on `samples` (labelled: mIoU points), within `budget`."""
 
-    def search(model: nn.Module, size: tuple[int, int], shapes: dict[str, Any] | None,
+    def search(model: nn.Module, size: tuple[int, int], side_range: tuple[int, int] | None,
                calibration: list[np.ndarray]) -> dict[str, Any]:
-        view = card.with_overrides(input_size=size, dynamic=shapes is not None)
+        view = card.with_overrides(input_size=size, dynamic=side_range is not None)
         with work_folder("segedge-pt2e-repair-") as folder:
             work = Path(folder)
-            adapter = Pt2eExecuTorch(model, view, size, calibration, work, shapes=shapes)
+            adapter = Pt2eExecuTorch(model, view, size, calibration, work, side_range=side_range)
             judge = budget_judge(adapter.runner(adapter.reference(work / "fp32.pte")), view, samples, budget)
             result = repair(adapter, judge, sum(1 for _ in samples[0]()), work, progress)
         best = result.best.candidate
