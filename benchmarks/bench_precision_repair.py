@@ -67,7 +67,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--summary-only", action="store_true", help="rewrite the .md from the .json, measure nothing")
     args = parser.parse_args()
+    if args.summary_only:
+        resummarize(args.out)
+        return
     load_before = os.getloadavg()
     results = {}
     for model in args.models.split(","):
@@ -249,12 +253,21 @@ def summarize(record: dict) -> str:
     missing = [m for m in DEFAULT_MODELS if m not in record["models"]]
     if missing:
         lines += ["", f"Not measured yet: {', '.join(missing)} (their demo weights were not cached when this ran)."]
+    lines += ["", "ExecuTorch rows: PT2E (XNNPACKQuantizer) on the PyTorch model the card records, each candidate a static "
+              ".pte lowered to XNNPACK at the demo images' size (96 x 96, `segedge.quantize.sensitivity_run`), judged "
+              "against the fp32 program on ExecuTorch and timed there (fp32 = that program); the other runtimes' p50 "
+              "are at the card's input size, so compare ratios within a row, not p50 across runtimes."]
     lines += ["", "QNN rows compare with the static-shape fp32 graph the QNN target quantizes (the card's input size, "
               "the demo images resized to it), so their fp32 mIoU differs from the dynamic file's."]
     lines += ["", "A calibration or weight-scheme step changes scales only, not which ops run in int8: its p50 ratio "
               "to plain int8 should be 1.00, and how far it is from 1.00 is the timing noise of that run.",
               "", "Each row's steps (candidate, mIoU, points lost, seconds) are in precision_repair.json."]
     return "\n".join(lines) + "\n"
+
+
+def resummarize(out: Path) -> None:
+    """precision_repair.md again from the .json (after a change to this summary)."""
+    write_text_atomic(out / "precision_repair.md", summarize(json.loads((out / "precision_repair.json").read_text())))
 
 
 def _load(values: list[float]) -> str:
