@@ -28,7 +28,7 @@ TINY = "tests/tiny_models.py:build"
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 ROW_KEYS = {"precision", "provider", "runtime", "quantizer", "repaired", "label", "status", "reason", "file", "openvino_hint", "size_mb", "agreement", "parity_ok",
             "miou", "miou_lost", "p50_ms", "p90_ms", "mean_ms", "throughput", "memory_mb", "peak_rss_mb", "gpu_memory_mb", "setup_s",
-            "first_run_ms", "compile_s", "notes"}
+            "first_run_ms", "compile_s", "notes", "target"}
 
 
 @pytest.fixture(scope="module")

@@ -138,3 +138,27 @@ def test_runner_stops_chromium_at_its_timeout(folder, x, tmp_path):
         time_in_browser(tmp_path, x, runs=3, warmup=1)
     with pytest.raises(BrowserError, match="the page failed: .*Got: 2 Expected: 3"):
         time_in_browser(folder, x[:, :2], runs=1, warmup=0)  # two channels: the model refuses the tensor
+
+
+def test_report_takes_the_web_row_beside_the_others(tmp_path):
+    """`segedge report --runtimes onnxruntime,torch,web`: the browser's row in the table, its agreement with
+    PyTorch fp32 on the generated input, no mIoU (the page runs that input only), and the web target's best row."""
+    from runtimes.backends import RuntimeSpec
+    from segedge.data import ShapesConfig, write_shapes_dataset
+    from segedge.report import ReportRequest, run_report
+
+    _need("chromium", find_chromium())
+    _need("npm", shutil.which("npm"))
+    labelled = write_shapes_dataset(tmp_path / "shapes", ShapesConfig(train=0, val=3, size=(48, 48)))
+    report = run_report(ReportRequest(target="tests/tiny_models.py:build", output=tmp_path / "out", precisions=("fp32",),
+                                      runtimes=("onnxruntime", "torch", "web"), input_size=(48, 48),
+                                      spec=RuntimeSpec(threads=1), warmup=1, runs=3, data=labelled))
+    rows = {r.runtime: r for r in report.rows}
+    web = rows["onnxruntime-web"]
+    assert web.status == "ok", web.reason
+    assert web.target == "web" and web.provider == "wasm, 1 thread" and web.p50_ms > 0
+    assert web.agreement >= 0.999 and web.parity_ok and web.miou is None and rows["onnxruntime"].miou is not None
+    assert (tmp_path / "out" / "web" / "model.onnx").is_file() and web.file == str(tmp_path / "out" / "web")
+    assert any(OWN_BLOCK in note for note in web.notes)
+    # A user's model is judged (its weights may be trained): ONNX Runtime by mIoU, the page by its agreement.
+    assert report.per_target == {"cpu": "fp32 / cpu / onnxruntime", "web": web.label}

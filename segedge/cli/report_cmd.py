@@ -41,7 +41,7 @@ def report_command(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the models, report.md, report.json, the plot and index.html (default: ./report-<name>)."),
     precisions: str = typer.Option("fp32,fp16,int8", "--precisions", help="Comma-separated: fp32, fp16, int8."),
     providers: str = typer.Option("cpu", "--providers", help="ONNX Runtime providers, comma-separated: cpu, cuda, tensorrt, openvino, coreml, directml, auto."),
-    runtimes: str = typer.Option("onnxruntime,openvino,torch,compile", "--runtimes", help="Runtimes, comma-separated: onnxruntime, openvino (its own runtime), torch (eager), compile (torch.compile)."),
+    runtimes: str = typer.Option("onnxruntime,openvino,torch,compile", "--runtimes", help="Runtimes, comma-separated: onnxruntime, openvino (its own runtime), torch (eager), compile (torch.compile), and by name: litert and executorch (fp32 and int8 files converted from the PyTorch model by each runtime's own tools; needs segedge[litert-export] / segedge[executorch]), web (the fp32 file on onnxruntime-web in headless Chromium, timed after the rounds)."),
     calib: Calib = None,
     calib_count: int = calib_count_option(" Without --calib: generated shapes images, and the report says so."),
     data: Data = None,
@@ -99,18 +99,20 @@ def _providers(text: str) -> tuple[Provider, ...]:
 def _print_table(report) -> None:
     table = Table(title=f"{report.model} — {report.input_size[0]}x{report.input_size[1]}, {report.threads} threads",
                   title_justify="left")
-    for column in ("precision", "provider", "runtime", "status", "MB", "agree", "mIoU", "lost", "p50 ms", "p90 ms", "img/s", "mem MB"):
-        table.add_column(column, justify="left" if column in ("precision", "provider", "runtime", "status") else "right")
+    for column in ("precision", "provider", "runtime", "target", "status", "MB", "agree", "mIoU", "lost", "p50 ms", "p90 ms", "img/s", "mem MB"):
+        table.add_column(column, justify="left" if column in ("precision", "provider", "runtime", "target", "status") else "right")
     for r in report.rows:
         status = "[green]ok[/]" if r.status == "ok" else f"[red]failed: {r.reason}[/]"
         best = " [bold]best[/]" if r.label == report.best else ""
         table.add_row(
-            r.precision, r.provider, r.runtime + best, status, _f(r.size_mb, 1),
+            r.precision, r.provider, r.runtime + best, r.target or "", status, _f(r.size_mb, 1),
             "" if r.agreement is None else f"{r.agreement:.2%}", _f(r.miou, 4), _f(r.miou_lost, 2), _f(r.p50_ms, 1), _f(r.p90_ms, 1),
             _f(r.throughput, 2), _f(r.memory_mb, 0),
         )
     out.print(table)
     err.print(f"best: {report.best or 'none'} — {report.best_reason}", markup=False)
+    for target, label in report.per_target.items():
+        err.print(f"best for --target {target}: {label or 'no row meets the rule'}", markup=False)
 
 
 def _f(value: float | None, digits: int) -> str:

@@ -1,7 +1,9 @@
 """What `segedge report` may write into its folder, checked before any work (issue 15).
 
 The folder gets report.md, report.json, index.html, the plot and the models (`NAME_fp32.onnx`
-when it exports, `NAME_<precision>.onnx`, NNCF's `NAME_int8.xml` + `.bin`). None of them may be
+when it exports, `NAME_<precision>.onnx`, NNCF's `NAME_int8.xml` + `.bin`, the LiteRT and ExecuTorch
+files `NAME_<precision>.tflite` / `.pte`; those converted at the labelled images' size for mIoU are
+checked as they are written). None of them may be
 an input of the run (the ONNX file reported on, `--weights`, a calibration or labelled image),
 and an existing file segedge did not write is replaced only with `--overwrite` (`runtimes.guards.outputs`).
 """
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runtimes.guards.outputs import REPORT_FILES, Input, check_outputs, inputs_of
+from segedge.report.edge_rows import EDGE_RUNTIMES, edge_file
 
 if TYPE_CHECKING:
     from segedge.report.run import ReportRequest
@@ -30,6 +33,8 @@ def check_report_outputs(request: ReportRequest, name: str) -> None:
     if "int8" in request.precisions:  # where plain int8 misses the budget (segedge.report.repaired)
         written += [out / f"{stem}_int8_repaired{suffix}" for suffix in (".onnx", ".xml", ".bin")]
         written += [out / "sensitivity.png"]
+    written += [edge_file(out, stem, runtime, precision) for runtime in EDGE_RUNTIMES if runtime in request.runtimes
+                for precision in ("fp32", "int8") if precision in request.precisions]
     check_outputs(written, _read(request, target if given else None), overwrite=request.overwrite)
 
 

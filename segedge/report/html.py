@@ -24,7 +24,7 @@ from segedge.report.page import (
 from segedge.report.rows import Report, ReportRow
 from segedge.report.samples import SampleBook
 
-HEADERS = ("precision", "provider", "runtime", "status", "size MB", "agreement", "mIoU", "p50 ms", "p90 ms",
+HEADERS = ("precision", "provider", "runtime", "target", "status", "size MB", "agreement", "mIoU", "p50 ms", "p90 ms",
            "img/s", "mem MB", "peak RSS MB", "setup s", "first ms")
 
 
@@ -59,6 +59,10 @@ def _verdict(report: Report) -> str:
     if faster:
         lines.append("Faster rows, not chosen:<ul>" + "".join(f"<li>{esc(r.label)} ({_p50(r)}): {esc(_why_not(r))}</li>"
                                                                for r in faster) + "</ul>")
+    if report.per_target:
+        lines.append("Best per target (the device class a row stands for), by the same rule:<ul>" + "".join(
+            f"<li>{esc(target)}: {esc(label or 'no row meets the rule')}</li>" for target, label in report.per_target.items())
+            + "</ul>")
     return '<div class="verdict" id="verdict">' + "<br>".join(lines) + "</div>"
 
 
@@ -84,14 +88,14 @@ def _table(report: Report) -> str:
         best = r.label == report.best
         rows.append([
             cell(r.shown_precision, cls="text"), cell(r.provider, cls="text"),
-            cell(r.runtime + (" (best)" if best else ""), r.runtime, cls="text"),
+            cell(r.runtime + (" (best)" if best else ""), r.runtime, cls="text"), cell(r.target or "", cls="text"),
             cell(status, cls="text" + ("" if r.status == "ok" else " failed")),
             number(r.size_mb, 1), number(r.agreement, 2, percent=True), number(r.miou, 4), number(r.p50_ms, 1),
             number(r.p90_ms, 1), number(r.throughput, 2), number(r.memory_mb, 0), number(r.peak_rss_mb, 0),
             number(r.setup_s, 2), number(r.first_run_ms, 0),
         ])
         classes.append("best" if best else "")
-    return sortable_table(HEADERS, rows, classes, text_columns=4, table_id="rows")
+    return sortable_table(HEADERS, rows, classes, text_columns=5, table_id="rows")
 
 
 def _plot(plot: Path | str | None) -> str:

@@ -45,7 +45,8 @@ def to_dict(report: Report, written: dict[str, Path | str] | None = None) -> dic
         "input_size": list(report.input_size),
         "batch": 1,
         "threads": report.threads,
-        "best": {"row": report.best, "rule": report.best_reason, "budget_points": report.budget},
+        "best": {"row": report.best, "rule": report.best_reason, "budget_points": report.budget,
+                 "per_target": report.per_target},
         "weights": report.weights,
         "agreement_on": report.agreement_on,
         "calibration": report.calibration,
@@ -82,8 +83,8 @@ def to_markdown(report: Report, written: dict[str, Path | str]) -> str:
         f"- accuracy: argmax agreement with PyTorch fp32 on {report.agreement_on}"
         + (f"; mIoU on {report.data}" if report.data else " (no --data: no mIoU)"),
         "",
-        "| precision | provider | runtime | status | size MB | agreement | mIoU | mIoU lost (points) | p50 ms | p90 ms | img/s | mem MB | peak RSS MB | setup s | first ms |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| precision | provider | runtime | target | status | size MB | agreement | mIoU | mIoU lost (points) | p50 ms | p90 ms | img/s | mem MB | peak RSS MB | setup s | first ms |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report.rows:
         status = "ok" if r.status == "ok" else f"failed: {r.reason}"
@@ -91,11 +92,14 @@ def to_markdown(report: Report, written: dict[str, Path | str]) -> str:
             status = "ok (accuracy below preset)"
         marker = " **best**" if r.label == report.best else ""
         lines.append(
-            f"| {r.shown_precision} | {r.provider} | {r.runtime}{marker} | {_escape(status)} | {_num(r.size_mb, 1)} | "
+            f"| {r.shown_precision} | {r.provider} | {r.runtime}{marker} | {r.target or ''} | {_escape(status)} | {_num(r.size_mb, 1)} | "
             f"{_pct(r.agreement)} | {_num(r.miou, 4)} | {_num(r.miou_lost, 2)} | {_num(r.p50_ms, 1)} | {_num(r.p90_ms, 1)} | "
             f"{_num(r.throughput, 2)} | {_mem(r)} | {_num(r.peak_rss_mb, 0)} | {_num(r.setup_s, 2)} | {_num(r.first_run_ms, 0)} |"
         )
     lines += ["", f"**Best: {report.best or 'none'}** — {report.best_reason}."]
+    if report.per_target:
+        lines += ["", "Best per target (`segedge export --target`: the device class a row stands for), by the same rule:", ""]
+        lines += [f"- {target}: {label or 'no row meets the rule'}" for target, label in report.per_target.items()]
     notes = [(r.label, n) for r in report.rows for n in r.notes]
     if notes:
         lines += ["", "Notes:", ""] + [f"- {label}: {note}" for label, note in notes]

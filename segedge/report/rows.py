@@ -9,6 +9,7 @@ one loses), and the fastest row is named for its speed alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -63,6 +64,13 @@ class ReportRow:
     first_run_ms: float | None = None
     compile_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    # The `segedge export --target` whose file this row stands for, and so its device class (phones'
+    # LiteRT, browsers' onnxruntime-web, ...); None for PyTorch, the reference.
+    target: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.target is None:
+            self.target = target_of(self.runtime, self.provider)
 
     @property
     def shown_precision(self) -> str:
@@ -72,6 +80,20 @@ class ReportRow:
     @property
     def label(self) -> str:
         return f"{self.shown_precision} / {self.provider} / {self.runtime}"
+
+
+# The export target each ONNX Runtime provider's row stands for (`exporters.targets.table`).
+_PROVIDER_TARGETS = {"cpu": "cpu", "cuda": "gpu", "tensorrt": "tensorrt", "openvino": "openvino", "coreml": "coreml",
+                     "qnn": "qnn"}
+# ... and each other runtime's: its own file format.
+_RUNTIME_TARGETS = {"openvino": "openvino", "litert": "litert", "executorch": "executorch", "onnxruntime-web": "web"}
+
+
+def target_of(runtime: str, provider: str) -> str | None:
+    """The export target a row of `runtime` on `provider` stands for; None for PyTorch's rows."""
+    if runtime == "onnxruntime":
+        return _PROVIDER_TARGETS.get(provider.removesuffix(" (auto)"))
+    return _RUNTIME_TARGETS.get(runtime)
 
 
 @dataclass(frozen=True)
@@ -90,6 +112,9 @@ class Report:
     weights: str | None = None  # what the weights are: demo (recipe, held-out mIoU), a checkpoint, random
     agreement_on: str = "a generated image"  # what argmax agreement with PyTorch fp32 was measured on
     budget: float = 1.0  # mIoU points a row may lose against PyTorch fp32 and still be named
+    # Per export target among the rows (several): the row `best_reason`'s rule names among that target's rows
+    # (None: none meets it), so a report read for a phone or a browser names what to ship there.
+    per_target: dict[str, str | None] = field(default_factory=dict)
 
 
 def miou_floor(report: Report) -> float | None:
@@ -121,8 +146,27 @@ def fill_losses(rows: list[ReportRow]) -> None:
             row.miou_lost = round(100.0 * (reference.miou - row.miou), 4)
 
 
-def choose_best(rows: list[ReportRow], budget: float, random_weights: bool = False) -> tuple[ReportRow | None, str]:
-    """The fastest row whose accuracy holds, and the rule that picked it (none on random weights)."""
+def best_per_target(rows: list[ReportRow], budget: float, random_weights: bool = False) -> dict[str, str | None]:
+    """Each export target's best row label (the rule of `choose_best` among its rows), when the rows stand
+    for more than one target; {} on random weights, where no row is named."""
+    targets = list(dict.fromkeys(r.target for r in rows if r.target is not None))
+    if random_weights or len(targets) < 2:
+        return {}
+    out: dict[str, str | None] = {}
+    for target in targets:
+        mine = [r for r in rows if r.target == target]
+        if any(r.miou is not None for r in mine) or not any(r.parity_ok is not None for r in mine):
+            best, _ = choose_best(rows, budget, among=lambda row: row.target == target)  # called at once: no late binding
+        else:  # rows that ran the generated input only (the browser's page): their agreement's preset judges them
+            best = min((r for r in mine if r.status == "ok" and r.parity_ok and r.p50_ms is not None), key=_p50, default=None)
+        out[target] = best.label if best is not None else None
+    return out
+
+
+def choose_best(rows: list[ReportRow], budget: float, random_weights: bool = False,
+                among: Callable[[ReportRow], bool] = lambda row: True) -> tuple[ReportRow | None, str]:
+    """The fastest row whose accuracy holds, and the rule that picked it (none on random weights);
+    `among`: the rows that may be named (the reference still judges them)."""
     ok = [r for r in rows if r.status == "ok" and r.p50_ms is not None]
     if not ok:
         return None, "no row ran"
@@ -141,6 +185,7 @@ def choose_best(rows: list[ReportRow], budget: float, random_weights: bool = Fal
         rule = "fastest p50 whose argmax agreement with PyTorch fp32 meets its precision's preset"
     else:
         eligible, rule = ok, "fastest p50 (no PyTorch reference: accuracy not checked)"
+    eligible = [r for r in eligible if among(r)]
     if not eligible:
         return None, f"no row meets the accuracy rule ({rule})"
     return min(eligible, key=_p50), rule

@@ -18,7 +18,7 @@ import functools
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from runtimes.measure.machine import machine_record, usable_cpus
 from runtimes.measure.parity import PRESETS, Parity, ParityAccumulator, Tolerance, compare_outputs, judge, sample_input
 from runtimes.imaging.postprocess import labels
 from runtimes.model.precision import Precision
-from runtimes.backends import RuntimeSpec, backend_named
+from runtimes.backends import RuntimeSpec, backend_named, backend_names
 from runtimes.backends.onnxruntime_providers import Provider, resolve
 from runtimes.backends.selection import Runtime, install_line, runtime_for
 from runtimes.backends.onnxruntime_session import ModelSession, open_session
@@ -44,15 +44,20 @@ from segedge.data.demo import with_demo_data
 from segedge.data.labelled import labelled_pairs
 from segedge.report.accuracy import accuracy_size, calibration_folder, image_input, mean_iou
 from segedge.report.clashes import check_report_outputs
-from segedge.report.rows import Report, ReportRow, Variant, choose_best, fill_losses
+from segedge.report.edge_rows import EDGE_RUNTIMES, EdgeRows
+from segedge.report.rows import Report, ReportRow, Variant, best_per_target, choose_best, fill_losses
 from segedge.sources.build import is_user_source
 from segedge.report.repaired import repair_note, repaired_file
 from segedge.report.samples import SampleBook, image_pool
+from segedge.report.web_row import web_row
 
 Progress = Callable[[str], None]
 PRECISIONS = tuple(p.value for p in Precision)
 # The rows a report can have, in bench's words (`--runtimes`): the runtimes an app ships, and PyTorch beside them.
-RUNTIMES = (Runtime.onnxruntime.value, Runtime.openvino.value, Peer.torch.value, Peer.compile.value)
+RUNTIMES = (Runtime.onnxruntime.value, Runtime.openvino.value, Peer.torch.value, Peer.compile.value, *EDGE_RUNTIMES,
+            Peer.web.value)
+# The edge rows convert the model up to four more times each, the web row starts a browser: asked for by name.
+DEFAULT_RUNTIMES = RUNTIMES[:4]
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class ReportRequest:
     output: Path
     precisions: tuple[str, ...] = PRECISIONS
     providers: tuple[Provider, ...] = (Provider.cpu,)
-    runtimes: tuple[str, ...] = RUNTIMES
+    runtimes: tuple[str, ...] = DEFAULT_RUNTIMES
     calib: Path | None = None
     calib_count: int = DEFAULT_CALIB_COUNT
     data: Path | None = None
@@ -98,6 +103,7 @@ class _Candidate:
     build: Callable[[], Runner]
     precision: Precision
     runner: Runner | FailedRun | None = None
+    at_size: Callable[[tuple[int, int]], Runner] | None = None  # a static file's runner at another size (mIoU)
 
 
 def run_report(request: ReportRequest, progress: Progress = lambda message: None,
@@ -116,6 +122,10 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
     x = sample_input(card, 1, size, seed=0)
     files, calibration = _precision_files(request, fp32, card, size, progress)
     candidates = _candidates(request, files, card, x, threads)
+    edge = EdgeRows(card, request.weights, out, fp32.stem.removesuffix("_fp32"), request.calib, request.calib_count,
+                    threads, request.overwrite, progress)
+    candidates += [_Candidate(e.row, e.build, e.precision, at_size=e.at_size)
+                   for e in edge.rows(request.runtimes, request.precisions, size)]
     runners = []
     for c in candidates:
         progress(f"preparing {c.row.label}")
@@ -127,18 +137,24 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
                         gpu=any(p in (Provider.cuda, Provider.tensorrt) for p in request.providers))
     for c, timed in zip(candidates, rows):
         _fill_timing(c.row, timed)
+    on_x = [] if Peer.web.value not in request.runtimes or "fp32" not in request.precisions else [
+        web_row(fp32, card, x, out, request.runs, request.warmup, progress, threads=threads)]
     progress("measuring accuracy")
-    agreement_on = _measure_accuracy(request, candidates, card, x, size, progress, samples if samples and samples.limit else None)
-    fill_losses([c.row for c in candidates])
-    best, why = choose_best([c.row for c in candidates], request.budget, random_weights=_random_weights(request))
-    if best is not None and best.runtime in tuple(Runtime) and best.file:  # a row an app ships through the Predictor
+    agreement_on = _measure_accuracy(request, candidates, card, x, size, progress, samples if samples and samples.limit else None,
+                                     on_x)
+    table = [c.row for c in candidates] + [row for row, _ in on_x]
+    fill_losses(table)
+    best, why = choose_best(table, request.budget, random_weights=_random_weights(request))
+    if best is not None and best.runtime in backend_names() and best.file:  # a row an app ships through the Predictor
         why += f"; ship it: {install_line(best.runtime)}, {predictor_call(best)}"
     return Report(
-        model=request.target, input_size=size, threads=threads, rows=[c.row for c in candidates],
+        model=request.target, input_size=size, threads=threads, rows=table,
         best=best.label if best else None, best_reason=why, calibration=calibration,
         data=str(request.data) if request.data else None, machine=machine_record(threads),
-        files={v.name: str(f) for v, f in files.items() if isinstance(f, Path)}, seconds=time.perf_counter() - start,
-        weights=_weights_note(request, card), agreement_on=agreement_on, budget=request.budget,
+        files={**{v.name: str(f) for v, f in files.items() if isinstance(f, Path)},
+               **{name: str(f) for name, f in edge.files.items()}},
+        seconds=time.perf_counter() - start, weights=_weights_note(request, card), agreement_on=agreement_on,
+        budget=request.budget, per_target=best_per_target(table, request.budget, _random_weights(request)),
     )
 
 
@@ -365,11 +381,19 @@ def _fill_timing(row: ReportRow, timed: Row) -> None:
 
 
 def _measure_accuracy(request: ReportRequest, candidates: list[_Candidate], card: ModelCard | None, x: np.ndarray,
-                      size: tuple[int, int], progress: Progress, samples: SampleBook | None = None) -> str:
-    """Each row's agreement with PyTorch fp32 and mIoU; returns what the agreement was measured on."""
+                      size: tuple[int, int], progress: Progress, samples: SampleBook | None = None,
+                      on_x: Sequence[tuple[ReportRow, np.ndarray | None]] = ()) -> str:
+    """Each row's agreement with PyTorch fp32 and mIoU; returns what the agreement was measured on.
+
+    `on_x`: fp32 rows that ran the generated input only (the browser's), with their output: agreement, no mIoU."""
     live = [(c, c.runner) for c in candidates if c.row.status == "ok" and isinstance(c.runner, Runner)]
     reference = next((r for c, r in live if c.row.runtime == "torch" and c.row.provider == "cpu"), None)
     reference_out = _torch_reference(card, request.weights, x) if reference is None else _output(reference, x)
+    for row, output in on_x:
+        if output is not None and reference_out is not None and card is not None:
+            parity = compare_outputs(reference_out, output, card.output_kind, card.threshold, num_classes=card.num_classes)
+            row.agreement, row.parity_ok = parity.argmax_agreement, not judge(parity, PRESETS[Precision.fp32])
+            row.notes.append("agreement on the generated input; no mIoU: the page runs that input only")
     pairs = labelled_pairs(request.data, request.data_limit) if request.data else None
     measured = accuracy_size(pairs, card, size) if pairs is not None and card is not None else size
     if samples is not None and card is not None and live:
@@ -459,6 +483,12 @@ def _runner_at(candidate: _Candidate, runner: Runner, eager: Runner | None, meas
     row = candidate.row
     if measured == size or row.runtime in ("onnxruntime", "openvino", "torch"):
         return runner
+    if candidate.at_size is not None:
+        try:
+            return candidate.at_size(measured)
+        except Exception as exc:  # noqa: BLE001 - no mIoU for the row, and its notes say why
+            row.notes.append(f"no mIoU: a file at {measured[0]}x{measured[1]} could not be made: {one_line(exc)}")
+            return None
     if row.runtime == "torch.compile" and eager is not None:
         row.notes.append(f"mIoU measured with PyTorch eager at {measured[0]}x{measured[1]} (the same fp32 network)")
         return eager
