@@ -66,16 +66,22 @@ def main() -> None:
                                  args.warmup)))
         return
     load = os.getloadavg()
-    results = {"cpu": cpu_info(), "load_before": load, "size": args.size, "runs": args.runs, "models": {}}
+    # Each run replaces its models' sections and keeps the others' (a model per run fits a busy machine).
+    kept = args.out / "edge_runtimes.json"
+    earlier = json.loads(kept.read_text())["models"] if kept.is_file() else {}
+    results = {"cpu": cpu_info(), "load_before": load, "size": args.size, "runs": args.runs, "models": earlier}
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as work:
         for model in [m for m in args.models.split(",") if m]:
             print(f"== {model}", file=sys.stderr, flush=True)
             folder = Path(work) / model
             folder.mkdir()
+            before = os.getloadavg()
             entry = _artefacts(model, args.trained, folder, args.size)
             entry["weights"] = (f"{args.trained} (segedge.train cache folder)" if args.trained
                                 else "demo weights (segedge.train.demo)")
             entry["timing"] = {str(t): _timing_process(folder, t, model, args) for t in (1, 2)}
+            entry.update(cpu=results["cpu"], load_before=before, load_after=os.getloadavg(), size=args.size,
+                         runs=args.runs, measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
             results["models"][model] = entry
     results["load_after"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -187,7 +193,7 @@ def _markdown(results: dict) -> str:
         "# LiteRT and ExecuTorch beside ONNX Runtime and PyTorch (issue 27)",
         "",
         f"CPU: {cpu.get('model')} ({cpu.get('usable_cpus', '?')} usable CPUs), flags: {', '.join(cpu.get('flags', []))}. "
-        f"Load average before {results['load_before'][0]:.1f}, after {results['load_after'][0]:.1f} (a machine shared by "
+        "Each model's section says when it was measured and the load average around it (a machine shared by "
         "other engineers: ratios come from one interleaved run per model and thread count, absolute times less so).",
         f"Input 1 x 3 x {results['size']} x {results['size']}, {results['runs']} interleaved rounds; LiteRT and "
         "ExecuTorch files static at that size; int8 made by each runtime's own quantizer (ExecuTorch: PT2E with "
@@ -199,8 +205,11 @@ def _markdown(results: dict) -> str:
     for model, entry in results["models"].items():
         eager_miou = entry["miou"]["pytorch fp32"]
         weights = entry.get("weights", "demo weights")
+        load = entry.get("load_before", results.get("load_before")), entry.get("load_after", results.get("load_after"))
+        when = f"Measured {entry['measured']}; " if "measured" in entry else ""
         lines += [f"## {model}", "", f"Weights: {weights}; held-out images: {entry['held_out_images']} of "
                   f"{'x'.join(map(str, entry['data_size']))}.", "",
+                  f"{when}load average before {load[0][0]:.1f}, after {load[1][0]:.1f}." if all(load) else "", "",
                   "| row | p50 ms 1 thr | x eager | x ORT fp32 | p50 ms 2 thr | x eager | x ORT fp32 | mIoU | "
                   "points lost vs eager | parity / agreement |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         t1, t2 = entry["timing"]["1"], entry["timing"]["2"]
@@ -218,7 +227,8 @@ def _markdown(results: dict) -> str:
                      "at the timed size:")
         lines.append("")
         for row in ("litert fp32", "litert int8", "executorch fp32", "executorch int8"):
-            timed = entry["rows"][row][f"{results['size']}x{results['size']}"]
+            size = entry.get("size", results["size"])
+            timed = entry["rows"][row][f"{size}x{size}"]
             for check in timed["checks"]:
                 outside = ", ".join(sorted({u["op_type"] for u in check["unsupported"]})) or "none"
                 lines.append(f"- {row}: {check['supported']} of {check['nodes']} nodes in XNNPACK, "
