@@ -145,6 +145,7 @@ def _row(model: str, backend: Backend, budget: float, request: SensitivityReques
                      "method": best.candidate.method, "weights": best.candidate.weights, "reproduce": best.reproduce},
         "steps": [{**s.to_dict(), "p50_ms": timing.get("p50_ms", {}).get("steps", {}).get(s.name)} for s in result.steps],
         "sensitivity_cost": result.sensitivity.cost if result.sensitivity else None,
+        "sensitivity": result.record()["sensitivity"],  # every unit: points lost with it alone kept higher, recovered
         "calibration_passes": adapter.calibrations, "search_seconds": round(seconds, 1),
         "load": {"before": list(load), "after": list(os.getloadavg())}, **timing}
 
@@ -243,6 +244,8 @@ def summarize(record: dict) -> str:
                          f"{_num(s['p50_ms'] / plain if s.get('p50_ms') and plain else None, '.2f')}"
                          for s in row["steps"]]
                 lines.append(f"- {model}, {row['runtime']}, budget {row['budget']:g}: " + "; ".join(parts))
+    if not any(len(row["steps"]) > 1 for result in record["models"].values() for row in result["rows"]):
+        lines.append("- none: plain int8 was within the budget in every row above (each row's p50 is its start's)")
     lines += ["", "Load average (1, 5, 15 min) around each model's run:", ""]
     for model, result in record["models"].items():
         for row in result["rows"]:
