@@ -17,18 +17,13 @@ import pytest
 
 from segedge.web.browser import INSTALL, find_chromium
 from segedge.web.timed import OWN_BLOCK
+from tests.web_browser import need
 
 
 def segedge(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "segedge", *args], capture_output=True, text=True, timeout=900,
                           env=env, check=False)
 
-
-def _need(tool: str, found: str | None) -> None:
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is not installed: .ci/run installs it")
-        pytest.skip(f"{tool} is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +35,8 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def test_bench_times_the_web_row_after_the_rounds_against_eager(tiny):
-    _need("chromium", find_chromium())
-    _need("npm", shutil.which("npm"))
+    need("chromium", find_chromium())
+    need("npm", shutil.which("npm"))
     done = segedge("bench", str(tiny), "--compare", "torch,web", "--runs", "6", "--warmup", "1", "--threads", "2",
                    "--json")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -23,16 +23,10 @@ from segedge.report.rows import ReportRow
 from segedge.report.web_row import web_row
 from segedge.web.browser import INSTALL, find_chromium, time_in_browser
 from segedge.web.timed import OWN_BLOCK
+from tests.web_browser import need
 
 SIZE = (40, 56)  # not the export's 48x48: the folder's model takes any multiple of its divisor
 
-
-def _need(tool: str, found: str | None) -> str:
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is not installed: .ci/run installs it")
-        pytest.skip(f"{tool} is not installed")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +53,8 @@ def chromium_processes(profile: Path) -> list[psutil.Process]:
 
 
 def test_web_row_times_the_page_and_returns_its_output(tiny, x, tmp_path):
-    _need("chromium", find_chromium())
-    _need("npm", shutil.which("npm"))
+    need("chromium", find_chromium())
+    need("npm", shutil.which("npm"))
     messages: list[str] = []
     row, output = web_row(tiny, open_session(tiny, "cpu").card, x, tmp_path, 7, 2, messages.append)
     assert isinstance(row, ReportRow) and row.status == "ok", row.reason
@@ -89,7 +83,7 @@ def test_web_row_fails_as_a_row_without_chromium_or_npm(tiny, x, tmp_path, monke
     assert (row.status, row.reason, output) == ("failed", INSTALL, None)
     assert row.provider == "wasm" and row.p50_ms is None and not (tmp_path / "a").exists()
 
-    chromium = _need("chromium", shutil.which("chromium", path=os.defpath + ":/usr/bin"))
+    chromium = need("chromium", shutil.which("chromium", path=os.defpath + ":/usr/bin"))
     only_chromium = tmp_path / "bin"
     only_chromium.mkdir()
     (only_chromium / "chromium").symlink_to(chromium)
@@ -109,8 +103,8 @@ def test_web_row_fails_as_a_row_without_chromium_or_npm(tiny, x, tmp_path, monke
 @pytest.fixture(scope="module")
 def folder(tiny, tmp_path_factory) -> Path:
     """The tiny model's web folder (onnxruntime-web from npm)."""
-    _need("chromium", find_chromium())
-    _need("npm", shutil.which("npm"))
+    need("chromium", find_chromium())
+    need("npm", shutil.which("npm"))
     out = tmp_path_factory.mktemp("runner") / "web"
     done = subprocess.run([sys.executable, "-m", "segedge", "export", str(tiny), "--target", "web", "-o", str(out)],
                           capture_output=True, text=True, timeout=600, check=False)
@@ -147,8 +141,8 @@ def test_report_takes_the_web_row_beside_the_others(tmp_path):
     from segedge.data import ShapesConfig, write_shapes_dataset
     from segedge.report import ReportRequest, run_report
 
-    _need("chromium", find_chromium())
-    _need("npm", shutil.which("npm"))
+    need("chromium", find_chromium())
+    need("npm", shutil.which("npm"))
     labelled = write_shapes_dataset(tmp_path / "shapes", ShapesConfig(train=0, val=3, size=(48, 48)))
     report = run_report(ReportRequest(target="tests/tiny_models.py:build", output=tmp_path / "out", precisions=("fp32",),
                                       runtimes=("onnxruntime", "torch", "web"), input_size=(48, 48),

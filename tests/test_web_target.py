@@ -36,18 +36,11 @@ from runtimes.measure.parity import compare_outputs, judge, preset
 from runtimes.imaging.preprocess import at_input_resolution, from_model_output, to_model_input
 from runtimes.backends.onnxruntime_session import open_session
 from segedge.data import ShapesConfig, write_shapes_dataset
-from tests.web_browser import CHROMIUM_FLAGS, decode, find_chromium, run_harness
+from tests.web_browser import CHROMIUM_FLAGS, decode, find_chromium, need, run_harness
 
 ZOO = "lraspp_mobilenet_v3_large"
 SIZES = [(96, 96), (61, 87), (100, 45)]  # the demo data's size, and two that need padding to the divisor
 
-
-def _need(tool: str, found: str | None) -> str:
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is not installed: .ci/run installs it")
-        pytest.skip(f"{tool} is not installed")
-    return found
 
 
 def segedge(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -58,8 +51,8 @@ def segedge(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def ort_web(tmp_path_factory) -> Path:
     """onnxruntime-web, unpacked from `npm pack` once for the module's exports (--ort-web)."""
-    npm = _need("npm", shutil.which("npm"))
-    _need("chromium", find_chromium())
+    npm = need("npm", shutil.which("npm"))
+    need("chromium", find_chromium())
     folder = tmp_path_factory.mktemp("ort-web")
     subprocess.run([npm, "pack", f"{PACKAGE}@{VERSION}", "--silent", "--pack-destination", str(folder)],
                    check=True, capture_output=True, timeout=600)

@@ -4,9 +4,11 @@ and scores of the images it segmented."""
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from segedge.web.browser import CHROMIUM_FLAGS, find_chromium, run_page
 
@@ -24,3 +26,12 @@ def decode(result: dict) -> tuple[np.ndarray, np.ndarray]:
     mask = np.frombuffer(base64.b64decode(result["mask"]), dtype=np.uint8).reshape(h, w)
     scores = np.frombuffer(base64.b64decode(result["scores"]), dtype=np.float32)
     return mask, scores.reshape(-1, h, w)
+
+
+def need(tool: str, found: str | None) -> str:
+    """`found` (a tool's path); a skip where the tool is absent, except under CI, which installs it and fails."""
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is not installed: .ci/run installs it")
+        pytest.skip(f"{tool} is not installed")
+    return found
