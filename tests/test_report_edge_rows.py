@@ -89,6 +89,25 @@ def test_a_static_file_is_scored_by_its_conversion_at_the_images_size(demo_model
     assert abs(row.miou_lost) < 0.05
 
 
+def test_executorch_int8_over_the_budget_gets_a_repaired_row(tmp_path):
+    """issue 30 point 4 for PT2E: the outlier model's plain int8 program changes most pixels' class; the repair
+    search keeps its outlier layer in float, and the repaired program is timed and judged beside it."""
+    from segedge.data import ShapesConfig, write_shapes_dataset
+
+    calib = write_shapes_dataset(tmp_path / "calib", ShapesConfig(train=8, val=0, size=(32, 32))) / "JPEGImages"
+    report = run_report(ReportRequest(target="tests/outlier_torch.py:build", output=tmp_path / "out",
+                                      precisions=("fp32", "int8"), runtimes=("torch", "executorch"), input_size=(32, 32),
+                                      spec=RuntimeSpec(threads=1), warmup=1, runs=2, calib=calib, calib_count=8))
+    rows = {r.label: r for r in report.rows}
+    plain, fixed = rows["int8 / cpu, XNNPACK / executorch"], rows["int8, repaired / cpu, XNNPACK / executorch"]
+    assert plain.status == "ok" and plain.agreement < 0.9 and not plain.parity_ok  # on the generated input
+    assert fixed.status == "ok" and fixed.p50_ms > 0 and fixed.agreement > 0.98, (fixed.reason, fixed.agreement)
+    assert fixed.file.endswith("_int8_repaired.pte") and report.files["executorch-int8-repaired"] == fixed.file
+    assert any(n.startswith("repaired: plain int8 lost") and "kept in float" in n for n in fixed.notes), fixed.notes
+    assert report.per_target == {}  # one target among the rows: the verdict is its verdict
+    assert report.best in (fixed.label, rows["fp32 / cpu, XNNPACK / executorch"].label, rows["fp32 / cpu / torch"].label)
+
+
 def test_edge_rows_are_asked_for_by_name(capsys, tmp_path):
     """They convert the model four more times: the default report has none; an unknown runtime is refused."""
     assert ReportRequest(target="m", output=tmp_path).runtimes == ("onnxruntime", "openvino", "torch", "compile")

@@ -123,7 +123,8 @@ def run_report(request: ReportRequest, progress: Progress = lambda message: None
     files, calibration = _precision_files(request, fp32, card, size, progress)
     candidates = _candidates(request, files, card, x, threads)
     edge = EdgeRows(card, request.weights, out, fp32.stem.removesuffix("_fp32"), request.calib, request.calib_count,
-                    threads, request.overwrite, progress)
+                    threads, request.overwrite, progress, budget=None if _random_weights(request) else request.budget,
+                    data=request.data)
     candidates += [_Candidate(e.row, e.build, e.precision, at_size=e.at_size)
                    for e in edge.rows(request.runtimes, request.precisions, size)]
     runners = []
