@@ -20,13 +20,21 @@ pytest.importorskip("executorch")
 EDGE = ("litert fp32", "litert int8", "executorch fp32", "executorch int8")
 
 
+def _threads() -> int:
+    """ExecuTorch's thread pool is one per process, sized when a test of this worker first loaded a program:
+    a report in the same process times every row with that many threads."""
+    from runtimes.backends.executorch_session import pool_threads
+
+    return pool_threads() or 1
+
+
 @pytest.fixture(scope="module")
 def edge_report(demo_models, tmp_path_factory):
     """The trained small U-Net reported at its labelled images' 64x64: each edge file is converted once."""
     out = tmp_path_factory.mktemp("edge") / "report"
     request = ReportRequest(target=str(demo_models.fp32), output=out, precisions=("fp32", "int8"),
                             runtimes=("onnxruntime", "torch", "litert", "executorch"), input_size=(64, 64),
-                            spec=RuntimeSpec(threads=1), warmup=1, runs=3, calib=demo_models.data, calib_count=8,
+                            spec=RuntimeSpec(threads=_threads()), warmup=1, runs=3, calib=demo_models.data, calib_count=8,
                             data=demo_models.data, data_limit=20, weights=demo_models.trained.checkpoint)
     report = run_report(request)
     return report, write_report(report, out), out
@@ -97,7 +105,7 @@ def test_executorch_int8_over_the_budget_gets_a_repaired_row(tmp_path):
     calib = write_shapes_dataset(tmp_path / "calib", ShapesConfig(train=8, val=0, size=(32, 32))) / "JPEGImages"
     report = run_report(ReportRequest(target="tests/outlier_torch.py:build", output=tmp_path / "out",
                                       precisions=("fp32", "int8"), runtimes=("torch", "executorch"), input_size=(32, 32),
-                                      spec=RuntimeSpec(threads=1), warmup=1, runs=2, calib=calib, calib_count=8))
+                                      spec=RuntimeSpec(threads=_threads()), warmup=1, runs=2, calib=calib, calib_count=8))
     rows = {r.label: r for r in report.rows}
     plain, fixed = rows["int8 / cpu, XNNPACK / executorch"], rows["int8, repaired / cpu, XNNPACK / executorch"]
     assert plain.status == "ok" and plain.agreement < 0.9 and not plain.parity_ok  # on the generated input

@@ -41,7 +41,7 @@ def report_command(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the models, report.md, report.json, the plot and index.html (default: ./report-<name>)."),
     precisions: str = typer.Option("fp32,fp16,int8", "--precisions", help="Comma-separated: fp32, fp16, int8."),
     providers: str = typer.Option("cpu", "--providers", help="ONNX Runtime providers, comma-separated: cpu, cuda, tensorrt, openvino, coreml, directml, auto."),
-    runtimes: str = typer.Option("onnxruntime,openvino,torch,compile", "--runtimes", help="Runtimes, comma-separated: onnxruntime, openvino (its own runtime), torch (eager), compile (torch.compile), and by name: litert and executorch (fp32 and int8 files converted from the PyTorch model by each runtime's own tools; needs segedge[litert-export] / segedge[executorch]), web (the fp32 file on onnxruntime-web in headless Chromium, timed after the rounds)."),
+    runtimes: str = typer.Option("onnxruntime,openvino,torch,compile", "--runtimes", help="Runtimes, comma-separated: onnxruntime, openvino (its own runtime), torch (eager), compile (torch.compile), and by name: litert and executorch (fp32 and int8 files converted from the PyTorch model by each runtime's own tools; needs segedge\\[litert-export] / segedge\\[executorch]), web (the fp32 file on onnxruntime-web in headless Chromium, timed after the rounds)."),
     calib: Calib = None,
     calib_count: int = calib_count_option(" Without --calib: generated shapes images, and the report says so."),
     data: Data = None,
