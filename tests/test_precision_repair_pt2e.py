@@ -94,6 +94,6 @@ def test_export_executorch_precision_auto_writes_the_repaired_program(calib, cli
     assert code == 0, err  # the target's own int8 check passes on the repaired program
 
 
-def test_precision_auto_is_refused_in_one_line_for_litert(cli):
-    code, out, err = cli("export", SOURCE, "--target", "litert", "--input-size", "32x32", "--precision", "auto")
-    assert code == 2 and "not auto" in err and len(err.strip().splitlines()) == 1
+def test_a_precision_the_target_lacks_is_refused_in_one_line(cli):
+    code, out, err = cli("export", SOURCE, "--target", "executorch", "--input-size", "32x32", "--precision", "fp16")
+    assert code == 2 and "takes --precision fp32, int8 or auto, not fp16" in err and len(err.strip().splitlines()) == 1

@@ -37,9 +37,10 @@ from .table import Artefact, Target, get_target
 from .verify import Runner, compare
 
 VERIFY_IMAGES = 8
-# segedge's repair search for a PT2E target (segedge.quantize.adapters.pt2e.repairing_pt2e): given the model, its
-# size, the dynamic sides' bounds (None: static) and the calibration inputs, the quantizer options to build the
-# int8 with ({"observer": ..., "kept": [node names]}) and the search's record for the card ("repair").
+# segedge's repair search for a target's own quantizer (segedge.quantize.adapters: pt2e.repairing_pt2e for ExecuTorch,
+# litert_aeq.repairing_litert for LiteRT): given the model, its size, the dynamic sides' bounds (None: static) and the
+# calibration inputs, the quantizer options to build the int8 with (ExecuTorch: {"observer", "kept": node names};
+# LiteRT: {"kept": op scopes}) and the search's record for the card ("repair").
 Repairer = Callable[[nn.Module, tuple[int, int], "tuple[int, int] | None", list[np.ndarray]], dict[str, Any]]
 DEFAULT_MAX_SIDE = 1024  # ExecuTorch's dynamic programs: the largest side before the Predictor tiles
 DEFAULT_MIN_SIDE = 64  # ... and the smallest side they take
@@ -98,8 +99,8 @@ def build_from_torch(model: nn.Module, card: ModelCard, request: TorchTargetRequ
     """Convert `model` (eval mode, logits out) described by `card` into `request.target`'s artefact.
 
     `reference` runs `model` eagerly (the fp32 artefact is judged against it); `read`: the files the
-    export reads, none of which may be its output. `repair` (ExecuTorch int8 only): the search that
-    chooses the quantizer's options, recorded in the card's calibration."""
+    export reads, none of which may be its output. `repair` (int8 only): the search that chooses the
+    quantizer's options, recorded in the card's calibration."""
     say = progress or (lambda _message: None)
     spec = get_target(request.target)
     if not spec.builds_from_torch:
@@ -127,8 +128,6 @@ def build_from_torch(model: nn.Module, card: ModelCard, request: TorchTargetRequ
             inputs = [model_input(load_image(p), card, size) for p in calibration]
             options: dict[str, Any] = {}
             if repair is not None:
-                if spec.artefact is not Artefact.executorch:
-                    raise UsageError(f"target {spec.name} has no repair search (--precision auto is for executorch)")
                 options = repair(model, size, side_range, inputs)
             artefact_card = artefact_card.with_overrides(calibration={
                 "method": writer.quantizer, "images": len(inputs), "folder": str(request.calib),
@@ -176,7 +175,7 @@ class _Writer:
     runtime_name: str  # in words
     converter: str
     quantizer: str
-    options: dict[str, Any] = {}  # the quantizer's options a repair search chose (ExecuTorch: observer, kept)
+    options: dict[str, Any] = {}  # the quantizer's options a repair search chose (ExecuTorch: observer, kept; LiteRT: kept)
 
     def require(self) -> None: ...
 
@@ -205,7 +204,7 @@ class _LiteRT(_Writer):
     def write(self, model, size, side_range, layout, calibration, card, record) -> _Written:
         from .litert import convert, delegate_check, with_card
 
-        content = convert(model, size, nhwc=layout == "NHWC", calibration=calibration)
+        content = convert(model, size, nhwc=layout == "NHWC", calibration=calibration, **self.options)
         return _Written(with_card(content, card.to_json(), record), (delegate_check(content),))
 
     def rewrite(self, written, model, size, side_range, layout, calibration, card, record) -> bytes:

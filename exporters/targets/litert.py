@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,9 +48,17 @@ def require_litert_torch() -> None:
 
 
 def convert(model: nn.Module, size: tuple[int, int], *, nhwc: bool,
-            calibration: Iterable[np.ndarray] | None = None) -> bytes:
+            calibration: Iterable[np.ndarray] | None = None, kept: Sequence[str] = ()) -> bytes:
     """The .tflite flatbuffer of `model` at 1 x 3 x H x W (`nhwc`: 1 x H x W x 3 in, N x H x W x C out);
-    int8 when `calibration` (3 x H x W model inputs) is given."""
+    int8 when `calibration` (3 x H x W model inputs) is given, the ops of the scopes in `kept` left in float."""
+    content = float_flatbuffer(model, size, nhwc=nhwc)
+    if calibration is None:
+        return content
+    return static_int8(content, calibrated(content, calibration, nhwc=nhwc), kept)
+
+
+def float_flatbuffer(model: nn.Module, size: tuple[int, int], *, nhwc: bool) -> bytes:
+    """litert-torch's fp32 conversion of `model` (see `convert`)."""
     import litert_torch
 
     example = (torch.zeros(1, 3, *size),)
@@ -59,32 +68,94 @@ def convert(model: nn.Module, size: tuple[int, int], *, nhwc: bool,
                 model = litert_torch.to_channel_last_io(model, args=[0], outputs=[0])
                 model.training = False
                 example = (torch.zeros(1, *size, 3),)
-            content = bytes(litert_torch.convert(model, example).model_content())
+            return bytes(litert_torch.convert(model, example).model_content())
         except Exception as exc:  # noqa: BLE001  (the converter raises many types, with MLIR dumps)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ExportError(f"litert-torch could not convert the model: {first}") from None
-        if calibration is None:
-            return content
+            raise ExportError(f"litert-torch could not convert the model: {_first_line(exc)}") from None
+
+
+def calibrated(content: bytes, calibration: Iterable[np.ndarray], *, nhwc: bool) -> dict[str, Any]:
+    """The activation ranges ai-edge-quantizer's static recipe measures on `calibration` for the float file
+    `content`: one pass, reused by every `static_int8` of the same file (whatever it keeps in float)."""
+    signature = "serving_default"  # the one signature litert-torch writes, its input args_0
+    feeds = [{"args_0": np.ascontiguousarray((x.transpose(1, 2, 0) if nhwc else x)[None])} for x in calibration]
+    with quiet(), native_stderr_captured():
         try:
-            return _static_int8(content, calibration, nhwc)
+            return dict(_quantizer(content, ()).calibrate({signature: feeds}))
         except Exception as exc:  # noqa: BLE001  (the quantizer raises many types)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ExportError(f"ai-edge-quantizer could not quantize the model: {first}") from None
+            raise ExportError(f"ai-edge-quantizer could not calibrate the model: {_first_line(exc)}") from None
 
 
-def _static_int8(content: bytes, calibration: Iterable[np.ndarray], nhwc: bool) -> bytes:
-    """LiteRT's own quantizer on the converted file: ai-edge-quantizer's static_wi8_ai8 recipe (int8 weights and
-    activations where LiteRT has int8 kernels; int8 input and output tensors too), calibrated on `calibration`.
+def static_int8(content: bytes, ranges: dict[str, Any], kept: Sequence[str] = ()) -> bytes:
+    """LiteRT's own quantizer on the float file `content`: ai-edge-quantizer's static_wi8_ai8 recipe (int8 weights
+    and activations where LiteRT has int8 kernels; int8 input and output tensors too) with the activation `ranges`
+    of `calibrated`; the ops whose scope (`op_scopes`) is in `kept` stay float (the recipe's no_quantize).
 
     Not litert-torch's PT2E path: its annotator stops on common graphs (a U-Net's ReLU before a concat:
     "... only refer to edge or node that has observer/fake_quant inserted")."""
-    from ai_edge_quantizer import quantizer, recipe
+    with quiet(), native_stderr_captured():
+        try:
+            result = _quantizer(content, kept).quantize(ranges, enable_progress_report=False)
+        except Exception as exc:  # noqa: BLE001  (the quantizer raises many types)
+            raise ExportError(f"ai-edge-quantizer could not quantize the model: {_first_line(exc)}") from None
+    return bytes(result.quantized_model)
+
+
+def _quantizer(content: bytes, kept: Sequence[str]) -> Any:
+    from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe
 
     engine = quantizer.Quantizer(bytearray(content), recipe.static_wi8_ai8())
-    signature = "serving_default"  # the one signature litert-torch writes, its input args_0
-    feeds = [{"args_0": np.ascontiguousarray((x.transpose(1, 2, 0) if nhwc else x)[None])} for x in calibration]
-    result = engine.quantize(engine.calibrate({signature: feeds}), enable_progress_report=False)
-    return bytes(result.quantized_model)
+    for scope in kept:  # the latest matching entry wins: these override the recipe's ".*"
+        engine.update_quantization_recipe(f"^{re.escape(scope)}$", qtyping.TFLOperationName.ALL_SUPPORTED,
+                                          qtyping.OpQuantizationConfig(),
+                                          algorithm_manager.AlgorithmName.NO_QUANTIZE)
+    return engine
+
+
+@dataclass(frozen=True)
+class OpGraph:
+    """The ops of a .tflite's main graph, each named by its scope (its output tensors' names, as
+    ai-edge-quantizer's recipes match them), in graph order."""
+
+    scopes: tuple[str, ...]
+    kinds: tuple[str, ...]  # each op's builtin name: CONV_2D, ADD ...
+    following: dict[str, list[str]]  # scope -> the scopes of the ops reading its outputs
+    module_names: dict[str, str]  # scope -> the model's module it came from, where litert-torch's names say
+
+
+def op_graph(content: bytes) -> OpGraph:
+    from ai_edge_quantizer import qtyping
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    builtin = {code: name for name, code in vars(qtyping.BuiltinOperator).items() if name.isupper()}
+    model = tfl.read_model(bytearray(content))
+    graph = model.subgraphs[0]
+    scopes: list[str] = []
+    kinds: list[str] = []
+    readers: dict[int, list[int]] = {}  # tensor -> the ops reading it
+    for op in graph.operators:
+        scopes.append(tfl.get_op_scope(op, graph.tensors))
+        kinds.append(builtin.get(model.operatorCodes[op.opcodeIndex].builtinCode, "CUSTOM"))
+        for t in op.inputs:
+            if t != -1:
+                readers.setdefault(int(t), []).append(len(scopes) - 1)
+    following = {scopes[i]: [scopes[r] for t in op.outputs for r in readers.get(int(t), [])]
+                 for i, op in enumerate(graph.operators)}
+    return OpGraph(tuple(scopes), tuple(kinds), following, {s: _module_name(s) for s in scopes})
+
+
+def _module_name(scope: str) -> str:
+    """The model's module an op came from, as the model names it (`decoder.conv2`), from litert-torch's tensor
+    names: ";"-separated locations, each a path of `<module class>_<attribute>` steps under the model's class
+    (`pkg.Net/torch.nn.modules.conv.Conv2d_conv2;1;`); the deepest location names the op. "" when none does."""
+    paths = [part.split("/")[1:] for part in scope.split(";") if "/" in part]
+    if not paths:
+        return ""
+    steps = max(paths, key=len)
+    return ".".join(step.rsplit(".", 1)[-1].split("_", 1)[-1] for step in steps)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def with_card(content: bytes, card_json: str, record: Mapping[str, Any]) -> bytes:

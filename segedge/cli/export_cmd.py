@@ -28,7 +28,7 @@ def export_command(
     opset: int = typer.Option(18, "--opset", min=11, max=23, help="ONNX opset version."),
     exporter: str = typer.Option("dynamo", "--exporter", help="torch exporter: dynamo (torch.export) or torchscript."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify the graph with onnxsim (checked)."),
-    precision: ExportTo = typer.Option("fp32", "--precision", help="fp32, or fp16 / int8 / auto to quantize the export (as `segedge quantize` does; --target executorch: int8, or auto for int8 repaired within 1 point by segedge's search)."),
+    precision: ExportTo = typer.Option("fp32", "--precision", help="fp32, or fp16 / int8 / auto to quantize the export (as `segedge quantize` does; --target executorch or litert: int8, or auto for int8 repaired within 1 point by segedge's search on the target's own quantizer)."),
     calib: Calib = None,
     output_key: OutputKey = None,
     ort_web: Optional[Path] = typer.Option(None, "--ort-web", help="--target web: a local copy of onnxruntime-web 1.31.1 (the unpacked npm package, its dist/ folder or its .tgz) instead of `npm pack` at export time."),

@@ -39,7 +39,7 @@ def quantize_command(
     data_limit: DataLimit = None,
     debug: bool = typer.Option(False, "--debug", help="int8: SQNR per quantized tensor; names the nodes that lose most."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="Rank layers by what keeping each alone in higher precision recovers (mIoU with labels, else argmax agreement); writes no model."),
-    rank_for: Optional[list[Backend]] = typer.Option(None, "--rank-for", help="--sensitivity: the quantizer(s) to rank for (repeat): onnxruntime (QDQ, float layers), openvino (NNCF, float layers), qnn (uint16 activations, 16-bit weight layers), executorch (PT2E XNNPACKQuantizer on the PyTorch model the card records, float layers). Default: --for's."),
+    rank_for: Optional[list[Backend]] = typer.Option(None, "--rank-for", help="--sensitivity: the quantizer(s) to rank for (repeat): onnxruntime (QDQ, float layers), openvino (NNCF, float layers), qnn (uint16 activations, 16-bit weight layers), executorch (PT2E XNNPACKQuantizer on the PyTorch model the card records, float layers), litert (ai-edge-quantizer on that model's float .tflite, float ops). Default: --for's."),
     blocks: int = typer.Option(24, "--sensitivity-blocks", min=1, max=1000, help="--sensitivity: at most this many variants; a larger graph is ranked per block of consecutive layers."),
     as_json: Json = False,
     isolate: Isolate = False,

@@ -93,42 +93,42 @@ def _from_torch(request: ExportRequest, target: str, progress: Progress, on_chec
         raise UsageError(f"target {target} converts the PyTorch model with its runtime's own converter, not an ONNX "
                          f"file: give a zoo name or file.py:function (an ONNX file takes --target {onnx_targets})")
     auto = str(request.precision) == AUTO
-    if auto and target != "executorch":
-        raise UsageError(f"target {target} takes --precision fp32 or int8, not auto (the repair search is for "
-                         "--target executorch, qnn and `segedge quantize`)")
     if str(request.precision) not in ("fp32", "int8", AUTO):
-        raise UsageError(f"target {target} takes --precision fp32, int8 or auto, not {request.precision}"
-                         if target == "executorch" else
-                         f"target {target} takes --precision fp32 or int8, not {request.precision}")
+        raise UsageError(f"target {target} takes --precision fp32, int8 or auto, not {request.precision}")
     request, model, card, notes = prepared_model(request, progress)
     torch_request = TorchTargetRequest(
         target=target, output=request.output or default_output(card.name, target), input_size=card.input_size,
         precision="int8" if auto else str(request.precision), static=not request.dynamic,
         side_range=request.side_range, layout=card.layout, calib=request.calib, overwrite=request.overwrite)
     read = (("the input model", request.source), *export_inputs(request))
-    repairer = _pt2e_repair(request, card, progress) if auto else None
+    repairer = _torch_repair(target, request, card, progress) if auto else None
     result = build_from_torch(model, card, torch_request, torch_runner(model), read=read, on_checks=on_checks,
                               progress=progress, repair=repairer)
     return TargetExport(dataclasses.replace(result, notes=(*notes, *result.notes)), None)
 
 
-def _pt2e_repair(request: ExportRequest, card: ModelCard, progress: Progress) -> Any:
-    """`--precision auto` for ExecuTorch: int8 with segedge's repair search (issue 30) within `quantize`'s default
-    budget, judged on the labelled data demo weights bring (mIoU points), else on the calibration images
-    (argmax-agreement points)."""
+def _torch_repair(target: str, request: ExportRequest, card: ModelCard, progress: Progress) -> Any:
+    """`--precision auto` for ExecuTorch and LiteRT: int8 with segedge's repair search (issue 30) on the target's own
+    quantizer, within `quantize`'s default budget, judged on the labelled data demo weights bring (mIoU points), else
+    on the calibration images (argmax-agreement points)."""
     from exporters.calibration import calibration_images
     from segedge.data.demo import with_demo_data
-    from segedge.quantize.adapters.pt2e import repairing_pt2e
     from segedge.quantize.convert import sample_source
     from segedge.quantize.request import QuantizeRequest
 
     if request.calib is None:
-        raise UsageError("--precision auto for executorch calibrates on images: give --calib DIR "
+        raise UsageError(f"--precision auto for {target} calibrates on images: give --calib DIR "
                          "(or --weights demo, which brings its data)")
     _, data = with_demo_data(card, request.calib, None)
     quantize = QuantizeRequest(model=Path(card.name), precision=Precision.int8, calib=request.calib, data=data)
-    images = calibration_images(request.calib, quantize.calib_count)
-    return repairing_pt2e(card, sample_source(quantize, card, images), quantize.budget, progress)
+    samples = sample_source(quantize, card, calibration_images(request.calib, quantize.calib_count))
+    if target == "litert":
+        from segedge.quantize.adapters.litert_aeq import repairing_litert
+
+        return repairing_litert(card, samples, quantize.budget, progress)
+    from segedge.quantize.adapters.pt2e import repairing_pt2e
+
+    return repairing_pt2e(card, samples, quantize.budget, progress)
 
 
 def _repairing(target: str, progress: Progress) -> Any:

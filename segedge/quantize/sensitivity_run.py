@@ -26,7 +26,7 @@ from runtimes.model.precision import Precision
 from runtimes.backends.onnxruntime_session import check_model_path, open_session
 from segedge.data.demo import with_demo_data
 from segedge.quantize.adapters import Backend
-from segedge.quantize.adapters.base import Adapter, RunBatch
+from segedge.quantize.adapters.base import SUFFIXES, Adapter, RunBatch
 from segedge.quantize.convert import SampleSource, check_calibration, sample_source
 from segedge.quantize.judging import budget_judge
 from segedge.quantize.prepare import refuse_quantized
@@ -92,7 +92,7 @@ def run_sensitivity(request: SensitivityRequest, progress: Progress = lambda mes
             adapter, reference, view = adapter_for(backend, request, source, card, images, work)
             judge = budget_judge(reference_runner(reference, request.card_overrides), view, samples, request.budget)
             progress(f"{backend.value}: plain int8")
-            plain = judge(adapter.runner(adapter.build(adapter.start, work / f"plain{_suffix(backend)}")))
+            plain = judge(adapter.runner(adapter.build(adapter.start, work / f"plain{SUFFIXES.get(backend.value, '.onnx')}")))
             rankings.append(rank(adapter, adapter.start, plain, judge, count, work, progress, request.most_units))
     return SensitivityResult(source, samples[1], tuple(rankings), time.perf_counter() - start)
 
@@ -112,8 +112,8 @@ def adapter_for(backend: Backend, request: SensitivityRequest, source: Path, car
 
         return (NncfOpenVINO(source, request.calib, request.calib_count, card, work, exclude=request.exclude,
                              overrides=request.card_overrides), source, card)
-    if backend is Backend.executorch:
-        return _executorch(request, card, images, work)
+    if backend in (Backend.executorch, Backend.litert):
+        return _from_torch(backend, request, card, images, work)
     from exporters.targets.prepare import prepare
     from exporters.targets.table import get_target
     from segedge.quantize.adapters.qnn_qdq import QnnQdq
@@ -124,28 +124,43 @@ def adapter_for(backend: Backend, request: SensitivityRequest, source: Path, car
     return QnnQdq(static, images, view, card.input_size, work), static, view
 
 
-def _executorch(request: SensitivityRequest, card: ModelCard, images: list[Path], work: Path) -> tuple[Adapter, Path, ModelCard]:
-    """ExecuTorch quantizes the PyTorch model, not the ONNX file: the one the card records (a zoo model and its
-    demo weights, as the report's PyTorch row rebuilds it), judged against its fp32 program on ExecuTorch.
+def _from_torch(backend: Backend, request: SensitivityRequest, card: ModelCard, images: list[Path],
+                work: Path) -> tuple[Adapter, Path, ModelCard]:
+    """ExecuTorch and LiteRT quantize the PyTorch model, not the ONNX file: the one the card records (a zoo model and
+    its demo weights, as the report's PyTorch row rebuilds it), judged against its fp32 file on the same runtime.
 
-    The programs are static (a dynamic int8 program can leave quantized convolutions outside XNNPACK, where
-    ExecuTorch's portable kernels lack `dequantize_per_channel`), at the images' size when they share one that
-    the model's size divisor divides (the report's edge rows do the same), else at the card's input size."""
-    from exporters.targets.executorch import require_executorch
+    The files are static (LiteRT's always are; a dynamic int8 ExecuTorch program can leave quantized convolutions
+    outside XNNPACK, where ExecuTorch's portable kernels lack `dequantize_per_channel`), at the images' size when
+    they share one that the model's size divisor divides (the report's edge rows do the same), else at the card's
+    input size."""
     from exporters.targets.images import model_input
     from runtimes.imaging.image import load_image
     from segedge.parity.reference import reference_model
-    from segedge.quantize.adapters.pt2e import Pt2eExecuTorch
 
-    require_executorch()
+    if backend is Backend.executorch:
+        from exporters.targets.executorch import require_executorch
+
+        require_executorch()
+    else:
+        from exporters.targets.litert import require_litert_torch
+
+        require_litert_torch()
     model, _ = reference_model(card.with_overrides(**request.card_overrides))
     rgb = [load_image(p) for p in images]
     sizes = {(int(x.shape[0]), int(x.shape[1])) for x in rgb}
     step = max(card.size_divisor, 1)
     size = sizes.pop() if len(sizes) == 1 and all(side % step == 0 for side in next(iter(sizes))) else card.input_size
     view = card.with_overrides(dynamic=False, input_size=size)
-    adapter = Pt2eExecuTorch(model, view, size, [model_input(x, view, size) for x in rgb], work)
-    return adapter, adapter.reference(work / "fp32.pte"), view
+    inputs = [model_input(x, view, size) for x in rgb]
+    if backend is Backend.executorch:
+        from segedge.quantize.adapters.pt2e import Pt2eExecuTorch
+
+        pt2e = Pt2eExecuTorch(model, view, size, inputs, work)
+        return pt2e, pt2e.reference(work / "fp32.pte"), view
+    from segedge.quantize.adapters.litert_aeq import AeqLiteRT
+
+    aeq = AeqLiteRT(model, view, size, inputs, work)
+    return aeq, aeq.reference(work / "fp32.tflite"), view
 
 
 def reference_runner(path: Path, overrides: dict[str, Any] | None = None) -> RunBatch:
@@ -154,8 +169,8 @@ def reference_runner(path: Path, overrides: dict[str, Any] | None = None) -> Run
         from runtimes.backends.executorch_session import open_executorch
 
         return open_executorch(path, overrides=overrides).run
+    if path.suffix == ".tflite":
+        from runtimes.backends.litert_session import open_litert
+
+        return open_litert(path, overrides=overrides).run
     return open_session(path, "cpu", overrides=overrides).run
-
-
-def _suffix(backend: Backend) -> str:
-    return {Backend.openvino: ".xml", Backend.executorch: ".pte"}.get(backend, ".onnx")

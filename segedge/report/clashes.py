@@ -35,8 +35,9 @@ def check_report_outputs(request: ReportRequest, name: str) -> None:
         written += [out / "sensitivity.png"]
     written += [edge_file(out, stem, runtime, precision) for runtime in EDGE_RUNTIMES if runtime in request.runtimes
                 for precision in ("fp32", "int8") if precision in request.precisions]
-    if "executorch" in request.runtimes and "int8" in request.precisions:  # where plain int8 misses the budget
-        written += [edge_file(out, stem, "executorch", "int8", repaired=True)]
+    if "int8" in request.precisions:  # where plain int8 misses the budget
+        written += [edge_file(out, stem, runtime, "int8", repaired=True) for runtime in EDGE_RUNTIMES
+                    if runtime in request.runtimes]
     check_outputs(written, _read(request, target if given else None), overwrite=request.overwrite)
 
 

@@ -12,11 +12,12 @@ file converted at that size (`NAME_int8_96x96.tflite`), as an app ships the file
 size; the row's notes say so. An ONNX file made elsewhere has no PyTorch model to convert: its
 rows say so.
 
-Where ExecuTorch's plain int8 loses more than `--budget` against its fp32 program (argmax-agreement
-points on the calibration images, as its export verifies it), segedge's repair search for PT2E
-(`segedge.quantize.adapters.pt2e`: observer, then layers kept in float) makes an "int8, repaired"
-row beside it (`NAME_int8_repaired.pte`), its kept layers in its notes. LiteRT's quantizer
-(ai-edge-quantizer on the converted file) has no repair search yet: its row says so.
+Where plain int8 loses more than `--budget` against its fp32 file (argmax-agreement points on the
+calibration images, as its export verifies it), segedge's repair search for that runtime's quantizer
+(`segedge.quantize.adapters.pt2e` for ExecuTorch: observer, then layers kept in float;
+`segedge.quantize.adapters.litert_aeq` for LiteRT: ops kept in float) makes an "int8, repaired" row
+beside it (`NAME_int8_repaired.pte` / `.tflite`), its kept layers in its notes; the repaired file's
+card holds the search's steps and ranking, which the report page shows.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class EdgeRows:
         self.progress, self.budget, self.data = progress, budget, data
         self.files: dict[str, Path] = {}  # report.json's `files`: "litert-int8" -> its path
         self._model: Any = None
-        self._chosen: dict[str, Any] = {}  # the options the last repair search chose (observer, kept)
+        self._chosen: dict[str, Any] = {}  # the options the last repair search chose (observer, kept), kept_layers
 
     def rows(self, runtimes: tuple[str, ...], precisions: tuple[str, ...], size: tuple[int, int]) -> list[EdgeRow]:
         out = []
@@ -96,24 +97,22 @@ class EdgeRows:
         return out
 
     def _repaired(self, runtime: str, size: tuple[int, int], lost: float, plain: ReportRow) -> list[EdgeRow]:
-        """The repair search's row beside a plain int8 row over the budget (ExecuTorch's PT2E), or a note why none."""
-        if runtime != "executorch":
-            plain.notes.append(f"loses {lost:.2f} points against its fp32 file, over the budget; LiteRT's quantizer "
-                               "has no repair search here (`segedge quantize --sensitivity --rank-for executorch` "
-                               "ranks the layers that cost int8 in the PT2E quantizer)")
-            return []
+        """The repair search's row beside a plain int8 row over the budget."""
         row = ReportRow("int8", _PROVIDER, runtime, quantizer=_QUANTIZER[runtime], repaired=True)
         try:
-            path, options = self._convert_repaired(size)
+            path, _ = self._convert(runtime, "int8", size, timed=True, search=True)
         except Exception as exc:  # noqa: BLE001 - the row says why; the report goes on
             row.status, row.reason = "failed", f"repair failed: {one_line(exc)}"
             return [EdgeRow(row, self._opener(runtime, row), Precision.int8, self._at_size(runtime, "int8", row))]
+        options = self._chosen
         row.file, row.size_mb = str(path), model_megabytes(path)
         self.files[f"{runtime}-int8-repaired"] = path
-        kept = options.get("kept") or []
-        row.notes.append(f"repaired: plain int8 lost {lost:.2f} points against fp32; observer {options.get('observer')}, "
+        kept = options.get("kept_layers") or []
+        how = f"observer {options['observer']}, " if "observer" in options else ""
+        row.notes.append(f"repaired: plain int8 lost {lost:.2f} points against fp32; {how}"
                          f"{len(kept)} layer(s) kept in float" + (f" ({', '.join(kept)})" if kept else ""))
-        return [EdgeRow(row, self._opener(runtime, row), Precision.int8, self._at_size(runtime, "int8", row, options))]
+        replay = {k: v for k, v in options.items() if k != "kept_layers"}
+        return [EdgeRow(row, self._opener(runtime, row), Precision.int8, self._at_size(runtime, "int8", row, replay))]
 
     def _opener(self, runtime: str, row: ReportRow) -> Callable[[], Runner]:
         def build() -> Runner:
@@ -142,7 +141,7 @@ class EdgeRows:
                  chosen: dict[str, Any] | None = None, search: bool = False) -> tuple[Path, float | None]:
         """The file, and for int8 the argmax-agreement points it loses against its fp32 file (its verification).
 
-        `chosen`: repair options to apply as they are; `search`: run the repair search (ExecuTorch)."""
+        `chosen`: repair options to apply as they are; `search`: run the runtime's repair search."""
         from exporters.targets.from_torch import TorchTargetRequest, build_from_torch
         from segedge.parity.reference import torch_runner
 
@@ -157,19 +156,16 @@ class EdgeRows:
                                          calib_count=self.calib_count, threads=self.threads,
                                          overwrite=self.overwrite)
             result = build_from_torch(model, self.card, request, torch_runner(model),
-                                      repair=self._search(folder) if search else _replay(chosen))
+                                      repair=self._search(runtime, folder) if search else _replay(chosen))
         verification = result.verification
         lost = 100.0 * (1.0 - verification.argmax_agreement) if precision == "int8" and verification is not None else None
         return target, lost
 
-    def _convert_repaired(self, size: tuple[int, int]) -> tuple[Path, dict[str, Any]]:
-        """The repaired ExecuTorch int8 program at `size`, and the quantizer options its search chose."""
-        path, _ = self._convert("executorch", "int8", size, timed=True, search=True)
-        return path, self._chosen
-
-    def _search(self, calib: Path) -> Callable[..., dict[str, Any]]:
-        """The PT2E repair search, keeping the options it chooses (in `_chosen`) for the file at another size."""
+    def _search(self, runtime: str, calib: Path) -> Callable[..., dict[str, Any]]:
+        """The runtime's repair search, keeping the options it chooses (in `_chosen`, with the kept layers' names)
+        for the file at another size."""
         from exporters.calibration import calibration_images
+        from segedge.quantize.adapters.litert_aeq import repairing_litert
         from segedge.quantize.adapters.pt2e import repairing_pt2e
         from segedge.quantize.convert import sample_source
         from segedge.quantize.request import QuantizeRequest
@@ -178,11 +174,13 @@ class EdgeRows:
         request = QuantizeRequest(model=Path(self.card.name), precision=Precision.int8, calib=calib,
                                   calib_count=self.calib_count, data=self.data)
         samples = sample_source(request, self.card, calibration_images(calib, self.calib_count))
-        search = repairing_pt2e(self.card, samples, self.budget, self.progress)
+        search = (repairing_litert if runtime == "litert" else repairing_pt2e)(self.card, samples, self.budget,
+                                                                              self.progress)
 
         def searched(*args: Any) -> dict[str, Any]:
             options = search(*args)
-            self._chosen = {k: v for k, v in options.items() if k != "repair"}
+            self._chosen = {**{k: v for k, v in options.items() if k != "repair"},
+                            "kept_layers": options["repair"]["kept_layers"]}
             return options
 
         return searched

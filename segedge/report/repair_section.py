@@ -14,7 +14,8 @@ from segedge.report.rows import REPAIRED, Report
 
 SENSITIVITY_PLOT = "sensitivity.png"
 SHOWN = 15  # layers per runtime on the plot
-WHOSE = {"int8-repaired": "ONNX Runtime QDQ int8", "int8-nncf-repaired": "NNCF int8 IR for OpenVINO"}
+WHOSE = {"int8-repaired": "ONNX Runtime QDQ int8", "int8-nncf-repaired": "NNCF int8 IR for OpenVINO",
+         "executorch-int8-repaired": "ExecuTorch PT2E int8 (XNNPACK)", "litert-int8-repaired": "LiteRT int8 (ai-edge-quantizer)"}
 
 
 def records(report: Report) -> dict[str, dict[str, Any]]:

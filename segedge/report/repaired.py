@@ -17,6 +17,7 @@ from typing import Any
 from exporters.calibration import calibration_images
 from runtimes.model.card import ModelCard
 from runtimes.guards.fileio import atomic_path, work_folder
+from runtimes.backends import RuntimeSpec, backend_for_path
 from runtimes.backends.selection import Runtime
 from runtimes.model.precision import Precision
 from runtimes.backends.onnxruntime_session import open_session
@@ -106,4 +107,5 @@ def _card(file: Path) -> ModelCard:
         card = ir_card(file)
         assert card is not None
         return card
-    return open_session(file, "cpu").card
+    backend = backend_for_path(file)  # ONNX Runtime, ExecuTorch's .pte, LiteRT's .tflite
+    return backend.open(file, RuntimeSpec(backend.name, threads=1), {}).card

@@ -11,6 +11,8 @@ one more adapter whose `build` keeps `kept` modules in float.
 - `openvino_nncf.NncfOpenVINO`: NNCF for OpenVINO; higher precision = float (ignored scope).
 - `pt2e.Pt2eExecuTorch`: ExecuTorch's PT2E XNNPACKQuantizer on the PyTorch model; higher precision =
   float (nodes left out of the quantizer's annotation, run by XNNPACK in fp32).
+- `litert_aeq.AeqLiteRT`: LiteRT's ai-edge-quantizer on litert-torch's float file; higher precision = float
+  (the ops' scopes set to no_quantize in its recipe).
 """
 
 from enum import Enum
@@ -22,4 +24,5 @@ class Backend(str, Enum):
     onnxruntime = "onnxruntime"  # ORT's QDQ quantizer: layers kept in float
     openvino = "openvino"  # NNCF: layers kept in float (ignored scope)
     qnn = "qnn"  # ORT's QNN config, uint16 activations: layers get 16-bit weights
+    litert = "litert"  # ai-edge-quantizer on the float .tflite of the PyTorch model the card records: ops kept in float
     executorch = "executorch"  # PT2E with XNNPACKQuantizer on the PyTorch model the card records: layers kept in float

@@ -84,9 +84,9 @@ def finite(value: float) -> float | None:
 
 Judge = Callable[[RunBatch], Measured]  # how to run a candidate -> its measurement
 
-_SUFFIXES = {"openvino": ".xml", "executorch": ".pte"}  # every other runtime's candidates are .onnx files
+SUFFIXES = {"openvino": ".xml", "executorch": ".pte", "litert": ".tflite"}  # every other runtime's: .onnx files
 
 
 def artefact_suffix(adapter: Adapter) -> str:
-    """The suffix of the files `adapter.build` writes: an OpenVINO IR, an ExecuTorch program, else ONNX."""
-    return _SUFFIXES.get(adapter.runtime, ".onnx")
+    """The suffix of the files `adapter.build` writes: an OpenVINO IR, an ExecuTorch program, a LiteRT file, else ONNX."""
+    return SUFFIXES.get(adapter.runtime, ".onnx")
