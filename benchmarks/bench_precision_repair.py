@@ -58,7 +58,7 @@ SMALL_UNET = "unet-small"  # segedge.train.recipe.SMALL: the precision tests' de
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
-    parser.add_argument("--backends", default="onnxruntime,openvino,qnn,executorch")
+    parser.add_argument("--backends", default="onnxruntime,openvino,qnn,executorch,litert")
     parser.add_argument("--budgets", type=lambda text: [float(v) for v in text.split(",")], default=[1.0, 0.1],
                         help="mIoU points; each gets its own search (the tight one shows what a repair costs)")
     parser.add_argument("--data-limit", type=int, default=50)
@@ -184,20 +184,19 @@ def _timing(backend: Backend, fp32: Path, result: Repair, args: argparse.Namespa
 
 
 def _input_size(path: Path) -> tuple[int, int]:
-    if path.suffix == ".pte":
-        from runtimes.backends.executorch_session import open_executorch
+    from runtimes.backends import RuntimeSpec, backend_for_path
 
-        return open_executorch(path).card.input_size
-    return open_session(path, "cpu").card.input_size
+    backend = backend_for_path(path)  # the .onnx, ExecuTorch's .pte or LiteRT's .tflite
+    return backend.open(path, RuntimeSpec(backend.name, threads=1), {}).card.input_size
 
 
 def _runner(backend: Backend, path: Path, name: str, threads: int) -> Runner:
-    if backend is Backend.executorch:  # through its registry backend, as the Predictor and the report run it
+    if backend in (Backend.executorch, Backend.litert):  # through the registry backend, as the Predictor and report run it
         from runtimes.backends import backend_named, open_runner
         from runtimes.backends.base import RuntimeSpec
 
-        return backend_named("executorch").timing_runner(
-            open_runner(path, RuntimeSpec(runtime="executorch", threads=threads)), 0.0, name=name)
+        return backend_named(backend.value).timing_runner(
+            open_runner(path, RuntimeSpec(runtime=backend.value, threads=threads)), 0.0, name=name)
     if backend is Backend.openvino:  # the fp32 .onnx too: each runtime times its own files
         from runtimes.backends.openvino_timing import session_runner
         from runtimes.backends.openvino_session import open_openvino
