@@ -11,9 +11,9 @@ quantizer gets: `exporters.calibration` images prepared by the Predictor's own p
 
 The IR carries the card in its `rt_info` (`segedge` -> `card`, as `exporters.targets.openvino_ir`
 writes it) with `runtime: "openvino"`; the .bin and .xml appear atomically, the .bin first (an
-.xml names its .bin's byte offsets), or not at all. `nncf.quantize_with_accuracy_control` is the
-accuracy-aware variant (`quantize_nncf_within`): it gives back layers in float until the metric
-loses at most `max_drop`.
+.xml names its .bin's byte offsets), or not at all. Where int8 loses more than a budget, segedge's
+repair search (`segedge.quantize.repair` with the NNCF adapter) chooses the layers kept in float, by
+mIoU on the runtime, in place of `nncf.quantize_with_accuracy_control`.
 
 A graph with attention (a MatMul of two activations) is quantized as NNCF's
 `ModelType.TRANSFORMER`, which keeps LayerNorm (MVN), Softmax and GELU in float and smooths the
@@ -29,7 +29,7 @@ import importlib.metadata
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,17 +84,13 @@ def quantize_nncf(
     count: int = DEFAULT_CALIB_COUNT,
     exclude: Sequence[str] = (),
     preset: str = "performance",
-    accuracy: Callable[[Any, Iterable[Any]], float] | None = None,
-    validation: Iterable[Any] | None = None,
-    max_drop: float = 0.01,
     transformer: bool | None = None,
 ) -> NNCFResult:
     """Quantize the ONNX (or IR) file `source` with NNCF into the IR `target` (.xml), calibrated on `calib`.
 
     `card`: the fp32 file's (its normalisation prepares the images). `exclude`: node names kept in
-    float (NNCF's ignored scope). With `accuracy` ((a compiled model, items of `validation`) -> its
-    metric on them, higher is better), NNCF's accuracy-controlled quantization keeps layers in float until the
-    metric drops by at most `max_drop` (absolute). `transformer`: quantize as NNCF's TRANSFORMER model
+    float (NNCF's ignored scope): segedge's repair search (`segedge.quantize.adapters.openvino_nncf`)
+    chooses them by mIoU where int8 misses its budget. `transformer`: quantize as NNCF's TRANSFORMER model
     type (None: when the graph has attention).
     """
     target = Path(target)
@@ -123,13 +119,7 @@ def quantize_nncf(
     advanced = _advanced(nncf)
     try:
         with _quiet_nncf():
-            if accuracy is None:
-                quantized = nncf.quantize(model, dataset, advanced_parameters=advanced, **options)
-            else:
-                quantized = nncf.quantize_with_accuracy_control(
-                    model, dataset, nncf.Dataset(list(validation or ())), lambda compiled, items: (accuracy(compiled, items), None),
-                    max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, advanced_quantization_parameters=advanced,
-                    **options)
+            quantized = nncf.quantize(model, dataset, advanced_parameters=advanced, **options)
     except Exception as exc:  # noqa: BLE001 - NNCF and OpenVINO raise many types: one line, the cause chained
         raise ExportError(f"NNCF quantization failed: {_last_line(exc)}") from exc
     ops = dict(Counter(op.get_type_name() for op in quantized.get_ordered_ops()))
@@ -137,7 +127,7 @@ def quantize_nncf(
         "images": len(images),
         "folder": str(calib),
         "quantizer": "nncf",
-        "method": "nncf" + (" accuracy-controlled" if accuracy is not None else ""),
+        "method": "nncf",
         "preset": preset,
         "per_channel": True,  # NNCF quantizes weights per output channel
         "weights": "int8",

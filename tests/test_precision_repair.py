@@ -96,6 +96,32 @@ def test_auto_repairs_int8_within_the_budget_and_records_why(folder, cli, tmp_pa
     assert [s["step"] for s in repaired[0]["repair"]["steps"]][0] == "start"
 
 
+def test_auto_for_openvino_runs_the_same_repair_on_nncf_and_records_it_in_the_ir(folder, cli, tmp_path):
+    """`--for openvino --precision auto`: NNCF's plain int8 fails on OpenVINO; the repair search with the NNCF
+    adapter (preset, then layers in NNCF's ignored scope) keeps conv2 in float, and the IR's card says so."""
+    pytest.importorskip("nncf")
+    from exporters.nncf_int8 import ir_card
+
+    model, calib = folder / "outlier.onnx", folder / "shapes" / "JPEGImages"
+    out = tmp_path / "auto.xml"
+    code, stdout, err = cli("quantize", model, "--for", "openvino", "--precision", "auto", "--budget", str(BUDGET),
+                            "--calib", calib, "--calib-count", "8", "-o", out, "--json")
+    assert code == 0, err
+    search = json.loads(stdout)["search"]
+    plain = [t for t in search if t["precision"] == "int8" and not t.get("repair_step")]
+    repaired = [t for t in search if t.get("repair_step")]
+    assert plain and not plain[0]["within_budget"] and plain[0]["lost_points"] > 40
+    assert len(repaired) == 1 and repaired[0]["within_budget"] and repaired[0]["lost_points"] <= BUDGET
+    kept = repaired[0]["repair"]["kept_layers"]  # OpenVINO's node names: conv2/WithoutBiases
+    assert len(kept) == 1 and kept[0].split("/")[0] == OUTLIER_LAYER and repaired[0]["repair"]["runtime"] == "openvino"
+    card = ir_card(out)  # the fastest within budget: on a 32 x 32 toy the fp32 IR can beat int8
+    assert card is not None and card.precision.value in ("int8", "fp32")
+    trials = card.parity["search"]
+    assert any(t.get("repair_step") == "1 layer in float" for t in trials), trials
+    if card.precision.value == "int8":
+        assert card.calibration["repair"]["kept_layers"] == kept
+
+
 def test_the_qnn_target_repairs_a_weight_outlier_with_16_bit_weights(folder, tmp_path):
     from exporters.targets import build_for_target
     from segedge.quantize.adapters.qnn_qdq import repairing_quantizer

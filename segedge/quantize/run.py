@@ -116,7 +116,11 @@ def run_quantize(request: QuantizeRequest, progress: Progress = lambda message: 
         if request.debug and precision is Precision.int8:
             progress("comparing fp32 and int8 tensor by tensor")
             layers = layer_errors(fp32, candidate, images[:DEBUG_IMAGES], card)
-        failures = judge(agreement, preset(precision))
+        if request.precision == AUTO:  # chosen as the fastest within the budget: judged by the budget
+            failures = [] if chosen.within_budget else [
+                f"every candidate loses more than --budget {request.budget:g} points (fp32 kept: {chosen.lost_points:.2f})"]
+        else:
+            failures = judge(agreement, preset(precision))
         if in_place and failures:  # converting in place: the original is replaced only by a result that passed
             raise ParityError(f"{source} kept as it was: its {precision} conversion fails the preset "
                               f"({'; '.join(failures)}); write it elsewhere with -o to inspect it")

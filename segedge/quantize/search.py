@@ -24,7 +24,7 @@ from runtimes.model.precision import Precision
 from runtimes.backends.selection import Runtime
 from runtimes.backends.onnxruntime_session import open_session
 from runtimes.measure.timing import Runner, TimingStats, time_runners
-from segedge.quantize.adapters.base import Candidate
+from segedge.quantize.adapters.base import Adapter, Candidate
 from segedge.quantize.adapters.ort_qdq import OrtQdq
 from segedge.quantize.convert import SampleSource, compare_files, convert
 from segedge.quantize.judging import budget_judge, lost_points, measured
@@ -65,12 +65,14 @@ def search(request: QuantizeRequest, source: Path, card: ModelCard, images: list
 
 
 def repaired(request: QuantizeRequest, source: Path, card: ModelCard, samples: SampleSource, work: Path,
-             progress: Progress, plain: Trial) -> list[Trial]:
-    """The repair search from the failed plain int8 `plain`: its best step as a trial to time (the chosen one,
-    else the one that lost least), the record of every step in its `config`."""
+             progress: Progress, plain: Trial, adapter: Adapter | None = None) -> list[Trial]:
+    """The repair search from the failed plain int8 `plain` with `adapter` (default ONNX Runtime's QDQ): its best
+    step as a trial to time (the chosen one, else the one that lost least), the record of every step in its
+    `config` and in the file's card."""
     assert request.calib is not None  # check_calibration ran first
-    adapter = OrtQdq(source, request.calib, request.calib_count, card, work, method=request.method,
-                     per_channel=request.per_channel, exclude=request.exclude, overrides=request.card_overrides)
+    adapter = adapter or OrtQdq(source, request.calib, request.calib_count, card, work, method=request.method,
+                                per_channel=request.per_channel, exclude=request.exclude,
+                                overrides=request.card_overrides)
     judge = budget_judge(open_session(source, "cpu", overrides=request.card_overrides).run, card, samples,
                          request.budget)
     start = Step("start", adapter.start, measured(plain.agreement, lambda lost: lost <= request.budget), plain.path,
@@ -85,7 +87,15 @@ def repaired(request: QuantizeRequest, source: Path, card: ModelCard, samples: S
 
 
 def record_repair(path: Path, record: dict) -> None:
-    """The repair's record (what stays float and why, how to build it again) in the candidate's card."""
+    """The repair's record (what stays float and why, how to build it again) in the candidate's card: an ONNX
+    file's, or an OpenVINO IR's (rewritten in place, its weights unchanged)."""
+    if path.suffix == ".xml":
+        from exporters.nncf_int8 import ir_card, with_card
+
+        ir = ir_card(path)
+        if ir is not None:
+            with_card(path, ir.with_overrides(calibration={**ir.calibration, "repair": record}), path)
+        return
     model = load_model(path)
     card = read_card_from_proto(model)
     if card is not None:
