@@ -28,13 +28,17 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _serve(seconds: float) -> tuple[subprocess.Popen, str]:
-    """FFmpeg sending `seconds` of a 64 x 48 test pattern at 10 fps, in real time, to one HTTP client."""
-    url = f"http://127.0.0.1:{_free_port()}/live.ts"
+def _serve(seconds: float, scheme: str = "http") -> tuple[subprocess.Popen, str]:
+    """FFmpeg sending `seconds` of a 64 x 48 test pattern at 10 fps, in real time, to one client: over HTTP
+    (`-listen 1`), or as a raw MPEG-TS over TCP (`tcp://...?listen=1`, what an encoder box or `ffmpeg -f mpegts`
+    pushes on a LAN)."""
+    port = _free_port()
+    url, served = ((f"http://127.0.0.1:{port}/live.ts", ["-listen", "1", f"http://127.0.0.1:{port}/live.ts"])
+                   if scheme == "http" else (f"tcp://127.0.0.1:{port}", [f"tcp://127.0.0.1:{port}?listen=1"]))
     assert FFMPEG is not None
     server = subprocess.Popen([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "quiet", "-re", "-f", "lavfi",
                                "-i", "testsrc=size=64x48:rate=10", "-t", str(seconds), "-c:v", "mpeg2video",
-                               "-f", "mpegts", "-listen", "1", url],
+                               "-f", "mpegts", *served],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return server, url
 
@@ -44,24 +48,26 @@ def _predict(model: Path, url: str, out: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out.parent)
 
 
-def _wait_for_frames(out: Path, client: subprocess.Popen, timeout_s: float = 120.0) -> None:
+def _wait_for_frames(out: Path, client: subprocess.Popen, timeout_s: float = 120.0, name: str = "live") -> None:
     """Until the mask video's temporary holds frames: past its header (about 500 bytes), it grows by a
     cluster of frames a second (runtimes.stream.writers)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and client.poll() is None:
-        temporaries = list(out.glob(".live_mask.mkv.*")) if out.is_dir() else []
+        temporaries = list(out.glob(f".{name}_mask.mkv.*")) if out.is_dir() else []
         if temporaries and temporaries[0].stat().st_size > 1000:
             return
         time.sleep(0.2)
     raise AssertionError("no frame was written")
 
 
-def test_ctrl_c_ends_a_stream_with_both_videos_closed_and_playable(tmp_path, predictor_models):
-    server, url = _serve(120)
+@pytest.mark.parametrize("scheme", ["http", "tcp"])
+def test_ctrl_c_ends_a_stream_with_both_videos_closed_and_playable(tmp_path, predictor_models, scheme):
+    server, url = _serve(120, scheme)
     out = tmp_path / "out"
     client = _predict(predictor_models.multiclass, url, out)
+    name = "live" if scheme == "http" else "stream"  # a URL without a path: its outputs are named stream_*
     try:
-        _wait_for_frames(out, client)
+        _wait_for_frames(out, client, name=name)
         client.send_signal(signal.SIGINT)
         _, err = client.communicate(timeout=60)
     finally:
@@ -69,9 +75,9 @@ def test_ctrl_c_ends_a_stream_with_both_videos_closed_and_playable(tmp_path, pre
         server.kill()
         server.wait()
     assert client.returncode == 130, err
-    assert sorted(os.listdir(out)) == ["live_mask.mkv", "live_overlay.mp4"]  # no temporaries
-    masks = read_mask_video(out / "live_mask.mkv")
-    with av.open(str(out / "live_overlay.mp4")) as container:
+    assert sorted(os.listdir(out)) == [f"{name}_mask.mkv", f"{name}_overlay.mp4"]  # no temporaries
+    masks = read_mask_video(out / f"{name}_mask.mkv")
+    with av.open(str(out / f"{name}_overlay.mp4")) as container:
         overlays = list(container.decode(video=0))
     assert len(masks) >= 1 and len(overlays) == len(masks)
     assert masks[0].shape == (48, 64) and (overlays[0].width, overlays[0].height) == (64, 48)
