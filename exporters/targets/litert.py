@@ -119,7 +119,7 @@ class OpGraph:
     scopes: tuple[str, ...]
     kinds: tuple[str, ...]  # each op's builtin name: CONV_2D, ADD ...
     following: dict[str, list[str]]  # scope -> the scopes of the ops reading its outputs
-    module_names: dict[str, str]  # scope -> the model's module it came from, where litert-torch's names say
+    locations: dict[str, str]  # scope -> the module path litert-torch recorded for the op ("" where none)
 
 
 def op_graph(content: bytes) -> OpGraph:
@@ -140,18 +140,35 @@ def op_graph(content: bytes) -> OpGraph:
                 readers.setdefault(int(t), []).append(len(scopes) - 1)
     following = {scopes[i]: [scopes[r] for t in op.outputs for r in readers.get(int(t), [])]
                  for i, op in enumerate(graph.operators)}
-    return OpGraph(tuple(scopes), tuple(kinds), following, {s: _module_name(s) for s in scopes})
+    return OpGraph(tuple(scopes), tuple(kinds), following, {s: _location(s) for s in scopes})
 
 
-def _module_name(scope: str) -> str:
-    """The model's module an op came from, as the model names it (`decoder.conv2`), from litert-torch's tensor
-    names: ";"-separated locations, each a path of `<module class>_<attribute>` steps under the model's class
-    (`pkg.Net/torch.nn.modules.conv.Conv2d_conv2;1;`); the deepest location names the op. "" when none does."""
-    paths = [part.split("/")[1:] for part in scope.split(";") if "/" in part]
-    if not paths:
-        return ""
-    steps = max(paths, key=len)
-    return ".".join(step.rsplit(".", 1)[-1].split("_", 1)[-1] for step in steps)
+def _location(scope: str) -> str:
+    """The op's own module path in litert-torch's tensor names: ";"-separated locations, the ops fused into it
+    first and its own last, each a path of `<module class>_<attribute>` steps under the model's class
+    (`pkg.Net/torch.nn.modules.conv.Conv2d_conv2;1;` -> `torch.nn.modules.conv.Conv2d_conv2`)."""
+    paths = [part.split("/", 1)[1] for part in scope.split(";") if "/" in part]
+    return paths[-1] if paths else ""
+
+
+def module_paths(model: nn.Module) -> dict[str, str]:
+    """Each module of `model` by the path litert-torch writes for it (see `_location`) -> its name in the model
+    (`encoder.0.0`). Module lists and dicts are indexed, never called, so their level is not in the path."""
+    found: dict[str, str] = {}
+
+    def walk(module: nn.Module, name: str, path: str) -> None:
+        for attribute, child in module.named_children():
+            full = f"{name}.{attribute}" if name else attribute
+            if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
+                walk(child, full, path)
+                continue
+            step = f"{type(child).__module__}.{type(child).__qualname__}_{attribute}"
+            below = f"{path}/{step}" if path else step
+            found.setdefault(below, full)
+            walk(child, full, below)
+
+    walk(model, "", "")
+    return found
 
 
 def _first_line(exc: BaseException) -> str:

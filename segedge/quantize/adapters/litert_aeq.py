@@ -27,7 +27,7 @@ from torch import nn
 
 from exporters.targets.from_torch import Repairer
 from exporters.torch_to_onnx import LogitsOnly
-from exporters.targets.litert import calibrated, float_flatbuffer, op_graph, static_int8, with_card
+from exporters.targets.litert import calibrated, float_flatbuffer, module_paths, op_graph, static_int8, with_card
 from runtimes.backends.litert_session import open_litert
 from runtimes.guards.fileio import work_folder
 from runtimes.model.card import ModelCard
@@ -56,7 +56,8 @@ class AeqLiteRT:
         self.card, self.size, self.work, self.threads = card, size, work, threads
         self.float = float_flatbuffer(model, size, nhwc=False)
         # module names as the user's model has them: a model rebuilt from a card is under exporters' LogitsOnly
-        self.prefix = "model." if isinstance(model, LogitsOnly) else ""
+        prefix = "model." if isinstance(model, LogitsOnly) else ""
+        self.modules = {path: name.removeprefix(prefix) for path, name in module_paths(model).items()}
         self._calibration = list(calibration)
         self._ranges: dict[str, Any] | None = None
         self.calibrations = 0
@@ -68,7 +69,7 @@ class AeqLiteRT:
         graph = op_graph(self.float)
         weighted = [scope for scope, kind in zip(graph.scopes, graph.kinds) if kind in WEIGHTED_OPS]
         found = units_of(weighted, graph.following)
-        modules = [graph.module_names[u.name].removeprefix(self.prefix) for u in found]
+        modules = [self.modules.get(graph.locations[u.name], "") for u in found]
         names = [m if m and modules.count(m) == 1 else u.name for u, m in zip(found, modules)]
         return [Unit(name, u.nodes, (name,)) for name, u in zip(names, found)]
 
