@@ -51,6 +51,14 @@ def predictor_models(tmp_path_factory):
 
 
 # -- Hardening (tests/test_hostile_cli.py, test_hostile_images.py, test_interrupts.py) ------------
+@pytest.fixture(scope="session")
+def outlier_calib(tmp_path_factory):
+    """Eight 32 x 32 images to calibrate and judge tests/outlier_torch.py's model on (a folder of JPEGs)."""
+    from tests.outlier_torch import write_calibration
+
+    return write_calibration(tmp_path_factory.mktemp("outlier-calib"))
+
+
 @pytest.fixture
 def hostile_dir(tmp_path, monkeypatch):
     """A clean folder for inputs and outputs, and a private $TMPDIR, both checked for leftovers."""

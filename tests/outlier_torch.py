@@ -11,11 +11,17 @@ records is rebuilt with the weights the export had.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
 
 OUTLIER_MODULE = "conv2"
+SIZE = (32, 32)  # the tests' input size: every variant is a static file of it
+SOURCE = "tests/outlier_torch.py:build"
 
 
 class OutlierNet(nn.Module):
@@ -43,3 +49,27 @@ class OutlierNet(nn.Module):
 
 def build() -> nn.Module:
     return OutlierNet().eval()
+
+
+def write_calibration(root: Path) -> Path:
+    """Eight 32 x 32 shapes images to calibrate and judge on (the folder of JPEGs)."""
+    from segedge.data.shapes import ShapesConfig, write_shapes_dataset
+
+    write_shapes_dataset(root / "shapes", ShapesConfig(train=8, val=4, size=SIZE, seed=3, version=3))
+    return root / "shapes" / "JPEGImages"
+
+
+def repair_setup(calib: Path, budget: float) -> tuple[Any, list[np.ndarray], Callable[[Any], Any]]:
+    """(the static card, the calibration inputs prepared as the Predictor prepares them, a judge maker: the fp32
+    file's runner -> a judge of argmax-agreement points within `budget` on the same images)."""
+    from exporters.calibration import calibration_images
+    from exporters.targets.images import model_input
+    from runtimes.imaging.image import load_image
+    from runtimes.model.card import ModelCard
+    from segedge.quantize.judging import budget_judge
+
+    card = ModelCard.for_foreign_model("outlier", 4, input_size=SIZE).with_overrides(dynamic=False)
+    images = calibration_images(calib, 8)
+    inputs = [model_input(load_image(p), card, SIZE) for p in images]
+    return card, inputs, lambda reference: budget_judge(
+        reference, card, ((lambda: ((load_image(p), None) for p in images)), "calib"), budget)

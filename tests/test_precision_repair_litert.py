@@ -9,47 +9,29 @@ repair keeps exactly that layer in float (its ops left out of the recipe), and t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from exporters.calibration import calibration_images
-from runtimes.imaging.image import load_image
-from segedge.data.shapes import ShapesConfig, write_shapes_dataset
-from tests.outlier_torch import OUTLIER_MODULE, build
+from tests.outlier_torch import OUTLIER_MODULE, SIZE, SOURCE, build, repair_setup
 
 pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_quantizer")
 
 BUDGET = 4.0  # argmax-agreement points: conv2 in float leaves ~2.8 (int8 input and output tensors), plain int8 loses ~57
-SIZE = (32, 32)
-SOURCE = "tests/outlier_torch.py:build"
 
 
-@pytest.fixture(scope="module")
-def calib(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("outlier-litert")
-    write_shapes_dataset(root / "shapes", ShapesConfig(train=8, val=4, size=SIZE, seed=3, version=3))
-    return root / "shapes" / "JPEGImages"
-
-
-def test_the_litert_repair_keeps_the_outlier_layer_in_float(calib, tmp_path):
-    from exporters.targets.images import model_input
-    from runtimes.model.card import ModelCard
+def test_the_litert_repair_keeps_the_outlier_layer_in_float(outlier_calib, tmp_path):
     from segedge.quantize.adapters.litert_aeq import AeqLiteRT
-    from segedge.quantize.judging import budget_judge
     from segedge.quantize.repair import repair
 
-    card = ModelCard.for_foreign_model("outlier", 4, input_size=SIZE).with_overrides(dynamic=False)
-    images = calibration_images(calib, 8)
-    adapter = AeqLiteRT(build(), card, SIZE, [model_input(load_image(p), card, SIZE) for p in images], tmp_path)
+    card, inputs, judge_against = repair_setup(outlier_calib, BUDGET)
+    adapter = AeqLiteRT(build(), card, SIZE, inputs, tmp_path)
     units = adapter.units()
     assert [u.name for u in units] == ["conv1", OUTLIER_MODULE, "classifier"]  # the model's own module names
     assert len(units[1].nodes) >= 2 and units[1].nodes[-1] == units[2].nodes[0]  # conv2 up to its reader
-    reference = adapter.runner(adapter.reference(tmp_path / "fp32.tflite"))
-    judge = budget_judge(reference, card, ((lambda: ((load_image(p), None) for p in images)), "calib"), BUDGET)
-    result = repair(adapter, judge, len(images), tmp_path)
+    judge = judge_against(adapter.runner(adapter.reference(tmp_path / "fp32.tflite")))
+    result = repair(adapter, judge, len(inputs), tmp_path)
     assert result.steps[0].name == "start" and not result.steps[0].measured.ok
     assert result.steps[0].measured.lost > 40  # plain int8 fails
     assert result.sensitivity is not None and result.sensitivity.rows[0].unit.name == OUTLIER_MODULE
@@ -72,31 +54,12 @@ def _dtypes_of(name: str, path: Path) -> set[str]:
     return {d["dtype"].__name__ for d in interpreter.get_tensor_details() if d["name"].endswith(name)}
 
 
-@pytest.fixture(scope="module")
-def outlier_onnx(tmp_path_factory) -> Path:
-    from segedge.cli import main
-
-    out = tmp_path_factory.mktemp("outlier-onnx-litert") / "outlier.onnx"
-    assert main(["export", SOURCE, "--input-size", "32x32", "-o", str(out)]) == 0
-    return out
-
-
-def test_quantize_sensitivity_ranks_litert_ops_of_the_model_the_card_records(outlier_onnx, calib, cli):
-    code, out, err = cli("quantize", outlier_onnx, "--sensitivity", "--calib", calib, "--calib-count", "8",
-                         "--rank-for", "litert", "--json")
-    assert code == 0, err
-    (ranking,) = json.loads(out)["rankings"]
-    assert ranking["runtime"] == "litert" and ranking["kept_as"] == "float"
-    assert ranking["base_measured"]["lost_points"] > 40 and ranking["rows"][0]["name"] == OUTLIER_MODULE
-    assert ranking["rows"][0]["lost_points"] < BUDGET and ranking["variants"] == 4 and ranking["calibration_passes"] == 1
-
-
-def test_export_litert_precision_auto_writes_the_repaired_file(calib, cli, tmp_path):
+def test_export_litert_precision_auto_writes_the_repaired_file(outlier_calib, cli, tmp_path):
     from runtimes.backends.litert_session import open_litert
 
     out = tmp_path / "outlier.tflite"
     code, _, err = cli("export", SOURCE, "--target", "litert", "--input-size", "32x32", "--precision", "auto",
-                       "--calib", calib, "-o", out)
+                       "--calib", outlier_calib, "-o", out)
     assert out.is_file(), err
     card = open_litert(out).card
     record = card.calibration["repair"]

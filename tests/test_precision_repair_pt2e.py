@@ -9,46 +9,26 @@ reach it. Inputs are 32 x 32, eight calibration images; every variant is a lower
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from exporters.calibration import calibration_images
-from runtimes.imaging.image import load_image
-from segedge.data.shapes import ShapesConfig, write_shapes_dataset
-from tests.outlier_torch import OUTLIER_MODULE, build
+from tests.outlier_torch import OUTLIER_MODULE, SIZE, SOURCE, build, repair_setup
 
 pytest.importorskip("executorch")
 
 BUDGET = 3.0  # argmax-agreement points: conv2 in float leaves ~1.8, plain int8 loses ~56
-SIZE = (32, 32)
-SOURCE = "tests/outlier_torch.py:build"
 
 
-@pytest.fixture(scope="module")
-def calib(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("outlier-pt2e")
-    write_shapes_dataset(root / "shapes", ShapesConfig(train=8, val=4, size=SIZE, seed=3, version=3))
-    return root / "shapes" / "JPEGImages"
-
-
-def test_the_pt2e_repair_keeps_the_outlier_layer_in_float_on_executorch(calib, tmp_path):
-    from exporters.targets.images import model_input
-    from runtimes.model.card import ModelCard
+def test_the_pt2e_repair_keeps_the_outlier_layer_in_float_on_executorch(outlier_calib, tmp_path):
     from segedge.quantize.adapters.pt2e import Pt2eExecuTorch
-    from segedge.quantize.judging import budget_judge
     from segedge.quantize.repair import repair
 
-    card = ModelCard.for_foreign_model("outlier", 4, input_size=SIZE).with_overrides(dynamic=False)
-    images = calibration_images(calib, 8)
-    adapter = Pt2eExecuTorch(build(), card, SIZE, [model_input(load_image(p), card, SIZE) for p in images], tmp_path)
+    card, inputs, judge_against = repair_setup(outlier_calib, BUDGET)
+    adapter = Pt2eExecuTorch(build(), card, SIZE, inputs, tmp_path)
     units = adapter.units()
     assert [u.name for u in units] == ["conv1", OUTLIER_MODULE, "classifier"]  # the model's own module names
     assert units[1].nodes == ("conv2d_1", "relu_1", "conv2d_2")  # conv2, what its result flows through, its reader
-    reference = adapter.runner(adapter.reference(tmp_path / "fp32.pte"))
-    judge = budget_judge(reference, card, ((lambda: ((load_image(p), None) for p in images)), "calib"), BUDGET)
-    result = repair(adapter, judge, len(images), tmp_path)
+    judge = judge_against(adapter.runner(adapter.reference(tmp_path / "fp32.pte")))
+    result = repair(adapter, judge, len(inputs), tmp_path)
     assert [s.name for s in result.steps[:2]] == ["start", "calibration: minmax"]
     assert all(not s.measured.ok and s.measured.lost > 40 for s in result.steps[:2])  # plain int8 fails, either observer
     assert result.sensitivity is not None and result.sensitivity.rows[0].unit.name == OUTLIER_MODULE
@@ -60,31 +40,12 @@ def test_the_pt2e_repair_keeps_the_outlier_layer_in_float_on_executorch(calib, t
     assert "kept=['conv2d_1', 'relu_1', 'conv2d_2']" in result.record()["reproduce"]
 
 
-@pytest.fixture(scope="module")
-def outlier_onnx(tmp_path_factory) -> Path:
-    from segedge.cli import main
-
-    out = tmp_path_factory.mktemp("outlier-onnx") / "outlier.onnx"
-    assert main(["export", SOURCE, "--input-size", "32x32", "-o", str(out)]) == 0
-    return out
-
-
-def test_quantize_sensitivity_ranks_pt2e_layers_of_the_model_the_card_records(outlier_onnx, calib, cli):
-    code, out, err = cli("quantize", outlier_onnx, "--sensitivity", "--calib", calib, "--calib-count", "8",
-                         "--rank-for", "executorch", "--json")
-    assert code == 0, err
-    (ranking,) = json.loads(out)["rankings"]
-    assert ranking["runtime"] == "executorch" and ranking["kept_as"] == "float"
-    assert ranking["base_measured"]["lost_points"] > 40 and ranking["rows"][0]["name"] == OUTLIER_MODULE
-    assert ranking["rows"][0]["lost_points"] < BUDGET and ranking["variants"] == 4 and ranking["calibration_passes"] == 4
-
-
-def test_export_executorch_precision_auto_writes_the_repaired_program(calib, cli, tmp_path):
+def test_export_executorch_precision_auto_writes_the_repaired_program(outlier_calib, cli, tmp_path):
     from runtimes.backends.executorch_session import open_executorch
 
     out = tmp_path / "outlier.pte"
     code, _, err = cli("export", SOURCE, "--target", "executorch", "--static", "--input-size", "32x32",
-                       "--precision", "auto", "--calib", calib, "-o", out)
+                       "--precision", "auto", "--calib", outlier_calib, "-o", out)
     assert out.is_file(), err
     card = open_executorch(out).card
     record = card.calibration["repair"]
