@@ -187,7 +187,7 @@ def _input_size(path: Path) -> tuple[int, int]:
     from runtimes.backends import RuntimeSpec, backend_for_path
 
     backend = backend_for_path(path)  # the .onnx, ExecuTorch's .pte or LiteRT's .tflite
-    return backend.open(path, RuntimeSpec(backend.name, threads=1), {}).card.input_size
+    return backend.open(path, RuntimeSpec(backend.name), {}).card.input_size
 
 
 def _runner(backend: Backend, path: Path, name: str, threads: int) -> Runner:

@@ -108,4 +108,4 @@ def _card(file: Path) -> ModelCard:
         assert card is not None
         return card
     backend = backend_for_path(file)  # ONNX Runtime, ExecuTorch's .pte, LiteRT's .tflite
-    return backend.open(file, RuntimeSpec(backend.name, threads=1), {}).card
+    return backend.open(file, RuntimeSpec(backend.name), {}).card
