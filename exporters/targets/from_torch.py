@@ -201,10 +201,18 @@ class _LiteRT(_Writer):
 
         require_litert_torch()
 
-    def write(self, model, size, side_range, layout, calibration, card, record) -> _Written:
-        from .litert import convert, delegate_check, with_card
+    def __init__(self) -> None:
+        self._float: bytes | None = None  # litert-torch's fp32 file of this build: the int8 file quantizes it
 
-        content = convert(model, size, nhwc=layout == "NHWC", calibration=calibration, **self.options)
+    def write(self, model, size, side_range, layout, calibration, card, record) -> _Written:
+        from .litert import calibrated, delegate_check, float_flatbuffer, static_int8, with_card
+
+        nhwc = layout == "NHWC"
+        if self._float is None:  # one build converts one model at one size and layout: once
+            self._float = float_flatbuffer(model, size, nhwc=nhwc)
+        content = self._float
+        if calibration is not None:
+            content = static_int8(content, calibrated(content, calibration, nhwc=nhwc), self.options.get("kept", ()))
         return _Written(with_card(content, card.to_json(), record), (delegate_check(content),))
 
     def rewrite(self, written, model, size, side_range, layout, calibration, card, record) -> bytes:
