@@ -54,16 +54,18 @@ def _dtypes_of(name: str, path: Path) -> set[str]:
     return {d["dtype"].__name__ for d in interpreter.get_tensor_details() if d["name"].endswith(name)}
 
 
-def test_export_litert_precision_auto_writes_the_repaired_file(outlier_calib, cli, tmp_path):
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_export_litert_precision_auto_writes_the_repaired_file(outlier_calib, cli, tmp_path, layout):
+    """The search runs on the layout the target writes: an NHWC file's ops have other scopes."""
     from runtimes.backends.litert_session import open_litert
 
     out = tmp_path / "outlier.tflite"
     code, _, err = cli("export", SOURCE, "--target", "litert", "--input-size", "32x32", "--precision", "auto",
-                       "--calib", outlier_calib, "-o", out)
+                       "--calib", outlier_calib, "--layout", layout, "-o", out)
     assert out.is_file(), err
     card = open_litert(out).card
     record = card.calibration["repair"]
-    assert card.precision.value == "int8" and record["runtime"] == "litert"
+    assert card.precision.value == "int8" and card.layout == layout and record["runtime"] == "litert"
     assert record["kept_layers"][0] == OUTLIER_MODULE and record["sensitivity"][0]["name"] == OUTLIER_MODULE
     steps = record["steps"]
     assert steps[0]["lost_points"] > 40 and steps[1]["kept_layers"] == [OUTLIER_MODULE] and steps[1]["lost_points"] < 5
@@ -71,4 +73,5 @@ def test_export_litert_precision_auto_writes_the_repaired_file(outlier_calib, cl
     # them int8) miss with every layer in float: the search then records the best it found
     assert record["passed"] == (steps[-1]["lost_points"] <= 1.0)
     assert "kept=<kept_nodes: the" in steps[1]["reproduce"] and len(steps[1]["kept_nodes"]) >= 2
+    assert _dtypes_of("Conv2d_conv2;", out) == {"float32"}  # the kept ops are float in the file written
     assert code == 0, err  # the target's own int8 check passes on the repaired file

@@ -52,9 +52,12 @@ class AeqLiteRT:
     def __init__(self, model: nn.Module, card: ModelCard, size: tuple[int, int], calibration: Sequence[np.ndarray],
                  work: Path, *, threads: int | None = None) -> None:
         """`model`: eval mode, logits out; `calibration`: model inputs (3 x H x W) prepared as the Predictor
-        prepares them. The float file is converted here, once."""
+        prepares them; `card.layout` NHWC: the files take channels-last input (the ops' scopes differ from an
+        NCHW conversion's, so a search runs on the layout the target writes). The float file is converted
+        here, once."""
         self.card, self.size, self.work, self.threads = card, size, work, threads
-        self.float = float_flatbuffer(model, size, nhwc=False)
+        self.nhwc = card.layout == "NHWC"
+        self.float = float_flatbuffer(model, size, nhwc=self.nhwc)
         # module names as the user's model has them: a model rebuilt from a card is under exporters' LogitsOnly
         prefix = "model." if isinstance(model, LogitsOnly) else ""
         self.modules = {path: name.removeprefix(prefix) for path, name in module_paths(model).items()}
@@ -69,14 +72,20 @@ class AeqLiteRT:
         graph = op_graph(self.float)
         weighted = [scope for scope, kind in zip(graph.scopes, graph.kinds) if kind in WEIGHTED_OPS]
         found = units_of(weighted, graph.following)
-        modules = [self.modules.get(graph.locations[u.name], "") for u in found]
+        modules = [self._module_at(graph.locations[u.name]) for u in found]
         names = [m if m and modules.count(m) == 1 else u.name for u, m in zip(found, modules)]
         return [Unit(name, u.nodes, (name,)) for name, u in zip(names, found)]
+
+    def _module_at(self, location: str) -> str:
+        """The model's module at litert-torch's `location`, below any wrapper steps it starts with (the NHWC
+        conversion's ChannelLastIOWrapper and the model it wraps); "" where none is found."""
+        steps = location.split("/")
+        return next((name for i in range(len(steps)) if (name := self.modules.get("/".join(steps[i:])))), "")
 
     def build(self, candidate: Candidate, target: Path) -> Path:
         if self._ranges is None:
             self.calibrations += 1
-            self._ranges = calibrated(self.float, self._calibration, nhwc=False)
+            self._ranges = calibrated(self.float, self._calibration, nhwc=self.nhwc)
         card = self.card.with_overrides(precision="int8", runtime="litert", input_size=self.size, dynamic=False,
                                         calibration={"method": candidate.method})
         target.write_bytes(with_card(static_int8(self.float, self._ranges, candidate.kept), card.to_json(),
