@@ -1,6 +1,6 @@
 """Issue 30 point 5: plain int8 against segedge's repaired int8, per demo-trained model and per runtime.
 
-    python benchmarks/bench_precision_repair.py [--models lraspp_mobilenet_v3_large,deeplabv3plus_mobilenetv2,unet,unet-small]
+    python benchmarks/bench_precision_repair.py [--models unet,segformer_b0] [--backends litert] [--budgets 1,0.1]
 
 For each model with `--weights demo` (segedge's recipe, trained once and cached: run it after the
 cache holds them) the fp32 export, then for each quantizer (`segedge.quantize.adapters`):
@@ -47,11 +47,11 @@ from segedge.quantize.repair import Repair, repair  # noqa: E402
 from segedge.quantize.sensitivity import MOST_UNITS  # noqa: E402
 from segedge.quantize.request import QuantizeRequest  # noqa: E402
 from segedge.quantize.sensitivity_run import SensitivityRequest, adapter_for, reference_runner  # noqa: E402
-from segedge.train.demo import demo_model  # noqa: E402
+from segedge.train.demo import RECIPES, demo_model  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CALIB_COUNT = 32
-DEFAULT_MODELS = ("lraspp_mobilenet_v3_large", "deeplabv3plus_mobilenetv2", "unet", "segformer_b0", "deeplabv3plus_resnet50")
+DEFAULT_MODELS = tuple(RECIPES)  # every zoo model with a demo recipe (segedge.train.demo)
 SMALL_UNET = "unet-small"  # segedge.train.recipe.SMALL: the precision tests' demo-trained U-Net
 
 
@@ -252,9 +252,14 @@ def summarize(record: dict) -> str:
             if load:
                 lines.append(f"- {model}, {row['runtime']}, budget {row['budget']:g}: before {_load(load['before'])}, "
                              f"after {_load(load['after'])}")
+    runtimes = [b.value for b in Backend]
+    for model, result in record["models"].items():
+        absent = [r for r in runtimes if r not in {row["runtime"] for row in result["rows"]}]
+        if absent and model != SMALL_UNET:
+            lines += ["", f"{model}: no {', '.join(absent)} row yet."]
     missing = [m for m in DEFAULT_MODELS if m not in record["models"]]
     if missing:
-        lines += ["", f"Not measured yet: {', '.join(missing)} (their demo weights were not cached when this ran)."]
+        lines += ["", f"Not measured yet: {', '.join(missing)} (not trained by their demo recipes on this machine yet)."]
     lines += ["", "ExecuTorch rows: PT2E (XNNPACKQuantizer) on the PyTorch model the card records, each candidate a static "
               ".pte lowered to XNNPACK at the demo images' size (96 x 96, `segedge.quantize.sensitivity_run`), judged "
               "against the fp32 program on ExecuTorch and timed there (fp32 = that program); the other runtimes' p50 "
