@@ -34,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exporters.calibration import calibration_images  # noqa: E402
+from runtimes.errors import ExportError  # noqa: E402
 from runtimes.guards.fileio import write_text_atomic  # noqa: E402
 from runtimes.measure.machine import cpu_info  # noqa: E402
 from runtimes.model.precision import Precision  # noqa: E402
@@ -120,7 +121,12 @@ def bench_model(model: str, backends: list[Backend], args: argparse.Namespace) -
                 folder = work / f"{backend.value}-{budget:g}"
                 folder.mkdir()
                 print(f"[{model}] {backend.value}, budget {budget:g}", flush=True)
-                rows.append(_row(model, backend, budget, request, fp32, card, images, samples, count, folder, args))
+                try:
+                    rows.append(_row(model, backend, budget, request, fp32, card, images, samples, count, folder, args))
+                except ExportError as exc:  # this quantizer cannot make the model's int8: a row that says why
+                    print(f"[{model}] {backend.value}: {exc}", flush=True)
+                    rows.append({"runtime": backend.value, "budget": budget, "failed": str(exc),
+                                 "load": {"before": list(os.getloadavg()), "after": list(os.getloadavg())}})
     return {"held_out_miou_training": trained.metrics.get("miou"), "images": count, "input_size": list(card.input_size),
             "rows": rows}
 
@@ -222,6 +228,10 @@ def summarize(record: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for model, result in record["models"].items():
         for row in result["rows"]:
+            if "failed" in row:
+                lines.append(f"| {model} | {row['runtime']} | {row['budget']:g} | - | failed: {row['failed']} | - | - | "
+                             "- | - | - | - |")
+                continue
             p50 = row.get("p50_ms") or {}
             ratio = (f"{p50['repaired'] / p50['plain']:.2f}" if p50.get("plain") and p50.get("repaired") else "n/a")
             speed = (f"{p50['plain'] / p50['fp32']:.2f}" if p50.get("plain") and p50.get("fp32") else "n/a")
@@ -237,13 +247,13 @@ def summarize(record: dict) -> str:
               "run; n/a: not timed, as on QNN):", ""]
     for model, result in record["models"].items():
         for row in result["rows"]:
-            if len(row["steps"]) > 1:
+            if len(row.get("steps", ())) > 1:
                 plain = (row.get("p50_ms") or {}).get("plain")
                 parts = [f"{s['step']}: {_num(s.get('lost_points'), '.2f')}, "
                          f"{_num(s['p50_ms'] / plain if s.get('p50_ms') and plain else None, '.2f')}"
                          for s in row["steps"]]
                 lines.append(f"- {model}, {row['runtime']}, budget {row['budget']:g}: " + "; ".join(parts))
-    if not any(len(row["steps"]) > 1 for result in record["models"].values() for row in result["rows"]):
+    if not any(len(row.get("steps", ())) > 1 for result in record["models"].values() for row in result["rows"]):
         lines.append("- none: plain int8 was within the budget in every row above (each row's p50 is its start's)")
     lines += ["", "Load average (1, 5, 15 min) around each model's run:", ""]
     for model, result in record["models"].items():

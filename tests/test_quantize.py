@@ -262,9 +262,11 @@ def test_auto_picks_int8_within_budget(demo_models, tmp_path, cli):
     result = json.loads(stdout)
     tried = [row["precision"] for row in result["search"]]
     assert tried == ["int8", "fp16", "fp32"]  # int8 within budget: no second int8 try
-    assert result["precision"] == "int8" and card_of(out).precision == "int8"
     assert all(row["p50_ms"] > 0 and row["size_mb"] > 0 for row in result["search"])
     assert card_of(out).parity["search"][0]["within_budget"] is True
+    # the fastest within budget, as this run timed them (int8 on a quiet machine; a loaded one can reorder them)
+    fastest = min((row for row in result["search"] if row["within_budget"]), key=lambda row: row["p50_ms"])
+    assert result["precision"] == fastest["precision"] and card_of(out).precision == fastest["precision"]
 
 
 def test_auto_without_labels_and_a_zero_budget(demo_models, tmp_path, cli):

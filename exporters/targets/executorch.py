@@ -119,11 +119,17 @@ def quantized(model: nn.Module, size: tuple[int, int], shapes: dict[str, Any] | 
     if kept:
         names = frozenset(kept)
         quantizer.set_filter_function(lambda node: node.name not in names)
-    prepared = prepare_pt2e(exported(model, size, shapes).module(), quantizer)
-    with torch.no_grad():
-        for x in calibration:
-            prepared(torch.from_numpy(np.ascontiguousarray(x[None])))
-    return convert_pt2e(prepared)
+    graph = exported(model, size, shapes).module()
+    try:
+        prepared = prepare_pt2e(graph, quantizer)
+        with torch.no_grad():
+            for x in calibration:
+                prepared(torch.from_numpy(np.ascontiguousarray(x[None])))
+        return convert_pt2e(prepared)
+    except Exception as exc:  # noqa: BLE001  (PT2E raises many types: an op its annotation breaks, an observer)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"ExecuTorch's PT2E quantizer (XNNPACKQuantizer) could not quantize the model: {first}") \
+            from None
 
 
 def graph_nodes(model: nn.Module, size: tuple[int, int], shapes: dict[str, Any] | None) -> Any:

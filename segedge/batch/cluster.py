@@ -189,6 +189,7 @@ def _host_port(address: str) -> tuple[str, str]:
 def _quiet_ray_data() -> None:
     """Ray Data's progress bars and INFO lines off the console; its log file keeps them all."""
     from ray.data import DataContext
+    from ray.util.annotations import RayDeprecationWarning
 
     for handler in logging.getLogger("ray.data").handlers:
         if type(handler).__name__ == "PlainRayHandler":  # the console one; the others write files
@@ -200,6 +201,12 @@ def _quiet_ray_data() -> None:
     context.enable_auto_log_stats = False
     context.raise_original_map_exception = True  # a worker's SegedgeError, not Ray's UserCodeException
     context.wait_for_min_actors_s = _WAIT_FOR_ACTORS_S
+    # Blocks go to the least busy actor, not to one on the node that read them: an image's bytes move in
+    # microseconds and segmenting it takes far longer, so locality would only pile a job onto the readers' node
+    # (the option is deprecated for January 2027, when Ray Data decides locality itself).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RayDeprecationWarning)
+        context.execution_options.actor_locality_enabled = False
 
 
 def _cause(exc: BaseException) -> str:

@@ -43,7 +43,7 @@ def search_openvino(request: QuantizeRequest, source: Path, card: ModelCard, sam
     trials = [judged(Precision.int8, convert(request, Precision.int8, source, work / "int8.xml", card, progress))]
     if not trials[0].within_budget:
         from segedge.quantize.adapters.openvino_nncf import NncfOpenVINO
-        from segedge.quantize.search import repaired
+        from segedge.quantize.search_repair import repaired
 
         assert request.calib is not None  # check_calibration ran first
         repair_work = work / "repair"

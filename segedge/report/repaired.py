@@ -92,7 +92,7 @@ def _write(result: Repair, plain: Path, runtime: Runtime) -> Path:
         assert card is not None  # quantize_nncf writes one
         return with_card(best.path, card.with_overrides(calibration={**card.calibration, "repair": result.record()}),
                          target)
-    from segedge.quantize.search import record_repair
+    from segedge.quantize.search_repair import record_repair
 
     record_repair(best.path, result.record())
     with atomic_path(target, suffix=target.suffix) as tmp:
