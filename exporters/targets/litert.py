@@ -47,18 +47,9 @@ def require_litert_torch() -> None:
         raise UsageError(f"target litert needs litert-torch (LiteRT's PyTorch converter): {EXPORT_INSTALL}") from None
 
 
-def convert(model: nn.Module, size: tuple[int, int], *, nhwc: bool,
-            calibration: Iterable[np.ndarray] | None = None, kept: Sequence[str] = ()) -> bytes:
-    """The .tflite flatbuffer of `model` at 1 x 3 x H x W (`nhwc`: 1 x H x W x 3 in, N x H x W x C out);
-    int8 when `calibration` (3 x H x W model inputs) is given, the ops of the scopes in `kept` left in float."""
-    content = float_flatbuffer(model, size, nhwc=nhwc)
-    if calibration is None:
-        return content
-    return static_int8(content, calibrated(content, calibration, nhwc=nhwc), kept)
-
-
 def float_flatbuffer(model: nn.Module, size: tuple[int, int], *, nhwc: bool) -> bytes:
-    """litert-torch's fp32 conversion of `model` (see `convert`)."""
+    """The .tflite flatbuffer of `model` at 1 x 3 x H x W (`nhwc`: 1 x H x W x 3 in, N x H x W x C out), fp32:
+    `static_int8(content, calibrated(content, images, nhwc=...), kept)` makes its int8 file."""
     import litert_torch
 
     example = (torch.zeros(1, 3, *size),)

@@ -105,7 +105,7 @@ class AeqLiteRT:
         # the op scopes are long (every location litert-torch fused into the op): they are the step's kept_nodes
         kept = f", kept=<kept_nodes: the {len(candidate.kept)} ops of {', '.join(candidate.kept_layers)}>" \
             if candidate.kept else ""
-        return f"exporters.targets.litert.convert(calibration=...{kept})"
+        return f"exporters.targets.litert.static_int8(float file, calibrated(float file, images){kept})"
 
 
 def repairing_litert(card: ModelCard, samples: SampleSource, budget: float,
