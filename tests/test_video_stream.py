@@ -1,6 +1,8 @@
-"""`segedge predict` on a live stream served from this machine (127.0.0.1 only) by FFmpeg itself:
-`ffmpeg -re ... -f mpegts -listen 1 http://127.0.0.1:PORT/live.ts` sends frames in real time to
-the one client that connects. Skipped where no `ffmpeg` program is installed."""
+"""`segedge predict` on a live stream served from this machine (127.0.0.1 only): by FFmpeg itself
+(`ffmpeg -re ... -f mpegts -listen 1 http://127.0.0.1:PORT/live.ts` sends frames in real time to
+the one client that connects), and over RTSP by GStreamer's RTSP server (tests/rtsp_server.py), as an
+IP camera serves. Skipped where no `ffmpeg` program is installed; the RTSP cases where the system's
+Python lacks GStreamer's RTSP server (.ci/run installs it)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,20 @@ from runtimes.stream.writers import read_mask_video
 av = pytest.importorskip("av")
 FFMPEG = shutil.which("ffmpeg")
 pytestmark = pytest.mark.skipif(FFMPEG is None, reason="needs the ffmpeg program to serve a local stream")
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, where python3-gst-1.0 installs GStreamer's bindings
+RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
+
+
+def _has_rtsp_server() -> bool:
+    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+    try:
+        return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+RTSP = pytest.param("rtsp", marks=pytest.mark.skipif(not _has_rtsp_server(), reason="needs GStreamer's RTSP server "
+                                                     "for the system's Python (gir1.2-gst-rtsp-server-1.0)"))
 
 
 def _free_port() -> int:
@@ -29,10 +45,15 @@ def _free_port() -> int:
 
 
 def _serve(seconds: float, scheme: str = "http") -> tuple[subprocess.Popen, str]:
-    """FFmpeg sending `seconds` of a 64 x 48 test pattern at 10 fps, in real time, to one client: over HTTP
-    (`-listen 1`), or as a raw MPEG-TS over TCP (`tcp://...?listen=1`, what an encoder box or `ffmpeg -f mpegts`
-    pushes on a LAN)."""
+    """A 64 x 48 test pattern at 10 fps, sent in real time: by FFmpeg for `seconds`, to one client, over HTTP
+    (`-listen 1`) or as a raw MPEG-TS over TCP (`tcp://...?listen=1`, what an encoder box or `ffmpeg -f mpegts`
+    pushes on a LAN); or over RTSP (motion JPEG over RTP) by GStreamer's RTSP server until it is killed."""
     port = _free_port()
+    if scheme == "rtsp":
+        rtsp = subprocess.Popen([SYSTEM_PYTHON, str(RTSP_SERVER), str(port), "64", "48", "10"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert rtsp.stdout is not None and rtsp.stdout.readline().strip() == "ready"
+        return rtsp, f"rtsp://127.0.0.1:{port}/live"
     url, served = ((f"http://127.0.0.1:{port}/live.ts", ["-listen", "1", f"http://127.0.0.1:{port}/live.ts"])
                    if scheme == "http" else (f"tcp://127.0.0.1:{port}", [f"tcp://127.0.0.1:{port}?listen=1"]))
     assert FFMPEG is not None
@@ -60,12 +81,12 @@ def _wait_for_frames(out: Path, client: subprocess.Popen, timeout_s: float = 120
     raise AssertionError("no frame was written")
 
 
-@pytest.mark.parametrize("scheme", ["http", "tcp"])
+@pytest.mark.parametrize("scheme", ["http", "tcp", RTSP])
 def test_ctrl_c_ends_a_stream_with_both_videos_closed_and_playable(tmp_path, predictor_models, scheme):
     server, url = _serve(120, scheme)
     out = tmp_path / "out"
     client = _predict(predictor_models.multiclass, url, out)
-    name = "live" if scheme == "http" else "stream"  # a URL without a path: its outputs are named stream_*
+    name = "stream" if scheme == "tcp" else "live"  # a URL without a path: its outputs are named stream_*
     try:
         _wait_for_frames(out, client, name=name)
         client.send_signal(signal.SIGINT)
@@ -84,8 +105,9 @@ def test_ctrl_c_ends_a_stream_with_both_videos_closed_and_playable(tmp_path, pre
     assert f"stopped; {len(masks)} frame" in err and err.strip().splitlines()[-1] == "segedge: error: interrupted"
 
 
-def test_a_stream_that_drops_is_one_line_and_keeps_what_was_written(tmp_path, predictor_models):
-    server, url = _serve(120)
+@pytest.mark.parametrize("scheme", ["http", RTSP])
+def test_a_stream_that_drops_is_one_line_and_keeps_what_was_written(tmp_path, predictor_models, scheme):
+    server, url = _serve(120, scheme)
     out = tmp_path / "out"
     client = _predict(predictor_models.multiclass, url, out)
     try:
