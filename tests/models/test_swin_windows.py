@@ -74,3 +74,29 @@ def test_mask_separates_wrapped_regions() -> None:
     assert (mask[0] == 0).all()  # the top-left window holds one region only
     last = mask[-1]  # the bottom-right window holds four (2 x 2 regions of 4x4, 4x3, 3x4, 3x3 tokens)
     assert sorted(int(n) for n in (last == 0).sum(dim=1).unique()) == [9, 12, 16]
+
+
+def test_cyclic_shift_survives_executorch_pt2e_calibration() -> None:
+    """XNNPACKQuantizer turns the Python number of an `add` into a float32 constant: an index computed as
+    `arange + shift` came out float and PT2E's calibration stopped in `index_select` (UperNet-Swin's
+    ExecuTorch int8); the shifted index is integer and the shift still `roll`'s after calibration."""
+    pytest.importorskip("executorch")
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                         get_symmetric_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    class Shifted(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return cyclic_shift(self.conv(x), SHIFT, 2)
+
+    torch.manual_seed(0)
+    model, x = Shifted().eval(), torch.randn(1, 3, 14, 21)
+    graph = torch.export.export(model, (x,)).module()
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        torch.testing.assert_close(prepared(x), torch.roll(model.conv(x), -SHIFT, dims=2), rtol=0, atol=0)

@@ -41,7 +41,10 @@ def effective_shift(windows: Size, shift: int) -> Size:
 def cyclic_shift(x: Tensor, shift: Size, dim: int) -> Tensor:
     """`torch.roll(x, -shift, dim)` for a shift computed at run time (0 <= shift < size)."""
     size = x.shape[dim]
-    index = torch.arange(size, device=x.device) + shift
+    # The shift goes into arange's bounds, not added to its result: an integer tensor plus a Python
+    # number is the one add ExecuTorch's XNNPACKQuantizer rewrites into a float32 constant (its
+    # `_convert_scalars_to_attrs`), which made the index float and PT2E calibration fail.
+    index = torch.arange(shift, shift + size, device=x.device)
     # wrap round without `%`: the dynamo exporter cannot take a run-time size as the divisor
     index = torch.where(index < size, index, index - size)
     return x.index_select(dim, index)
