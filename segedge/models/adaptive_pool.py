@@ -31,16 +31,20 @@ def adaptive_avg_pool2d(x: Tensor, output_size: OutputSize) -> Tensor:
     """Equals `F.adaptive_avg_pool2d(x, output_size)` (None keeps that axis) and exports dynamically."""
     bins_h, bins_w = (output_size, output_size) if isinstance(output_size, int) else output_size
     height, width = x.shape[-2], x.shape[-1]
-    area = torch.ones((), dtype=x.dtype, device=x.device)
+    # The bin areas start from the rows' (or columns') sums, not from a 0-d tensor of ones: a 0-d
+    # constant times a tensor is a mul ExecuTorch's XNNPACKQuantizer quantizes, and XNNPACK's
+    # channels-last pass then fails on the 0-d quantized constant (PSPNet's ExecuTorch int8).
+    area: Tensor | None = None
     if bins_h is not None:
         rows = bin_membership(height, bins_h, x)
         x = torch.matmul(rows, x)
-        area = area * rows.sum(dim=1)[:, None]
+        area = rows.sum(dim=1)[:, None]
     if bins_w is not None:
         cols = bin_membership(width, bins_w, x)
         x = torch.matmul(x, cols.t())
-        area = area * cols.sum(dim=1)[None, :]
-    return x / area
+        col_area = cols.sum(dim=1)[None, :]
+        area = col_area if area is None else area * col_area
+    return x if area is None else x / area
 
 
 def adaptive_max_pool2d(x: Tensor, output_size: OutputSize) -> Tensor:

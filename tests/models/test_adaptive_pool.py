@@ -68,3 +68,17 @@ def test_exports_with_dynamic_height_and_width(exporter: str, tmp_path) -> None:
         x = rng.standard_normal((2, 3, *size)).astype(np.float32)
         got = session.run(None, {"image": x})[0]
         np.testing.assert_allclose(got, torch_pyramid(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_pyramid_pooling_quantizes_and_lowers_to_executorch() -> None:
+    """PSPNet's pooling through ExecuTorch's int8 path: PT2E calibration, then XNNPACK's lowering, whose
+    channels-last pass failed on a quantized 0-d constant (the bin areas once started from `ones(())`)."""
+    pytest.importorskip("executorch")
+    from exporters.targets.executorch import lower, quantized
+    from segedge.models.heads.ppm import PyramidPoolingModule
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 8, stride=8), PyramidPoolingModule(16, 4, BINS)).eval()
+    calibration = [np.random.default_rng(i).random((3, 96, 96), dtype=np.float32) for i in range(2)]
+    program = lower(quantized(model, (96, 96), None, calibration), (96, 96), None, "{}", {})
+    assert program.program[4:8] == b"ET12"  # an ExecuTorch program's file identifier
