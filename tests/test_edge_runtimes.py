@@ -106,6 +106,27 @@ def test_litert_int8_nhwc_made_by_ai_edge_quantizer(exported, calib):
     assert np.mean(predictor.predict(image) == Predictor(fp32).predict(image)) > 0.95
 
 
+def test_litert_int8_keeps_a_weight_over_32_mib_in_float_and_quantizes_the_rest():
+    """ai-edge-quantizer 0.10 cannot quantize a conv weight over 32 MiB (its chunked path, issue #512 upstream):
+    FCN's fc6 stopped the whole int8 file. That op stays float; every other conv is int8."""
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+
+    from exporters.targets.litert import calibrated, float_flatbuffer, large_weight_scopes, static_int8
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 48, 8, stride=8), torch.nn.ReLU(),
+                                torch.nn.Conv2d(48, 4096, 7, padding=3), torch.nn.ReLU(),  # 38.5 MB of weights
+                                torch.nn.Conv2d(4096, 3, 1)).eval()
+    content = float_flatbuffer(model, (32, 32), nhwc=False)
+    assert len(large_weight_scopes(content)) == 1
+    calibration = [np.random.default_rng(i).random((3, 32, 32), dtype=np.float32) for i in range(2)]
+    interpreter = Interpreter(model_content=static_int8(content, calibrated(content, calibration, nhwc=False)))
+    weights = {tuple(d["shape"]): d["dtype"].__name__ for d in interpreter.get_tensor_details()
+               if d["name"].endswith(("Conv2d_0;", "Conv2d_2;", "Conv2d_4;1")) and len(d["shape"]) == 4}
+    assert weights == {(48, 8, 8, 3): "int8", (4096, 7, 7, 48): "float32", (3, 1, 1, 4096): "int8"}
+
+
 def test_executorch_dynamic_program_names_what_leaves_the_delegate(exported, cli):
     path, result = exported("tiny.pte", "--target", "executorch", "--side-range", "64-512")
     target = result["target"]

@@ -79,7 +79,8 @@ def calibrated(content: bytes, calibration: Iterable[np.ndarray], *, nhwc: bool)
 def static_int8(content: bytes, ranges: dict[str, Any], kept: Sequence[str] = ()) -> bytes:
     """LiteRT's own quantizer on the float file `content`: ai-edge-quantizer's static_wi8_ai8 recipe (int8 weights
     and activations where LiteRT has int8 kernels; int8 input and output tensors too) with the activation `ranges`
-    of `calibrated`; the ops whose scope (`op_scopes`) is in `kept` stay float (the recipe's no_quantize).
+    of `calibrated`; the ops whose scope (`op_scopes`) is in `kept` stay float (the recipe's no_quantize), and so
+    do those with a weight the quantizer cannot take (`large_weight_scopes`).
 
     Not litert-torch's PT2E path: its annotator stops on common graphs (a U-Net's ReLU before a concat:
     "... only refer to edge or node that has observer/fake_quant inserted")."""
@@ -95,11 +96,37 @@ def _quantizer(content: bytes, kept: Sequence[str]) -> Any:
     from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe
 
     engine = quantizer.Quantizer(bytearray(content), recipe.static_wi8_ai8())
-    for scope in kept:  # the latest matching entry wins: these override the recipe's ".*"
+    # the latest matching entry wins: these override the recipe's ".*"
+    for scope in dict.fromkeys([*large_weight_scopes(content), *kept]):
         engine.update_quantization_recipe(f"^{re.escape(scope)}$", qtyping.TFLOperationName.ALL_SUPPORTED,
                                           qtyping.OpQuantizationConfig(),
                                           algorithm_manager.AlgorithmName.NO_QUANTIZE)
     return engine
+
+
+# ai-edge-quantizer quantizes a weight larger than this in chunks, and its chunked path cannot take
+# the rank-4 scales of a conv's weight, per-channel or per-tensor (0.10: google-ai-edge/ai-edge-quantizer#512,
+# "input operand has more dimensions than allowed by the axis remapping"): FCN's fc6 (7 x 7 x 512 x 4096)
+# and PSPNet's bottleneck conv (3 x 3 x 4096 x 512) stopped the whole file. Such an op stays float.
+CHUNKED_WEIGHT_BYTES = 32 * 1024 * 1024
+
+
+def large_weight_scopes(content: bytes) -> list[str]:
+    """The scopes of the ops of a .tflite that read a constant over `CHUNKED_WEIGHT_BYTES`: `static_int8` keeps
+    them float."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    model = tfl.read_model(bytearray(content))
+    graph = model.subgraphs[0]
+    return [tfl.get_op_scope(op, graph.tensors) for op in graph.operators
+            if any(_constant_bytes(graph.tensors[t], model.buffers) > CHUNKED_WEIGHT_BYTES for t in op.inputs if t != -1)]
+
+
+def _constant_bytes(tensor: Any, buffers: Any) -> int:
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    data = tfl.get_tensor_data(tensor, buffers)
+    return 0 if data is None else int(data.nbytes)
 
 
 @dataclass(frozen=True)
