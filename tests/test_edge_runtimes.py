@@ -160,6 +160,37 @@ def test_executorch_int8_made_by_xnnpack_quantizer(exported, calib):
     assert "XNNPACKQuantizer" in Predictor(path).card.calibration["method"]
 
 
+def test_executorch_int8_pads_a_quantized_tensor_with_one_scale(tmp_path):
+    """dequantize -> pad -> quantize with another scale lowered, then failed to load in XNNPACK (Swin's patch
+    merging pads its blocks' quantized sum); the pad now shares its input's scale, loads, and agrees with fp32."""
+    import torch
+    import torch.nn.functional as F
+
+    from exporters.targets.executorch import lower, quantized
+
+    class PaddedSum(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.a(x)
+            y = F.pad((y + self.b(y)).permute(0, 2, 3, 1), (0, 0, 0, 2, 0, 2))  # B x H x W x C, as Swin pads
+            return (y[:, 0::2, 0::2] + y[:, 1::2, 1::2]).permute(0, 3, 1, 2)
+
+    torch.manual_seed(0)
+    model = PaddedSum().eval()
+    calibration = [np.random.default_rng(i).random((3, 16, 16), dtype=np.float32) for i in range(4)]
+    path = tmp_path / "padded.pte"
+    path.write_bytes(lower(quantized(model, (16, 16), None, calibration), (16, 16), None, "{}", {}).program)
+    from executorch.runtime import Runtime
+
+    method = Runtime.get().load_program(str(path)).load_method("forward")  # raised "Failed to load method forward"
+    x = torch.from_numpy(calibration[0][None])
+    out, expected = method.execute([x])[0], model(x).detach()
+    assert out.shape == (1, 8, 9, 9) and float((out - expected).abs().max()) < 0.05 * float(expected.abs().max())
+
+
 def test_onnx_source_and_bad_options_are_refused_in_one_line(cli, tmp_path, tiny_export):
     code, _, err = cli("export", tiny_export("32x32"), "--target", "litert", "-o", tmp_path / "m.tflite")
     line = one_error_line(err)

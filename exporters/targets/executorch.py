@@ -105,6 +105,9 @@ def quantized(model: nn.Module, size: tuple[int, int], shapes: dict[str, Any] | 
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                          get_symmetric_quantization_config)
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import ComposableQuantizer
+
+    from .pt2e_pad import pad_quantizer
 
     config = get_symmetric_quantization_config(is_per_channel=True)
     if observer not in OBSERVERS:
@@ -115,10 +118,11 @@ def quantized(model: nn.Module, size: tuple[int, int], shapes: dict[str, Any] | 
         activation = dataclasses.replace(config.input_activation,
                                          observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
         config = dataclasses.replace(config, input_activation=activation, output_activation=activation)
-    quantizer = XNNPACKQuantizer().set_global(config)
+    xnnpack = XNNPACKQuantizer().set_global(config)
     if kept:
         names = frozenset(kept)
-        quantizer.set_filter_function(lambda node: node.name not in names)
+        xnnpack.set_filter_function(lambda node: node.name not in names)
+    quantizer = ComposableQuantizer([xnnpack, pad_quantizer()])  # pads of quantized tensors: one scale
     graph = exported(model, size, shapes).module()
     try:
         prepared = prepare_pt2e(graph, quantizer)
