@@ -86,7 +86,8 @@ def static_int8(content: bytes, ranges: dict[str, Any], kept: Sequence[str] = ()
     "... only refer to edge or node that has observer/fake_quant inserted")."""
     with quiet(), native_stderr_captured():
         try:
-            result = _quantizer(content, kept).quantize(ranges, enable_progress_report=False)
+            float_ops = [*large_weight_scopes(content), *kept]  # calibration needs neither: only here
+            result = _quantizer(content, float_ops).quantize(ranges, enable_progress_report=False)
         except Exception as exc:  # noqa: BLE001  (the quantizer raises many types)
             raise ExportError(f"ai-edge-quantizer could not quantize the model: {_first_line(exc)}") from None
     return bytes(result.quantized_model)
@@ -96,8 +97,7 @@ def _quantizer(content: bytes, kept: Sequence[str]) -> Any:
     from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe
 
     engine = quantizer.Quantizer(bytearray(content), recipe.static_wi8_ai8())
-    # the latest matching entry wins: these override the recipe's ".*"
-    for scope in dict.fromkeys([*large_weight_scopes(content), *kept]):
+    for scope in dict.fromkeys(kept):  # the latest matching entry wins: these override the recipe's ".*"
         engine.update_quantization_recipe(f"^{re.escape(scope)}$", qtyping.TFLOperationName.ALL_SUPPORTED,
                                           qtyping.OpQuantizationConfig(),
                                           algorithm_manager.AlgorithmName.NO_QUANTIZE)

@@ -28,12 +28,10 @@ def pad_quantizer() -> Any:
                 if node.op != "call_function" or node.target not in _PADS or _KEY in node.meta:
                     continue
                 producer = node.args[0]
-                value = node.args[3] if node.target is torch.ops.aten.pad.default and len(node.args) > 3 else (
-                    node.args[2] if len(node.args) > 2 else 0.0)
                 produced = producer.meta.get(_KEY) if isinstance(producer, torch.fx.Node) else None
                 # only where the producer's output is quantized (a float producer leaves the pad float) and
                 # the pad adds zeros (what the shared scale represents exactly)
-                if produced is None or produced.output_qspec is None or value not in (None, 0.0):
+                if produced is None or produced.output_qspec is None or not _adds_zeros(node):
                     continue
                 shared = SharedQuantizationSpec(producer)
                 node.meta[_KEY] = QuantizationAnnotation(input_qspec_map={producer: shared}, output_qspec=shared,
@@ -44,3 +42,12 @@ def pad_quantizer() -> Any:
             pass
 
     return ZeroPadSharesItsInput()
+
+
+def _adds_zeros(node: torch.fx.Node) -> bool:
+    """A constant pad with the value 0: `constant_pad_nd(x, pad, value=0)` or `pad(x, pad, "constant", None or 0)`."""
+    if node.target is torch.ops.aten.constant_pad_nd.default:
+        return bool((node.args[2] if len(node.args) > 2 else node.kwargs.get("value", 0.0)) == 0.0)
+    mode = node.args[2] if len(node.args) > 2 else node.kwargs.get("mode", "constant")
+    value = node.args[3] if len(node.args) > 3 else node.kwargs.get("value")
+    return mode == "constant" and value in (None, 0.0)
