@@ -179,3 +179,24 @@ def test_sensitivity_refuses_a_quantized_file_in_one_line(folder, cli, tmp_path)
     assert code == 2 and "already quantized" in err and len(err.strip().splitlines()) == 1 and out == ""
     code, _, err = cli("quantize", model, "--calib", calib)
     assert code == 2 and "needs --precision" in err
+
+
+def test_the_report_repairs_nncfs_int8_ir_into_a_new_ir_with_the_record_in_its_card(folder, cli, tmp_path):
+    pytest.importorskip("nncf")
+    from exporters.nncf_int8 import ir_card
+
+    model, calib = folder / "outlier.onnx", folder / "shapes" / "JPEGImages"
+    out = tmp_path / "report"
+    code, _, err = cli("report", model, "-o", out, "--precisions", "fp32,int8", "--runtimes", "openvino",
+                       "--calib", calib, "--calib-count", "8", "--budget", str(BUDGET), "--runs", "3", "--samples", "0")
+    assert code == 0, err
+    rows = {r["label"]: r for r in json.loads((out / "report.json").read_text())["rows"]}
+    repaired = rows["int8, repaired / CPU, NNCF IR / openvino"]
+    assert repaired["status"] == "ok" and repaired["file"].endswith("_repaired.xml")
+    xml = Path(repaired["file"])
+    assert xml.with_suffix(".bin").is_file()
+    card = ir_card(xml)
+    assert card is not None and card.calibration["repair"]["step"]
+    plain = Path(rows["int8 / CPU, NNCF IR / openvino"]["file"])
+    plain_card = ir_card(plain)
+    assert plain_card is not None and "repair" not in plain_card.calibration  # the plain int8 IR is left as it was

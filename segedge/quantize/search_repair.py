@@ -45,20 +45,25 @@ def repaired(request: QuantizeRequest, source: Path, card: ModelCard, samples: S
     return [_trial(best, result)]
 
 
-def record_repair(path: Path, record: dict) -> None:
+def record_repair(path: Path, record: dict, target: Path | None = None) -> None:
     """The repair's record (what stays float and why, how to build it again) in the candidate's card: an ONNX
-    file's, or an OpenVINO IR's (rewritten in place, its weights unchanged)."""
+    file's, or an OpenVINO IR's (its weights unchanged). Written at `target` (atomically), else in place; an ONNX
+    file without a card is written there as it is."""
+    target = target or path
     if path.suffix == ".xml":
         from exporters.nncf_int8 import ir_card, with_card
 
-        ir = ir_card(path)
-        if ir is not None:
-            with_card(path, ir.with_overrides(calibration={**ir.calibration, "repair": record}), path)
+        ir = ir_card(path)  # segedge's NNCF files all have one; a card-less IR in place is left alone
+        if ir is not None or target != path:
+            assert ir is not None, f"{path}: an OpenVINO IR without segedge's card"
+            with_card(path, ir.with_overrides(calibration={**ir.calibration, "repair": record}), target)
         return
     model = load_model(path)
     card = read_card_from_proto(model)
     if card is not None:
-        save_model(embed_card(model, card.with_overrides(calibration={**card.calibration, "repair": record})), path)
+        model = embed_card(model, card.with_overrides(calibration={**card.calibration, "repair": record}))
+    if card is not None or target != path:
+        save_model(model, target)
 
 
 def _trial(step: Step, result: Repair) -> Trial:

@@ -3,20 +3,19 @@
 For each int8 file the report made (ONNX Runtime's QDQ, NNCF's IR for OpenVINO) whose loss against
 fp32 (mIoU points with labels, else argmax-agreement points) is over `--budget`, the repair search
 of that runtime's quantizer (`segedge.quantize.repair`) runs from it, and its best candidate is
-written as `<name>_int8_repaired.onnx` / `<name>_int8-nncf_repaired.xml`. Its row is timed with the
+written as `<name>_int8_repaired.onnx` / `<name>_int8_repaired.xml`. Its row is timed with the
 others, so the table shows what the layers kept in float cost in speed; its notes name them.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from exporters.calibration import calibration_images
 from runtimes.model.card import ModelCard
-from runtimes.guards.fileio import atomic_path, work_folder
+from runtimes.guards.fileio import work_folder
 from runtimes.backends import RuntimeSpec, backend_for_path
 from runtimes.backends.selection import Runtime
 from runtimes.model.precision import Precision
@@ -28,6 +27,7 @@ from segedge.quantize.judging import budget_judge, lost_points, measured
 from segedge.quantize.repair import Repair, Step, repair
 from segedge.quantize.request import QuantizeRequest
 from segedge.quantize.run import QuantizeResult
+from segedge.quantize.search_repair import record_repair
 
 Progress = Callable[[str], None]
 
@@ -51,7 +51,7 @@ def repaired_file(quantized: QuantizeResult, runtime: Runtime, fp32: Path, card:
             result = repair(adapter, judge, sum(1 for _ in samples[0]()), work, progress, start=start)
             if result.best is start:
                 return "repair: no step lost less than plain int8"
-            return _write(result, quantized.path, runtime)
+            return _write(result, quantized.path)
     except Exception as exc:  # noqa: BLE001 - the row says why; the report goes on
         return f"repair failed: {one_line(exc)}"
 
@@ -82,21 +82,9 @@ def _adapter(runtime: Runtime, fp32: Path, calib: Path, count: int, card: ModelC
     return OrtQdq(fp32, calib, count, card, work, overrides=overrides)
 
 
-def _write(result: Repair, plain: Path, runtime: Runtime) -> Path:
-    best = result.best
+def _write(result: Repair, plain: Path) -> Path:
     target = plain.with_name(f"{plain.stem}_repaired{plain.suffix}")
-    if runtime is Runtime.openvino:
-        from exporters.nncf_int8 import ir_card, with_card
-
-        card = ir_card(best.path)
-        assert card is not None  # quantize_nncf writes one
-        return with_card(best.path, card.with_overrides(calibration={**card.calibration, "repair": result.record()}),
-                         target)
-    from segedge.quantize.search_repair import record_repair
-
-    record_repair(best.path, result.record())
-    with atomic_path(target, suffix=target.suffix) as tmp:
-        shutil.copyfile(best.path, tmp)
+    record_repair(result.best.path, result.record(), target)
     return target
 
 
