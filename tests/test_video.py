@@ -216,6 +216,15 @@ def test_bad_videos_are_one_line_and_keep_whole_what_was_written(cli, tmp_path, 
         np.testing.assert_array_equal(mask, predictor.predict(frame))
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="camera indices name /dev/videoN on Linux")
+def test_a_camera_that_is_not_there_is_one_line_naming_its_device(cli, tmp_path, predictor_models):
+    index = next(i for i in range(63, 0, -1) if not Path(f"/dev/video{i}").exists())
+    code, _, err = cli("predict", predictor_models.multiclass, str(index), "-o", tmp_path / "o")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"camera {index} (/dev/video{index}, v4l2): cannot open the camera" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_frame_over_the_pixel_limit_is_refused_before_decoding(cli, tmp_path, clip, predictor_models):
     code, _, err = cli("predict", predictor_models.multiclass, clip[0], "--max-pixels", W * H - 1, "-o", tmp_path / "o")
     assert code == 1 and "decompression-bomb limit" in err and not (tmp_path / "o").exists()

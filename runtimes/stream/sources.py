@@ -169,7 +169,8 @@ class Video:
         try:
             return av.open(target, format=fmt, options=probing, timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
         except av.error.FFmpegError as exc:
-            raise VideoError(f"{self.source}: cannot open the video ({_reason(exc)})") from None
+            what = f"camera {self.source} ({target}, {fmt})" if fmt else self.source
+            raise VideoError(f"{what}: cannot open the {'camera' if fmt else 'video'} ({_reason(exc)})") from None
 
     def _decoded(self) -> Iterator[Frame]:
         av = self._av
