@@ -140,12 +140,8 @@ def test_the_qnn_target_repairs_a_weight_outlier_with_16_bit_weights(folder, tmp
 
 
 def test_the_report_adds_an_int8_repaired_row_with_its_ranking(folder, cli, tmp_path):
-    model, calib = folder / "outlier.onnx", folder / "shapes" / "JPEGImages"
     out = tmp_path / "report"
-    code, _, err = cli("report", model, "-o", out, "--precisions", "fp32,int8", "--runtimes", "onnxruntime",
-                       "--calib", calib, "--calib-count", "8", "--budget", str(BUDGET), "--runs", "3", "--samples", "0")
-    assert code == 0, err
-    rows = {r["label"]: r for r in json.loads((out / "report.json").read_text())["rows"]}
+    rows = _report_rows(folder, cli, out, "onnxruntime")
     repaired = rows["int8, repaired / cpu / onnxruntime"]
     assert repaired["status"] == "ok" and repaired["file"].endswith("outlier_int8_repaired.onnx")
     assert any("kept in float: conv2" in note for note in repaired["notes"])
@@ -185,12 +181,7 @@ def test_the_report_repairs_nncfs_int8_ir_into_a_new_ir_with_the_record_in_its_c
     pytest.importorskip("nncf")
     from exporters.nncf_int8 import ir_card
 
-    model, calib = folder / "outlier.onnx", folder / "shapes" / "JPEGImages"
-    out = tmp_path / "report"
-    code, _, err = cli("report", model, "-o", out, "--precisions", "fp32,int8", "--runtimes", "openvino",
-                       "--calib", calib, "--calib-count", "8", "--budget", str(BUDGET), "--runs", "3", "--samples", "0")
-    assert code == 0, err
-    rows = {r["label"]: r for r in json.loads((out / "report.json").read_text())["rows"]}
+    rows = _report_rows(folder, cli, tmp_path / "report", "openvino")
     repaired = rows["int8, repaired / CPU, NNCF IR / openvino"]
     assert repaired["status"] == "ok" and repaired["file"].endswith("_repaired.xml")
     xml = Path(repaired["file"])
@@ -200,3 +191,12 @@ def test_the_report_repairs_nncfs_int8_ir_into_a_new_ir_with_the_record_in_its_c
     plain = Path(rows["int8 / CPU, NNCF IR / openvino"]["file"])
     plain_card = ir_card(plain)
     assert plain_card is not None and "repair" not in plain_card.calibration  # the plain int8 IR is left as it was
+
+
+def _report_rows(folder: Path, cli, out: Path, runtime: str) -> dict[str, dict]:
+    """`segedge report` of the outlier model (fp32 and int8 on `runtime`, repaired over BUDGET): its rows by label."""
+    model, calib = folder / "outlier.onnx", folder / "shapes" / "JPEGImages"
+    code, _, err = cli("report", model, "-o", out, "--precisions", "fp32,int8", "--runtimes", runtime,
+                       "--calib", calib, "--calib-count", "8", "--budget", str(BUDGET), "--runs", "3", "--samples", "0")
+    assert code == 0, err
+    return {r["label"]: r for r in json.loads((out / "report.json").read_text())["rows"]}

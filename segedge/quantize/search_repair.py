@@ -53,17 +53,17 @@ def record_repair(path: Path, record: dict, target: Path | None = None) -> None:
     if path.suffix == ".xml":
         from exporters.nncf_int8 import ir_card, with_card
 
-        ir = ir_card(path)  # segedge's NNCF files all have one; a card-less IR in place is left alone
-        if ir is not None or target != path:
-            assert ir is not None, f"{path}: an OpenVINO IR without segedge's card"
-            with_card(path, ir.with_overrides(calibration={**ir.calibration, "repair": record}), target)
+        ir = ir_card(path)
+        assert ir is not None, f"{path}: segedge's NNCF IRs all carry a card"
+        with_card(path, _with_record(ir, record), target)
         return
     model = load_model(path)
     card = read_card_from_proto(model)
-    if card is not None:
-        model = embed_card(model, card.with_overrides(calibration={**card.calibration, "repair": record}))
-    if card is not None or target != path:
-        save_model(model, target)
+    save_model(model if card is None else embed_card(model, _with_record(card, record)), target)
+
+
+def _with_record(card: ModelCard, record: dict) -> ModelCard:
+    return card.with_overrides(calibration={**card.calibration, "repair": record})
 
 
 def _trial(step: Step, result: Repair) -> Trial:
