@@ -9,8 +9,8 @@ rounds (every mode once per round, the modes' order rotated), images per second 
 
 - model alone: the runtime's run on one prepared 1280 x 960 input, N times (`predictor.session.run`),
   in a session opened as `Predictor` and `segedge bench` open it (ONNX Runtime's threads spin-wait);
-- model alone, threads parked (ONNX Runtime only): the same in the session `segedge predict` opens
-  (`spinning=False`: its idle threads park at once, leaving the cores to decoding and encoding);
+- model alone, brief spin (ONNX Runtime only): the same in the session `segedge predict` opens
+  (`spinning=False`: its idle threads spin 100 us, then park, leaving the cores to decoding and encoding);
 - predict loop: `Predictor.predict` on the decoded arrays, no file I/O;
 - folder, sequential: the loop `segedge predict FOLDER` ran before issue 32 (`jobs.segment` per image:
   decode, predict, write the palette PNG), one image after another;
@@ -66,7 +66,7 @@ from segedge.batch.jobs import find_images, output_stem, segment  # noqa: E402
 from segedge.batch.video import VideoPlan, VideoSummary, predict_video  # noqa: E402
 
 HEIGHT, WIDTH, RATE = 960, 1280, 10
-MODES = ("model alone", "model alone, threads parked", "predict loop", "folder, sequential", "folder, overlapped",
+MODES = ("model alone", "model alone, brief spin", "predict loop", "folder, sequential", "folder, overlapped",
          "video, sequential", "video, overlapped")
 
 
@@ -91,11 +91,11 @@ def make_inputs(folder: Path, count: int) -> tuple[Path, Path, list[np.ndarray]]
     return photos, clip, frames
 
 
-def modes(predictor: Predictor, parked: Predictor, photos: Path, clip: Path, frames: list[np.ndarray],
+def modes(predictor: Predictor, brief: Predictor, photos: Path, clip: Path, frames: list[np.ndarray],
           scratch: Path) -> dict[str, Callable[[], int]]:
     """Each mode as a function that does its work once and returns how many images it did.
 
-    `predictor`: opened as `Predictor` opens a file by default; `parked`: as `segedge predict` opens it."""
+    `predictor`: opened as `Predictor` opens a file by default; `brief`: as `segedge predict` opens it."""
     jobs = find_images([photos], recursive=False)
     x, _ = to_model_input(frames[0], predictor.card)
     batch = np.ascontiguousarray(x[None])
@@ -105,9 +105,9 @@ def modes(predictor: Predictor, parked: Predictor, photos: Path, clip: Path, fra
             predictor.session.run(batch)
         return len(frames)
 
-    def model_alone_parked() -> int:
+    def model_alone_brief() -> int:
         for _ in frames:
-            parked.session.run(batch)
+            brief.session.run(batch)
         return len(frames)
 
     def predict_loop() -> int:
@@ -123,7 +123,7 @@ def modes(predictor: Predictor, parked: Predictor, photos: Path, clip: Path, fra
 
     def folder_overlapped() -> int:
         out = _fresh(scratch / "folder_overlapped")
-        failed = segment_overlapped(parked, jobs, out, False, lambda job, error: None)
+        failed = segment_overlapped(brief, jobs, out, False, lambda job, error: None)
         assert not failed
         return len(jobs)
 
@@ -143,13 +143,13 @@ def modes(predictor: Predictor, parked: Predictor, photos: Path, clip: Path, fra
         out = _fresh(scratch / "video_overlapped")
         summary = VideoSummary()
         with Video(str(clip)) as video:
-            predict_video(parked, video, VideoPlan(out), summary, lambda frame: None)
+            predict_video(brief, video, VideoPlan(out), summary, lambda frame: None)
         return summary.frames
 
-    runs = dict(zip(MODES, (model_alone, model_alone_parked, predict_loop, folder_sequential, folder_overlapped,
+    runs = dict(zip(MODES, (model_alone, model_alone_brief, predict_loop, folder_sequential, folder_overlapped,
                             video_sequential, video_overlapped)))
-    if parked is predictor:  # a runtime without spinning threads: one session, nothing to compare
-        del runs["model alone, threads parked"]
+    if brief is predictor:  # a runtime without spinning threads: one session, nothing to compare
+        del runs["model alone, brief spin"]
     return runs
 
 
@@ -226,9 +226,9 @@ def main() -> None:
         photos, clip, frames = make_inputs(scratch, args.images)
         for path in args.model:
             predictor = Predictor(path, threads=args.threads)
-            # `segedge predict`'s session: ONNX Runtime's idle threads park (segedge/cli/predict_cmd.py)
-            parked = Predictor(path, threads=args.threads, spinning=False) if predictor.runtime == "onnxruntime" else predictor
-            row = measure(path.name, (predictor, parked), modes(predictor, parked, photos, clip, frames, scratch),
+            # `segedge predict`'s session: ONNX Runtime's idle threads spin briefly, then park (segedge/cli/predict_cmd.py)
+            brief = Predictor(path, threads=args.threads, spinning=False) if predictor.runtime == "onnxruntime" else predictor
+            row = measure(path.name, (predictor, brief), modes(predictor, brief, photos, clip, frames, scratch),
                           args.rounds, frames[0])
             results["models"].append({"images": args.images, **row})
     earlier = args.out.with_suffix(".json")

@@ -62,9 +62,10 @@ class Predictor:
     `openvino_hint` is its inference precision: "f32", "bf16", "f16" or None/"auto" (OpenVINO's
     choice, bf16 on CPUs with AVX512-BF16 or AMX). A file quantized for the other runtime warns
     (`runtimes.backends.RuntimeMismatchWarning`).
-    `spinning`: False parks ONNX Runtime's idle intra-op threads at once instead of letting them
-    spin-wait: for `predict_stream` and other work beside the model (decoding, encoding) on a
-    machine whose cores the model uses, so that waiting threads leave those cores to it.
+    `spinning`: False lets ONNX Runtime's idle intra-op threads spin only briefly (100 us) before
+    they park, instead of ORT's long spin-wait: for `predict_stream` and other work beside the
+    model (decoding, encoding) on a machine whose cores the model uses, so that threads waiting
+    between runs leave those cores to it.
     """
 
     def __init__(

@@ -12,7 +12,7 @@ import pytest
 from runtimes.backends import RuntimeSpec
 from runtimes.measure.timing import FailedRun, Runner, ort_runner, time_runners
 from runtimes.measure.machine import machine_record, usable_cpus
-from runtimes.backends.onnxruntime_session import open_session
+from runtimes.backends.onnxruntime_session import BRIEF_SPIN_US, brief_spin_entries, open_session
 from segedge.bench import BenchRequest, Peer, run_bench
 from segedge.cli import main
 
@@ -59,15 +59,22 @@ def test_io_binding_runner_matches_plain_run(tiny_onnx):
     assert "host copies excluded" in bound.notes[0] and bound.tags["precision"] == "fp32"
 
 
-def test_sessions_timed_beside_peers_do_not_spin(tiny_onnx):
-    key = "session.intra_op.allow_spinning"
-    parked = open_session(tiny_onnx, "cpu", 1, spinning=False)
+def test_sessions_timed_beside_peers_spin_only_briefly(tiny_onnx):
+    key = "session.intra_op.spin_duration_us"
+    brief = open_session(tiny_onnx, "cpu", 1, spinning=False)
     default = open_session(tiny_onnx, "cpu", 1)
-    assert parked.session.get_session_options().get_session_config_entry(key) == "0"
-    with pytest.raises(RuntimeError, match="does not have configuration"):  # unset: ORT's default, spin
+    assert brief.session.get_session_options().get_session_config_entry(key) == str(BRIEF_SPIN_US)
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # unset: ORT's default, a long spin
         default.session.get_session_options().get_session_config_entry(key)
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 40)).astype(np.float32)
-    np.testing.assert_array_equal(parked.run(x), default.run(x))
+    np.testing.assert_array_equal(brief.run(x), default.run(x))
+
+
+def test_an_onnx_runtime_without_a_spin_bound_parks_its_threads_at_once():
+    # ORT before 1.26 ignores spin_duration_us (and would spin long): its threads park instead.
+    assert brief_spin_entries("1.25.1") == {"session.intra_op.allow_spinning": "0"}
+    assert brief_spin_entries("1.26.0")["session.intra_op.spin_duration_us"] == str(BRIEF_SPIN_US)
+    assert brief_spin_entries("2.0.0.dev20261201")["session.intra_op.spin_duration_us"] == str(BRIEF_SPIN_US)
 
 
 def test_bench_with_peers_in_one_run(tiny_onnx):

@@ -126,6 +126,19 @@ def test_exif_orientation_is_applied(tmp_path):
     assert out.sum() == 255
 
 
+def test_a_callers_turned_image_is_read_upright_and_left_as_it_was(tmp_path):
+    wide = np.zeros((2, 4, 3), np.uint8)
+    wide[0, 0] = (255, 0, 0)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    with Image.open(saved(tmp_path, Image.fromarray(wide), "o.png", exif=exif)) as image:
+        out = load_image(image)
+        assert out.shape == (4, 2, 3) and out[0, 1].tolist() == [255, 0, 0]
+        # A file segedge opens is turned in place; the caller's image keeps its size and its tag.
+        assert image.size == (4, 2) and image.getexif()[0x0112] == 6
+        np.testing.assert_array_equal(np.asarray(image), wide)
+
+
 def test_multi_frame_file_gives_its_first_frame_with_a_warning(tmp_path):
     frames = [Image.fromarray(np.full((3, 4, 3), v, np.uint8)) for v in (10, 200)]
     path = tmp_path / "anim.tif"

@@ -17,6 +17,7 @@ from PIL import Image
 from runtimes import Predictor
 from runtimes.errors import UsageError
 from runtimes.imaging.postprocess import overlay_image
+from runtimes.stream.labelling import _Buffers
 from runtimes.stream.pipeline import staged
 from runtimes.stream.writers import mask_video, read_mask_video
 from tests.predictor_models import scene
@@ -257,8 +258,8 @@ def _frames(n: int) -> list[np.ndarray]:
     return [scene(*sizes[i % len(sizes)], seed=i) for i in range(n)]
 
 
-@pytest.mark.parametrize("options", [{"tile_size": 64}, {"resize_long": 40}, {"runtime": "openvino"}],
-                         ids=["tiled", "resized", "openvino"])  # the 120 x 90 frames tiled; all resized; argmax in graph
+@pytest.mark.parametrize("options", [{}, {"tile_size": 64}, {"resize_long": 40}, {"runtime": "openvino"}],
+                         ids=["as-is", "tiled", "resized", "openvino"])  # the 120 x 90 frames tiled; all resized; argmax in graph
 def test_predict_stream_gives_predicts_masks_in_order(predictor_models, options):
     if options.get("runtime") == "openvino":
         pytest.importorskip("openvino")
@@ -268,6 +269,19 @@ def test_predict_stream_gives_predicts_masks_in_order(predictor_models, options)
     assert len(got) == len(frames)
     for mask, frame in zip(got, frames):
         np.testing.assert_array_equal(mask, predictor.predict(frame))
+
+
+def test_stream_model_inputs_are_handed_back_and_reused_by_size():
+    inputs = _Buffers(keep=2)
+    first = inputs.take((3, 32, 64))
+    inputs.give(first)
+    assert inputs.take((3, 32, 64)) is first  # the same memory again: no new pages per frame
+    assert inputs.take((3, 32, 64)) is not first  # taken, it is not handed out twice
+    others = [inputs.take((3, 64, 64)) for _ in range(3)]
+    for array in [first, *others]:
+        inputs.give(array)
+    assert inputs.take((3, 32, 64)) is not first  # at most `keep` kept: the oldest went first
+    assert inputs.take((3, 64, 64)) is others[2] and inputs.take((3, 64, 64)) is others[1]
 
 
 def test_predict_stream_reads_ahead_no_further_than_its_queues(predictor_models):

@@ -76,8 +76,8 @@ class RuntimeSpec:
     provider ("cpu", "cuda", "auto", ...) and its options; other runtimes take "cpu" only.
     `threads`: intra-op threads (None: the CPUs this process may use). `hint`: the inference
     precision of the float parts (f32, bf16, f16; None or "auto": the runtime's choice), also ONNX
-    Runtime's OpenVINO provider's. `spinning`: False parks ONNX Runtime's idle threads at once
-    (for sessions timed beside other runtimes, see `runtimes.backends.onnxruntime_session.session_options`).
+    Runtime's OpenVINO provider's. `spinning`: False lets ONNX Runtime's idle threads spin only
+    briefly, then park (for sessions sharing their cores, see `runtimes.backends.onnxruntime_session.session_options`).
     """
 
     runtime: str | None = None

@@ -152,22 +152,42 @@ def check_model_path(path: str | os.PathLike[str]) -> Path:
 def session_options(threads: int | None = None, spinning: bool = True) -> ort.SessionOptions:
     """ORT options segedge opens every model with.
 
-    `spinning=False` parks ORT's idle intra-op threads at once instead of letting them spin-wait for
-    the next run. Benchmarks that interleave runtimes need it: measured on deeplabv3plus at 384x384,
-    2 threads, PyTorch eager ran 461 ms right after a spinning ORT session and 420 ms after one that
-    does not spin, while ORT itself took 345 ms either way.
+    `spinning=False` bounds how long ORT's idle intra-op threads spin-wait: `BRIEF_SPIN_US`, then
+    they park (`brief_spin_entries`), where ORT's default spins far longer. For sessions that share
+    their cores: benchmarks that interleave runtimes (measured on deeplabv3plus at 384x384, 2 threads,
+    PyTorch eager ran 461 ms right after a spinning ORT session and 420 ms after one that did not
+    spin, while ORT itself took 345 ms either way) and `segedge predict`, whose decoding and
+    encoding run beside the model.
     """
     check_threads(threads)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or usable_cpus()
     opts.inter_op_num_threads = 1
     if not spinning:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        for key, value in brief_spin_entries(ort.__version__).items():
+            opts.add_session_config_entry(key, value)
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # ORT's logger writes warnings (e.g. about unused initializers) straight to stderr.
     opts.log_severity_level = _QUIET
     record_assignment(opts)
     return opts
+
+
+# Idle intra-op threads spin this long, then park. Between a run's operators the wait is shorter:
+# the threads stay awake and no operator waits for one to wake (LR-ASPP 1280 x 960 on 2 threads ran
+# 3 to 6 % slower with its threads parked at once than spinning, as fast with this bound); between
+# runs they park and leave the cores to decoding and encoding, or to the runtime timed next; under
+# load (3 busy processes on 2 cores) it ran as parked threads do, 1.2 x ORT's long spin.
+BRIEF_SPIN_US = 100
+_BOUNDED_SPIN_SINCE = (1, 26)  # ORT 1.26 added spin_duration_us; an older one ignores the key and spins long
+
+
+def brief_spin_entries(version: str) -> dict[str, str]:
+    """Session config entries for a brief spin on ONNX Runtime `version`: parking at once before 1.26."""
+    release = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if release < _BOUNDED_SPIN_SINCE:
+        return {"session.intra_op.allow_spinning": "0"}
+    return {"session.intra_op.spin_duration_us": str(BRIEF_SPIN_US), "session.intra_op.spin_backoff_max": "8"}
 
 
 def open_session(
@@ -182,7 +202,7 @@ def open_session(
     """Open `path` on `provider`; raise when it is not a one-image-in, one-map-out model.
 
     The requested provider must be active afterwards (no silent CPU fallback). `spinning=False`:
-    see `session_options` (for sessions timed beside other runtimes). `overrides`: model card
+    idle threads spin briefly, then park (`session_options`). `overrides`: model card
     fields that replace the file's (or, for a file without a card, what inspection would read).
     """
     path = check_model_path(path)

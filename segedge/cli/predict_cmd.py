@@ -119,7 +119,7 @@ def _predictor(model: Path, threads: Optional[int], isolate: bool, options: dict
     """The Predictor the options describe; a warning about the file's runtime as one line."""
     with warnings.catch_warnings(record=True) as said:  # a file quantized for the other runtime: one line
         warnings.simplefilter("always")
-        # ONNX Runtime's waiting threads park instead of spinning: decoding and encoding run beside
+        # ONNX Runtime's waiting threads spin only briefly, then park: decoding and encoding run beside
         # the model on the same cores (docs/video.md, Speed)
         predictor = Predictor(model, threads=threads, isolate=isolate, spinning=False, **options)
     for warning in said:
