@@ -174,10 +174,11 @@ def session_options(threads: int | None = None, spinning: bool = True) -> ort.Se
 
 
 # Idle intra-op threads spin this long, then park. Between a run's operators the wait is shorter:
-# the threads stay awake and no operator waits for one to wake (LR-ASPP 1280 x 960 on 2 threads ran
-# 3 to 6 % slower with its threads parked at once than spinning, as fast with this bound); between
-# runs they park and leave the cores to decoding and encoding, or to the runtime timed next; under
-# load (3 busy processes on 2 cores) it ran as parked threads do, 1.2 x ORT's long spin.
+# the threads stay awake and no operator waits for one to wake (LR-ASPP 1280 x 960 on 2 threads, its
+# threads parked at once, ran 3 to 6 % slower than spinning in four of six runs; with this bound
+# 0.98 to 1.09 of it). Between runs they park and leave the cores to decoding and encoding, or to
+# the runtime timed next; under load (3 busy processes on 2 cores) it ran as parked threads do,
+# 1.2 x ORT's long spin.
 BRIEF_SPIN_US = 100
 _BOUNDED_SPIN_SINCE = (1, 26)  # ORT 1.26 added spin_duration_us; an older one ignores the key and spins long
 
