@@ -23,11 +23,10 @@ size starts the average again.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import threading
 
 import numpy as np
 
