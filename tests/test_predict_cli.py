@@ -124,3 +124,28 @@ def test_python_dash_m_segedge_predict(tmp_path, images, predictor_models):
     assert "3 of 3 images segmented" in result.stderr
     with Image.open(out / "sub" / "b_mask.png") as mask:
         assert mask.size == (21, 33) and mask.mode == "P"
+
+
+def test_a_quoted_glob_pattern_is_expanded_keeping_folders_below_its_first_wildcard(cli, tmp_path, images, predictor_models):
+    out = tmp_path / "out"
+    code, _, err = cli("predict", predictor_models.multiclass, f"{images}/**/*.[jt]*", "-o", out)
+    assert code == 0, err
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["sub/b_mask.png", "sub/deeper/c_mask.png"]  # a.png, notes.txt, .hidden.png: not matched
+    assert "2 of 2 images" in err
+    with Image.open(out / "sub" / "deeper" / "c_mask.png") as mask:
+        np.testing.assert_array_equal(np.asarray(mask),
+                                      Predictor(predictor_models.multiclass).predict(images / "sub" / "deeper" / "c.tif"))
+
+
+@pytest.mark.parametrize("pattern, output, message", [
+    ("*.jpg", "out", "no images match"),  # matches nothing (images/ holds a.png only)
+    ("*.png", ".", "would be matched by"),  # a_mask.png would match *.png next time
+])
+def test_a_glob_pattern_that_matches_nothing_or_its_own_outputs_is_refused(cli, tmp_path, images, predictor_models,
+                                                                        pattern, output, message):
+    before = sorted(p.name for p in images.iterdir())
+    code, _, err = cli("predict", predictor_models.multiclass, images / pattern, "-o", images / output)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and message in lines[0], err
+    assert sorted(p.name for p in images.iterdir()) == before  # nothing written

@@ -7,6 +7,7 @@ so their outputs are the same bytes by construction. Nothing here imports torch 
 
 from __future__ import annotations
 
+import glob
 import os
 import warnings
 from collections.abc import Sequence
@@ -32,8 +33,11 @@ _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, 
 def find_images(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
     """(file, output path relative to the output folder) for every image named or found.
 
-    A folder's images keep their path below the folder. Hidden files are skipped, so are files
-    whose extension no Pillow decoder claims; a file named explicitly is always tried.
+    A folder's images keep their path below the folder; so do a glob pattern's below the folders
+    the pattern names before its first wildcard (`photos/**/*.jpg`: below `photos`). A pattern is
+    expanded here when no shell did (it was quoted, or Windows' shells expand nothing); `**`
+    crosses folders. Hidden files are skipped, so are files whose extension no Pillow decoder
+    claims; a file named explicitly is always tried.
     """
     extensions = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
     jobs: list[tuple[Path, Path]] = []
@@ -42,6 +46,13 @@ def find_images(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
             found = given.rglob("*") if recursive else given.glob("*")
             files = sorted(p for p in found if p.is_file() and p.suffix.lower() in extensions and not _hidden(p, given))
             jobs.extend((p, p.relative_to(given)) for p in files)
+        elif is_pattern(given):
+            root = pattern_root(given)
+            matches = (Path(match) for match in glob.glob(str(given), recursive=True))  # hidden files: never matched
+            files = sorted(p for p in matches if p.is_file() and p.suffix.lower() in extensions)
+            if not files:
+                raise UsageError(f"no images match {given}")
+            jobs.extend((p, p.relative_to(root)) for p in files)
         else:
             jobs.append((given, Path(given.name)))
     if not jobs:
@@ -54,6 +65,21 @@ def find_images(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
             raise UsageError(f"{seen[key]} and {source} would write the same output {key}{MASK}; predict them separately")
         seen[key] = source
     return jobs
+
+
+def is_pattern(given: Path) -> bool:
+    """Whether `given` is a glob pattern (a wildcard in its name, and no such file)."""
+    return any(char in str(given) for char in "*?[") and not given.exists()
+
+
+def pattern_root(pattern: Path) -> Path:
+    """The folders a pattern names before its first wildcard: `photos/2024` for `photos/2024/*/*.jpg`."""
+    fixed = []
+    for part in pattern.parts:
+        if any(char in part for char in "*?["):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
 
 
 def output_stem(output_dir: Path, relative: Path) -> Path:

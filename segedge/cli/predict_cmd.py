@@ -35,7 +35,7 @@ from segedge.cli.options import (Address, CardOptions, Engine, EngineOpt, Isolat
 @runtime_options()
 def predict_command(
     model: Path = typer.Argument(..., help="The ONNX model."),
-    inputs: list[str] = typer.Argument(..., help="Images and folders of images; or one video file, stream URL (rtsp://, http://...) or camera index (0)."),
+    inputs: list[str] = typer.Argument(..., help="Images, folders of images and glob patterns ('photos/**/*.jpg', quoted); or one video file, stream URL (rtsp://, http://...) or camera index (0)."),
     output_dir: Path = typer.Option(Path("predictions"), "-o", "--output-dir", help="Where the results go (folder structure of the inputs kept)."),
     recursive: bool = typer.Option(False, "-r", "--recursive", help="Look for images in sub-folders too."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write the image with the classes' colours blended over it."),
