@@ -67,16 +67,19 @@ def find_images(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
     return jobs
 
 
+_WILDCARDS = "*?["  # what makes a name a pattern for Python's glob
+
+
 def is_pattern(given: Path) -> bool:
     """Whether `given` is a glob pattern (a wildcard in its name, and no such file)."""
-    return any(char in str(given) for char in "*?[") and not given.exists()
+    return any(char in _WILDCARDS for char in str(given)) and not given.exists()
 
 
 def pattern_root(pattern: Path) -> Path:
     """The folders a pattern names before its first wildcard: `photos/2024` for `photos/2024/*/*.jpg`."""
     fixed = []
     for part in pattern.parts:
-        if any(char in part for char in "*?["):
+        if any(char in _WILDCARDS for char in part):
             break
         fixed.append(part)
     return Path(*fixed) if fixed else Path(".")
