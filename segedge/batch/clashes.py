@@ -13,18 +13,16 @@ import fnmatch
 import os
 from pathlib import Path
 
-from PIL import Image
-
 from runtimes.errors import UsageError
 from runtimes.guards.outputs import check_outputs, inputs_of, would_be_read
-from segedge.batch.jobs import is_pattern, output_paths, output_stem
+from segedge.batch.jobs import image_extensions, is_pattern, output_paths, output_stem
 
 
 def check_predict_outputs(model: Path, inputs: list[Path], jobs: list[tuple[Path, Path]], output_dir: Path,
                           recursive: bool, overlay: bool, proba: bool, overwrite: bool) -> None:
     """Refuse, in one line, outputs that predict would read (now or next time), or that clash with a file."""
     written = [path for _, relative in jobs for path in output_paths(output_stem(output_dir, relative), overlay, proba)]
-    extensions = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    extensions = image_extensions()
     for given in inputs:
         read_back = next((path for path in written if _reads(given, path, recursive, extensions)), None)
         if read_back is not None:

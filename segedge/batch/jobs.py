@@ -39,7 +39,7 @@ def find_images(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
     crosses folders. Hidden files are skipped, so are files whose extension no Pillow decoder
     claims; a file named explicitly is always tried.
     """
-    extensions = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    extensions = image_extensions()
     jobs: list[tuple[Path, Path]] = []
     for given in inputs:
         if given.is_dir():
@@ -65,6 +65,11 @@ def find_images(inputs: list[Path], recursive: bool) -> list[tuple[Path, Path]]:
             raise UsageError(f"{seen[key]} and {source} would write the same output {key}{MASK}; predict them separately")
         seen[key] = source
     return jobs
+
+
+def image_extensions() -> set[str]:
+    """The file extensions (".jpg", lower case) a Pillow decoder claims: what a folder or pattern yields."""
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
 
 _WILDCARDS = "*?["  # what makes a name a pattern for Python's glob
