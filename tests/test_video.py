@@ -20,6 +20,7 @@ from runtimes.imaging.postprocess import overlay_image
 from runtimes.stream.labelling import _Buffers
 from runtimes.stream.pipeline import staged
 from runtimes.stream.writers import mask_video, read_mask_video
+from segedge.cli.video_source import seconds
 from tests.predictor_models import scene
 
 av = pytest.importorskip("av")
@@ -27,10 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 W, H, FRAMES, RATE = 64, 48, 10, 10
 
 
-def make_clip(path: Path, *, frames: int = FRAMES, rate: int = RATE, audio: bool = False, codec: str = "libx264") -> list[np.ndarray]:
-    """A clip of moving coloured rectangles; returns the frames as a decoder gives them back."""
+def make_clip(path: Path, *, frames: int = FRAMES, rate: int = RATE, audio: bool = False, codec: str = "libx264",
+              key_every: int | None = None) -> list[np.ndarray]:
+    """A clip of moving coloured rectangles (a key frame every `key_every` frames, else the codec's
+    default); returns the frames as a decoder gives them back."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
+        stream = container.add_stream(codec, rate=rate, options={"g": str(key_every)} if key_every else {})
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
         sound = container.add_stream("aac", rate=8000, layout="mono") if audio else None
         for i in range(frames):
@@ -157,9 +160,44 @@ def test_a_second_run_replaces_its_own_video_but_never_a_users_file(cli, tmp_pat
     assert (out / "clip_mask.mkv").read_bytes() == b"the user's own file"
 
 
+def test_start_and_duration_cut_a_part_that_counts_its_times_from_zero(cli, tmp_path, predictor_models):
+    source = tmp_path / "long.mp4"
+    frames = make_clip(source, frames=40, key_every=8)  # 4 s at 10 fps: the start lies between key frames
+    predictor = Predictor(predictor_models.multiclass)
+    # 1.25 s: the first frame at or after it is frame 13 (1.3 s); 1 s long: frames 13 to 22
+    code, _, err = cli("predict", predictor_models.multiclass, source, "--start", "0:01.25", "--duration", 1, "-o", tmp_path / "out")
+    assert code == 0 and "10 frames segmented" in err, err
+    mask_path = tmp_path / "out" / "long_mask.mkv"
+    assert frame_times(mask_path) == [round(0.1 * k, 4) for k in range(10)]
+    for mask, i in zip(read_mask_video(mask_path), range(13, 23), strict=True):
+        np.testing.assert_array_equal(mask, predictor.predict(frames[i]))
+    code, _, err = cli("predict", predictor_models.multiclass, source, "--start", 1.25, "--duration", 1, "--every", 2,
+                       "--frames", tmp_path / "pngs")
+    assert code == 0, err
+    kept = [13, 15, 17, 19, 21]  # --every counts from the start; the PNGs keep the source's frame numbers
+    assert sorted(os.listdir(tmp_path / "pngs")) == [f"long_{i:06d}_mask.png" for i in kept]
+    for i in kept:
+        with Image.open(tmp_path / "pngs" / f"long_{i:06d}_mask.png") as mask:
+            np.testing.assert_array_equal(np.asarray(mask), predictor.predict(frames[i]))
+
+
+@pytest.mark.parametrize("text, value", [("90", 90.0), ("1.5", 1.5), ("1:30", 90.0), ("01:02:03.5", 3723.5), ("0", 0.0)])
+def test_times_are_read_as_ffmpeg_takes_them(text, value):
+    assert seconds(text, "--start") == value
+
+
+@pytest.mark.parametrize("text", ["", "a", "-1", "1:", ":30", "1:60", "1:2:3:4", "nan", "inf", "1: 30"])
+def test_a_time_that_is_not_one_is_a_usage_error_naming_the_option(text):
+    with pytest.raises(UsageError, match=r"^--duration takes seconds .*got"):
+        seconds(text, "--duration")
+
+
 @pytest.mark.parametrize("args, words", [
     (["--every", "2", "--fps", "5"], "not both"),
     (["--proba"], "--proba"),
+    (["--start", "5"], "--start 5 s lies past the end of"),
+    (["--start", "1:75"], "--start takes seconds"),
+    (["--duration", "0"], "duration must be > 0 s"),
 ])
 def test_video_option_mistakes_are_one_usage_line(cli, tmp_path, clip, predictor_models, args, words):
     code, _, err = cli("predict", predictor_models.multiclass, clip[0], "-o", tmp_path / "out", *args)
@@ -171,6 +209,10 @@ def test_video_options_on_images_and_two_videos_are_refused(cli, tmp_path, clip,
     Image.fromarray(scene(20, 20)).save(tmp_path / "a.png")
     code, _, err = cli("predict", predictor_models.multiclass, tmp_path / "a.png", "--every", 2, "-o", tmp_path / "o")
     assert code == 2 and "video" in err
+    code, _, err = cli("predict", predictor_models.multiclass, tmp_path / "a.png", "--start", 1, "-o", tmp_path / "o")
+    assert code == 2 and "--start and --duration apply to a video" in err
+    code, _, err = cli("predict", predictor_models.multiclass, "rtsp://127.0.0.1:9/cam", "--start", 1, "-o", tmp_path / "o")
+    assert code == 2 and "--start needs a video file: rtsp://127.0.0.1:9/cam is live" in err  # refused before connecting
     code, _, err = cli("predict", predictor_models.multiclass, clip[0], tmp_path / "a.png", "-o", tmp_path / "o")
     assert code == 2 and "on its own" in err
 

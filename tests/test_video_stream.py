@@ -126,6 +126,26 @@ def test_a_stream_that_drops_is_one_line_and_keeps_what_was_written(tmp_path, pr
     assert sorted(os.listdir(out)) == ["live_mask.mkv", "live_overlay.mp4"]
 
 
+def test_duration_ends_a_stream_by_itself_with_both_videos_whole(tmp_path, predictor_models):
+    server, url = _serve(120)
+    out = tmp_path / "out"
+    try:
+        client = subprocess.run([sys.executable, "-m", "segedge", "predict", str(predictor_models.multiclass), url,
+                                 "--duration", "1.5", "-o", str(out), "--overlay"],
+                                capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    finally:
+        server.kill()
+        server.wait()
+    assert client.returncode == 0, client.stderr
+    masks = read_mask_video(out / "live_mask.mkv")
+    assert 1 <= len(masks) <= 15 and f"{len(masks)} frame" in client.stderr  # 1.5 s of a 10 fps stream, late ones dropped
+    with av.open(str(out / "live_mask.mkv")) as container:
+        stream = container.streams.video[0]
+        times = [float(frame.pts * stream.time_base) for frame in container.decode(video=0)]
+    assert times[-1] - times[0] < 1.5
+    assert sorted(os.listdir(out)) == ["live_mask.mkv", "live_overlay.mp4"]
+
+
 def test_a_reader_slower_than_the_stream_gets_recent_frames_and_late_ones_are_dropped(tmp_path):
     from runtimes.stream.sources import LIVE_BUFFER, Video
 

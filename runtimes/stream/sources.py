@@ -1,8 +1,14 @@
 """Frames from a video file, a stream URL or a camera, decoded by FFmpeg through PyAV.
 
-    with open_video("clip.mp4", every=2) as video:
+    with Video("clip.mp4", every=2) as video:
         for frame in video.frames():     # Frame(index, pts, time_base, rgb: H x W x 3 uint8)
             ...
+
+`start` and `duration` (seconds) cut a part out of a file, as `ffmpeg -ss START -t DURATION` does:
+FFmpeg seeks to the key frame before `start` and the frames before it are decoded and left out;
+the kept frames' timestamps then count from the first of them (the part is a clip of its own),
+while their indices stay the source's. On a live source `duration` ends the run after that many
+seconds of frames (a stream has no start to seek to).
 
 A file is read as fast as its reader takes frames (a slow reader holds the decoder back). A live
 source (a stream URL, a camera) is read as it comes, in a thread of its own, into a buffer of
@@ -84,16 +90,25 @@ def require_av() -> Any:
 
 
 class Video:
-    """An open video source. `every` keeps one frame in N; `fps` keeps frames at most that often."""
+    """An open video source. `every` keeps one frame in N; `fps` keeps frames at most that often;
+    `start` and `duration` (seconds) keep a part of it (the module's docstring)."""
 
-    def __init__(self, source: str, *, every: int = 1, fps: float | None = None, max_pixels: int | None = None) -> None:
+    def __init__(self, source: str, *, every: int = 1, fps: float | None = None, start: float | None = None,
+                 duration: float | None = None, max_pixels: int | None = None) -> None:
         if every < 1:
             raise UsageError(f"every must be >= 1, got {every}")
         if fps is not None and fps <= 0:
             raise UsageError(f"fps must be > 0, got {fps}")
         if fps is not None and every != 1:
             raise UsageError("give --every or --fps, not both")
+        if start is not None and start < 0:
+            raise UsageError(f"start must be >= 0 s, got {start}")
+        if duration is not None and duration <= 0:
+            raise UsageError(f"duration must be > 0 s, got {duration}")
         self.source, self.every, self.fps, self.live = source, every, fps, is_live(source)
+        if start and self.live:
+            raise UsageError(f"--start needs a video file: {source} is live, read from its newest frame on")
+        self.start, self.duration = start or 0.0, duration
         self.limit = pixel_limit(max_pixels)
         self.dropped = 0
         self._reader: threading.Thread | None = None  # a live source's decoding thread
@@ -113,11 +128,14 @@ class Video:
             self.width, self.height = int(context.width), int(context.height)
             self._check_size(self.width, self.height)
             self._stream.thread_type = "AUTO"  # FFmpeg's own frame/slice threads for the decoder
+            self.rate: Fraction = self._stream.average_rate or self._stream.guessed_rate or Fraction(25)
+            self.time_base: Fraction = self._stream.time_base or Fraction(1, 1000)
+            length = self._duration()
+            if self.start and length is not None and self.start >= length:
+                raise UsageError(f"--start {self.start:g} s lies past the end of {source} ({length:.2f} s)")
         except BaseException:
             self._container.close()
             raise
-        self.rate: Fraction = self._stream.average_rate or self._stream.guessed_rate or Fraction(25)
-        self.time_base: Fraction = self._stream.time_base or Fraction(1, 1000)
 
     @property
     def output_rate(self) -> Fraction:
@@ -175,28 +193,53 @@ class Video:
     def _decoded(self) -> Iterator[Frame]:
         av = self._av
         kept, next_time, last_pts = 0, 0.0, None
-        index = -1
+        origin = self._stream.start_time or 0  # the file's time 0, in time_base units
+        index = -1 if not self._seek(origin) else None  # after a seek: counted from the first frame's time
+        first: tuple[int, int] | None = None  # (index, pts) of the first frame at or after the start
         try:
             for packet in self._container.demux(self._stream):
                 for frame in packet.decode():
-                    index += 1
+                    index = _index(frame, origin, self.rate, self.time_base) if index is None else index + 1
                     pts = _pts(frame, index, self.rate, self.time_base, last_pts)
                     last_pts = pts
-                    if not self._keep(index, float(pts * self.time_base), next_time):
+                    if self.live and first is None:
+                        origin = pts  # a stream's timestamps start anywhere: its duration counts from its first frame
+                    seconds = float((pts - origin) * self.time_base)
+                    if seconds < self.start - 1e-6:
+                        continue
+                    if first is None:
+                        first = (index, pts)
+                    if self.duration is not None and seconds >= self.start + self.duration - 1e-6:
+                        return  # the part asked for is whole: neither a truncation nor a drop
+                    if not self._keep(index - first[0], float(pts * self.time_base), next_time):
                         continue
                     self._check_size(frame.width, frame.height)
                     next_time = float(pts * self.time_base) + (1.0 / self.fps if self.fps else 0.0)
                     kept += 1
-                    yield Frame(index, pts, self.time_base, frame.to_ndarray(format="rgb24"))
+                    shifted = pts - first[1] if self.start else pts  # a part cut out starts at time 0
+                    yield Frame(index, shifted, self.time_base, frame.to_ndarray(format="rgb24"))
         except av.error.FFmpegError as exc:
             raise VideoError(f"{self.source}: {'the stream dropped' if self.live else 'cannot decode the video'} "
                              f"after {kept} frame{'' if kept == 1 else 's'} ({_reason(exc)})") from None
-        if index < 0:
+        if index is None or index < 0:
             raise VideoError(f"{self.source}: no frame could be decoded")
+        if first is None:
+            raise VideoError(f"{self.source}: no frame at or after --start {self.start:g} s")
         if self.live:  # a camera or a live stream runs until Ctrl-C: its end is a drop
             raise VideoError(f"{self.source}: the stream ended or dropped after {kept} frame{'' if kept == 1 else 's'}")
         if last_pts is not None:
-            self._check_whole(float((last_pts - (self._stream.start_time or 0)) * self.time_base), kept)
+            self._check_whole(float((last_pts - origin) * self.time_base), kept)
+
+    def _seek(self, origin: int) -> bool:
+        """Seek to the key frame at or before `start`; False where there is nothing to seek (or the
+        container cannot: its frames before `start` are then decoded and left out)."""
+        if not self.start:
+            return False
+        try:
+            self._container.seek(origin + int(self.start / self.time_base), stream=self._stream, backward=True)
+        except self._av.error.FFmpegError:
+            return False
+        return True
 
     def _check_whole(self, last_time: float, kept: int) -> None:
         """A file cut short decodes without an error up to the cut: its header's duration tells."""
@@ -256,10 +299,11 @@ class Video:
         finally:
             stop.set()
 
-    def _keep(self, index: int, time: float, next_time: float) -> bool:
+    def _keep(self, counted: int, time: float, next_time: float) -> bool:
+        """`counted`: frames since the first one kept (the first at or after the start)."""
         if self.fps is not None:
             return time >= next_time - 1e-6
-        return index % self.every == 0
+        return counted % self.every == 0
 
     def _check_size(self, width: int, height: int) -> None:
         if width * height > self.limit:
@@ -281,6 +325,13 @@ def _pts(frame: Any, index: int, rate: Fraction, time_base: Fraction, last: int 
     strictly increasing (encoders refuse a timestamp that goes back)."""
     pts = frame.pts if frame.pts is not None else int(index / rate / time_base)
     return pts if last is None or pts > last else last + 1
+
+
+def _index(frame: Any, origin: int, rate: Fraction, time_base: Fraction) -> int:
+    """A frame's index in the source, from its timestamp (after a seek: exact at a constant frame rate)."""
+    if frame.pts is None:
+        return 0
+    return max(0, round((frame.pts - origin) * time_base * rate))
 
 
 def _reason(exc: BaseException) -> str:

@@ -54,6 +54,8 @@ def predict_command(
     every: int = typer.Option(1, "--every", min=1, help="Video: segment one frame in N."),
     fps: Optional[float] = typer.Option(None, "--fps", min=0.001, help="Video: segment at most this many frames per second of video."),
     smooth: float = typer.Option(0.0, "--smooth", min=0.0, max=0.99, help="Video: average class probabilities over frames (0 off; 0.75: a frame's weight halves in 2.4 frames)."),
+    start: Optional[str] = typer.Option(None, "--start", help="Video file: begin at this time (seconds, or [HH:]MM:SS[.ms]); the outputs' times count from it, as `ffmpeg -ss` cuts."),
+    duration: Optional[str] = typer.Option(None, "--duration", help="Video: segment this long a part (seconds, or [HH:]MM:SS[.ms]); a stream or camera then ends by itself."),
     card: CardOptions = CardOptions(),
     spec: RuntimeSpec = RuntimeSpec(),
 ) -> None:
@@ -62,10 +64,10 @@ def predict_command(
     A video, stream or camera gives NAME_mask.mkv (FFV1, lossless: gray values are class indices) and,
     with --overlay, NAME_overlay.mp4 at the source's frame rate, size and timestamps (docs/video.md).
     """
-    video_args = VideoArgs(frames_dir, every, fps, smooth)
+    video_args = VideoArgs(frames_dir, every, fps, smooth, start, duration)
     source = video_source(inputs)
     if source is None and video_args.given():
-        raise UsageError("--frames, --every, --fps and --smooth apply to a video, stream or camera source")
+        raise UsageError("--frames, --every, --fps, --smooth, --start and --duration apply to a video, stream or camera source")
     threads = spec.threads
     cluster = ray_cluster(engine, address, workers, threads_per_worker, threads)
     overrides = {**card.overrides(), "tile_size": tile, "tile_overlap": overlap}

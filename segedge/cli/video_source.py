@@ -8,6 +8,7 @@ late frames a live source dropped, and that a Ctrl-C or a failure mid-video kept
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,31 @@ class VideoArgs:
     every: int
     fps: Optional[float]
     smooth: float
+    start: Optional[str] = None
+    duration: Optional[str] = None
 
     def given(self) -> bool:
-        return self.frames_dir is not None or self.every != 1 or self.fps is not None or self.smooth != 0.0
+        return (self.frames_dir is not None or self.every != 1 or self.fps is not None or self.smooth != 0.0
+                or self.start is not None or self.duration is not None)
+
+
+def seconds(text: str | None, option: str) -> float | None:
+    """A time as FFmpeg's options take it: seconds (`90`, `1.5`) or `[HH:]MM:SS[.fraction]` (`1:30`)."""
+    if text is None:
+        return None
+    parts = text.strip().split(":")
+    try:
+        if len(parts) > 3 or any(not part or part.strip() != part for part in parts):
+            raise ValueError(text)
+        values = [float(part) for part in parts]
+    except ValueError:
+        raise UsageError(f"{option} takes seconds (90, 1.5) or [HH:]MM:SS[.ms] (1:30), got {text!r}") from None
+    if not all(math.isfinite(value) and value >= 0 for value in values) or any(value >= 60 for value in values[1:]):
+        raise UsageError(f"{option} takes seconds (90, 1.5) or [HH:]MM:SS[.ms] (1:30), got {text!r}")
+    total = 0.0
+    for value in values:
+        total = total * 60 + value
+    return total
 
 
 def video_source(inputs: list[str]) -> str | None:
@@ -51,7 +74,8 @@ def video_source(inputs: list[str]) -> str | None:
 def open_checked_video(source: str, args: VideoArgs, max_pixels: int | None, plan: VideoPlan, model: Path,
                        overwrite: bool) -> Iterator[Video]:
     """The opened source, once its outputs are known not to clash with the model, the video or a user's file."""
-    with Video(source, every=args.every, fps=args.fps, max_pixels=max_pixels) as video:
+    with Video(source, every=args.every, fps=args.fps, start=seconds(args.start, "--start"),
+               duration=seconds(args.duration, "--duration"), max_pixels=max_pixels) as video:
         inputs = [("the model", model)] + ([] if is_live(source) else [("the input video", Path(source))])
         check_outputs(video_outputs(plan, video.name) + _frames_there(plan, video.name), inputs, overwrite=overwrite)
         yield video
@@ -98,7 +122,7 @@ def _frames_there(plan: VideoPlan, name: str) -> list[Path]:
 
 
 def _expected_frames(video: Video) -> int | None:
-    if not video.frame_count or video.fps is not None:
+    if not video.frame_count or video.fps is not None or video.start or video.duration is not None:
         return None
     return -(-video.frame_count // video.every)
 
