@@ -205,8 +205,8 @@ class Video:
                     if self.live and first is None:
                         origin = pts  # a stream's timestamps start anywhere: its duration counts from its first frame
                     seconds = float((pts - origin) * self.time_base)
-                    if seconds < self.start - 1e-6:
-                        continue
+                    if self.start and seconds < self.start - 1e-6:  # without a start every frame counts,
+                        continue  # also one an edit list places before the file's time 0
                     if first is None:
                         first = (index, pts)
                     if self.duration is not None and seconds >= self.start + self.duration - 1e-6:
