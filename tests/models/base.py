@@ -93,4 +93,18 @@ class ModelTestBase:
             assert got.shape == ref.shape
             report = compare_outputs(ref, got)
             assert report.max_abs <= MAX_ABS_OVER_RANGE * report.logits_range, (h, w, report)
-            assert report.argmax_agreement >= MIN_AGREEMENT, (h, w, report)
+            assert report.argmax_agreement >= MIN_AGREEMENT or flips_are_ties(ref, got, report.max_abs), (h, w, report)
+
+
+def flips_are_ties(ref: np.ndarray, got: np.ndarray, error: float) -> bool:
+    """Whether every pixel whose class differs between two N x C x H x W outputs is a near-tie in
+    `ref`: its two best scores lie within twice `error` (the largest difference between the outputs).
+
+    Random weights make such ties, and which of the two wins then depends on the CPU's kernels (an
+    AVX2-only EPYC flipped 1 pixel of 4480 that AVX-512 kernels did not); a flip at a clear margin is
+    still a failure.
+    """
+    best_two = np.sort(ref, axis=1)[:, -2:]
+    margin = best_two[:, 1] - best_two[:, 0]
+    flipped = ref.argmax(1) != got.argmax(1)
+    return bool((margin[flipped] <= 2 * error).all())
