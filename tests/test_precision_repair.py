@@ -85,6 +85,7 @@ def test_auto_repairs_int8_within_the_budget_and_records_why(folder, cli, tmp_pa
     code, out, err = cli("quantize", model, "--precision", "int8", "--calib", calib, "--calib-count", "8",
                          "-o", tmp_path / "plain.onnx")
     assert code == 1 and "fails the int8 preset" in err  # plain int8 fails its own check
+    assert err.strip().splitlines()[-1].endswith("keeping in float what costs most: docs/precision-repair.md)")  # and says how to repair it
     code, out, err = cli("quantize", model, "--precision", "auto", "--budget", str(BUDGET), "--calib", calib,
                          "--calib-count", "8", "-o", tmp_path / "auto.onnx", "--json")
     assert code == 0, err

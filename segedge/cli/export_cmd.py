@@ -90,7 +90,7 @@ def export_command(
         if failures:
             raise ParityError(f"exported, but parity with PyTorch failed ({failures})")
         assert result.quantized is not None  # the export passed: the conversion failed its preset
-        raise ParityError(f"wrote {result.path}, but it fails the {precision.value} preset: {'; '.join(result.quantized.failures)}")
+        raise quantize_cmd.preset_failure(result.path, precision.value, result.quantized.failures)
 
 
 def _side_range(text: str | None) -> tuple[int, int] | None:

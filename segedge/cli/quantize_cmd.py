@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -70,7 +71,14 @@ def quantize_command(
     else:
         print_result(result)
     if not result.passed:
-        raise ParityError(f"wrote {result.path}, but it fails the {result.card.precision} preset: {'; '.join(result.failures)}")
+        raise preset_failure(result.path, result.card.precision, result.failures)
+
+
+def preset_failure(path: Path, precision: str, failures: Sequence[str]) -> ParityError:
+    """The one line for a written file that fails its precision's preset; for int8, the way to repair it."""
+    repair = (" (--precision auto repairs int8 within --budget mIoU points, keeping in float what costs most:"
+              " docs/precision-repair.md)" if precision == "int8" else "")
+    return ParityError(f"wrote {path}, but it fails the {precision} preset: {'; '.join(failures)}{repair}")
 
 
 def sensitivity_command(model: Path, backends: list[Backend], calib: Path | None, calib_count: int, method: Method,
