@@ -44,15 +44,16 @@ def seconds(text: str | None, option: str) -> float | None:
     """A time as FFmpeg's options take it: seconds (`90`, `1.5`) or `[HH:]MM:SS[.fraction]` (`1:30`)."""
     if text is None:
         return None
+    mistake = UsageError(f"{option} takes seconds (90, 1.5) or [HH:]MM:SS[.ms] (1:30), got {text!r}")
     parts = text.strip().split(":")
+    if len(parts) > 3 or any(not part or part.strip() != part for part in parts):
+        raise mistake
     try:
-        if len(parts) > 3 or any(not part or part.strip() != part for part in parts):
-            raise ValueError(text)
         values = [float(part) for part in parts]
     except ValueError:
-        raise UsageError(f"{option} takes seconds (90, 1.5) or [HH:]MM:SS[.ms] (1:30), got {text!r}") from None
+        raise mistake from None
     if not all(math.isfinite(value) and value >= 0 for value in values) or any(value >= 60 for value in values[1:]):
-        raise UsageError(f"{option} takes seconds (90, 1.5) or [HH:]MM:SS[.ms] (1:30), got {text!r}")
+        raise mistake
     total = 0.0
     for value in values:
         total = total * 60 + value
