@@ -211,10 +211,11 @@ class Video:
                         first = (index, pts)
                     if self.duration is not None and seconds >= self.start + self.duration - 1e-6:
                         return  # the part asked for is whole: neither a truncation nor a drop
-                    if not self._keep(index - first[0], float(pts * self.time_base), next_time):
+                    moment = float(pts * self.time_base)
+                    if not self._keep(index - first[0], moment, next_time):
                         continue
                     self._check_size(frame.width, frame.height)
-                    next_time = float(pts * self.time_base) + (1.0 / self.fps if self.fps else 0.0)
+                    next_time = moment + (1.0 / self.fps if self.fps else 0.0)
                     kept += 1
                     shifted = pts - first[1] if self.start else pts  # a part cut out starts at time 0
                     yield Frame(index, shifted, self.time_base, frame.to_ndarray(format="rgb24"))
