@@ -33,10 +33,37 @@ def test_cached_and_reproducible(tmp_path):
     assert sorted(p.name for p in (tmp_path / "a" / "trained").iterdir()) == sorted([first.folder.name, f"{first.folder.name}.lock"])
 
 
+def test_portable_numerics_ignore_the_kernels_this_machine_would_pick(tmp_path, monkeypatch):
+    """Another machine's kernels, simulated: ATen's scalar ones and MKL's automatic branch, asked for by the
+    caller's environment. Native training follows them into other weights; portable training pins its own."""
+    portable = dataclasses.replace(TINY, numerics="portable")
+    here = {n: trained_model(dataclasses.replace(TINY, numerics=n), tmp_path / "here") for n in ("native", "portable")}
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    monkeypatch.setenv("MKL_CBWR", "AUTO")
+    native_there = trained_model(TINY, tmp_path / "there")
+    portable_there = trained_model(portable, tmp_path / "there")
+    assert native_there.metrics["aten_capability"] == "DEFAULT" and native_there.metrics["onednn"]
+    assert native_there.metrics["weights_sha256"] != here["native"].metrics["weights_sha256"]
+    assert portable_there.metrics["weights_sha256"] == here["portable"].metrics["weights_sha256"]
+    assert {k: portable_there.metrics[k] for k in ("numerics", "mkl_cbwr", "onednn")} == {
+        "numerics": "portable", "mkl_cbwr": "COMPATIBLE,STRICT", "onednn": False}
+    assert _same_state(here["portable"], portable_there)
+
+
+def test_a_failed_training_says_why_in_one_line(tmp_path):
+    broken = dataclasses.replace(TINY, build_kwargs={"padding": "same", "base_channels": 16, "no_such_option": 1})
+    with pytest.raises(RuntimeError, match=r"^training unet failed: .*no_such_option") as failure:
+        trained_model(broken, tmp_path)
+    assert "\n" not in str(failure.value)
+    assert [p.name for p in (tmp_path / "trained").iterdir()] == [f"{broken.key()}.lock"]  # nothing half-written
+
+
 def test_keys_follow_the_recipe():
     assert TINY.key() == dataclasses.replace(TINY).key()
     assert TINY.key() != dataclasses.replace(TINY, steps=5).key()
     assert SMALL.key() != FULL.key() and SMALL.key().startswith("unet-")
+    assert SMALL.numerics == FULL.numerics == "portable"  # the tests' and benchmarks' weights: alike on every x86-64 CPU
+    assert TINY.key() != dataclasses.replace(TINY, numerics="portable").key()
 
 
 def _same_state(a, b) -> bool:
@@ -55,7 +82,8 @@ def test_the_key_says_whether_bf16_ran(monkeypatch):
     assert not auto.bf16 and auto.key() == TINY.key() != with_bf16  # fp32 weights never pass for bf16 ones
 
 
-@pytest.mark.parametrize("bad", [{"autocast": "fp16"}, {"steps": 0}, {"threads": 0}])
+@pytest.mark.parametrize("bad", [{"autocast": "fp16"}, {"steps": 0}, {"threads": 0}, {"numerics": "exact"},
+                                 {"numerics": "portable", "autocast": "bf16"}])
 def test_bad_recipe(bad):
     with pytest.raises(ValueError):
         TrainConfig(**bad)

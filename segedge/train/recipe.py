@@ -12,7 +12,10 @@ trains one on `segedge.data.shapes` in minutes on a CPU:
 - mIoU is measured on the held-out `val` split (in fp32, at the images' own size, prepared as the
   Predictor prepares them) and stored beside the weights;
 - one thread by default: the small convolutions gain little from a second one, and on a shared
-  machine two spinning threads ran several times slower than one; one thread also makes runs repeatable.
+  machine two spinning threads ran several times slower than one; one thread also makes runs repeatable;
+- `numerics="portable"` trains the same weights on every x86-64 CPU with AVX2, about 3x slower
+  (`segedge.train.numerics`); the tests' and benchmarks' recipes use it. Training runs in a child
+  process (`segedge.train.worker`), which is where those settings can still take effect.
 
 The result is cached under `$SEGEDGE_CACHE` (default `~/.cache/segedge`) in a folder named by a
 hash of the recipe; concurrent callers (pytest-xdist workers) wait on a lock and share it.
@@ -25,6 +28,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -45,6 +50,7 @@ from segedge.data.labelled import labelled_pairs, read_mask
 from segedge.data.shapes import IGNORE_INDEX, ShapesConfig, write_shapes_dataset
 from segedge.evaluate.scoring import evaluate, torch_labeller
 from segedge.sources import build
+from segedge.train import numerics
 
 RECIPE_VERSION = 2  # bump when the training code or the dataset changes what a config produces
 Progress = Callable[[str], None]
@@ -65,10 +71,15 @@ class TrainConfig:
     autocast: str = "off"  # "auto": bf16 where the CPU has bf16 units; "bf16"; "off" (fp32)
     channels_last: bool = False
     warmup: float = 0.15  # share of the steps the one-cycle schedule spends warming up
+    numerics: str = "native"  # "portable": the same weights on every x86-64 CPU with AVX2 (segedge.train.numerics)
 
     def __post_init__(self) -> None:
         if self.autocast not in AUTOCAST:
             raise ValueError(f"autocast must be one of {AUTOCAST}, got {self.autocast!r}")
+        if self.numerics not in numerics.NUMERICS:
+            raise ValueError(f"numerics must be one of {numerics.NUMERICS}, got {self.numerics!r}")
+        if self.numerics == "portable" and self.autocast != "off":
+            raise ValueError("portable numerics train in fp32: bf16 units are not on every CPU")
         if self.steps < 1 or self.batch_size < 1 or self.threads < 1:
             raise ValueError("steps, batch_size and threads must be >= 1")
 
@@ -80,8 +91,16 @@ class TrainConfig:
     def key(self) -> str:
         """The cache key: a hash of everything that decides the weights, bf16 or not included."""
         recipe = {**dataclasses.asdict(self), "autocast": "bf16" if self.bf16 else "off"}
+        if self.numerics == "native":
+            del recipe["numerics"]  # the keys of recipes measured before portable numerics existed still hold
         text = json.dumps({"recipe": RECIPE_VERSION, **recipe}, sort_keys=True)
         return f"{self.model}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> TrainConfig:
+        """The config `dataclasses.asdict` (or its JSON) gave."""
+        data = {**fields["data"], "size": tuple(fields["data"]["size"])}
+        return cls(**{**fields, "data": ShapesConfig(**data)})
 
 
 def cpu_has_bf16() -> bool:
@@ -97,11 +116,12 @@ def cpu_has_bf16() -> bool:
 # small margins do not survive 8-bit activations, so the tests' model must be trained properly.
 # Both train on version 1 of the shapes data (four classes), where these figures were measured; the
 # demo recipes (`segedge.train.demo`) train on version 2.
-SMALL = TrainConfig()
+SMALL = TrainConfig(numerics="portable")
 FULL = TrainConfig(
     build_kwargs={"padding": "same", "base_channels": 24},
     data=ShapesConfig(train=2000, val=200, size=(64, 64), version=1),
     steps=1000,
+    numerics="portable",
 )
 
 
@@ -148,21 +168,52 @@ def trained_model(config: TrainConfig = SMALL, cache: Path | None = None,
 
 def train(config: TrainConfig, out: Path, progress: Progress = lambda message: None,
           data: Path | None = None) -> dict[str, Any]:
-    """Train on the dataset at `data` (default: written to out/data), save out/weights.pt and out/metrics.json."""
+    """Train on the dataset at `data` (default: written to out/data), save out/weights.pt and out/metrics.json.
+
+    The training runs in a child process started with the recipe's numerics (`segedge.train.worker`);
+    its progress lines come through `progress`.
+    """
+    if data is None:
+        progress("writing the shapes dataset")
+        data = write_shapes_dataset(out / "data", config.data)
+    request = json.dumps({"config": dataclasses.asdict(config), "out": str(out), "data": str(data)})
+    with tempfile.TemporaryFile("w+") as errors:
+        child = subprocess.Popen([sys.executable, "-m", "segedge.train.worker"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=errors, text=True,
+                                 env=numerics.child_env(config.numerics, config.threads))
+        try:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write(request)
+            child.stdin.close()
+            for line in child.stdout:
+                progress(line.rstrip("\n"))
+            code = child.wait()
+        finally:
+            if child.poll() is None:  # Ctrl-C or an error here: the child stops with us
+                child.kill()
+                child.wait()
+        if code != 0:
+            errors.seek(0)
+            lines = errors.read().strip().splitlines() or [f"exit status {code}"]
+            raise RuntimeError(f"training {config.model} failed: {lines[-1]}")
+    return json.loads((out / "metrics.json").read_text())
+
+
+def train_here(config: TrainConfig, out: Path, data: Path, progress: Progress = lambda message: None) -> dict[str, Any]:
+    """`train`'s work, in this process (`segedge.train.worker` calls it, in the child `train` starts)."""
     start = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        if data is None:
-            progress("writing the shapes dataset")
-            data = write_shapes_dataset(out / "data", config.data)
+        in_force = numerics.apply(config.numerics)
         torch.manual_seed(config.seed)  # the initial weights too
         classes = config.data.classes
         built = build(config.model, num_classes=len(classes), options=config.build_kwargs)
         model, card = built.module, built.card
         images, masks = _load_split(data, "train", card)
         progress(f"training {config.model} for {config.steps} steps of {config.batch_size} "
-                 f"({'bf16 autocast' if config.bf16 else 'fp32'}, {config.threads} threads)")
+                 f"({'bf16 autocast' if config.bf16 else 'fp32'}, {config.threads} threads, "
+                 f"{config.numerics} numerics)")
         fit_start = time.perf_counter()
         _fit(model, images, masks, config, progress)
         fit_seconds = time.perf_counter() - fit_start
@@ -181,11 +232,22 @@ def train(config: TrainConfig, out: Path, progress: Progress = lambda message: N
         "train_seconds": round(time.perf_counter() - start, 1),
         "fit_seconds": round(fit_seconds, 1),
         "autocast": "bf16" if config.bf16 else "off",
+        **in_force,
+        "weights_sha256": weights_digest(model.state_dict()),
         "key": config.key(),
         "config": dataclasses.asdict(config),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' bytes in name order: equal digests, equal weights, on any two machines."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _fit(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor, config: TrainConfig,
