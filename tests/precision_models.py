@@ -1,6 +1,6 @@
 """The trained demo model of the precision tests, exported and quantized once per test run.
 
-`segedge.train.recipe.SMALL` is trained (about a minute of one core), exported to fp32 ONNX and converted
+`segedge.train.recipe.SMALL` is trained (about 9 minutes of one core: portable numerics), exported to fp32 ONNX and converted
 to fp16 and int8 through the library's own paths. pytest-xdist workers share one copy: the work
 happens under a file lock in the run's common temp folder, and `$SEGEDGE_CACHE`, when set,
 keeps the trained weights between runs.

@@ -55,6 +55,15 @@ def _cgroup_cpu_quota() -> float | None:
         return None
 
 
+def int8_dot_saturates() -> bool:
+    """Whether ONNX Runtime's uint8 x int8 kernels saturate on this CPU: x86 with AVX2 but without VNNI
+    (AVX512-VNNI, AVX-VNNI) or AMX, where they add pairs of products in 16 bits (`vpmaddubsw`). ORT's
+    quantization guide answers it with 7-bit weights (`reduce_range`); Arm CPUs and unknown ones: False."""
+    flags = cpu_info()["flags"]
+    assert isinstance(flags, list)
+    return "avx2" in flags and not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags)
+
+
 @lru_cache(maxsize=1)
 def cpu_info() -> dict[str, object]:
     model, flags = platform.processor() or platform.machine(), set[str]()

@@ -121,7 +121,8 @@ def print_result(result) -> None:
     if card.calibration:
         c = card.calibration
         facts = (f", {c['quantized_convs']}/{c['convs']} convs int8, {c['images']} calibration images ({c['method']}, "
-                 f"{'per-channel' if c['per_channel'] else 'per-tensor'}, {c['activations']} activations)"
+                 f"{'per-channel' if c['per_channel'] else 'per-tensor'}, {c['activations']} activations"
+                 f"{', 7-bit weights: no VNNI here' if c.get('reduce_range') else ''})"
                  + (f", for {card.runtime}" if card.runtime else ""))
     err.print(f"[bold]{escape(str(result.path))}[/]  {card.precision}, {size_mb:.2f} MB{escape(facts)}  ({result.seconds:.1f} s)")
     if result.trials:
