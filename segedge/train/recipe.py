@@ -113,7 +113,7 @@ def cpu_has_bf16() -> bool:
 # pays off on wide convolutions; narrow ones are memory-bound) and more data. With native numerics
 # they took about 3 and under 7 minutes (mIoU 0.82 and 0.89 on AVX-512 CPUs); portable numerics,
 # which make their weights the same on every x86-64 CPU, take about 3x as long (SMALL: 602 s, mIoU
-# 0.8279 and 0.21 points lost in int8 on a 2-core AVX2-only EPYC; docs/demo-weights.md). Narrower
+# 0.8279, int8 within a point, on a 2-core AVX2-only EPYC; docs/demo-weights.md). Narrower
 # or shorter runs (U-Net 8, or 700 steps) reached mIoU 0.63-0.79 and lost 2-8 mIoU points in int8:
 # an undertrained network's small margins do not survive 8-bit activations, so the tests' model must
 # be trained properly. Both train on version 1 of the shapes data (four classes), where these figures
