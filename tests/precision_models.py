@@ -2,8 +2,8 @@
 
 `segedge.train.recipe.SMALL` is trained (about 9 minutes of one core: portable numerics), exported to fp32 ONNX and converted
 to fp16 and int8 through the library's own paths. pytest-xdist workers share one copy: the work
-happens under a file lock in the run's common temp folder, and `$SEGEDGE_CACHE`, when set,
-keeps the trained weights between runs.
+happens under a file lock in the run's common temp folder, and `$SEGEDGE_TEST_CACHE` or
+`$SEGEDGE_CACHE`, when set, keeps the trained weights between runs.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def shared_root(tmp_path_factory) -> Path:
 
 def build_demo_models(tmp_path_factory) -> DemoModels:
     root = shared_root(tmp_path_factory)
-    cache = Path(os.environ["SEGEDGE_CACHE"]) if os.environ.get("SEGEDGE_CACHE") else root / "segedge-cache"
+    # .ci/run trains SMALL beside its set-up into $SEGEDGE_TEST_CACHE; then $SEGEDGE_CACHE; else this run's.
+    named = os.environ.get("SEGEDGE_TEST_CACHE") or os.environ.get("SEGEDGE_CACHE")
+    cache = Path(named) if named else root / "segedge-cache"
     trained = trained_model(SMALL, cache)
     folder = root / "precision-models"
     folder.mkdir(exist_ok=True)
