@@ -59,9 +59,14 @@ def int8_dot_saturates() -> bool:
     """Whether ONNX Runtime's uint8 x int8 kernels saturate on this CPU: x86 with AVX2 but without VNNI
     (AVX512-VNNI, AVX-VNNI) or AMX, where they add pairs of products in 16 bits (`vpmaddubsw`). ORT's
     quantization guide answers it with 7-bit weights (`reduce_range`); Arm CPUs and unknown ones: False."""
+    flags = cpu_flags()
+    return "avx2" in flags and not {"avx512_vnni", "avx_vnni", "amx_int8"} & flags
+
+
+def cpu_flags() -> set[str]:
+    """The flags of `cpu_info` that decide which kernels run (empty where /proc/cpuinfo is missing)."""
     flags = cpu_info()["flags"]
-    assert isinstance(flags, list)
-    return "avx2" in flags and not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags)
+    return set(flags) if isinstance(flags, list) else set()
 
 
 @lru_cache(maxsize=1)

@@ -43,7 +43,7 @@ import torch
 from runtimes.model.card import ModelCard
 from runtimes.guards.fileio import exclusive_lock
 from runtimes.imaging.image import load_image
-from runtimes.measure.machine import cpu_info
+from runtimes.measure.machine import cpu_flags
 from runtimes.imaging.preprocess import to_model_input
 from segedge.data.demo import cache_root, dataset_folder
 from segedge.data.labelled import labelled_pairs, read_mask
@@ -105,8 +105,7 @@ class TrainConfig:
 
 def cpu_has_bf16() -> bool:
     """AVX512-BF16 or AMX: oneDNN then runs bf16 convolutions natively (about 1.7x fp32 for ResNet-50 here)."""
-    flags = cpu_info()["flags"]
-    return isinstance(flags, list) and bool(set(flags) & {"avx512_bf16", "amx_bf16"})
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 # Tests: a U-Net of 16 base channels, 1,000 steps of one core; the benchmark: one 1.5x as wide (int8
